@@ -1,0 +1,1 @@
+"""The read API: occupancy and utilisation from InfluxDB, always with their denominators."""

@@ -1,0 +1,67 @@
+"""Valid messages -> line protocol. Tags stay low-cardinality: never a user, seq or session id.
+
+A point's identity is measurement + tags + time, and time is the agent's ``ts``: a replayed
+message overwrites its own point instead of being counted twice.
+"""
+
+from __future__ import annotations
+
+from labmeter.contract import STATES, Event, Message, Sample, Status
+from labmeter.influx import FieldValue, line
+
+
+def _tags(message: Message) -> dict[str, str]:
+    t = message.topic
+    return {"site": t.site, "lab": t.lab, "device": t.device}
+
+
+def _sample(message: Message, sample: Sample) -> list[str]:
+    tags = _tags(message) | {"category": sample.category, "kind": sample.kind or ""}
+    # Every state is written (0.0 when absent) so each point has the same float fields.
+    fields: dict[str, FieldValue] = {f"{s}_s": float(sample.state_s.get(s, 0.0)) for s in STATES}
+    fields["observed_s"] = float(sample.observed_s)
+    fields["interval_s"] = float(sample.interval_s)
+    fields["seq"] = sample.seq
+    if sample.state is not None:
+        fields["state"] = sample.state
+    if sample.user is not None:
+        fields["user"] = sample.user
+    lines = [line("sample", tags, fields, sample.ts)]
+    for app, secs in sorted(sample.apps_s.items()):
+        app_fields: dict[str, FieldValue] = {"running_s": float(secs)}
+        if sample.user is not None:
+            app_fields["user"] = sample.user
+        lines.append(line("app_usage", tags | {"app": app}, app_fields, sample.ts))
+    if sample.metrics:
+        lines.append(line("device_metrics", _tags(message), dict(sample.metrics), sample.ts))
+    return lines
+
+
+def _event(message: Message, event: Event) -> list[str]:
+    tags = _tags(message) | {"type": event.type, "category": event.category}
+    fields: dict[str, FieldValue] = {"seq": event.seq}
+    if event.user is not None:
+        fields["user"] = event.user
+    fields.update({f"d_{k}": v for k, v in event.data.items()})
+    return [line("event", tags, fields, event.ts)]
+
+
+def _status(message: Message, status: Status, received_ms: int) -> list[str]:
+    fields: dict[str, FieldValue] = {"online": status.status == "online", "status": status.status}
+    if status.kind is not None:
+        fields["kind"] = status.kind
+    if status.interval_s is not None:
+        fields["interval_s"] = float(status.interval_s)
+    if status.agent is not None:
+        fields["agent"] = status.agent
+    # The last will carries no ts (it was set at connect): it happened when it reached us.
+    return [line("status", _tags(message), fields, status.ts if status.ts is not None else received_ms)]
+
+
+def to_lines(message: Message, received_ms: int) -> list[str]:
+    payload = message.payload
+    if isinstance(payload, Sample):
+        return _sample(message, payload)
+    if isinstance(payload, Event):
+        return _event(message, payload)
+    return _status(message, payload, received_ms)

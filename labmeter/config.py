@@ -1,0 +1,217 @@
+"""Configuration: one TOML file per role, then ``LABMETER_<SECTION>_<KEY>`` variables, then flags.
+
+Typed dataclasses checked by hand instead of pydantic-settings because the agent shares this
+module and must stay light; every error names the offending key (``mqtt.url``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from labmeter.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class MqttConfig:
+    url: str = "mqtt://127.0.0.1:1883"
+    username: str | None = None
+    password: str | None = None
+    ca_file: str | None = None
+    keepalive_s: int = 30
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).hostname or "127.0.0.1"
+
+    @property
+    def port(self) -> int:
+        parts = urlsplit(self.url)
+        return parts.port or (8883 if parts.scheme == "mqtts" else 1883)
+
+    @property
+    def tls(self) -> bool:
+        return urlsplit(self.url).scheme == "mqtts"
+
+    def check(self) -> None:
+        parts = urlsplit(self.url)
+        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+            raise ConfigError("mqtt.url", f"{self.url!r} is not mqtt://host:port or mqtts://host:port")
+
+
+@dataclass(frozen=True)
+class InfluxConfig:
+    url: str = "http://127.0.0.1:8086"
+    database: str = "labmeter"
+    retention_policy: str | None = None
+    username: str | None = None
+    password: str | None = None
+    timeout_s: float = 10.0
+
+    def check(self) -> None:
+        parts = urlsplit(self.url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError("influx.url", f"{self.url!r} is not http(s)://host:port")
+        if not self.database:
+            raise ConfigError("influx.database", "must not be empty")
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    site: str = ""
+    lab: str = ""
+    device: str = ""
+    kind: str = "pc"
+    source: str = "pc"
+    interval_s: int = 60
+    poll_s: float = 1.0
+    idle_threshold_s: int = 180
+    # HMAC key for pseudonyms; rotate it each reporting period. Never sent anywhere.
+    pseudonym_secret: str = ""
+    # login or group name -> stakeholder category, resolved on the agent.
+    categories: dict[str, str] = field(default_factory=dict)
+    default_category: str = "its_student"
+
+    def check(self) -> None:
+        from labmeter.contract import CATEGORIES, PayloadRejected, Topic
+
+        try:
+            Topic(self.site, self.lab, self.device, "sample")
+        except PayloadRejected as exc:
+            raise ConfigError("agent.site/lab/device", exc.detail) from exc
+        if self.interval_s <= 0:
+            raise ConfigError("agent.interval_s", "must be > 0")
+        if not 0 < self.poll_s <= self.interval_s:
+            raise ConfigError("agent.poll_s", "must be > 0 and <= interval_s")
+        if len(self.pseudonym_secret) < 16:
+            raise ConfigError("agent.pseudonym_secret", "must be at least 16 characters")
+        for name, category in {**self.categories, "default_category": self.default_category}.items():
+            if category not in CATEGORIES:
+                raise ConfigError(f"agent.categories.{name}", f"{category!r} is not one of {CATEGORIES}")
+
+
+@dataclass(frozen=True)
+class CollectorConfig:
+    client_id: str = "labmeter-collector"
+    # Non-empty: subscribe through $share/<group>/ so N collectors split the stream.
+    shared_group: str = ""
+    batch_lines: int = 5000
+    batch_interval_s: float = 1.0
+    # MQTT 5 Receive Maximum: unacked messages the broker may hand us (<= 65535).
+    max_unacked: int = 10000
+    session_expiry_s: int = 7 * 24 * 3600
+    dead_letter_path: str = "labmeter-deadletters.jsonl"
+
+    def check(self) -> None:
+        if not 1 <= self.max_unacked <= 65535:
+            raise ConfigError("collector.max_unacked", "must be within 1..65535 (MQTT 5 Receive Maximum)")
+        if self.batch_lines < 1:
+            raise ConfigError("collector.batch_lines", "must be >= 1")
+        if self.batch_interval_s <= 0:
+            raise ConfigError("collector.batch_interval_s", "must be > 0")
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    # A device is offline when nothing came for this many of its intervals.
+    stale_intervals: float = 2.0
+
+
+@dataclass(frozen=True)
+class Config:
+    mqtt: MqttConfig = field(default_factory=MqttConfig)
+    influx: InfluxConfig = field(default_factory=InfluxConfig)
+    agent: AgentConfig = field(default_factory=AgentConfig)
+    collector: CollectorConfig = field(default_factory=CollectorConfig)
+    api: ApiConfig = field(default_factory=ApiConfig)
+
+
+def _coerce(key: str, value: Any, hint: Any, from_env: bool) -> Any:
+    origin = typing.get_origin(hint)
+    if origin in (types.UnionType, typing.Union):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        if value is None or (from_env and value == ""):
+            return None
+        return _coerce(key, value, args[0], from_env)
+    if origin is dict:
+        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+            raise ConfigError(key, "must be a table of strings")
+        return dict(value)
+    if hint is bool:
+        if from_env and isinstance(value, str):
+            return value.lower() in ("1", "true", "yes", "on")
+        if not isinstance(value, bool):
+            raise ConfigError(key, f"must be true or false, got {value!r}")
+        return value
+    if hint in (int, float):
+        if from_env and isinstance(value, str):
+            try:
+                return hint(value)
+            except ValueError as exc:
+                raise ConfigError(key, f"must be a number, got {value!r}") from exc
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(key, f"must be a number, got {value!r}")
+        if hint is int and not isinstance(value, int):
+            raise ConfigError(key, f"must be an integer, got {value!r}")
+        return hint(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(key, f"must be a string, got {value!r}")
+        return value
+    raise ConfigError(key, f"unsupported type {hint}")  # pragma: no cover - schema bug
+
+
+def _section(cls: type[Any], name: str, data: dict[str, Any], overrides: dict[str, Any]) -> Any:
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in known:
+            raise ConfigError(f"{name}.{key}", f"unknown key (known: {', '.join(sorted(known))})")
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        key = f"{name}.{f.name}"
+        if f.name in data:
+            values[f.name] = _coerce(key, data[f.name], hints[f.name], from_env=False)
+        env = os.environ.get(f"LABMETER_{name}_{f.name}".upper())
+        if env is not None and typing.get_origin(hints[f.name]) is not dict:
+            values[f.name] = _coerce(key, env, hints[f.name], from_env=True)
+        if overrides.get(key) is not None:
+            values[f.name] = _coerce(key, overrides[key], hints[f.name], from_env=True)
+    return cls(**values)
+
+
+def load(path: Path | str | None = None, overrides: dict[str, Any] | None = None) -> Config:
+    """Read the TOML file (if any), apply environment and flag overrides (``{"mqtt.url": ...}``)."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise ConfigError(str(path), "file not found") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(str(path), f"invalid TOML: {exc}") from exc
+    sections = {f.name: f.type for f in dataclasses.fields(Config)}
+    for key in data:
+        if key not in sections:
+            raise ConfigError(key, f"unknown section (known: {', '.join(sections)})")
+        if not isinstance(data[key], dict):
+            raise ConfigError(key, "must be a table")
+    hints = typing.get_type_hints(Config)
+    parts = {
+        name: _section(hints[name], name, data.get(name, {}), overrides or {}) for name in sections
+    }
+    config = Config(**parts)
+    config.mqtt.check()
+    config.influx.check()
+    config.collector.check()
+    return config

@@ -1,0 +1,363 @@
+"""Wire contract v1: topics and payloads, built by agents and enforced by the collector.
+
+One module so the agent, the collector and the simulators cannot drift apart. Decoding is
+hand-written rather than pydantic so the agent stays light (DESIGN.md: pydantic adds ~4 MB
+RSS) and every rejection carries a short, stable reason code that a counter can use.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal
+
+import orjson
+
+from labmeter.errors import PayloadRejected
+
+VERSION: Final = 1
+ROOT: Final = "labmeter"
+CHANNELS: Final = ("sample", "event", "status")
+STATES: Final = ("in_use", "idle", "setup", "paused", "alarm", "off")
+CATEGORIES: Final = ("its_student", "school", "company", "training_agency", "staff", "unknown")
+EXTERNAL_CATEGORIES: Final = ("school", "company", "training_agency")
+EVENT_TYPES: Final = (
+    "agent_start",
+    "session_start",
+    "session_end",
+    "badge",
+    "job_start",
+    "job_end",
+    "alarm",
+    "queue_eviction",
+    "source_error",
+)
+MAX_PAYLOAD_BYTES: Final = 64 * 1024
+MAX_FUTURE_MS: Final = 5 * 60 * 1000
+# Seconds are rounded to milliseconds at the edge; allow that rounding when summing states.
+SUM_TOLERANCE_S: Final = 0.001
+
+_SEGMENT = re.compile(r"[a-z0-9_-]{1,64}")
+_NAME = re.compile(r"[a-z0-9_.-]{1,64}")
+_PSEUDONYM = re.compile(r"p_[0-9a-f]{16}")
+
+Channel = Literal["sample", "event", "status"]
+
+
+def _check_segment(name: str, value: object) -> str:
+    if not isinstance(value, str) or not _SEGMENT.fullmatch(value):
+        raise PayloadRejected("topic_invalid", f"{name} {value!r} is not [a-z0-9_-]{{1,64}}")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Topic:
+    """``labmeter/v1/<site>/<lab>/<device>/<channel>``; validates itself on creation."""
+
+    site: str
+    lab: str
+    device: str
+    channel: Channel
+
+    def __post_init__(self) -> None:
+        for name in ("site", "lab", "device"):
+            _check_segment(name, getattr(self, name))
+        if self.channel not in CHANNELS:
+            raise PayloadRejected("topic_invalid", f"unknown channel {self.channel!r}")
+
+    def __str__(self) -> str:
+        return f"{ROOT}/v{VERSION}/{self.site}/{self.lab}/{self.device}/{self.channel}"
+
+    def with_channel(self, channel: Channel) -> Topic:
+        return Topic(self.site, self.lab, self.device, channel)
+
+    @classmethod
+    def parse(cls, topic: str) -> Topic:
+        parts = topic.split("/")
+        if len(parts) != 6 or parts[0] != ROOT:
+            raise PayloadRejected("topic_invalid", f"{topic[:200]!r} is not {ROOT}/v1/site/lab/device/channel")
+        if parts[1] != f"v{VERSION}":
+            raise PayloadRejected("version_unknown", f"topic version {parts[1][:20]!r}")
+        return cls(parts[2], parts[3], parts[4], parts[5])  # type: ignore[arg-type]
+
+
+def subscription(site: str = "+") -> str:
+    """Topic filter for everything labmeter publishes (optionally one site)."""
+    return f"{ROOT}/v{VERSION}/{site}/+/+/+"
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """How the seconds of one interval ending at ``ts`` were spent; unobserved time is absent."""
+
+    ts: int
+    seq: int
+    interval_s: float
+    state_s: Mapping[str, float]
+    category: str = "unknown"
+    user: str | None = None
+    kind: str | None = None
+    state: str | None = None  # the state at ``ts``, for live occupancy
+    apps_s: Mapping[str, float] = field(default_factory=dict)
+    metrics: Mapping[str, float] = field(default_factory=dict)
+
+    @property
+    def observed_s(self) -> float:
+        return sum(self.state_s.values())
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "v": VERSION,
+            "ts": self.ts,
+            "seq": self.seq,
+            "interval_s": self.interval_s,
+            "state_s": dict(self.state_s),
+            "category": self.category,
+        }
+        for key in ("user", "kind", "state"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
+        if self.apps_s:
+            out["apps_s"] = dict(self.apps_s)
+        if self.metrics:
+            out["metrics"] = dict(self.metrics)
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Something that happened at ``ts``: a session, a badge, a job, an alarm, an agent start."""
+
+    ts: int
+    seq: int
+    type: str
+    category: str = "unknown"
+    user: str | None = None
+    data: Mapping[str, str | int | float | bool] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "v": VERSION,
+            "ts": self.ts,
+            "seq": self.seq,
+            "type": self.type,
+            "category": self.category,
+        }
+        if self.user is not None:
+            out["user"] = self.user
+        if self.data:
+            out["data"] = dict(self.data)
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    """``online`` (retained, on connect) or ``offline`` (the retained last will, no ``ts``)."""
+
+    status: Literal["online", "offline"]
+    ts: int | None = None
+    kind: str | None = None
+    interval_s: float | None = None
+    agent: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"v": VERSION, "status": self.status}
+        for key in ("ts", "kind", "interval_s", "agent"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
+        return out
+
+
+Payload = Sample | Event | Status
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A decoded, valid message: where it came from and what it says."""
+
+    topic: Topic
+    payload: Payload
+
+
+def encode(payload: Payload) -> bytes:
+    return orjson.dumps(payload.to_json())
+
+
+# --- decoding -------------------------------------------------------------------------------
+
+_SAMPLE_KEYS: Final = frozenset(
+    {"v", "ts", "seq", "interval_s", "state_s", "apps_s", "user", "category", "kind", "state", "metrics"}
+)
+_EVENT_KEYS: Final = frozenset({"v", "ts", "seq", "type", "user", "category", "data"})
+_STATUS_KEYS: Final = frozenset({"v", "status", "ts", "kind", "interval_s", "agent"})
+
+
+def _is_int(value: object) -> bool:
+    return type(value) is int
+
+
+def _is_number(value: object) -> bool:
+    return type(value) in (int, float)
+
+
+def _ts(obj: Mapping[str, Any], now_ms: int, *, required: bool = True) -> int | None:
+    if "ts" not in obj:
+        if required:
+            raise PayloadRejected("missing_field", "ts")
+        return None
+    ts = obj["ts"]
+    if not _is_int(ts):
+        raise PayloadRejected("ts_invalid", f"ts must be integer epoch milliseconds, got {type(ts).__name__}")
+    if ts < 0:
+        raise PayloadRejected("ts_invalid", "ts is negative")
+    if ts > now_ms + MAX_FUTURE_MS:
+        raise PayloadRejected("ts_future", f"ts is {(ts - now_ms) / 1000:.0f} s in the future")
+    return int(ts)
+
+
+def _seq(obj: Mapping[str, Any]) -> int:
+    seq = obj.get("seq")
+    if not _is_int(seq) or seq < 0:  # type: ignore[operator]
+        raise PayloadRejected("field_type", "seq must be a non-negative integer")
+    return int(seq)  # type: ignore[arg-type]
+
+
+def _identity(obj: Mapping[str, Any]) -> tuple[str | None, str]:
+    user = obj.get("user")
+    if user is not None and (not isinstance(user, str) or not _PSEUDONYM.fullmatch(user)):
+        # Guard against an agent leaking a login name or badge id.
+        raise PayloadRejected("user_not_pseudonym", "user must be p_ + 16 hex digits")
+    category = obj.get("category", "unknown")
+    if category not in CATEGORIES:
+        raise PayloadRejected("category_unknown", f"category {str(category)[:40]!r}")
+    return user, category
+
+
+def _seconds_map(
+    obj: Mapping[str, Any], key: str, allowed: tuple[str, ...] | None, interval_s: float
+) -> dict[str, float]:
+    raw = obj.get(key, {})
+    if not isinstance(raw, dict):
+        raise PayloadRejected("field_type", f"{key} must be an object")
+    if len(raw) > 64:
+        raise PayloadRejected("field_type", f"{key} has more than 64 entries")
+    out: dict[str, float] = {}
+    for name, secs in raw.items():
+        if allowed is not None and name not in allowed:
+            raise PayloadRejected("state_unknown", f"{key} has unknown state {name[:40]!r}")
+        if allowed is None and not _NAME.fullmatch(name):
+            raise PayloadRejected("field_type", f"{key} name {name[:40]!r} is not [a-z0-9_.-]{{1,64}}")
+        if not _is_number(secs):
+            raise PayloadRejected("field_type", f"{key}.{name} must be a number")
+        if not math.isfinite(secs) or secs < 0:
+            raise PayloadRejected("seconds_invalid", f"{key}.{name} must be finite and >= 0")
+        if secs > interval_s + SUM_TOLERANCE_S:
+            raise PayloadRejected("seconds_invalid", f"{key}.{name} exceeds interval_s")
+        out[name] = float(secs)
+    return out
+
+
+def _decode_sample(obj: Mapping[str, Any], now_ms: int) -> Sample:
+    unknown = obj.keys() - _SAMPLE_KEYS
+    if unknown:
+        raise PayloadRejected("unknown_field", ", ".join(sorted(unknown))[:200])
+    ts = _ts(obj, now_ms)
+    assert ts is not None
+    seq = _seq(obj)
+    interval = obj.get("interval_s")
+    if not _is_number(interval):
+        raise PayloadRejected("field_type", "interval_s must be a number")
+    if not math.isfinite(interval) or interval <= 0:
+        raise PayloadRejected("interval_invalid", "interval_s must be finite and > 0")
+    interval_s = float(interval)
+    if "state_s" not in obj:
+        raise PayloadRejected("missing_field", "state_s")
+    state_s = _seconds_map(obj, "state_s", STATES, interval_s)
+    if sum(state_s.values()) > interval_s + SUM_TOLERANCE_S:
+        raise PayloadRejected("state_overflow", "state seconds add up to more than interval_s")
+    apps_s = _seconds_map(obj, "apps_s", None, interval_s)
+    user, category = _identity(obj)
+    kind = obj.get("kind")
+    if kind is not None and (not isinstance(kind, str) or not _SEGMENT.fullmatch(kind)):
+        raise PayloadRejected("field_type", "kind must be [a-z0-9_-]{1,64}")
+    state = obj.get("state")
+    if state is not None and state not in STATES:
+        raise PayloadRejected("state_unknown", f"state {str(state)[:40]!r}")
+    metrics_raw = obj.get("metrics", {})
+    if not isinstance(metrics_raw, dict) or len(metrics_raw) > 32:
+        raise PayloadRejected("field_type", "metrics must be an object of at most 32 numbers")
+    metrics: dict[str, float] = {}
+    for name, value in metrics_raw.items():
+        if not _NAME.fullmatch(name) or not _is_number(value) or not math.isfinite(value):
+            raise PayloadRejected("field_type", f"metrics.{name[:40]} must be a finite number")
+        metrics[name] = float(value)
+    return Sample(ts, seq, interval_s, state_s, category, user, kind, state, apps_s, metrics)
+
+
+def _decode_event(obj: Mapping[str, Any], now_ms: int) -> Event:
+    unknown = obj.keys() - _EVENT_KEYS
+    if unknown:
+        raise PayloadRejected("unknown_field", ", ".join(sorted(unknown))[:200])
+    ts = _ts(obj, now_ms)
+    assert ts is not None
+    seq = _seq(obj)
+    etype = obj.get("type")
+    if etype not in EVENT_TYPES:
+        raise PayloadRejected("event_type_unknown", f"type {str(etype)[:40]!r}")
+    user, category = _identity(obj)
+    data_raw = obj.get("data", {})
+    if not isinstance(data_raw, dict) or len(data_raw) > 32:
+        raise PayloadRejected("field_type", "data must be an object of at most 32 scalars")
+    data: dict[str, str | int | float | bool] = {}
+    for name, value in data_raw.items():
+        if not _NAME.fullmatch(name):
+            raise PayloadRejected("field_type", f"data key {name[:40]!r} is not [a-z0-9_.-]{{1,64}}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise PayloadRejected("field_type", f"data.{name} is not finite")
+        if not isinstance(value, str | int | float | bool) or (isinstance(value, str) and len(value) > 256):
+            raise PayloadRejected("field_type", f"data.{name} must be a scalar (strings <= 256 chars)")
+        data[name] = value
+    return Event(ts, seq, str(etype), category, user, data)
+
+
+def _decode_status(obj: Mapping[str, Any], now_ms: int) -> Status:
+    unknown = obj.keys() - _STATUS_KEYS
+    if unknown:
+        raise PayloadRejected("unknown_field", ", ".join(sorted(unknown))[:200])
+    status = obj.get("status")
+    if status not in ("online", "offline"):
+        raise PayloadRejected("field_type", "status must be 'online' or 'offline'")
+    ts = _ts(obj, now_ms, required=False)
+    kind = obj.get("kind")
+    if kind is not None and (not isinstance(kind, str) or not _SEGMENT.fullmatch(kind)):
+        raise PayloadRejected("field_type", "kind must be [a-z0-9_-]{1,64}")
+    interval = obj.get("interval_s")
+    if interval is not None and (not _is_number(interval) or not math.isfinite(interval) or interval <= 0):
+        raise PayloadRejected("interval_invalid", "interval_s must be finite and > 0")
+    agent = obj.get("agent")
+    if agent is not None and (not isinstance(agent, str) or len(agent) > 64):
+        raise PayloadRejected("field_type", "agent must be a version string")
+    return Status(status, ts, kind, None if interval is None else float(interval), agent)
+
+
+_DECODERS: Final = {"sample": _decode_sample, "event": _decode_event, "status": _decode_status}
+
+
+def decode(topic: str, payload: bytes, now_ms: int) -> Message:
+    """Parse and validate one MQTT message, or raise ``PayloadRejected`` with its reason."""
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise PayloadRejected("oversized", f"{len(payload)} bytes > {MAX_PAYLOAD_BYTES}")
+    parsed = Topic.parse(topic)
+    try:
+        obj = orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        raise PayloadRejected("not_json", str(exc)[:200]) from exc
+    if not isinstance(obj, dict):
+        raise PayloadRejected("not_object", f"payload is a JSON {type(obj).__name__}")
+    if "v" not in obj:
+        raise PayloadRejected("version_missing", "no 'v' field")
+    if not _is_int(obj["v"]) or obj["v"] != VERSION:
+        raise PayloadRejected("version_unknown", f"v={str(obj['v'])[:20]}")
+    return Message(parsed, _DECODERS[parsed.channel](obj, now_ms))

@@ -1,0 +1,184 @@
+"""InfluxDB layer: line protocol, v1 ``/write`` with gzip, and InfluxQL reads over ``/query``.
+
+InfluxQL over ``/query`` is the one read path because it runs on InfluxDB 1.x, 2.x (with a
+DBRP mapping) and 3.x; Flux does not. Writes use millisecond precision, the contract's unit.
+"""
+
+from __future__ import annotations
+
+import gzip
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from labmeter.config import InfluxConfig
+from labmeter.errors import WriteError
+
+FieldValue = float | int | str | bool
+
+
+def _escape_key(value: str) -> str:
+    return value.replace("\\", "\\\\").replace(",", "\\,").replace("=", "\\=").replace(" ", "\\ ")
+
+
+def _escape_measurement(value: str) -> str:
+    return value.replace("\\", "\\\\").replace(",", "\\,").replace(" ", "\\ ")
+
+
+def _field(value: FieldValue) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return f"{value}i"
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError("line protocol cannot carry NaN or infinity")
+        return repr(value)
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def line(
+    measurement: str, tags: Mapping[str, str], fields: Mapping[str, FieldValue], ts_ms: int
+) -> str:
+    """One line of line protocol; tags sorted (InfluxDB's fast path), empty tags left out."""
+    if not fields:
+        raise ValueError("a point needs at least one field")
+    tag_part = "".join(
+        f",{_escape_key(k)}={_escape_key(v)}" for k, v in sorted(tags.items()) if v
+    )
+    field_part = ",".join(f"{_escape_key(k)}={_field(v)}" for k, v in fields.items())
+    return f"{_escape_measurement(measurement)}{tag_part} {field_part} {ts_ms}"
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+def classify(response: httpx.Response) -> WriteError:
+    """Turn a non-2xx write response into an error that says whether a retry can help."""
+    status = response.status_code
+    try:
+        message = str(response.json().get("error", response.text))
+    except ValueError:
+        message = response.text
+    # 429 and 5xx are the server's trouble, not the data's: retry. 4xx is the data or the
+    # credentials: retrying the same body cannot help (except 408, a timeout).
+    retryable = status in (408, 429) or status >= 500
+    return WriteError(status, message.strip()[:500], retryable=retryable, retry_after=_retry_after(response))
+
+
+@dataclass
+class QueryResult:
+    """One InfluxQL series: its tags, column names and rows."""
+
+    name: str
+    tags: dict[str, str]
+    columns: list[str]
+    values: list[list[Any]]
+
+    def records(self) -> list[dict[str, Any]]:
+        return [dict(zip(self.columns, row, strict=True)) | self.tags for row in self.values]
+
+
+class InfluxV1:
+    """InfluxDB 1.x API (also 2.x/3.x compatibility endpoints): /ping, /write, /query."""
+
+    def __init__(self, config: InfluxConfig, client: httpx.Client | None = None) -> None:
+        self.config = config
+        auth = (config.username, config.password or "") if config.username else None
+        self._client = client or httpx.Client(
+            base_url=config.url, timeout=config.timeout_s, auth=auth
+        )
+
+    def close(self) -> None:
+        self._client.close()
+
+    def ping(self) -> bool:
+        try:
+            return self._client.get("/ping").status_code == 204
+        except httpx.HTTPError:
+            return False
+
+    def _db_params(self) -> dict[str, str]:
+        params = {"db": self.config.database}
+        if self.config.retention_policy:
+            params["rp"] = self.config.retention_policy
+        return params
+
+    def write_lines(self, lines: Sequence[str]) -> None:
+        """Write one batch; raise ``WriteError`` (retryable or not) on any failure."""
+        if not lines:
+            return
+        body = gzip.compress("\n".join(lines).encode(), compresslevel=1)
+        try:
+            response = self._client.post(
+                "/write",
+                params={**self._db_params(), "precision": "ms"},
+                content=body,
+                headers={"Content-Encoding": "gzip", "Content-Type": "text/plain"},
+            )
+        except httpx.HTTPError as exc:
+            raise WriteError(0, f"{type(exc).__name__}: {exc}", retryable=True) from exc
+        if response.status_code >= 300:
+            raise classify(response)
+
+    def query(self, influxql: str, *, epoch: str = "ms") -> list[QueryResult]:
+        """Run InfluxQL statements and return every series of every result."""
+        try:
+            response = self._client.post(
+                "/query", data={"q": influxql, "db": self.config.database, "epoch": epoch}
+            )
+        except httpx.HTTPError as exc:
+            raise WriteError(0, f"{type(exc).__name__}: {exc}", retryable=True) from exc
+        if response.status_code >= 300:
+            raise classify(response)
+        out: list[QueryResult] = []
+        for result in response.json().get("results", []):
+            if "error" in result:
+                raise WriteError(400, str(result["error"]), retryable=False)
+            for series in result.get("series", []):
+                out.append(
+                    QueryResult(
+                        series.get("name", ""),
+                        series.get("tags", {}) or {},
+                        series["columns"],
+                        series["values"],
+                    )
+                )
+        return out
+
+    def create_database(self) -> None:
+        """Create the database (idempotent on 1.x)."""
+        name = self.config.database.replace('"', '\\"')
+        self.query(f'CREATE DATABASE "{name}"')
+
+
+def quote_ident(name: str) -> str:
+    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def quote_str(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def time_range(start_ms: int, end_ms: int) -> str:
+    """A half-open time filter in InfluxQL."""
+    return f"time >= {start_ms}ms AND time < {end_ms}ms"
+
+
+def tag_filter(filters: Mapping[str, str | None]) -> str:
+    parts = [f"{quote_ident(k)} = {quote_str(v)}" for k, v in filters.items() if v]
+    return "".join(f" AND {p}" for p in parts)
+
+
+def all_records(results: Iterable[QueryResult]) -> list[dict[str, Any]]:
+    return [record for series in results for record in series.records()]

@@ -1,0 +1,1 @@
+"""Simulated devices and labs with known ground truth, for the demo, tests and benchmarks."""
