@@ -30,7 +30,9 @@ UNKNOWN = Reading(state=None)
 
 
 class Meter:
-    def __init__(self, interval_s: int, start_ms: int, *, kind: str | None = None, seq: int = 0) -> None:
+    def __init__(
+        self, interval_s: int, start_ms: int, *, kind: str | None = None, seq: int = 0
+    ) -> None:
         if interval_s <= 0:
             raise ValueError("interval_s must be > 0")
         self.interval_ms = interval_s * 1000

@@ -38,7 +38,10 @@ class Publisher:
     ) -> None:
         self.topic = topic
         self._status_online = Status("online", kind=kind, interval_s=interval_s, agent=__version__)
-        self._unacked: set[int] = set()
+        # Counters, not a set of mids: paho may call on_publish before publish() returns, and
+        # holding our lock around publish() would deadlock with paho's own mutex.
+        self._sent = 0
+        self._acked = 0
         self._lock = threading.Condition()
         self.connected = threading.Event()
         self.client = mqtt.Client(
@@ -80,7 +83,12 @@ class Publisher:
             interval_s=self._status_online.interval_s,
             agent=__version__,
         )
-        client.publish(str(self.topic.with_channel("status")), encode(status), qos=1, retain=True)
+        info = client.publish(
+            str(self.topic.with_channel("status")), encode(status), qos=1, retain=True
+        )
+        if info.rc == mqtt.MQTT_ERR_SUCCESS:
+            with self._lock:
+                self._sent += 1
         self.connected.set()
 
     def _on_disconnect(
@@ -104,7 +112,7 @@ class Publisher:
         properties: Properties | None,
     ) -> None:
         with self._lock:
-            self._unacked.discard(mid)
+            self._acked += 1
             self._lock.notify_all()
 
     def connect(self, timeout: float = 10.0) -> None:
@@ -115,18 +123,18 @@ class Publisher:
             raise PublishError(f"could not connect to {self._config.url} within {timeout:.0f} s")
 
     def _publish(self, channel: str, payload: bytes, *, retain: bool = False) -> int:
+        info = self.client.publish(
+            str(self.topic.with_channel(channel)),  # type: ignore[arg-type]
+            payload,
+            qos=1,
+            retain=retain,
+        )
+        # paho 2.x returns MQTT_ERR_QUEUE_SIZE instead of raising past 65,535 unacked.
+        if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
+            raise PublishError(f"publish refused: {mqtt.error_string(info.rc)}")
         with self._lock:
-            info = self.client.publish(
-                str(self.topic.with_channel(channel)),  # type: ignore[arg-type]
-                payload,
-                qos=1,
-                retain=retain,
-            )
-            # paho 2.x returns MQTT_ERR_QUEUE_SIZE instead of raising past 65,535 unacked.
-            if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
-                raise PublishError(f"publish refused: {mqtt.error_string(info.rc)}")
-            self._unacked.add(info.mid)
-            return info.mid
+            self._sent += 1
+        return info.mid
 
     def sample(self, sample: Sample) -> int:
         return self._publish("sample", encode(sample))
@@ -137,13 +145,13 @@ class Publisher:
     @property
     def unacked(self) -> int:
         with self._lock:
-            return len(self._unacked)
+            return self._sent - self._acked
 
     def wait_acked(self, timeout: float = 30.0, below: int = 1) -> bool:
         """Block until fewer than ``below`` publishes await PUBACK (back-pressure)."""
         deadline = time.monotonic() + timeout
         with self._lock:
-            while len(self._unacked) >= below:
+            while self._sent - self._acked >= below:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
@@ -153,7 +161,9 @@ class Publisher:
     def close(self, timeout: float = 10.0, *, announce_offline: bool = True) -> None:
         """Flush, say ``offline`` (retained) and disconnect."""
         if announce_offline and self.connected.is_set():
-            self._publish("status", encode(Status("offline", ts=int(time.time() * 1000))), retain=True)
+            self._publish(
+                "status", encode(Status("offline", ts=int(time.time() * 1000))), retain=True
+            )
         if not self.wait_acked(timeout):
             log.warning("%d messages still unacked at close", self.unacked)
         self.client.disconnect()

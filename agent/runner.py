@@ -10,8 +10,9 @@ from agent.meter import UNKNOWN, Meter
 from agent.publisher import Publisher
 from agent.sources import SOURCES
 from labmeter import __version__
-from labmeter.config import Config, ConfigError
+from labmeter.config import Config
 from labmeter.contract import Event, Topic
+from labmeter.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +26,9 @@ def run_agent(config: Config, stop: threading.Event) -> None:
     cfg = config.agent
     cfg.check()
     if cfg.source not in SOURCES:
-        raise ConfigError("agent.source", f"unknown source {cfg.source!r} (known: {', '.join(SOURCES)})")
+        raise ConfigError(
+            "agent.source", f"unknown source {cfg.source!r} (known: {', '.join(SOURCES)})"
+        )
     source = SOURCES[cfg.source](cfg)
     topic = Topic(cfg.site, cfg.lab, cfg.device, "sample")
     publisher = Publisher(config.mqtt, topic, kind=cfg.kind, interval_s=cfg.interval_s)
@@ -37,7 +40,11 @@ def run_agent(config: Config, stop: threading.Event) -> None:
             start,
             0,
             "agent_start",
-            data={"version": __version__, "source": cfg.source, "idle_threshold_s": cfg.idle_threshold_s},
+            data={
+                "version": __version__,
+                "source": cfg.source,
+                "idle_threshold_s": cfg.idle_threshold_s,
+            },
         )
     )
     poll_ms = int(cfg.poll_s * 1000)

@@ -31,7 +31,9 @@ class Window:
     def __init__(
         self,
         start: Annotated[str | None, Query(description="RFC 3339 or epoch seconds")] = None,
-        end: Annotated[str | None, Query(description="RFC 3339 or epoch seconds; default now")] = None,
+        end: Annotated[
+            str | None, Query(description="RFC 3339 or epoch seconds; default now")
+        ] = None,
     ) -> None:
         import time
 
@@ -45,7 +47,9 @@ class Window:
 
 
 class Filters:
-    def __init__(self, site: str | None = None, lab: str | None = None, device: str | None = None) -> None:
+    def __init__(
+        self, site: str | None = None, lab: str | None = None, device: str | None = None
+    ) -> None:
         self.tags: dict[str, str | None] = {"site": site, "lab": lab, "device": device}
 
 

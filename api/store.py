@@ -29,10 +29,15 @@ class Store:
 
     def known_devices(self, filters: dict[str, str | None]) -> set[tuple[str, str, str]]:
         """Devices that ever announced themselves: they count in the denominator even if silent."""
-        q = f"SELECT last(online) FROM status WHERE time > 0{tag_filter(filters)} GROUP BY site, lab, device"
+        q = (
+            "SELECT last(online) FROM status "
+            f"WHERE time > 0{tag_filter(filters)} GROUP BY site, lab, device"
+        )
         return {_key(r) for r in all_records(self.influx.query(q))}
 
-    def device_totals(self, start_ms: int, end_ms: int, filters: dict[str, str | None]) -> list[DeviceTotals]:
+    def device_totals(
+        self, start_ms: int, end_ms: int, filters: dict[str, str | None]
+    ) -> list[DeviceTotals]:
         q = (
             "SELECT sum(in_use_s) AS in_use_s, sum(observed_s) AS observed_s FROM sample "
             f"WHERE {time_range(start_ms, end_ms)}{tag_filter(filters)} GROUP BY site, lab, device"
@@ -45,13 +50,20 @@ class Store:
             for key, r in sorted(found.items())
         ]
 
-    def last_samples(self, filters: dict[str, str | None]) -> dict[tuple[str, str, str], dict[str, Any]]:
+    def last_samples(
+        self, filters: dict[str, str | None]
+    ) -> dict[tuple[str, str, str], dict[str, Any]]:
         q = (
             "SELECT last(interval_s) AS interval_s, state FROM sample "
             f"WHERE time > 0{tag_filter(filters)} GROUP BY site, lab, device"
         )
         return {_key(r): r for r in all_records(self.influx.query(q))}
 
-    def last_status(self, filters: dict[str, str | None]) -> dict[tuple[str, str, str], dict[str, Any]]:
-        q = f"SELECT last(status) AS status FROM status WHERE time > 0{tag_filter(filters)} GROUP BY site, lab, device"
+    def last_status(
+        self, filters: dict[str, str | None]
+    ) -> dict[tuple[str, str, str], dict[str, Any]]:
+        q = (
+            "SELECT last(status) AS status FROM status "
+            f"WHERE time > 0{tag_filter(filters)} GROUP BY site, lab, device"
+        )
         return {_key(r): r for r in all_records(self.influx.query(q))}

@@ -1,7 +1,11 @@
 """Valid messages -> line protocol. Tags stay low-cardinality: never a user, seq or session id.
 
-A point's identity is measurement + tags + time, and time is the agent's ``ts``: a replayed
-message overwrites its own point instead of being counted twice.
+A point's identity is measurement + tags + time, and time comes from the agent's payload: a
+replayed message overwrites its own point instead of being counted twice. A sample's point is
+stamped at the *start* of its interval (``ts - interval_s``): the agent cuts samples on every
+interval boundary, so each one then falls whole inside InfluxQL's ``GROUP BY time()`` buckets
+and inside any aligned ``time >= start AND time < end`` window. Stamped at its end, the
+sample covering 08:59-09:00 would be counted in the 09:00 hour.
 """
 
 from __future__ import annotations
@@ -26,14 +30,15 @@ def _sample(message: Message, sample: Sample) -> list[str]:
         fields["state"] = sample.state
     if sample.user is not None:
         fields["user"] = sample.user
-    lines = [line("sample", tags, fields, sample.ts)]
+    start = sample.ts - round(sample.interval_s * 1000)
+    lines = [line("sample", tags, fields, start)]
     for app, secs in sorted(sample.apps_s.items()):
         app_fields: dict[str, FieldValue] = {"running_s": float(secs)}
         if sample.user is not None:
             app_fields["user"] = sample.user
-        lines.append(line("app_usage", tags | {"app": app}, app_fields, sample.ts))
+        lines.append(line("app_usage", tags | {"app": app}, app_fields, start))
     if sample.metrics:
-        lines.append(line("device_metrics", _tags(message), dict(sample.metrics), sample.ts))
+        lines.append(line("device_metrics", _tags(message), dict(sample.metrics), start))
     return lines
 
 
@@ -55,7 +60,9 @@ def _status(message: Message, status: Status, received_ms: int) -> list[str]:
     if status.agent is not None:
         fields["agent"] = status.agent
     # The last will carries no ts (it was set at connect): it happened when it reached us.
-    return [line("status", _tags(message), fields, status.ts if status.ts is not None else received_ms)]
+    return [
+        line("status", _tags(message), fields, status.ts if status.ts is not None else received_ms)
+    ]
 
 
 def to_lines(message: Message, received_ms: int) -> list[str]:

@@ -24,7 +24,9 @@ class DeadLetters:
         self._lock = threading.Lock()
         self._file: IO[bytes] = self.path.open("ab")
 
-    def add(self, reason: str, detail: str, *, topic: str, payload: bytes, received_ms: int) -> None:
+    def add(
+        self, reason: str, detail: str, *, topic: str, payload: bytes, received_ms: int
+    ) -> None:
         head = payload[:KEEP_BYTES]
         try:
             body: dict[str, object] = {"payload": head.decode("utf-8")}

@@ -99,7 +99,7 @@ class Collector:
 
     @property
     def topic_filter(self) -> str:
-        base = subscription()
+        base = subscription(self.cfg.site)
         return f"$share/{self.cfg.shared_group}/{base}" if self.cfg.shared_group else base
 
     def _on_connect(
@@ -137,7 +137,7 @@ class Collector:
         self._inbox.put(
             Received(
                 msg._topic,  # raw bytes: .topic raises on invalid UTF-8
-                msg.payload,
+                bytes(msg.payload),
                 msg.mid,
                 msg.qos,
                 time.time_ns() // 1_000_000,
@@ -149,7 +149,7 @@ class Collector:
 
     def start(self, timeout: float = 10.0) -> None:
         mq = self.config.mqtt
-        props = Properties(PacketTypes.CONNECT)
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = self.cfg.session_expiry_s
         # The cap on unacked messages: the broker sends no more until we ack (DESIGN.md).
         props.ReceiveMaximum = self.cfg.max_unacked

@@ -23,7 +23,9 @@ ConfigOpt = Annotated[
     Path | None, typer.Option("--config", "-c", help="TOML config file", envvar="LABMETER_CONFIG")
 ]
 MqttOpt = Annotated[str | None, typer.Option(help="mqtt://host:port or mqtts://host:port")]
-InfluxOpt = Annotated[str | None, typer.Option(help="InfluxDB base URL, e.g. http://127.0.0.1:8086")]
+InfluxOpt = Annotated[
+    str | None, typer.Option(help="InfluxDB base URL, e.g. http://127.0.0.1:8086")
+]
 
 
 def _load(path: Path | None, **overrides: Any) -> config_mod.Config:
@@ -111,7 +113,9 @@ def simulate(
     devices: Annotated[int, typer.Option(min=1, max=2000, help="simulated devices")] = 10,
     hours: Annotated[float, typer.Option(min=0.02, help="simulated hours, ending now")] = 4.0,
     seed: Annotated[int, typer.Option(help="random seed: same seed, same lab")] = 1,
-    speed: Annotated[float, typer.Option(min=0, help="time acceleration; 0 = as fast as possible")] = 0,
+    speed: Annotated[
+        float, typer.Option(min=0, help="time acceleration; 0 = as fast as possible")
+    ] = 0,
     interval: Annotated[int, typer.Option(min=1, help="sample interval in seconds")] = 60,
     truth: Annotated[Path, typer.Option(help="where to write the ground truth JSON")] = Path(
         "truth.json"

@@ -43,7 +43,9 @@ class MqttConfig:
     def check(self) -> None:
         parts = urlsplit(self.url)
         if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-            raise ConfigError("mqtt.url", f"{self.url!r} is not mqtt://host:port or mqtts://host:port")
+            raise ConfigError(
+                "mqtt.url", f"{self.url!r} is not mqtt://host:port or mqtts://host:port"
+            )
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,8 @@ class AgentConfig:
     default_category: str = "its_student"
 
     def check(self) -> None:
-        from labmeter.contract import CATEGORIES, PayloadRejected, Topic
+        from labmeter.contract import CATEGORIES, Topic
+        from labmeter.errors import PayloadRejected
 
         try:
             Topic(self.site, self.lab, self.device, "sample")
@@ -92,14 +95,21 @@ class AgentConfig:
             raise ConfigError("agent.poll_s", "must be > 0 and <= interval_s")
         if len(self.pseudonym_secret) < 16:
             raise ConfigError("agent.pseudonym_secret", "must be at least 16 characters")
-        for name, category in {**self.categories, "default_category": self.default_category}.items():
+        for name, category in {
+            **self.categories,
+            "default_category": self.default_category,
+        }.items():
             if category not in CATEGORIES:
-                raise ConfigError(f"agent.categories.{name}", f"{category!r} is not one of {CATEGORIES}")
+                raise ConfigError(
+                    f"agent.categories.{name}", f"{category!r} is not one of {CATEGORIES}"
+                )
 
 
 @dataclass(frozen=True)
 class CollectorConfig:
     client_id: str = "labmeter-collector"
+    # "+" for every site, or one site's segment for a collector per site.
+    site: str = "+"
     # Non-empty: subscribe through $share/<group>/ so N collectors split the stream.
     shared_group: str = ""
     batch_lines: int = 5000
@@ -111,7 +121,9 @@ class CollectorConfig:
 
     def check(self) -> None:
         if not 1 <= self.max_unacked <= 65535:
-            raise ConfigError("collector.max_unacked", "must be within 1..65535 (MQTT 5 Receive Maximum)")
+            raise ConfigError(
+                "collector.max_unacked", "must be within 1..65535 (MQTT 5 Receive Maximum)"
+            )
         if self.batch_lines < 1:
             raise ConfigError("collector.batch_lines", "must be >= 1")
         if self.batch_interval_s <= 0:

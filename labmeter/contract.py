@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
@@ -77,7 +77,9 @@ class Topic:
     def parse(cls, topic: str) -> Topic:
         parts = topic.split("/")
         if len(parts) != 6 or parts[0] != ROOT:
-            raise PayloadRejected("topic_invalid", f"{topic[:200]!r} is not {ROOT}/v1/site/lab/device/channel")
+            raise PayloadRejected(
+                "topic_invalid", f"{topic[:200]!r} is not {ROOT}/v1/site/lab/device/channel"
+            )
         if parts[1] != f"v{VERSION}":
             raise PayloadRejected("version_unknown", f"topic version {parts[1][:20]!r}")
         return cls(parts[2], parts[3], parts[4], parts[5])  # type: ignore[arg-type]
@@ -188,7 +190,19 @@ def encode(payload: Payload) -> bytes:
 # --- decoding -------------------------------------------------------------------------------
 
 _SAMPLE_KEYS: Final = frozenset(
-    {"v", "ts", "seq", "interval_s", "state_s", "apps_s", "user", "category", "kind", "state", "metrics"}
+    {
+        "v",
+        "ts",
+        "seq",
+        "interval_s",
+        "state_s",
+        "apps_s",
+        "user",
+        "category",
+        "kind",
+        "state",
+        "metrics",
+    }
 )
 _EVENT_KEYS: Final = frozenset({"v", "ts", "seq", "type", "user", "category", "data"})
 _STATUS_KEYS: Final = frozenset({"v", "status", "ts", "kind", "interval_s", "agent"})
@@ -209,7 +223,9 @@ def _ts(obj: Mapping[str, Any], now_ms: int, *, required: bool = True) -> int | 
         return None
     ts = obj["ts"]
     if not _is_int(ts):
-        raise PayloadRejected("ts_invalid", f"ts must be integer epoch milliseconds, got {type(ts).__name__}")
+        raise PayloadRejected(
+            "ts_invalid", f"ts must be integer epoch milliseconds, got {type(ts).__name__}"
+        )
     if ts < 0:
         raise PayloadRejected("ts_invalid", "ts is negative")
     if ts > now_ms + MAX_FUTURE_MS:
@@ -248,7 +264,9 @@ def _seconds_map(
         if allowed is not None and name not in allowed:
             raise PayloadRejected("state_unknown", f"{key} has unknown state {name[:40]!r}")
         if allowed is None and not _NAME.fullmatch(name):
-            raise PayloadRejected("field_type", f"{key} name {name[:40]!r} is not [a-z0-9_.-]{{1,64}}")
+            raise PayloadRejected(
+                "field_type", f"{key} name {name[:40]!r} is not [a-z0-9_.-]{{1,64}}"
+            )
         if not _is_number(secs):
             raise PayloadRejected("field_type", f"{key}.{name} must be a number")
         if not math.isfinite(secs) or secs < 0:
@@ -266,7 +284,7 @@ def _decode_sample(obj: Mapping[str, Any], now_ms: int) -> Sample:
     ts = _ts(obj, now_ms)
     assert ts is not None
     seq = _seq(obj)
-    interval = obj.get("interval_s")
+    interval: Any = obj.get("interval_s")
     if not _is_number(interval):
         raise PayloadRejected("field_type", "interval_s must be a number")
     if not math.isfinite(interval) or interval <= 0:
@@ -313,11 +331,17 @@ def _decode_event(obj: Mapping[str, Any], now_ms: int) -> Event:
     data: dict[str, str | int | float | bool] = {}
     for name, value in data_raw.items():
         if not _NAME.fullmatch(name):
-            raise PayloadRejected("field_type", f"data key {name[:40]!r} is not [a-z0-9_.-]{{1,64}}")
+            raise PayloadRejected(
+                "field_type", f"data key {name[:40]!r} is not [a-z0-9_.-]{{1,64}}"
+            )
         if isinstance(value, float) and not math.isfinite(value):
             raise PayloadRejected("field_type", f"data.{name} is not finite")
-        if not isinstance(value, str | int | float | bool) or (isinstance(value, str) and len(value) > 256):
-            raise PayloadRejected("field_type", f"data.{name} must be a scalar (strings <= 256 chars)")
+        if not isinstance(value, str | int | float | bool) or (
+            isinstance(value, str) and len(value) > 256
+        ):
+            raise PayloadRejected(
+                "field_type", f"data.{name} must be a scalar (strings <= 256 chars)"
+            )
         data[name] = value
     return Event(ts, seq, str(etype), category, user, data)
 
@@ -333,8 +357,10 @@ def _decode_status(obj: Mapping[str, Any], now_ms: int) -> Status:
     kind = obj.get("kind")
     if kind is not None and (not isinstance(kind, str) or not _SEGMENT.fullmatch(kind)):
         raise PayloadRejected("field_type", "kind must be [a-z0-9_-]{1,64}")
-    interval = obj.get("interval_s")
-    if interval is not None and (not _is_number(interval) or not math.isfinite(interval) or interval <= 0):
+    interval: Any = obj.get("interval_s")
+    if interval is not None and (
+        not _is_number(interval) or not math.isfinite(interval) or interval <= 0
+    ):
         raise PayloadRejected("interval_invalid", "interval_s must be finite and > 0")
     agent = obj.get("agent")
     if agent is not None and (not isinstance(agent, str) or len(agent) > 64):
@@ -342,7 +368,11 @@ def _decode_status(obj: Mapping[str, Any], now_ms: int) -> Status:
     return Status(status, ts, kind, None if interval is None else float(interval), agent)
 
 
-_DECODERS: Final = {"sample": _decode_sample, "event": _decode_event, "status": _decode_status}
+_DECODERS: Final[dict[str, Callable[[Mapping[str, Any], int], Payload]]] = {
+    "sample": _decode_sample,
+    "event": _decode_event,
+    "status": _decode_status,
+}
 
 
 def decode(topic: str, payload: bytes, now_ms: int) -> Message:

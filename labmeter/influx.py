@@ -46,9 +46,7 @@ def line(
     """One line of line protocol; tags sorted (InfluxDB's fast path), empty tags left out."""
     if not fields:
         raise ValueError("a point needs at least one field")
-    tag_part = "".join(
-        f",{_escape_key(k)}={_escape_key(v)}" for k, v in sorted(tags.items()) if v
-    )
+    tag_part = "".join(f",{_escape_key(k)}={_escape_key(v)}" for k, v in sorted(tags.items()) if v)
     field_part = ",".join(f"{_escape_key(k)}={_field(v)}" for k, v in fields.items())
     return f"{_escape_measurement(measurement)}{tag_part} {field_part} {ts_ms}"
 
@@ -73,7 +71,9 @@ def classify(response: httpx.Response) -> WriteError:
     # 429 and 5xx are the server's trouble, not the data's: retry. 4xx is the data or the
     # credentials: retrying the same body cannot help (except 408, a timeout).
     retryable = status in (408, 429) or status >= 500
-    return WriteError(status, message.strip()[:500], retryable=retryable, retry_after=_retry_after(response))
+    return WriteError(
+        status, message.strip()[:500], retryable=retryable, retry_after=_retry_after(response)
+    )
 
 
 @dataclass

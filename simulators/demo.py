@@ -25,7 +25,9 @@ console = Console()
 
 def _serve_api(config: Config) -> tuple[uvicorn.Server, threading.Thread]:
     server = uvicorn.Server(
-        uvicorn.Config(create_app(config), host=config.api.host, port=config.api.port, log_level="warning")
+        uvicorn.Config(
+            create_app(config), host=config.api.host, port=config.api.port, log_level="warning"
+        )
     )
     thread = threading.Thread(target=server.run, name="api", daemon=True)
     thread.start()
@@ -47,7 +49,9 @@ def _show(api: str, hours: float) -> None:
     rows = httpx.get(
         f"{api}/api/v1/utilisation", params={"start": start, "group_by": "lab"}, timeout=10
     ).json()
-    table = Table(title=f"Utilisation of the last {hours:g} h by lab ({api}/api/v1/utilisation?group_by=lab)")
+    table = Table(
+        title=f"Utilisation of the last {hours:g} h by lab ({api}/api/v1/utilisation?group_by=lab)"
+    )
     for col in ("site", "lab", "devices", "in use h", "observed h", "utilisation", "coverage"):
         table.add_column(col, justify="right")
     for row in rows:
@@ -65,7 +69,9 @@ def _show(api: str, hours: float) -> None:
 
 def run_demo(devices: int, hours: float, speed: float, seed: int, duration: float | None) -> None:
     """Backfill ``hours`` of a simulated lab at ``speed``x, then keep it live until Ctrl-C."""
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s"
+    )
     with tempfile.TemporaryDirectory(prefix="labmeter-demo-") as tmp:
         workdir = Path(tmp)
         console.print(f"[bold]labmeter demo[/] — starting mosquitto and influxd in {workdir}")
@@ -82,7 +88,8 @@ def run_demo(devices: int, hours: float, speed: float, seed: int, duration: floa
             collector.start()
             server, api_thread = _serve_api(config)
             api = f"http://{config.api.host}:{config.api.port}"
-            console.print(f"  MQTT broker  mqtt://127.0.0.1:{broker.port}   InfluxDB  {config.influx.url} (db labmeter)")
+            console.print(f"  MQTT broker  mqtt://127.0.0.1:{broker.port}")
+            console.print(f"  InfluxDB     {config.influx.url} (database labmeter)")
             console.print(f"  API          {api}/docs")
             console.print(f"  occupancy    {api}/api/v1/occupancy")
             console.print(f"  utilisation  {api}/api/v1/utilisation?group_by=lab")

@@ -73,7 +73,9 @@ def _pc_timeline(rng: random.Random, start: int, end: int) -> list[Segment]:
             t += _minutes(rng, 5, 40)
         else:  # a session: spells of input and idleness by one user
             user, category = _user(rng)
-            apps = frozenset(rng.sample(("solidworks", "autocad", "matlab", "tia_portal"), k=rng.randint(0, 2)))
+            apps = frozenset(
+                rng.sample(("solidworks", "autocad", "matlab", "tia_portal"), k=rng.randint(0, 2))
+            )
             session_end = t + _minutes(rng, 20, 120)
             while t < min(session_end, end):
                 out.append(Segment(t, "in_use", user, category, apps))
@@ -110,7 +112,9 @@ def _machine_timeline(rng: random.Random, start: int, end: int) -> list[Segment]
     return out
 
 
-def build_lab(devices: int, start_ms: int, end_ms: int, seed: int, site: str = "its-prime") -> list[SimDevice]:
+def build_lab(
+    devices: int, start_ms: int, end_ms: int, seed: int, site: str = "its-prime"
+) -> list[SimDevice]:
     """PCs in a CAD lab, machines in a fabrication lab; 60/40."""
     rng = random.Random(seed)
     lab: list[SimDevice] = []
@@ -127,9 +131,16 @@ def build_lab(devices: int, start_ms: int, end_ms: int, seed: int, site: str = "
     return lab
 
 
-def ground_truth(lab: list[SimDevice], start_ms: int, end_ms: int, interval_s: int) -> dict[str, Any]:
+def ground_truth(
+    lab: list[SimDevice], start_ms: int, end_ms: int, interval_s: int
+) -> dict[str, Any]:
     """Per device: in-use and observed seconds, in-use by category, app seconds, final state."""
-    out: dict[str, Any] = {"start_ms": start_ms, "end_ms": end_ms, "interval_s": interval_s, "devices": {}}
+    out: dict[str, Any] = {
+        "start_ms": start_ms,
+        "end_ms": end_ms,
+        "interval_s": interval_s,
+        "devices": {},
+    }
     for dev in lab:
         in_use = observed = 0
         by_category: dict[str, int] = defaultdict(int)
@@ -172,7 +183,9 @@ def _timeline_events(
     """All segment changes and interval ticks (``None``), in time order, ties by device."""
     events: list[tuple[int, int, int, Segment | None]] = []
     for i, dev in enumerate(lab):
-        events.extend((s.start_ms, i, n, s) for n, s in enumerate(dev.segments) if s.start_ms < end_ms)
+        events.extend(
+            (s.start_ms, i, n, s) for n, s in enumerate(dev.segments) if s.start_ms < end_ms
+        )
         step = interval_s * 1000
         events.extend((t, i, -1, None) for t in range(start_ms + step, end_ms, step))
     events.sort(key=lambda e: (e[0], e[1], e[2]))
@@ -183,6 +196,7 @@ def run(
     mqtt: MqttConfig,
     *,
     devices: int,
+    site: str = "its-prime",
     hours: float,
     seed: int,
     speed: float,
@@ -202,13 +216,14 @@ def run(
     start_ms = (now_ms - int(hours * 3600_000)) // 60_000 * 60_000
     end_ms = start_ms + int(hours * 3600_000)
     horizon = end_ms + (7 * 24 * 3600_000 if live else 0)
-    lab = build_lab(devices, start_ms, horizon, seed)
+    lab = build_lab(devices, start_ms, horizon, seed, site)
     meters = [Meter(interval_s, start_ms, kind=d.kind) for d in lab]
     publishers = [Publisher(mqtt, d.topic, kind=d.kind, interval_s=interval_s) for d in lab]
     for p in publishers:
         p.connect()
     wall0 = time.time()
     last_t = start_ms
+    published = 0
     events = _timeline_events(lab, start_ms, horizon, interval_s)
     try:
         for n, (t, i, seg) in enumerate(events):
@@ -219,9 +234,14 @@ def run(
                 break
             if stop.is_set():
                 break
-            reading = meters[i].reading if seg is None else Reading(seg.state, seg.user, seg.category, seg.apps)
+            reading = (
+                meters[i].reading
+                if seg is None
+                else Reading(seg.state, seg.user, seg.category, seg.apps)
+            )
             for sample in meters[i].observe(t, reading):
                 publishers[i].sample(sample)
+                published += 1
             if publishers[i].unacked > 5000:
                 publishers[i].wait_acked(60, below=1000)
             last_t = t
@@ -233,10 +253,12 @@ def run(
         for meter, pub in zip(meters, publishers, strict=True):
             for sample in meter.flush(final_ms):
                 pub.sample(sample)
+                published += 1
     finally:
         for pub in publishers:
             pub.close()
     truth = ground_truth(lab, start_ms, final_ms, interval_s)
+    truth["samples_published"] = published
     if truth_path is not None:
         truth_path.write_bytes(orjson.dumps(truth, option=orjson.OPT_INDENT_2))
     return truth

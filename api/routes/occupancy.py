@@ -34,15 +34,18 @@ def occupancy(store: StoreDep, config: ConfigDep, filters: FiltersDep) -> list[D
     for key in sorted(samples.keys() | statuses.keys()):
         sample = samples.get(key)
         status = statuses.get(key)
-        last_seen = max(
-            (r["time"] for r in (sample, status) if r is not None and (r is sample or r["status"] == "online")),
-            default=None,
-        )
+        seen = []
+        last_state = None
         online = status is None or status["status"] == "online"
+        if status is not None and status["status"] == "online":
+            seen.append(int(status["time"]))
         if sample is not None:
-            stale_ms = config.api.stale_intervals * float(sample["interval_s"]) * 1000
-            online = online and now - int(sample["time"]) <= stale_ms
-        last_state = sample["state"] if sample is not None else None
+            # Sample points are stamped at the start of their interval.
+            interval_ms = float(sample["interval_s"]) * 1000
+            seen.append(int(sample["time"] + interval_ms))
+            last_state = sample["state"]
+            online = online and now - seen[-1] <= config.api.stale_intervals * interval_ms
+        last_seen = max(seen, default=None)
         out.append(
             DeviceOccupancy(
                 site=key[0],

@@ -37,7 +37,7 @@ def utilisation(
     span_s = (window.end_ms - window.start_ms) / 1000
     groups: dict[tuple[str, ...], list[float]] = {}
     for totals in store.device_totals(window.start_ms, window.end_ms, filters.tags):
-        key = (totals.site, totals.lab, totals.device)
+        key: tuple[str, ...] = (totals.site, totals.lab, totals.device)
         if group_by is GroupBy.lab:
             key = key[:2]
         acc = groups.setdefault(key, [0.0, 0.0, 0.0])

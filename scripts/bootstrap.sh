@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs what labmeter's demo and tests need on a Debian/Ubuntu machine:
+# the real mosquitto and influxd binaries (apt, when missing and when root) and a venv.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(mosquitto influxdb)
+need=()
+command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
+command -v influxd >/dev/null 2>&1 || [ -x /usr/bin/influxd ] || need+=(influxdb)
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "bootstrap: installing ${need[*]} with apt-get"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  else
+    echo "bootstrap: missing ${need[*]}: install the Debian/Ubuntu packages ${APT_PACKAGES[*]}" >&2
+    echo "           (or run the stack with: docker compose -f deploy/docker-compose.yml up)" >&2
+    exit 1
+  fi
+fi
+
+PYTHON=${PYTHON:-python3}
+"$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || {
+  echo "bootstrap: labmeter needs Python >= 3.11 ($PYTHON is $("$PYTHON" --version))" >&2; exit 1; }
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
+.venv/bin/python -m pip install -q -e '.[dev]' 2>&1 | grep -v "^WARNING: Location" || true
+.venv/bin/python -c 'import labmeter, agent, collector, api, simulators' 
+touch .venv/.installed

@@ -1,0 +1,35 @@
+"""Small helpers shared by tests."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 30.0, interval: float = 0.1) -> Any:
+    """Poll until ``check()`` is truthy; fail with its last value."""
+    deadline = time.monotonic() + timeout
+    value = check()
+    while not value and time.monotonic() < deadline:
+        time.sleep(interval)
+        value = check()
+    assert value, f"condition not met within {timeout} s (last value {value!r})"
+    return value
+
+
+def publish_raw(url_host: str, port: int, messages: list[tuple[str, bytes]], qos: int = 1) -> None:
+    """Publish arbitrary bytes (valid or not) with a plain paho client and wait for PUBACKs."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    client.connect(url_host, port)
+    client.loop_start()
+    try:
+        infos = [client.publish(topic, payload, qos=qos) for topic, payload in messages]
+        for info in infos:
+            info.wait_for_publish(10)
+    finally:
+        client.disconnect()
+        client.loop_stop()

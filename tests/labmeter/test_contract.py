@@ -1,0 +1,128 @@
+"""The wire contract: what is valid, and a reason for each kind of invalid."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+
+from labmeter.contract import MAX_PAYLOAD_BYTES, Event, Sample, Status, Topic, decode, encode
+from labmeter.errors import PayloadRejected
+
+NOW = 1_764_147_600_000
+TOPIC = "labmeter/v1/its-prime/lab-cad/pc-01/sample"
+
+
+def sample(**changes: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "v": 1,
+        "ts": NOW,
+        "seq": 812,
+        "interval_s": 60,
+        "state_s": {"in_use": 41.5, "idle": 18.5},
+        "apps_s": {"solidworks": 41.5},
+        "user": "p_3f9a0c1d2e4b5a69",
+        "category": "school",
+        "metrics": {"cpu_pct": 23.1, "mem_pct": 48.0, "gpu_pct": 0.0},
+    }
+    base.update(changes)
+    return {k: v for k, v in base.items() if v is not ...}
+
+
+def reason(topic: str, payload: bytes | dict[str, Any]) -> str:
+    body = payload if isinstance(payload, bytes) else orjson.dumps(payload)
+    with pytest.raises(PayloadRejected) as info:
+        decode(topic, body, NOW)
+    assert info.value.reason
+    return info.value.reason
+
+
+def test_design_example_sample_is_valid() -> None:
+    msg = decode(TOPIC, orjson.dumps(sample()), NOW)
+    assert msg.topic == Topic("its-prime", "lab-cad", "pc-01", "sample")
+    assert isinstance(msg.payload, Sample)
+    assert msg.payload.state_s == {"in_use": 41.5, "idle": 18.5}
+    assert msg.payload.observed_s == 60.0
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        Sample(NOW, 1, 60.0, {"in_use": 60.0}, "company", None, "cnc", "in_use"),
+        Event(
+            NOW, 2, "job_start", "school", "p_0123456789abcdef", {"file": "part.nc", "lines": 812}
+        ),
+        Status("online", NOW, "pc", 60.0, "0.1.0"),
+        Status("offline"),
+    ],
+)
+def test_encode_decode_round_trip(payload: Sample | Event | Status) -> None:
+    channel = {Sample: "sample", Event: "event", Status: "status"}[type(payload)]
+    topic = str(Topic("s", "l", "d", channel))  # type: ignore[arg-type]
+    assert decode(topic, encode(payload), NOW).payload == payload
+
+
+def test_topic_round_trip_and_segments() -> None:
+    topic = Topic.parse(TOPIC)
+    assert str(topic) == TOPIC
+    for bad in ("Lab", "lab cad", "", "x" * 65, "lab/x", "läb"):
+        with pytest.raises(PayloadRejected):
+            Topic("site", bad, "dev", "sample")
+
+
+@pytest.mark.parametrize(
+    ("topic", "payload", "expected"),
+    [
+        (TOPIC, b"not json at all", "not_json"),
+        (TOPIC, b"\xff\xfe\x00garbage", "not_json"),
+        (TOPIC, b"[1, 2, 3]", "not_object"),
+        (TOPIC, sample(v=...), "version_missing"),
+        (TOPIC, sample(v=2), "version_unknown"),
+        (TOPIC, sample(v="1"), "version_unknown"),
+        (TOPIC, sample(ts=...), "missing_field"),
+        (TOPIC, sample(ts="1764147600000"), "ts_invalid"),
+        (TOPIC, sample(ts=1764147600000.5), "ts_invalid"),
+        (TOPIC, sample(ts=-5), "ts_invalid"),
+        (TOPIC, sample(ts=NOW + 3600_000), "ts_future"),
+        (TOPIC, sample(seq="812"), "field_type"),
+        (TOPIC, sample(interval_s="60"), "field_type"),
+        (TOPIC, sample(interval_s=0), "interval_invalid"),
+        (TOPIC, sample(interval_s=-60), "interval_invalid"),
+        (TOPIC, sample(state_s={"in_use": -1}), "seconds_invalid"),
+        (TOPIC, sample(state_s={"in_use": "41"}), "field_type"),
+        (TOPIC, sample(state_s={"busy": 41}), "state_unknown"),
+        (TOPIC, sample(state_s={"in_use": 40, "idle": 30}), "state_overflow"),
+        (TOPIC, sample(state_s=[41]), "field_type"),
+        (TOPIC, sample(state_s=...), "missing_field"),
+        (TOPIC, sample(user="mario.rossi"), "user_not_pseudonym"),
+        (TOPIC, sample(category="visitor"), "category_unknown"),
+        (TOPIC, sample(window_title="Budget 2026.xlsx"), "unknown_field"),
+        (TOPIC, sample(metrics={"cpu_pct": "high"}), "field_type"),
+        ("labmeter/v1/its-prime/Lab CAD/pc-01/sample", sample(), "topic_invalid"),
+        ("labmeter/v1/its-prime/lab-cad/pc-01", sample(), "topic_invalid"),
+        ("labmeter/v1/its-prime/lab-cad/pc-01/telemetry", sample(), "topic_invalid"),
+        ("labmeter/v2/its-prime/lab-cad/pc-01/sample", sample(), "version_unknown"),
+        (
+            "labmeter/v1/its-prime/lab-cad/pc-01/event",
+            {"v": 1, "ts": NOW, "seq": 1, "type": "party"},
+            "event_type_unknown",
+        ),
+        ("labmeter/v1/its-prime/lab-cad/pc-01/status", {"v": 1, "status": "sleepy"}, "field_type"),
+    ],
+)
+def test_each_kind_of_invalid_message_has_its_reason(
+    topic: str, payload: bytes | dict[str, Any], expected: str
+) -> None:
+    assert reason(topic, payload) == expected
+
+
+def test_oversized_payload_is_rejected_before_parsing() -> None:
+    big = orjson.dumps(sample(metrics={f"m{i}": 1.0 for i in range(30)})) + b" " * MAX_PAYLOAD_BYTES
+    assert reason(TOPIC, big) == "oversized"
+
+
+def test_nan_and_infinity_are_not_json_numbers() -> None:
+    assert reason(TOPIC, orjson.dumps(sample()).replace(b"41.5,", b"NaN,", 1)) == "not_json"
+    huge = orjson.dumps(sample()).replace(b'"interval_s":60', b'"interval_s":1e400')
+    assert reason(TOPIC, huge) in ("not_json", "interval_invalid")
