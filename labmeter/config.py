@@ -80,6 +80,8 @@ class AgentConfig:
     # login or group name -> stakeholder category, resolved on the agent.
     categories: dict[str, str] = field(default_factory=dict)
     default_category: str = "its_student"
+    # Source-specific settings ([agent.options]); each source checks its own keys.
+    options: dict[str, Any] = field(default_factory=dict)
 
     def check(self) -> None:
         from labmeter.contract import CATEGORIES, Topic
@@ -155,8 +157,11 @@ def _coerce(key: str, value: Any, hint: Any, from_env: bool) -> Any:
             return None
         return _coerce(key, value, args[0], from_env)
     if origin is dict:
-        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
-            raise ConfigError(key, "must be a table of strings")
+        value_type = typing.get_args(hint)[1]
+        if not isinstance(value, dict) or (
+            value_type is str and not all(isinstance(v, str) for v in value.values())
+        ):
+            raise ConfigError(key, "must be a table" + (" of strings" if value_type is str else ""))
         return dict(value)
     if hint is bool:
         if from_env and isinstance(value, str):

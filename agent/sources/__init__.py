@@ -3,14 +3,30 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from agent.meter import Reading
 from labmeter.config import AgentConfig
 
 
+@dataclass(frozen=True)
+class SourceEvent:
+    """Something a source saw happen (job start, badge, alarm); the runner publishes it."""
+
+    type: str  # one of labmeter.contract.EVENT_TYPES
+    data: dict[str, str | int | float | bool] = field(default_factory=dict)
+    user: str | None = None  # a pseudonym, never a raw id
+    category: str = "unknown"
+    ts_ms: int | None = None  # None: when the runner drains it
+
+
 class Source(Protocol):
-    """What the agent needs from a source: a cheap, non-blocking look at the device now."""
+    """What the agent needs from a source: a cheap, non-blocking look at the device now.
+
+    Sources that see discrete happenings also implement ``drain_events() -> list[SourceEvent]``;
+    the runner calls it after each poll when present.
+    """
 
     def poll(self) -> Reading: ...
 
