@@ -1,0 +1,128 @@
+"""What deploy/mosquitto promises, shown on real mosquitto 2.0 with the shipped config."""
+
+from __future__ import annotations
+
+import dataclasses
+import ssl
+import threading
+import time
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from agent.publisher import Publisher
+from collector.service import Collector
+from labmeter.config import Config, MqttConfig
+from labmeter.contract import Sample, Topic, encode
+from labmeter.deploy import COLLECTOR_USER
+from labmeter.influx import InfluxV1
+from tests.deploy.conftest import SecureBroker
+from tests.helpers import wait_for
+
+
+def _client(broker: SecureBroker, username: str | None, *, ca: bool = True) -> mqtt.Client:
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    if username is not None:
+        client.username_pw_set(username, broker.passwords.get(username, "wrong"))
+    if ca:
+        client.tls_set(ca_certs=str(broker.ca_file), tls_version=ssl.PROTOCOL_TLS_CLIENT)
+    else:  # the system's CAs only, as a client that was not given the lab's CA
+        client.tls_set(tls_version=ssl.PROTOCOL_TLS_CLIENT)
+    return client
+
+
+def _connack(broker: SecureBroker, username: str | None, password: str | None = None) -> str:
+    """The broker's CONNACK reason for this login, as text."""
+    client = _client(broker, username)
+    if password is not None:
+        client.username_pw_set(username, password)
+    got: list[str] = []
+    done = threading.Event()
+
+    def on_connect(*args: object) -> None:
+        got.append(str(args[3]))
+        done.set()
+
+    client.on_connect = on_connect
+    client.connect("localhost", broker.service.port)
+    client.loop_start()
+    try:
+        assert done.wait(10), "no CONNACK"
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return got[0]
+
+
+def test_anonymous_and_wrong_password_are_refused(secure_broker: SecureBroker) -> None:
+    assert _connack(secure_broker, None) == "Not authorized"
+    assert _connack(secure_broker, "site-a/lab-1/pc-01", "guess") == "Not authorized"
+    assert _connack(secure_broker, "site-a/lab-1/pc-01") == "Success"
+
+
+def test_a_client_without_the_lab_ca_cannot_connect(secure_broker: SecureBroker) -> None:
+    client = _client(secure_broker, "site-a/lab-1/pc-01", ca=False)
+    with pytest.raises(ssl.SSLCertVerificationError):
+        client.connect("localhost", secure_broker.service.port)
+
+
+def _sample(ts: int, in_use: float) -> Sample:
+    return Sample(ts, 1, 60, {"in_use": in_use, "idle": 60 - in_use}, category="school")
+
+
+def test_collector_gets_a_device_samples_over_tls_and_no_forged_ones(
+    secure_broker: SecureBroker, config: Config, influx: InfluxV1
+) -> None:
+    tls = MqttConfig(url=secure_broker.url, ca_file=str(secure_broker.ca_file))
+    collector_cfg = dataclasses.replace(
+        config,
+        mqtt=dataclasses.replace(
+            tls,
+            username=COLLECTOR_USER,
+            password=secure_broker.passwords[COLLECTOR_USER],
+        ),
+        collector=dataclasses.replace(config.collector, site="site-a"),
+    )
+    collector = Collector(collector_cfg, influx)
+    collector.start()
+    assert collector.connected.wait(10)
+    time.sleep(0.3)
+    now = int(time.time() // 60 * 60_000)
+    try:
+        # pc-01 forges a sample for pc-02 (same lab), then the collector forges one too.
+        for user, ts in (("site-a/lab-1/pc-01", now - 120_000), (COLLECTOR_USER, now)):
+            forger = _client(secure_broker, user)
+            forger.connect("localhost", secure_broker.service.port)
+            forger.loop_start()
+            info = forger.publish(
+                "labmeter/v1/site-a/lab-1/pc-02/sample", encode(_sample(ts, 60)), qos=1
+            )
+            info.wait_for_publish(10)
+            forger.disconnect()
+            forger.loop_stop()
+        # Then pc-01 publishes its own sample through the agent's real publisher, over TLS.
+        user = "site-a/lab-1/pc-01"
+        device = Publisher(
+            dataclasses.replace(tls, username=user, password=secure_broker.passwords[user]),
+            Topic("site-a", "lab-1", "pc-01", "sample"),
+            kind="pc",
+            interval_s=60,
+        )
+        device.connect()
+        device.sample(_sample(now - 60_000, 42.5))
+        assert device.wait_acked(10)
+        device.close()
+
+        def arrived() -> list[list[object]]:
+            rows = influx.query("SELECT in_use_s FROM sample WHERE device = 'pc-01'")
+            return rows[0].values if rows else []
+
+        assert wait_for(arrived, timeout=20) == [[now - 120_000, 42.5]]
+        # pc-01's status went through too: the collector reads every channel of the device.
+        wait_for(lambda: influx.query("SELECT count(online) FROM status WHERE device = 'pc-01'"))
+    finally:
+        collector.stop()
+    # The forged samples never reached the collector (they are not even dead letters).
+    assert influx.query("SELECT * FROM sample WHERE device = 'pc-02'") == []
+    assert sum(collector.dead_letters.counts.values()) == 0
