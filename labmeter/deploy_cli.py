@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from labmeter.errors import LabmeterError
+from labmeter.errors import ConfigError, LabmeterError
 
 deploy_app = typer.Typer(
     help="Broker accounts for devices and the collector.", no_args_is_help=True
@@ -88,3 +88,56 @@ def add_collector(
     except (LabmeterError, OSError) as exc:
         raise _fail("add-collector failed", exc) from exc
     typer.echo(toml, nl=False)
+
+
+@grafana_app.command("push")
+def grafana_push(
+    url: Annotated[str, typer.Option(help="Grafana base URL", envvar="GRAFANA_URL")],
+    token: Annotated[
+        str, typer.Option(help="Grafana service account token (Editor)", envvar="GRAFANA_TOKEN")
+    ],
+    influx_url: Annotated[
+        str, typer.Option(help="InfluxDB URL as Grafana reaches it", envvar="LABMETER_INFLUX_URL")
+    ],
+    influx_database: Annotated[
+        str, typer.Option(help="InfluxQL database (DBRP on 2.x)", envvar="LABMETER_INFLUX_DATABASE")
+    ] = "labmeter",
+    influx_version: Annotated[int, typer.Option(min=1, max=2, help="InfluxDB major version")] = 2,
+    influx_token: Annotated[
+        str | None, typer.Option(help="2.x read token", envvar="LABMETER_INFLUX_TOKEN")
+    ] = None,
+    influx_username: Annotated[
+        str | None, typer.Option(help="1.x user", envvar="LABMETER_INFLUX_USERNAME")
+    ] = None,
+    influx_password: Annotated[
+        str | None, typer.Option(help="1.x password", envvar="LABMETER_INFLUX_PASSWORD")
+    ] = None,
+    grafana_dir: Annotated[
+        Path | None,
+        typer.Option(help="labmeter's dashboards/grafana folder", envvar="LABMETER_GRAFANA_DIR"),
+    ] = None,
+) -> None:
+    """Create or update labmeter's datasource and dashboards in a running Grafana, by uid."""
+    from labmeter.grafana import GRAFANA_DIR, dashboard_payloads, datasource_payload, push
+
+    given = {
+        "LABMETER_INFLUX_URL": influx_url,
+        "LABMETER_INFLUX_DATABASE": influx_database,
+        "LABMETER_INFLUX_TOKEN": influx_token,
+        "LABMETER_INFLUX_USERNAME": influx_username,
+        "LABMETER_INFLUX_PASSWORD": influx_password,
+    }
+    folder = grafana_dir or GRAFANA_DIR
+    try:
+        payload = datasource_payload(
+            influx_version, {k: v for k, v in given.items() if v is not None}, folder
+        )
+        dashboards = dashboard_payloads(folder)
+        if not dashboards:
+            raise ConfigError("grafana_dir", f"no dashboard JSON in {folder / 'dashboards'}")
+        report = push(url, token, payload, dashboards)
+    except LabmeterError as exc:
+        raise _fail("grafana push failed", exc) from exc
+    err.print(f"datasource {payload['uid']} {report.datasource}")
+    for uid in report.dashboards:
+        typer.echo(f"dashboard {uid} pushed")
