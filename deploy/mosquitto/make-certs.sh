@@ -6,7 +6,8 @@
 #                                                                 devices log in with a password)
 #
 # SANs are DNS names or IP addresses (e.g. mqtt.lab.example 192.168.10.5); HOSTNAME is always one
-# of them, and so are localhost and 127.0.0.1 (the container's health check connects there).
+# of them, and so are mosquitto (its name in the compose stack) and localhost and 127.0.0.1
+# (the health check connects there).
 # The CA key never leaves DIR: keep it offline once the broker's certificate is made. Agents
 # need only ca.crt.
 set -euo pipefail
@@ -17,11 +18,11 @@ while getopts "d:y:h" opt; do
   case $opt in
     d) dir=$OPTARG ;;
     y) days=$OPTARG ;;
-    *) sed -n '2,11p' "$0"; exit 2 ;;
+    *) sed -n '2,12p' "$0"; exit 2 ;;
   esac
 done
 shift $((OPTIND - 1))
-[ $# -ge 2 ] || { sed -n '2,11p' "$0" >&2; exit 2; }
+[ $# -ge 2 ] || { sed -n '2,12p' "$0" >&2; exit 2; }
 what=$1 name=$2
 shift 2
 
@@ -47,7 +48,7 @@ san_list() {
 
 case $what in
   server)
-    sans=$(san_list "$name" "$@" localhost 127.0.0.1)
+    sans=$(san_list "$name" "$@" mosquitto localhost 127.0.0.1)
     eku=serverAuth ;;
   client)
     sans="DNS:${name//\//.}"  # a SAN holds no '/': site/lab/device becomes site.lab.device
