@@ -52,11 +52,22 @@ def set_password(password_file: Path, username: str, password: str) -> bool:
     replaced = len(kept) != len(lines)
     # Atomic replace: a broker reloading (SIGHUP) mid-write must never read half a file.
     fd, tmp = tempfile.mkstemp(dir=password_file.parent, prefix=".passwd-")
-    with os.fdopen(fd, "w") as out:
-        out.write("\n".join([*kept, entry]) + "\n")
-    # Readable by the broker's group only (chown root:mosquitto on a Debian server).
-    os.chmod(tmp, 0o640)
-    os.replace(tmp, password_file)
+    try:
+        with os.fdopen(fd, "w") as out:
+            out.write("\n".join([*kept, entry]) + "\n")
+        # mosquitto reads the file after dropping to its own user: keep the owner, group and
+        # mode the technician gave the file (e.g. root:mosquitto 640), or 640 for a new one.
+        if password_file.exists():
+            st = password_file.stat()
+            if (st.st_uid, st.st_gid) != (os.getuid(), os.getgid()):
+                os.chown(tmp, st.st_uid, st.st_gid)
+            os.chmod(tmp, st.st_mode & 0o777)
+        else:
+            os.chmod(tmp, 0o640)
+        os.replace(tmp, password_file)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
     return replaced
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import signal
 import ssl
 import threading
 import time
@@ -15,7 +16,7 @@ from agent.publisher import Publisher
 from collector.service import Collector
 from labmeter.config import Config, MqttConfig
 from labmeter.contract import Sample, Topic, encode
-from labmeter.deploy import COLLECTOR_USER
+from labmeter.deploy import COLLECTOR_USER, BrokerAccess, add_device
 from labmeter.influx import InfluxV1
 from tests.deploy.conftest import SecureBroker
 from tests.helpers import wait_for
@@ -126,3 +127,18 @@ def test_collector_gets_a_device_samples_over_tls_and_no_forged_ones(
     # The forged samples never reached the collector (they are not even dead letters).
     assert influx.query("SELECT * FROM sample WHERE device = 'pc-02'") == []
     assert sum(collector.dead_letters.counts.values()) == 0
+
+
+def test_a_device_added_while_the_broker_runs_connects_after_a_reload(
+    secure_broker: SecureBroker,
+) -> None:
+    """add-device rewrites the file the broker reads as user mosquitto; a SIGHUP applies it."""
+    user = "site-a/lab-2/cnc-01"
+    secure_broker.passwords[user] = "cnc-pw"
+    assert _connack(secure_broker, user) == "Not authorized"
+    access = BrokerAccess(secure_broker.url, str(secure_broker.ca_file))
+    add_device(secure_broker.dir / "config" / "passwd", access, *user.split("/"), password="cnc-pw")
+    assert secure_broker.service.proc is not None
+    secure_broker.service.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: _connack(secure_broker, user) == "Success", timeout=10)
+    assert _connack(secure_broker, "site-a/lab-1/pc-01") == "Success"  # the others still can
