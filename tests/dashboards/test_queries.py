@@ -103,6 +103,16 @@ def _variable_values(lab: Lab, board: dict[str, Any], start: int, end: int) -> d
     return values
 
 
+def _panel_rows(lab: Lab, uid: str, title: str, tag: str) -> dict[str, float]:
+    """A panel's first query over the lab's simulated span: value per ``tag``."""
+    board = next(load(p) for p in DASHBOARDS if load(p)["uid"] == uid)
+    panel = next(p for p in board["panels"] if p["title"] == title)
+    start, end = lab.truth["start_ms"], lab.truth["end_ms"]
+    values = _variable_values(lab, board, start, end)
+    query = interpolate(panel["targets"][0]["query"], values, start, end, interval_s(panel))
+    return {s.tags[tag]: s.values[0][1] for s in lab.influx.query(query)}
+
+
 @pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.stem)
 def test_every_variable_and_panel_query_returns_rows(simulated: Lab, path: Path) -> None:
     board = load(path)
@@ -119,27 +129,14 @@ def test_every_variable_and_panel_query_returns_rows(simulated: Lab, path: Path)
     assert checked == sum(len(p["targets"]) for p in board["panels"])
 
 
-def _panel(uid: str, title: str) -> dict[str, Any]:
-    board = next(load(p) for p in DASHBOARDS if load(p)["uid"] == uid)
-    return next(p for p in board["panels"] if p["title"] == title)
-
-
-def _by_tags(lab: Lab, panel: dict[str, Any], tag: str, start: int, end: int) -> dict[str, float]:
-    board = next(load(p) for p in DASHBOARDS if load(p)["uid"] == "labmeter-utilisation")
-    values = _variable_values(lab, board, start, end)
-    query = interpolate(panel["targets"][0]["query"], values, start, end, interval_s(panel))
-    return {s.tags[tag]: s.values[0][1] for s in lab.influx.query(query)}
-
-
 def test_utilisation_panels_show_the_api_numbers(simulated: Lab) -> None:
     start, end = simulated.truth["start_ms"], simulated.truth["end_ms"]
     api = TestClient(create_app(simulated.config))
     window = {"start": start // 1000, "end": end // 1000}
 
-    per_device = _by_tags(
-        simulated, _panel("labmeter-utilisation", "Utilisation per device (% of range)"),
-        "device", start, end,
-    )  # fmt: skip
+    per_device = _panel_rows(
+        simulated, "labmeter-utilisation", "Utilisation per device (% of range)", "device"
+    )
     rows = api.get("/api/v1/utilisation", params=window).json()
     assert per_device.keys() == {r["device"] for r in rows}
     for row in rows:
@@ -148,17 +145,14 @@ def test_utilisation_panels_show_the_api_numbers(simulated: Lab) -> None:
         truth = simulated.truth["devices"][f"{row['site']}/{row['lab']}/{row['device']}"]
         assert row["in_use_s"] == truth["in_use_s"]
 
-    coverage = _by_tags(
-        simulated, _panel("labmeter-utilisation", "Coverage per device (% of range)"),
-        "device", start, end,
-    )  # fmt: skip
+    coverage = _panel_rows(
+        simulated, "labmeter-utilisation", "Coverage per device (% of range)", "device"
+    )
     for row in rows:
         assert coverage[row["device"]] == pytest.approx(row["coverage"] * 100, abs=1e-9)
     assert any(row["coverage"] < 1 for row in rows)  # the scenario has gaps: not a trivial 100%
 
-    per_lab = _by_tags(
-        simulated, _panel("labmeter-utilisation", "Utilisation per lab"), "lab", start, end
-    )
+    per_lab = _panel_rows(simulated, "labmeter-utilisation", "Utilisation per lab", "lab")
     labs = api.get("/api/v1/utilisation", params={**window, "group_by": "lab"}).json()
     assert per_lab.keys() == {r["lab"] for r in labs} and len(labs) > 1
     for row in labs:
@@ -166,10 +160,33 @@ def test_utilisation_panels_show_the_api_numbers(simulated: Lab) -> None:
 
 
 def test_queue_evictions_panel_counts_the_evictions(simulated: Lab) -> None:
-    panel = _panel("labmeter-data-quality", "Queue evictions")
     board = next(load(p) for p in DASHBOARDS if load(p)["uid"] == "labmeter-data-quality")
+    panel = next(p for p in board["panels"] if p["title"] == "Queue evictions")
     start, end = simulated.truth["start_ms"], simulated.now_ms
     query = interpolate(
         panel["targets"][0]["query"], _variable_values(simulated, board, start, end), start, end
     )
     assert sum(row[1] for row in _rows(simulated, query)) == EVICTIONS
+
+
+def test_openness_and_software_hours_equal_the_ground_truth(simulated: Lab) -> None:
+    devices = simulated.truth["devices"].values()
+    by_category: dict[str, float] = {}
+    by_app: dict[str, float] = {}
+    for dev in devices:
+        for category, secs in dev["in_use_by_category_s"].items():
+            by_category[category] = by_category.get(category, 0.0) + secs
+        for app, secs in dev["apps_s"].items():
+            by_app[app] = by_app.get(app, 0.0) + secs
+    assert len(by_category) > 2 and len(by_app) > 1  # the scenario is not trivial
+
+    shown = _panel_rows(simulated, "labmeter-openness", "In-use hours by category", "category")
+    # Categories with samples but no in-use time (e.g. 'unknown' while idle) show 0 h.
+    assert {c for c, h in shown.items() if h > 0} == {c for c, s in by_category.items() if s > 0}
+    for category, hours in shown.items():
+        assert hours == pytest.approx(by_category.get(category, 0) / 3600, abs=1e-9), category
+
+    shown = _panel_rows(simulated, "labmeter-software", "Hours per title", "app")
+    assert {a for a, h in shown.items() if h > 0} == {a for a, s in by_app.items() if s > 0}
+    for app, hours in shown.items():
+        assert hours == pytest.approx(by_app.get(app, 0) / 3600, abs=1e-9), app
