@@ -83,7 +83,8 @@ def test_collector_gets_a_device_samples_over_tls_and_no_forged_ones(
             username=COLLECTOR_USER,
             password=secure_broker.passwords[COLLECTOR_USER],
         ),
-        collector=dataclasses.replace(config.collector, site="site-a"),
+        # Through a shared subscription, as N collectors would: the ACL must allow it too.
+        collector=dataclasses.replace(config.collector, site="site-a", shared_group="labmeter"),
     )
     collector = Collector(collector_cfg, influx)
     collector.start()
