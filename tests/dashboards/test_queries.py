@@ -242,3 +242,23 @@ def test_peak_seats_equal_a_count_from_the_raw_points(simulated: Lab) -> None:
     board = next(load(p) for p in DASHBOARDS if load(p)["uid"] == "labmeter-software")
     owned = int(next(v for v in board["templating"]["list"] if v["name"] == "seats_owned")["query"])
     assert {app: round(pct * owned / 100) for app, pct in shown.items()} == expected
+
+
+def test_live_panels_match_the_api_occupancy(simulated: Lab) -> None:
+    start, end = simulated.truth["start_ms"], simulated.now_ms
+    board = next(load(p) for p in DASHBOARDS if load(p)["uid"] == "labmeter-live")
+    values = _variable_values(simulated, board, start, end)
+    panel = next(p for p in board["panels"] if p["title"] == "Devices by state (last sample)")
+    query = interpolate(panel["targets"][0]["query"], values, start, end)
+    shown = {s.tags["device"]: s.values[0][1] for s in simulated.influx.query(query)}
+    occupancy = TestClient(create_app(simulated.config)).get("/api/v1/occupancy").json()
+    assert shown == {row["device"]: row["last_state"] for row in occupancy}
+
+    quality = next(load(p) for p in DASHBOARDS if load(p)["uid"] == "labmeter-data-quality")
+    panel = next(p for p in quality["panels"] if p["title"] == "Agents offline now")
+    query = interpolate(
+        panel["targets"][0]["query"], _variable_values(simulated, quality, start, end), start, end
+    )
+    offline = sum(not row["online"] for row in occupancy)
+    assert offline > 0
+    assert _rows(simulated, query)[0][1] == offline
