@@ -20,7 +20,7 @@ from agent.publisher import Publisher
 from api.main import create_app
 from collector.service import Collector
 from labmeter.config import CollectorConfig, Config, InfluxConfig, MqttConfig
-from labmeter.contract import Event, Topic
+from labmeter.contract import EXTERNAL_CATEGORIES, Event, Topic
 from labmeter.influx import InfluxV1
 from labmeter.localstack import Service
 from simulators import lab
@@ -193,6 +193,17 @@ def test_openness_and_software_hours_equal_the_ground_truth(simulated: Lab) -> N
     assert {c for c, h in shown.items() if h > 0} == {c for c, s in by_category.items() if s > 0}
     for category, hours in shown.items():
         assert hours == pytest.approx(by_category.get(category, 0) / 3600, abs=1e-9), category
+
+    board = next(load(p) for p in DASHBOARDS if load(p)["uid"] == "labmeter-openness")
+    panel = next(p for p in board["panels"] if p["title"] == "External share of in-use time")
+    start, end = simulated.truth["start_ms"], simulated.truth["end_ms"]
+    query = interpolate(
+        panel["targets"][0]["query"], _variable_values(simulated, board, start, end), start, end
+    )
+    external = sum(s for c, s in by_category.items() if c in EXTERNAL_CATEGORIES)
+    assert 0 < external < sum(by_category.values())
+    share = _rows(simulated, query)[0][1]
+    assert share == pytest.approx(external / sum(by_category.values()) * 100, abs=1e-9)
 
     shown = _panel_rows(simulated, "labmeter-software", "Hours per title", "app")
     assert {a for a, h in shown.items() if h > 0} == {a for a, s in by_app.items() if s > 0}
