@@ -86,7 +86,7 @@ def collector(
     cfg = _load(config, mqtt__url=mqtt_url, influx__url=influx_url)
     stop = _stop_on_signals()
     influx = InfluxV1(cfg.influx)
-    service = Collector(cfg, influx)
+    service = Collector(cfg, influx, influx)
     service.start()
     stop.wait()
     service.stop()

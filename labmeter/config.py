@@ -164,8 +164,20 @@ class CollectorConfig:
     max_unacked: int = 10000
     session_expiry_s: int = 7 * 24 * 3600
     dead_letter_path: str = "labmeter-deadletters.jsonl"
+    # Prometheus /metrics and /healthz; None = off, 0 = any free port (tests).
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = None
+    # Hourly rollups from closed hours, recomputed when late data lands in one.
+    rollups: bool = True
+    rollup_grace_s: float = 300.0
+    rollup_settle_s: float = 5.0
+    rollup_state_path: str = ""  # "" = next to dead_letter_path
 
     def check(self) -> None:
+        if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
+            raise ConfigError("collector.metrics_port", "must be within 0..65535")
+        if self.rollup_grace_s < 0 or self.rollup_settle_s < 0:
+            raise ConfigError("collector.rollup_grace_s", "grace and settle must be >= 0")
         if not 1 <= self.max_unacked <= 65535:
             raise ConfigError(
                 "collector.max_unacked", "must be within 1..65535 (MQTT 5 Receive Maximum)"
