@@ -1,4 +1,8 @@
-"""MQTT publishing for one device: QoS 1, ``online`` on connect, ``offline`` as the last will."""
+"""MQTT publishing for one device: QoS 1, ``online`` on connect, ``offline`` as the last will.
+
+The agent publishes from its durable queue (``pump``): rows go to paho in order, at most a
+window of them unacknowledged, and a row leaves the queue only when its PUBACK came.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from agent.queue import DurableQueue
 from labmeter import __version__
 from labmeter.config import MqttConfig
 from labmeter.contract import Event, Sample, Status, Topic, encode
@@ -44,6 +49,14 @@ class Publisher:
         self._acked = 0
         self._lock = threading.Condition()
         self.connected = threading.Event()
+        # Queue rows handed to paho and awaiting PUBACK (mid -> row id), and the mids paho
+        # reported acked; both are resolved by ``pump`` on its own thread, not in a callback.
+        self._rows: dict[int, int] = {}
+        self._acked_mids: list[int] = []
+        self._handed_upto = 0
+        self._generation = 0  # connections so far; a reconnect lets paho resend first
+        self._pumped_generation = 0
+        self._pump_lock = threading.Lock()
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=client_id or f"labmeter-agent-{topic.site}-{topic.lab}-{topic.device}",
@@ -52,6 +65,8 @@ class Publisher:
         # paho's default of 20 inflight messages throttles a backlog replay for no gain.
         self.client.max_inflight_messages_set(1000)
         self.client.max_queued_messages_set(0)
+        # Days offline must not mean minutes between retries once the broker is back.
+        self.client.reconnect_delay_set(1, 30)
         if mqtt_config.username:
             self.client.username_pw_set(mqtt_config.username, mqtt_config.password)
         if mqtt_config.tls:
@@ -86,9 +101,10 @@ class Publisher:
         info = client.publish(
             str(self.topic.with_channel("status")), encode(status), qos=1, retain=True
         )
-        if info.rc == mqtt.MQTT_ERR_SUCCESS:
-            with self._lock:
+        with self._lock:
+            if info.rc == mqtt.MQTT_ERR_SUCCESS:
                 self._sent += 1
+            self._generation += 1
         self.connected.set()
 
     def _on_disconnect(
@@ -113,12 +129,17 @@ class Publisher:
     ) -> None:
         with self._lock:
             self._acked += 1
+            self._acked_mids.append(mid)
             self._lock.notify_all()
 
-    def connect(self, timeout: float = 10.0) -> None:
-        """Start the network thread; paho reconnects by itself from then on."""
+    def start(self) -> None:
+        """Start the network thread without waiting: an agent must run while the broker is down."""
         self.client.connect_async(self._config.host, self._config.port, self._config.keepalive_s)
         self.client.loop_start()
+
+    def connect(self, timeout: float = 10.0) -> None:
+        """Start the network thread and wait for the broker; paho reconnects by itself later."""
+        self.start()
         if not self.connected.wait(timeout):
             raise PublishError(f"could not connect to {self._config.url} within {timeout:.0f} s")
 
@@ -142,6 +163,72 @@ class Publisher:
     def event(self, event: Event) -> int:
         return self._publish("event", encode(event))
 
+    def pump(self, queue: DurableQueue, window: int = 1000, batch: int = 200) -> int:
+        """Delete acknowledged rows, then hand the next rows to paho in order; return how many.
+
+        At most ``window`` rows wait for PUBACK at once, far below paho's 65,535 limit; if paho
+        still refuses (``MQTT_ERR_QUEUE_SIZE``) the row stays queued and is tried next time.
+        """
+        with self._pump_lock:
+            self._settle(queue)
+            if not self.connected.is_set():
+                return 0
+            with self._lock:
+                generation = self._generation
+            if generation != self._pumped_generation:
+                # After a reconnect paho resends the rows it held; new rows wait behind them
+                # so that the broker sees the backlog in its original order.
+                if self._rows:
+                    return 0
+                self._pumped_generation = generation
+            handed = 0
+            while len(self._rows) < window:
+                rows = queue.after(self._handed_upto, min(batch, window - len(self._rows)))
+                if not rows:
+                    break
+                for row in rows:
+                    info = self.client.publish(
+                        str(self.topic.with_channel(row.channel)),  # type: ignore[arg-type]
+                        row.payload,
+                        qos=1,
+                    )
+                    if info.rc == mqtt.MQTT_ERR_QUEUE_SIZE:
+                        log.warning("paho's queue is full: %d rows wait on disk", len(queue))
+                        return handed
+                    # NO_CONN: the link dropped just now; paho keeps the message and resends it.
+                    if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
+                        raise PublishError(f"publish refused: {mqtt.error_string(info.rc)}")
+                    with self._lock:
+                        self._sent += 1
+                    self._rows[info.mid] = row.id
+                    self._handed_upto = row.id
+                    handed += 1
+            return handed
+
+    @property
+    def handed_upto(self) -> int:
+        """The last queue row id handed to paho; rows above it have not left the disk."""
+        return self._handed_upto
+
+    def _settle(self, queue: DurableQueue) -> None:
+        with self._lock:
+            mids, self._acked_mids = self._acked_mids, []
+        # Mids not in ``_rows`` belong to status or direct publishes: nothing to delete.
+        queue.delete([self._rows.pop(mid) for mid in mids if mid in self._rows])
+
+    def drain(self, queue: DurableQueue, timeout: float) -> bool:
+        """Pump until the queue is empty (True) or ``timeout`` passes (False)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self.pump(queue)
+            if len(queue) == 0:
+                return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            with self._lock:
+                self._lock.wait(min(remaining, 0.05))
+
     @property
     def unacked(self) -> int:
         with self._lock:
@@ -164,7 +251,7 @@ class Publisher:
             self._publish(
                 "status", encode(Status("offline", ts=int(time.time() * 1000))), retain=True
             )
-        if not self.wait_acked(timeout):
+        if self.connected.is_set() and not self.wait_acked(timeout):
             log.warning("%d messages still unacked at close", self.unacked)
         self.client.disconnect()
         self.client.loop_stop()

@@ -6,9 +6,15 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Query, Request
 
+from api.analysis import Scope, open_scope
 from api.store import Store
 from api.timeparse import parse_time
+from api.usage import UsageReader
 from labmeter.config import Config
+from labmeter.inventory import Inventory
+
+MAX_TIME_MS = 7258118400000  # 2200-01-01: beyond it InfluxDB's nanosecond times overflow
+MAX_WINDOW_MS = 10 * 366 * 24 * 3600_000
 
 
 def get_store(request: Request) -> Store:
@@ -44,14 +50,44 @@ class Window:
             raise HTTPException(422, str(exc)) from exc
         if self.end_ms <= self.start_ms:
             raise HTTPException(422, "end must be after start")
+        if not (self.start_ms >= 0 and self.end_ms <= MAX_TIME_MS):
+            raise HTTPException(422, "start and end must fall between 1970 and 2200")
+        if self.end_ms - self.start_ms > MAX_WINDOW_MS:
+            raise HTTPException(422, "the window must not exceed 10 years")
 
 
 class Filters:
     def __init__(
-        self, site: str | None = None, lab: str | None = None, device: str | None = None
+        self,
+        site: Annotated[str | None, Query(max_length=64)] = None,
+        lab: Annotated[str | None, Query(max_length=64)] = None,
+        device: Annotated[str | None, Query(max_length=64)] = None,
     ) -> None:
         self.tags: dict[str, str | None] = {"site": site, "lab": lab, "device": device}
 
 
 WindowDep = Annotated[Window, Depends()]
 FiltersDep = Annotated[Filters, Depends()]
+
+
+def get_inventory(request: Request) -> Inventory | None:
+    inventory: Inventory | None = request.app.state.inventory
+    return inventory
+
+
+InventoryDep = Annotated[Inventory | None, Depends(get_inventory)]
+
+
+def get_scope(
+    request: Request, window: WindowDep, filters: FiltersDep, inventory: InventoryDep
+) -> Scope:
+    """The window, filters, inventory and what was seen: what every figure needs."""
+    import time
+
+    reader = UsageReader(request.app.state.store.influx)
+    return open_scope(
+        reader, inventory, window.start_ms, window.end_ms, filters.tags, int(time.time() * 1000)
+    )
+
+
+ScopeDep = Annotated[Scope, Depends(get_scope)]

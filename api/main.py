@@ -2,25 +2,42 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 
-from api.routes import occupancy, utilisation
+from api.keys import KeyStore
+from api.routes import admin, equipment, occupancy, usage, utilisation
 from api.store import Store
 from labmeter import __version__
 from labmeter.config import Config
+from labmeter.errors import WriteError
 from labmeter.influx import InfluxV1
+from labmeter.inventory import load as load_inventory
 
 
 def create_app(config: Config) -> FastAPI:
     app = FastAPI(
         title="labmeter API",
         version=__version__,
-        description="Measured usage of lab equipment: occupancy and utilisation with coverage.",
+        description=(
+            "Measured usage of lab equipment: occupancy, utilisation with its denominator "
+            "(opening hours) and coverage, software licences, sessions, openness to external "
+            "users, and reports for evaluators. Every route but /healthz needs an API key "
+            "(`X-API-Key` header or `Authorization: Bearer`); roles: viewer < evaluator < admin."
+        ),
     )
     app.state.config = config
     app.state.store = Store(InfluxV1(config.influx))
-    app.include_router(occupancy.router)
-    app.include_router(utilisation.router)
+    # A broken inventory stops the start with its file:line errors, not the first request.
+    app.state.inventory = load_inventory(config.api.inventory) if config.api.inventory else None
+    app.state.keys = KeyStore(config.api.keys_path)
+    for module in (occupancy, utilisation, equipment, usage, admin):
+        app.include_router(module.router)
+
+    @app.exception_handler(WriteError)
+    def database_unavailable(request: Request, exc: WriteError) -> JSONResponse:
+        # The database failed or refused the query: a 503 the caller can retry, not a 500.
+        return JSONResponse({"detail": f"InfluxDB: {exc}"}, status_code=503)
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:

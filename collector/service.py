@@ -14,9 +14,8 @@ import random
 import ssl
 import threading
 import time
-from collections import Counter
-from dataclasses import dataclass, field
-from typing import Protocol
+from dataclasses import dataclass
+from pathlib import Path
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -26,15 +25,14 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from collector.convert import to_lines
 from collector.deadletter import DeadLetters
+from collector.metrics import HealthServer, Metrics
+from collector.rollups import Reader, Rollups, hour_of
 from labmeter.config import Config
-from labmeter.contract import decode, subscription
+from labmeter.contract import Sample, decode, subscription
 from labmeter.errors import PayloadRejected, WriteError
+from labmeter.influx import LineWriter
 
 log = logging.getLogger(__name__)
-
-
-class LineWriter(Protocol):
-    def write_lines(self, lines: list[str]) -> None: ...
 
 
 @dataclass(slots=True)
@@ -47,28 +45,39 @@ class Received:
     generation: int
 
 
-@dataclass
-class Stats:
-    received: int = 0
-    written_lines: int = 0
-    acked: int = 0
-    batches: int = 0
-    write_errors: Counter[str] = field(default_factory=Counter)
-    last_batch_size: int = 0
-    last_batch_seconds: float = 0.0
-
-
 class _Abandon(Exception):
     """Shutting down while the database refuses: leave the batch unacked for redelivery."""
 
 
 class Collector:
-    def __init__(self, config: Config, writer: LineWriter) -> None:
+    def __init__(self, config: Config, writer: LineWriter, reader: Reader | None = None) -> None:
+        """``reader`` (InfluxQL) enables the hourly rollups; without it none are written."""
         self.config = config
         self.cfg = config.collector
         self.writer = writer
         self.dead_letters = DeadLetters(self.cfg.dead_letter_path)
-        self.stats = Stats()
+        self.metrics = Metrics()
+        self.stats = self.metrics  # the name the demo reads
+        self._held = ""  # why writes are held (401/403/404), empty while they flow
+        self.rollups: Rollups | None = None
+        if reader is not None and self.cfg.rollups:
+            state = self.cfg.rollup_state_path or str(
+                Path(self.cfg.dead_letter_path).with_suffix(".rollups.json")
+            )
+            self.rollups = Rollups(
+                reader,
+                writer,
+                self.metrics,
+                site=self.cfg.site,
+                state_path=Path(state),
+                grace_s=self.cfg.rollup_grace_s,
+                settle_s=self.cfg.rollup_settle_s,
+            )
+        self.health: HealthServer | None = None
+        if self.cfg.metrics_port is not None:
+            self.health = HealthServer(
+                self.cfg.metrics_host, self.cfg.metrics_port, self.metrics, self.problems
+            )
         self._inbox: queue.SimpleQueue[Received] = queue.SimpleQueue()
         self._stop = threading.Event()
         self._drain_deadline = float("inf")
@@ -92,6 +101,8 @@ class Collector:
             client.username_pw_set(mq.username, mq.password)
         if mq.tls:
             client.tls_set(ca_certs=mq.ca_file, tls_version=ssl.PROTOCOL_TLS_CLIENT)
+        # A restarted broker should get its collector back within seconds, not paho's 120 s.
+        client.reconnect_delay_set(1, 10)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
@@ -101,6 +112,12 @@ class Collector:
     def topic_filter(self) -> str:
         base = subscription(self.cfg.site)
         return f"$share/{self.cfg.shared_group}/{base}" if self.cfg.shared_group else base
+
+    def _new_generation(self) -> None:
+        # Message ids restart with each connection: an ack for an old mid could ack a new,
+        # unwritten message. A new generation on every (dis)connect means old ones never are.
+        with self._gen_lock:
+            self._generation += 1
 
     def _on_connect(
         self,
@@ -113,8 +130,10 @@ class Collector:
         if reason.is_failure:
             log.error("broker refused the collector: %s", reason)
             return
+        self._new_generation()
         client.subscribe(self.topic_filter, qos=1)
         self.connected.set()
+        self.metrics.connected.set(1)
         log.info("connected (session present: %s)", flags.session_present)
 
     def _on_disconnect(
@@ -125,15 +144,17 @@ class Collector:
         reason: ReasonCode,
         properties: Properties | None,
     ) -> None:
-        # Message ids restart with each connection: an ack for an old mid could ack a new,
-        # unwritten message. Bump the generation so old ones are never acked.
-        with self._gen_lock:
-            self._generation += 1
+        self._new_generation()
         self.connected.clear()
+        self.metrics.connected.set(0)
         if not self._stop.is_set():
             log.warning("disconnected from broker: %s", reason)
 
     def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        if self._stop.is_set():
+            # Draining: what arrives now stays unacked in the broker for the next start.
+            return
+        self.metrics.unacked.inc()
         self._inbox.put(
             Received(
                 msg._topic,  # raw bytes: .topic raises on invalid UTF-8
@@ -147,12 +168,28 @@ class Collector:
 
     # --- lifecycle --------------------------------------------------------------------------
 
+    def problems(self) -> list[str]:
+        """Why the collector is not healthy (empty when it is): what ``/healthz`` reports."""
+        out = []
+        if not self.connected.is_set():
+            out.append("not connected to the broker")
+        if not self._worker.is_alive():
+            out.append("writer thread not running")
+        if self._held:
+            out.append(f"InfluxDB refuses our writes ({self._held}): held, nothing dropped")
+        return out
+
     def start(self, timeout: float = 10.0) -> None:
         mq = self.config.mqtt
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = self.cfg.session_expiry_s
         # The cap on unacked messages: the broker sends no more until we ack (DESIGN.md).
         props.ReceiveMaximum = self.cfg.max_unacked
+        if self.health is not None:
+            self.health.start()
+            log.info("metrics on http://%s:%d/metrics", self.cfg.metrics_host, self.health.port)
+        if self.rollups is not None:
+            self.rollups.start()
         self._worker.start()
         self.client.connect_async(
             mq.host, mq.port, mq.keepalive_s, clean_start=False, properties=props
@@ -168,6 +205,10 @@ class Collector:
         self._worker.join(drain_timeout + 5)
         self.client.disconnect()
         self.client.loop_stop()
+        if self.rollups is not None:
+            self.rollups.stop()
+        if self.health is not None:
+            self.health.stop()
         self.dead_letters.close()
 
     # --- worker -------------------------------------------------------------------------------
@@ -175,60 +216,79 @@ class Collector:
     def _run(self) -> None:
         batch: list[Received] = []
         lines: list[str] = []
+        hours: set[int] = set()
         deadline = time.monotonic() + self.cfg.batch_interval_s
         while True:
             timeout = max(0.0, deadline - time.monotonic())
             try:
-                item = self._inbox.get(timeout=min(timeout, 0.2))
+                item: Received | None = self._inbox.get(timeout=min(timeout, 0.2))
             except queue.Empty:
                 item = None
-            if item is not None:
-                self.stats.received += 1
+            while item is not None:
+                self.metrics.received_total.inc()
                 batch.append(item)
-                lines.extend(self._convert(item))
+                self._convert(item, lines, hours)
+                if len(lines) >= self.cfg.batch_lines:
+                    break
+                try:
+                    item = self._inbox.get_nowait()
+                except queue.Empty:
+                    item = None
             full = len(lines) >= self.cfg.batch_lines
             if batch and (full or time.monotonic() >= deadline or self._stop.is_set()):
                 try:
-                    self._flush(batch, lines)
+                    self._flush(batch, lines, hours)
                 except _Abandon:
                     return
-                batch, lines = [], []
+                batch, lines, hours = [], [], set()
             if not batch:
                 deadline = time.monotonic() + self.cfg.batch_interval_s
             if self._stop.is_set() and not batch and self._inbox.empty():
                 return
 
-    def _convert(self, item: Received) -> list[str]:
+    def _convert(self, item: Received, lines: list[str], hours: set[int]) -> None:
         try:
             topic = item.topic.decode("utf-8")
         except UnicodeDecodeError:
             self._reject(item, PayloadRejected("topic_invalid", "topic is not UTF-8"), "")
-            return []
+            return
         try:
-            return to_lines(decode(topic, item.payload, item.received_ms), item.received_ms)
+            message = decode(topic, item.payload, item.received_ms)
+            lines.extend(to_lines(message, item.received_ms))
         except PayloadRejected as exc:
             self._reject(item, exc, topic)
-            return []
+            return
+        except ValueError as exc:  # valid JSON that line protocol cannot carry
+            self._reject(item, PayloadRejected("unwritable", str(exc)[:200]), topic)
+            return
+        payload = message.payload
+        if isinstance(payload, Sample):
+            hours.add(hour_of(payload.ts - round(payload.interval_s * 1000)))
 
     def _reject(self, item: Received, exc: PayloadRejected, topic: str) -> None:
+        self.metrics.rejected_total.labels(exc.reason).inc()
         self.dead_letters.add(
             exc.reason, exc.detail, topic=topic, payload=item.payload, received_ms=item.received_ms
         )
 
-    def _flush(self, batch: list[Received], lines: list[str]) -> None:
+    def _flush(self, batch: list[Received], lines: list[str], hours: set[int]) -> None:
         started = time.monotonic()
         self._write(lines)
         self.dead_letters.sync()  # refused messages are on disk before they are acked
+        if self.rollups is not None and hours:
+            self.rollups.touch(hours)  # owed hours are on disk before they are acked
+        acked = 0
+        # Held across the acks: a reconnect cannot slip in between the check and the send.
         with self._gen_lock:
-            generation = self._generation
-        for item in batch:
-            if item.generation == generation and item.qos > 0:
-                self.client.ack(item.mid, item.qos)
-                self.stats.acked += 1
-        self.stats.batches += 1
-        self.stats.written_lines += len(lines)
-        self.stats.last_batch_size = len(lines)
-        self.stats.last_batch_seconds = time.monotonic() - started
+            for item in batch:
+                if item.generation == self._generation and item.qos > 0:
+                    self.client.ack(item.mid, item.qos)
+                    acked += 1
+        self.metrics.acked_total.inc(acked)
+        self.metrics.unacked.dec(len(batch))
+        self.metrics.written_total.inc(len(lines))
+        self.metrics.batch_lines.observe(len(lines))
+        self.metrics.batch_seconds.observe(time.monotonic() - started)
 
     def _write(self, lines: list[str]) -> None:
         """Write until it succeeds; split on 413; bisect a 400/422 down to the lines refused."""
@@ -238,9 +298,13 @@ class Collector:
         while True:
             try:
                 self.writer.write_lines(lines)
+                if self._held:
+                    log.warning("InfluxDB accepts writes again")
+                    self._held = ""
+                    self.metrics.write_held.set(0)
                 return
             except WriteError as exc:
-                self.stats.write_errors[str(exc.status)] += 1
+                self.metrics.write_errors_total.labels(str(exc.status)).inc()
                 if exc.status == 413 and len(lines) > 1:
                     half = len(lines) // 2
                     self._write(lines[:half])
@@ -249,6 +313,7 @@ class Collector:
                 if exc.status in (400, 422):
                     if len(lines) == 1:
                         # The data itself is refused (e.g. a field type conflict): keep it.
+                        self.metrics.rejected_total.labels("write_rejected").inc()
                         self.dead_letters.add(
                             "write_rejected",
                             exc.message,
@@ -262,13 +327,20 @@ class Collector:
                     self._write(lines[:half])
                     self._write(lines[half:])
                     return
-                # 401/403 and anything unknown: hold and report, never drop.
-                # 429/5xx/connection errors: back off with jitter, honouring Retry-After.
                 attempt += 1
                 delay = min(30.0, 0.2 * 2 ** min(attempt, 8)) * random.uniform(0.5, 1.0)
                 if exc.retry_after is not None:
                     delay = max(delay, exc.retry_after)
-                log.warning("write failed (%s); retrying in %.1f s", exc, delay)
+                if exc.status in (401, 403, 404):
+                    # Credentials or a missing database: only an operator can fix them, but
+                    # dropping would lose data. Hold (the broker keeps the rest), say so
+                    # loudly on /healthz, the metric and the log, and keep trying.
+                    self._held = f"HTTP {exc.status}: {exc.message[:200]}"
+                    self.metrics.write_held.set(1)
+                    log.error("InfluxDB refuses our writes (%s): held", exc)
+                else:
+                    # 429/5xx/connection errors, and anything unknown: back off with jitter.
+                    log.warning("write failed (%s); retrying in %.1f s", exc, delay)
                 if self._stop.is_set() and time.monotonic() + delay > self._drain_deadline:
                     raise _Abandon() from exc
                 time.sleep(delay)

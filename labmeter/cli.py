@@ -86,7 +86,7 @@ def collector(
     cfg = _load(config, mqtt__url=mqtt_url, influx__url=influx_url)
     stop = _stop_on_signals()
     influx = InfluxV1(cfg.influx)
-    service = Collector(cfg, influx)
+    service = Collector(cfg, influx, influx)
     service.start()
     stop.wait()
     service.stop()
@@ -184,3 +184,56 @@ def influx_init(config: ConfigOpt = None, influx_url: InfluxOpt = None) -> None:
         err.print(f"[red]influx init failed:[/] {exc}")
         raise typer.Exit(1) from exc
     err.print(f"database {cfg.influx.database!r} ready at {cfg.influx.url}")
+
+
+inventory_app = typer.Typer(help="The inventory file: check it, import equipment from CSV.")
+app.add_typer(inventory_app, name="inventory")
+apikey_app = typer.Typer(help="API keys with roles (viewer, evaluator, admin), stored hashed.")
+app.add_typer(apikey_app, name="apikey")
+
+
+@inventory_app.command("check")
+def inventory_check(file: Path) -> None:
+    """Validate an inventory; each problem as file:line: message."""
+    from labmeter.inventory_cli import check
+
+    raise typer.Exit(check(file))
+
+
+@inventory_app.command("import")
+def inventory_import(
+    csv_file: Path,
+    into: Annotated[Path | None, typer.Option(help="inventory to merge into (rewritten)")] = None,
+) -> None:
+    """Equipment rows from a spreadsheet's CSV, as YAML on stdout or merged into --into."""
+    from labmeter.inventory_cli import import_csv
+
+    raise typer.Exit(import_csv(csv_file, into))
+
+
+@apikey_app.command("create")
+def apikey_create(
+    name: Annotated[str, typer.Option(help="who or what uses the key")],
+    role: Annotated[str, typer.Option(help="viewer | evaluator | admin")] = "viewer",
+    config: ConfigOpt = None,
+) -> None:
+    """Create a key and print its token once (only its hash is stored)."""
+    from api.keys_cli import create
+
+    raise typer.Exit(create(_load(config), name, role))
+
+
+@apikey_app.command("list")
+def apikey_list(config: ConfigOpt = None) -> None:
+    """List keys (id, name, role, created, revoked)."""
+    from api.keys_cli import show
+
+    raise typer.Exit(show(_load(config)))
+
+
+@apikey_app.command("revoke")
+def apikey_revoke(key_id: int, config: ConfigOpt = None) -> None:
+    """Revoke a key by id."""
+    from api.keys_cli import revoke
+
+    raise typer.Exit(revoke(_load(config), key_id))

@@ -82,6 +82,15 @@ class AgentConfig:
     default_category: str = "its_student"
     # Source-specific settings ([agent.options]); each source checks its own keys.
     options: dict[str, Any] = field(default_factory=dict)
+    # Durable queue (SQLite): everything is on disk before it is published; oldest go first.
+    queue_path: str = "labmeter-agent-queue.db"
+    queue_max_rows: int = 200_000
+    queue_max_mb: float = 128.0
+    queue_max_age_days: float = 90.0
+    # Licensed software: [agent.apps.<title>] patterns = ["sldworks.exe"], seats = 10.
+    apps: dict[str, Any] = field(default_factory=dict)
+    scan_s: float = 15.0  # process scans: a full scan costs ~0.7% of a core if done every second
+    busy_cpu_pct: float = 25.0  # a catalogued app above this while the user is idle = in use
 
     def check(self) -> None:
         from labmeter.contract import CATEGORIES, Topic
@@ -105,6 +114,41 @@ class AgentConfig:
                 raise ConfigError(
                     f"agent.categories.{name}", f"{category!r} is not one of {CATEGORIES}"
                 )
+        for key in ("queue_max_rows", "queue_max_mb", "queue_max_age_days", "scan_s"):
+            if getattr(self, key) <= 0:
+                raise ConfigError(f"agent.{key}", "must be > 0")
+        if not self.queue_path:
+            raise ConfigError("agent.queue_path", "must not be empty")
+        if not 0 < self.busy_cpu_pct <= 100 * (os.cpu_count() or 1):
+            raise ConfigError("agent.busy_cpu_pct", "must be > 0 (percent of one core)")
+        if self.idle_threshold_s <= 0:
+            raise ConfigError("agent.idle_threshold_s", "must be > 0")
+        for title, entry in self.apps.items():
+            _check_app(title, entry)
+
+
+def _check_app(title: str, entry: Any) -> None:
+    """One licensed-software entry: a title as sent on the wire, patterns, optional seats."""
+    import re
+
+    key = f"agent.apps.{title}"
+    if not re.fullmatch(r"[a-z0-9_.-]{1,64}", title):
+        raise ConfigError(key, "title must be [a-z0-9_.-]{1,64} (it is sent as apps_s key)")
+    if not isinstance(entry, dict):
+        raise ConfigError(key, "must be a table with patterns = [...] and seats = N")
+    unknown = set(entry) - {"patterns", "seats"}
+    if unknown:
+        raise ConfigError(f"{key}.{sorted(unknown)[0]}", "unknown key (known: patterns, seats)")
+    patterns = entry.get("patterns")
+    if (
+        not isinstance(patterns, list)
+        or not patterns
+        or not all(isinstance(p, str) and p for p in patterns)
+    ):
+        raise ConfigError(f"{key}.patterns", "must be a non-empty list of executable patterns")
+    seats = entry.get("seats", 0)
+    if isinstance(seats, bool) or not isinstance(seats, int) or seats < 0:
+        raise ConfigError(f"{key}.seats", "must be an integer >= 0")
 
 
 @dataclass(frozen=True)
@@ -120,8 +164,20 @@ class CollectorConfig:
     max_unacked: int = 10000
     session_expiry_s: int = 7 * 24 * 3600
     dead_letter_path: str = "labmeter-deadletters.jsonl"
+    # Prometheus /metrics and /healthz; None = off, 0 = any free port (tests).
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = None
+    # Hourly rollups from closed hours, recomputed when late data lands in one.
+    rollups: bool = True
+    rollup_grace_s: float = 300.0
+    rollup_settle_s: float = 5.0
+    rollup_state_path: str = ""  # "" = next to dead_letter_path
 
     def check(self) -> None:
+        if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
+            raise ConfigError("collector.metrics_port", "must be within 0..65535")
+        if self.rollup_grace_s < 0 or self.rollup_settle_s < 0:
+            raise ConfigError("collector.rollup_grace_s", "grace and settle must be >= 0")
         if not 1 <= self.max_unacked <= 65535:
             raise ConfigError(
                 "collector.max_unacked", "must be within 1..65535 (MQTT 5 Receive Maximum)"
@@ -138,6 +194,10 @@ class ApiConfig:
     port: int = 8000
     # A device is offline when nothing came for this many of its intervals.
     stale_intervals: float = 2.0
+    # The inventory YAML (labmeter/inventory.py); empty: every window hour counts as available.
+    inventory: str = ""
+    # SQLite file of hashed API keys (`labmeter apikey create`).
+    keys_path: str = "labmeter-apikeys.sqlite"
 
 
 @dataclass(frozen=True)

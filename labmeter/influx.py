@@ -10,7 +10,7 @@ import gzip
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
@@ -18,6 +18,14 @@ from labmeter.config import InfluxConfig
 from labmeter.errors import WriteError
 
 FieldValue = float | int | str | bool
+
+
+class LineWriter(Protocol):
+    """What the collector writes through: v1 ``/write`` or v2 ``/api/v2/write``."""
+
+    def write_lines(self, lines: Sequence[str]) -> None: ...
+
+    def close(self) -> None: ...
 
 
 def _escape_key(value: str) -> str:

@@ -39,5 +39,49 @@ def _pc(config: AgentConfig) -> Source:
     return PcSource(config)
 
 
+def _grbl(config: AgentConfig) -> Source:
+    from agent.sources.grbl.source import GrblSource
+
+    return GrblSource(config)
+
+
+def _marlin(config: AgentConfig) -> Source:
+    from agent.sources.marlin.source import MarlinSource
+
+    return MarlinSource(config)
+
+
+def _clamp(config: AgentConfig) -> Source:
+    from agent.sources.clamp.source import ClampSource
+
+    return ClampSource(config)
+
+
+def _modbus(config: AgentConfig) -> Source:
+    from agent.sources.modbus.source import ModbusSource
+
+    return ModbusSource(config)
+
+
+def _badge(config: AgentConfig) -> Source:
+    from agent.sources.badge.source import BadgeSource
+
+    return BadgeSource(config)
+
+
+def _with_badge(config: AgentConfig) -> Source:
+    from agent.sources.badge.with_badge import WithBadge
+
+    return WithBadge(config)
+
+
 # name -> factory; factories import lazily so a PC agent never loads pyserial and vice versa.
-SOURCES: dict[str, Callable[[AgentConfig], Source]] = {"pc": _pc}
+SOURCES: dict[str, Callable[[AgentConfig], Source]] = {
+    "pc": _pc,
+    "grbl": _grbl,
+    "marlin": _marlin,
+    "clamp": _clamp,
+    "modbus": _modbus,
+    "badge": _badge,
+    "with_badge": _with_badge,
+}

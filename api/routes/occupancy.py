@@ -7,10 +7,11 @@ import time
 from fastapi import APIRouter
 from pydantic import BaseModel
 
-from api.deps import ConfigDep, FiltersDep, StoreDep
+from api.auth import Viewer
+from api.deps import ConfigDep, FiltersDep, InventoryDep, StoreDep
 from api.timeparse import iso
 
-router = APIRouter(prefix="/api/v1", tags=["occupancy"])
+router = APIRouter(prefix="/api/v1", tags=["occupancy"], dependencies=[Viewer])
 
 
 class DeviceOccupancy(BaseModel):
@@ -22,21 +23,37 @@ class DeviceOccupancy(BaseModel):
     online: bool
     last_seen: str | None
     last_seen_ms: int | None
+    kind: str | None = None  # from the inventory
+    registered: bool | None = None  # None: no inventory configured
 
 
 @router.get("/occupancy", response_model=list[DeviceOccupancy])
-def occupancy(store: StoreDep, config: ConfigDep, filters: FiltersDep) -> list[DeviceOccupancy]:
-    """Offline when the device's status says so, or when nothing came for two intervals."""
+def occupancy(
+    store: StoreDep, config: ConfigDep, filters: FiltersDep, inventory: InventoryDep
+) -> list[DeviceOccupancy]:
+    """Offline when the device's status says so, or when nothing came for two intervals.
+
+    Registered devices that never reported are listed too: offline, with no last state.
+    """
     now = int(time.time() * 1000)
     samples = store.last_samples(filters.tags)
     statuses = store.last_status(filters.tags)
     out = []
-    for key in sorted(samples.keys() | statuses.keys()):
+    registered: set[tuple[str, str, str]] = set()
+    if inventory is not None:
+        registered = {
+            k
+            for k in inventory.equipment
+            if all(not v or v == k[i] for i, v in enumerate(filters.tags.values()))
+        }
+    for key in sorted(samples.keys() | statuses.keys() | registered):
         sample = samples.get(key)
         status = statuses.get(key)
         seen = []
         last_state = None
-        online = status is None or status["status"] == "online"
+        online = (status is not None or sample is not None) and (
+            status is None or status["status"] == "online"
+        )
         if status is not None and status["status"] == "online":
             seen.append(int(status["time"]))
         if sample is not None:
@@ -56,6 +73,33 @@ def occupancy(store: StoreDep, config: ConfigDep, filters: FiltersDep) -> list[D
                 online=online,
                 last_seen=iso(last_seen) if last_seen is not None else None,
                 last_seen_ms=last_seen,
+                kind=inventory.equipment[key].kind if key in registered and inventory else None,
+                registered=None if inventory is None else key in inventory.equipment,
             )
         )
     return out
+
+
+class LabOccupancy(BaseModel):
+    site: str
+    lab: str
+    devices: int
+    online: int
+    states: dict[str, int]  # devices per current state (offline included)
+
+
+@router.get("/occupancy/labs", response_model=list[LabOccupancy])
+def occupancy_labs(
+    store: StoreDep, config: ConfigDep, filters: FiltersDep, inventory: InventoryDep
+) -> list[LabOccupancy]:
+    """Live occupancy per lab: how many devices are in each state now."""
+    labs: dict[tuple[str, str], LabOccupancy] = {}
+    for row in occupancy(store, config, filters, inventory):
+        lab = labs.setdefault(
+            (row.site, row.lab),
+            LabOccupancy(site=row.site, lab=row.lab, devices=0, online=0, states={}),
+        )
+        lab.devices += 1
+        lab.online += int(row.online)
+        lab.states[row.state] = lab.states.get(row.state, 0) + 1
+    return [labs[k] for k in sorted(labs)]

@@ -1,63 +1,55 @@
-"""Utilisation with its denominator and its coverage, per device or per lab."""
+"""Utilisation with its denominator and its coverage, grouped and per calendar period."""
 
 from __future__ import annotations
 
-from enum import StrEnum
-
-from fastapi import APIRouter
+from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel
 
-from api.deps import FiltersDep, StoreDep, WindowDep
+from api import analysis
+from api.analysis import Every, GroupBy
+from api.auth import Viewer
+from api.deps import ScopeDep
+from api.timeparse import iso
 
-router = APIRouter(prefix="/api/v1", tags=["utilisation"])
-
-
-class GroupBy(StrEnum):
-    device = "device"
-    lab = "lab"
+router = APIRouter(prefix="/api/v1", tags=["utilisation"], dependencies=[Viewer])
 
 
 class UtilisationRow(BaseModel):
-    site: str
-    lab: str
+    site: str | None = None
+    lab: str | None = None
     device: str | None = None
-    devices: int
+    kind: str | None = None
+    category: str | None = None
+    period_start: str
+    period_end: str
+    devices: int | None = None
     in_use_s: float
     observed_s: float
-    available_s: float
+    alarm_s: float
+    off_s: float
+    available_s: float | None  # opening hours (minus closures, holidays); None: unregistered
     utilisation: float | None  # in_use / available
     coverage: float | None  # observed / available; low coverage is a gap, not idleness
+    registered: bool | None = None  # device rows: listed in the inventory
 
 
 @router.get("/utilisation", response_model=list[UtilisationRow])
 def utilisation(
-    store: StoreDep, window: WindowDep, filters: FiltersDep, group_by: GroupBy = GroupBy.device
+    scope: ScopeDep, group_by: GroupBy = GroupBy.device, every: Every | None = None
 ) -> list[UtilisationRow]:
-    """Until opening hours come from the inventory, available time is the whole window."""
-    span_s = (window.end_ms - window.start_ms) / 1000
-    groups: dict[tuple[str, ...], list[float]] = {}
-    for totals in store.device_totals(window.start_ms, window.end_ms, filters.tags):
-        key: tuple[str, ...] = (totals.site, totals.lab, totals.device)
-        if group_by is GroupBy.lab:
-            key = key[:2]
-        acc = groups.setdefault(key, [0.0, 0.0, 0.0])
-        acc[0] += totals.in_use_s
-        acc[1] += totals.observed_s
-        acc[2] += 1
-    rows = []
-    for key, (in_use, observed, devices) in sorted(groups.items()):
-        available = span_s * devices
-        rows.append(
-            UtilisationRow(
-                site=key[0],
-                lab=key[1],
-                device=key[2] if len(key) > 2 else None,
-                devices=int(devices),
-                in_use_s=round(in_use, 3),
-                observed_s=round(observed, 3),
-                available_s=available,
-                utilisation=in_use / available if available else None,
-                coverage=observed / available if available else None,
-            )
+    """In-use, observed and available hours per group and period.
+
+    Available time comes from the inventory's opening hours; without an inventory it is the
+    whole window for every device that ever announced itself (a silent device stays in the
+    denominator). Unregistered devices appear in device rows only, never in aggregates.
+    """
+    try:
+        rows = analysis.utilisation(scope, group_by, every)
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from exc
+    return [
+        UtilisationRow(
+            period_start=iso(r.pop("period_start_ms")), period_end=iso(r.pop("period_end_ms")), **r
         )
-    return rows
+        for r in rows
+    ]

@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
 
-from api.main import create_app
+from api.keys import Role
 from collector.service import Collector
 from labmeter.config import Config
 from labmeter.influx import InfluxV1
 from simulators import lab
+from tests.api.client import make_api
 from tests.helpers import wait_for
 
 pytestmark = pytest.mark.e2e
 
 
 def test_api_utilisation_equals_ground_truth_to_the_second(
-    config: Config, influx: InfluxV1, uid: str
+    config: Config, influx: InfluxV1, uid: str, tmp_path: Path
 ) -> None:
     collector = Collector(config, influx)
     collector.start()
@@ -38,7 +39,8 @@ def test_api_utilisation_equals_ground_truth_to_the_second(
         collector.stop()
     assert sum(collector.dead_letters.counts.values()) == 0
 
-    client = TestClient(create_app(config))
+    # Every route needs an API key now; without an inventory the window is the denominator.
+    client = make_api(config, tmp_path, None).client_as(Role.viewer)
     start_s, end_s = truth["start_ms"] // 1000, truth["end_ms"] // 1000
     rows = client.get("/api/v1/utilisation", params={"start": start_s, "end": end_s}).json()
     got = {f"{r['site']}/{r['lab']}/{r['device']}": r for r in rows}
@@ -78,8 +80,8 @@ def test_api_utilisation_equals_ground_truth_to_the_second(
         assert (row["state"], row["online"]) == ("offline", False)
 
 
-def test_bad_time_window_is_a_clear_422(config: Config, influx: InfluxV1) -> None:
-    client = TestClient(create_app(config))
+def test_bad_time_window_is_a_clear_422(config: Config, influx: InfluxV1, tmp_path: Path) -> None:
+    client = make_api(config, tmp_path, None).client_as(Role.viewer)
     response = client.get("/api/v1/utilisation", params={"start": "yesterday"})
     assert response.status_code == 422
     assert "RFC 3339" in response.text

@@ -1,0 +1,255 @@
+"""The agent's durable outbox: every sample and event is on disk before it is published.
+
+A row is deleted only when the broker acknowledged it (PUBACK), so a crash, a reboot or days
+offline lose nothing that fits the bounds; the backlog is replayed in insertion order with
+its original payload (same ``ts``), which the collector turns into the same InfluxDB point.
+The queue is bounded by rows, bytes and age; when a bound is hit the oldest rows go first and
+the eviction is counted (per reason and in total, persisted) so the runner can publish it as
+a ``queue_eviction`` event instead of losing data silently.
+
+SQLite in WAL mode with ``synchronous=FULL``: a commit survives a process kill and a power
+cut; at one sample a minute the fsync per commit costs nothing measurable.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,  -- AUTOINCREMENT: ids never reused, order is total
+    channel TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    payload BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+"""
+
+_EVICTION_COUNTERS = ("evicted_size", "evicted_age", "evicted_oldest_ts", "evicted_newest_ts")
+
+
+@dataclass(frozen=True)
+class Queued:
+    """One stored message, in the order it was written."""
+
+    id: int
+    channel: str
+    ts: int
+    payload: bytes
+
+
+@dataclass(frozen=True)
+class Evictions:
+    """Rows dropped since the last report, to be published as a ``queue_eviction`` event."""
+
+    by_size: int
+    by_age: int
+    oldest_ts: int
+    newest_ts: int
+    total: int  # since the queue file was created: a lost report is recoverable from the next
+
+    @property
+    def count(self) -> int:
+        return self.by_size + self.by_age
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class DurableQueue:
+    """A bounded, ordered, crash-safe FIFO of MQTT payloads in one SQLite file."""
+
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        max_rows: int = 200_000,
+        max_bytes: int = 128 * 1024 * 1024,
+        max_age_s: float = 90 * 24 * 3600,
+        clock_ms: Callable[[], int] = _now_ms,
+    ) -> None:
+        if max_rows < 1 or max_bytes < 1 or max_age_s <= 0:
+            raise ValueError("queue bounds must be positive")
+        self.max_rows = max_rows
+        self.max_bytes = max_bytes
+        self.max_age_ms = int(max_age_s * 1000)
+        self._clock_ms = clock_ms
+        # One connection shared by the scheduler's threads, serialised by our own lock.
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._lock = threading.Lock()
+        with self._lock:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(_SCHEMA)
+            rows, size = self._db.execute(
+                "SELECT count(*), coalesce(sum(length(payload)), 0) FROM outbox"
+            ).fetchone()
+        self._rows = int(rows)
+        self._bytes = int(size)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return self._rows
+
+    @property
+    def size_bytes(self) -> int:
+        with self._lock:
+            return self._bytes
+
+    def put(
+        self, channel: str, ts: int, payload: bytes, counters: dict[str, int] | None = None
+    ) -> int:
+        """Store one message (and set ``counters`` in the same transaction); return its id."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                cur = self._db.execute(
+                    "INSERT INTO outbox (channel, ts, payload) VALUES (?, ?, ?)",
+                    (channel, ts, payload),
+                )
+                self._rows += 1
+                self._bytes += len(payload)
+                for name, value in (counters or {}).items():
+                    self._set(name, value)
+                self._evict()
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                self._reload_totals()
+                raise
+            assert cur.lastrowid is not None
+            return cur.lastrowid
+
+    def after(self, last_id: int, limit: int) -> list[Queued]:
+        """Up to ``limit`` messages with an id above ``last_id``, oldest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, channel, ts, payload FROM outbox WHERE id > ? ORDER BY id LIMIT ?",
+                (last_id, limit),
+            ).fetchall()
+        return [Queued(int(i), str(c), int(t), bytes(p)) for i, c, t, p in rows]
+
+    def contains(self, row_id: int) -> bool:
+        with self._lock:
+            return (
+                self._db.execute("SELECT 1 FROM outbox WHERE id = ?", (row_id,)).fetchone()
+                is not None
+            )
+
+    def delete(self, ids: Iterable[int]) -> int:
+        """Forget acknowledged messages; ids already evicted are ignored."""
+        wanted = list(ids)
+        if not wanted:
+            return 0
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            deleted = 0
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                freed = self._db.execute(
+                    f"SELECT count(*), coalesce(sum(length(payload)), 0) FROM outbox "
+                    f"WHERE id IN ({marks})",
+                    chunk,
+                ).fetchone()
+                self._db.execute(f"DELETE FROM outbox WHERE id IN ({marks})", chunk)
+                deleted += int(freed[0])
+                self._rows -= int(freed[0])
+                self._bytes -= int(freed[1])
+            self._db.execute("COMMIT")
+        return deleted
+
+    def counter(self, name: str, default: int = 0) -> int:
+        """A persisted integer (the meter's ``seq``, the event ``seq``, eviction totals)."""
+        with self._lock:
+            return self._get(name, default)
+
+    def evict_expired(self) -> None:
+        """Apply the age bound now (also applied on every ``put``)."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._evict()
+            self._db.execute("COMMIT")
+
+    def claim_evictions(self) -> Evictions | None:
+        """Evictions not yet reported, or None; claiming resets them (the total stays)."""
+        with self._lock:
+            by_size, by_age = self._get("evicted_size"), self._get("evicted_age")
+            if by_size + by_age == 0:
+                return None
+            found = Evictions(
+                by_size=by_size,
+                by_age=by_age,
+                oldest_ts=self._get("evicted_oldest_ts"),
+                newest_ts=self._get("evicted_newest_ts"),
+                total=self._get("evicted_total"),
+            )
+            self._db.execute("BEGIN IMMEDIATE")
+            for name in _EVICTION_COUNTERS:
+                self._set(name, 0)
+            self._db.execute("COMMIT")
+            return found
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # --- inside the lock ---------------------------------------------------------------------
+    def _get(self, name: str, default: int = 0) -> int:
+        row = self._db.execute("SELECT value FROM counters WHERE name = ?", (name,)).fetchone()
+        return default if row is None else int(row[0])
+
+    def _set(self, name: str, value: int) -> None:
+        self._db.execute(
+            "INSERT INTO counters (name, value) VALUES (?, ?) "
+            "ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+            (name, value),
+        )
+
+    def _reload_totals(self) -> None:
+        rows, size = self._db.execute(
+            "SELECT count(*), coalesce(sum(length(payload)), 0) FROM outbox"
+        ).fetchone()
+        self._rows, self._bytes = int(rows), int(size)
+
+    def _drop(self, where: str, params: tuple[int, ...], reason: str) -> None:
+        found = self._db.execute(
+            f"SELECT count(*), coalesce(sum(length(payload)), 0), min(ts), max(ts) "
+            f"FROM outbox WHERE {where}",
+            params,
+        ).fetchone()
+        count = int(found[0])
+        if count == 0:
+            return
+        self._db.execute(f"DELETE FROM outbox WHERE {where}", params)
+        self._rows -= count
+        self._bytes -= int(found[1])
+        self._set(reason, self._get(reason) + count)
+        self._set("evicted_total", self._get("evicted_total") + count)
+        oldest = self._get("evicted_oldest_ts")
+        self._set("evicted_oldest_ts", min(oldest, int(found[2])) if oldest else int(found[2]))
+        self._set("evicted_newest_ts", max(self._get("evicted_newest_ts"), int(found[3])))
+
+    def _evict(self) -> None:
+        self._drop("ts < ?", (self._clock_ms() - self.max_age_ms,), "evicted_age")
+        if self._rows > self.max_rows:
+            excess = self._rows - self.max_rows
+            self._drop(
+                "id IN (SELECT id FROM outbox ORDER BY id LIMIT ?)", (excess,), "evicted_size"
+            )
+        while self._bytes > self.max_bytes and self._rows > 0:
+            over = self._bytes - self.max_bytes
+            freed, last = 0, 0
+            for row_id, size in self._db.execute(
+                "SELECT id, length(payload) FROM outbox ORDER BY id LIMIT 1000"
+            ):
+                freed, last = freed + int(size), int(row_id)
+                if freed >= over:
+                    break
+            self._drop("id <= ?", (last,), "evicted_size")

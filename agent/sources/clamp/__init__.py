@@ -1,0 +1,1 @@
+"""Current clamps: a machine with no data port is judged by the current it draws."""

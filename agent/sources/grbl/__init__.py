@@ -1,0 +1,1 @@
+"""GRBL and grblHAL CNC controllers (status reports over serial)."""

@@ -1,0 +1,1 @@
+"""Marlin 3D printers (temperatures, SD progress, busy keepalives)."""

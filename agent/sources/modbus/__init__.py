@@ -1,0 +1,1 @@
+"""Modbus RTU energy meters (power above a threshold = running)."""

@@ -1,0 +1,365 @@
+"""The figures an evaluator cites, computed from usage facts and the inventory.
+
+utilisation = in-use time / available time (the lab's opening hours, minus closures and
+public holidays); coverage = observed time / available time; openness = share of in-use time by
+stakeholder category, with *quota esterna* = (school + company + training agency) / all.
+Without an inventory, available time is the whole window for each device ever seen.
+Devices seen on MQTT but missing from the inventory are listed as unregistered: they never
+enter the aggregates of a lab, a site or a kind.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from enum import StrEnum
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from api.usage import FactKey, Filters, Totals, UsageReader
+from labmeter.contract import CATEGORIES, EXTERNAL_CATEGORIES
+from labmeter.influx import all_records, tag_filter
+from labmeter.inventory import Inventory
+
+DeviceKey = tuple[str, str, str]
+MAX_SESSION_WINDOW_MS = 31 * 24 * 3600_000
+SESSION_GAP_TOLERANCE_MS = 1000
+
+
+class GroupBy(StrEnum):
+    device = "device"
+    lab = "lab"
+    site = "site"
+    kind = "kind"
+    category = "category"
+
+
+class Every(StrEnum):
+    day = "day"
+    week = "week"
+    month = "month"
+
+
+@dataclass
+class Scope:
+    """What a query covers: the window, the filters, the inventory and what was seen."""
+
+    reader: UsageReader
+    inventory: Inventory | None
+    start_ms: int
+    end_ms: int
+    filters: Filters
+    now_ms: int
+    rolled_until: int | None = None
+    seen: set[DeviceKey] = field(default_factory=set)
+    _available: dict[tuple[str, str, int, int], int] = field(default_factory=dict)
+
+    @property
+    def tz(self) -> str:
+        return self.inventory.timezone if self.inventory else "Europe/Rome"
+
+    def registered(self) -> dict[DeviceKey, str]:
+        """Registered devices within the filters -> kind."""
+        if self.inventory is None:
+            return {}
+        return {
+            key: eq.kind
+            for key, eq in self.inventory.equipment.items()
+            if all(
+                not v or dict(zip(("site", "lab", "device"), key, strict=True))[k] == v
+                for k, v in self.filters.items()
+            )
+        }
+
+    def is_registered(self, key: DeviceKey) -> bool:
+        return self.inventory is None or key in self.inventory.equipment
+
+    def available_s(self, key: DeviceKey, start_ms: int, end_ms: int) -> float | None:
+        if self.inventory is None:
+            return (end_ms - start_ms) / 1000
+        if key not in self.inventory.equipment:
+            return None
+        cache_key = (key[0], key[1], start_ms, end_ms)
+        if cache_key not in self._available:  # devices of one lab share its hours
+            self._available[cache_key] = self.inventory.available_ms(*cache_key)
+        return self._available[cache_key] / 1000
+
+
+def open_scope(
+    reader: UsageReader,
+    inventory: Inventory | None,
+    start_ms: int,
+    end_ms: int,
+    filters: Filters,
+    now_ms: int,
+) -> Scope:
+    scope = Scope(reader, inventory, start_ms, end_ms, filters, now_ms)
+    scope.rolled_until = reader.rolled_until(now_ms)
+    q = (
+        "SELECT last(online) FROM status "
+        f"WHERE time > 0{tag_filter(filters)} GROUP BY site, lab, device"
+    )
+    scope.seen = {(r["site"], r["lab"], r["device"]) for r in all_records(reader.influx.query(q))}
+    return scope
+
+
+MAX_PERIODS = 4000
+
+
+def periods(scope: Scope, every: Every | None) -> list[tuple[int, int]]:
+    """Calendar periods in the inventory's time zone, clipped to the window."""
+    if every is not None and (scope.end_ms - scope.start_ms) / 86400_000 > MAX_PERIODS:
+        raise ValueError(f"more than {MAX_PERIODS} periods: use a longer 'every'")
+    if every is None:
+        return [(scope.start_ms, scope.end_ms)]
+    tz = ZoneInfo(scope.tz)
+    day = datetime.fromtimestamp(scope.start_ms / 1000, tz).date()
+    if every is Every.week:
+        day -= timedelta(days=day.weekday())
+    elif every is Every.month:
+        day = day.replace(day=1)
+    out: list[tuple[int, int]] = []
+    while True:
+        begin = _ms(day, tz)
+        if begin >= scope.end_ms:
+            return out
+        if every is Every.day:
+            nxt = day + timedelta(days=1)
+        elif every is Every.week:
+            nxt = day + timedelta(days=7)
+        else:
+            nxt = date(day.year + day.month // 12, day.month % 12 + 1, 1)
+        out.append((max(begin, scope.start_ms), min(_ms(nxt, tz), scope.end_ms)))
+        day = nxt
+
+
+def _ms(day: date, tz: ZoneInfo) -> int:
+    return int(datetime.combine(day, time(), tz).timestamp() * 1000)
+
+
+def bucket_facts(
+    scope: Scope, spans: list[tuple[int, int]], every: Every | None
+) -> list[dict[FactKey, Totals]]:
+    """Facts for each period: one query per month, one daily query for days and weeks."""
+    r, s = scope.reader, scope
+    if every in (Every.day, Every.week):
+        out: list[dict[FactKey, Totals]] = [defaultdict(Totals) for _ in spans]
+        starts = [a for a, _ in spans]
+        for (day_ms, key), totals in r.daily_facts(
+            s.start_ms, s.end_ms, s.filters, s.rolled_until, s.tz
+        ).items():
+            moment = max(day_ms, s.start_ms)
+            index = max(i for i, a in enumerate(starts) if a <= moment)
+            target = out[index][key]
+            for name, value in totals.seconds.items():
+                target.seconds[name] += value
+        return [dict(o) for o in out]
+    return [r.facts(a, b, s.filters, s.rolled_until) for a, b in spans]
+
+
+def _ratio(num: float, den: float | None) -> float | None:
+    return num / den if den else None
+
+
+def utilisation(scope: Scope, group_by: GroupBy, every: Every | None) -> list[dict[str, Any]]:
+    spans = periods(scope, every)
+    registered = scope.registered()
+    rows: list[dict[str, Any]] = []
+    for (a, b), facts in zip(spans, bucket_facts(scope, spans, every), strict=True):
+        kinds = dict(registered)
+        per_device: dict[DeviceKey, Totals] = defaultdict(Totals)
+        per_category: dict[tuple[DeviceKey, str], Totals] = defaultdict(Totals)
+        for (site, lab, device, kind, category), totals in facts.items():
+            key = (site, lab, device)
+            kinds.setdefault(key, kind)
+            per_device[key].add(totals.seconds)
+            per_category[(key, category)].add(totals.seconds)
+        for key in scope.seen:
+            kinds.setdefault(key, "")
+        period = {"period_start_ms": a, "period_end_ms": b}
+        if group_by is GroupBy.device:
+            for key in sorted(kinds):
+                t = per_device.get(key, Totals())
+                avail = scope.available_s(key, a, b)
+                rows.append(
+                    {"site": key[0], "lab": key[1], "device": key[2], "kind": kinds[key]}
+                    | period
+                    | _figures(t, avail, 1)
+                    | {"registered": scope.is_registered(key)}
+                )
+            continue
+        members = {k: v for k, v in kinds.items() if scope.is_registered(k)}
+        if group_by is GroupBy.category:
+            avail_all = _sum_avail(scope, members, a, b)
+            cats: dict[str, Totals] = defaultdict(Totals)
+            for (key, category), t in per_category.items():
+                if key in members:
+                    cats[category].add(t.seconds)
+            for category in sorted(cats):
+                row = {"category": category} | period | _figures(cats[category], avail_all, None)
+                row["coverage"] = None  # observed time by category has no denominator of its own
+                rows.append(row)
+            continue
+        groups: dict[tuple[str, ...], list[DeviceKey]] = defaultdict(list)
+        for key, kind in members.items():
+            group = {
+                GroupBy.lab: key[:2],
+                GroupBy.site: key[:1],
+                GroupBy.kind: (kind,),
+            }[group_by]
+            groups[group].append(key)
+        for group, keys in sorted(groups.items()):
+            t = Totals()
+            for key in keys:
+                t.add(per_device.get(key, Totals()).seconds)
+            names = dict(zip(_GROUP_NAMES[group_by], group, strict=True))
+            avail = _sum_avail(scope, dict.fromkeys(keys, ""), a, b)
+            rows.append(names | period | _figures(t, avail, len(keys)))
+    return rows
+
+
+_GROUP_NAMES = {
+    GroupBy.lab: ("site", "lab"),
+    GroupBy.site: ("site",),
+    GroupBy.kind: ("kind",),
+}
+
+
+def _sum_avail(scope: Scope, keys: dict[DeviceKey, str], a: int, b: int) -> float | None:
+    values = [scope.available_s(k, a, b) for k in keys]
+    known = [v for v in values if v is not None]
+    return sum(known) if known else None
+
+
+def _figures(t: Totals, available: float | None, devices: int | None) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "in_use_s": round(t.in_use_s, 3),
+        "observed_s": round(t.observed_s, 3),
+        "alarm_s": round(t.seconds["alarm_s"], 3),
+        "off_s": round(t.seconds["off_s"], 3),
+        "available_s": available,
+        "utilisation": _ratio(t.in_use_s, available),
+        "coverage": _ratio(t.observed_s, available),
+    }
+    if devices is not None:
+        out["devices"] = devices
+    return out
+
+
+def openness(scope: Scope, by_lab: bool = False) -> dict[str, Any]:
+    """In-use seconds by stakeholder category and the external share, per lab if asked."""
+    facts = scope.reader.facts(scope.start_ms, scope.end_ms, scope.filters, scope.rolled_until)
+    groups: dict[tuple[str, str], dict[str, float]] = defaultdict(
+        lambda: dict.fromkeys(CATEGORIES, 0.0)
+    )
+    for (site, lab, device, _kind, category), t in facts.items():
+        if not scope.is_registered((site, lab, device)):
+            continue
+        group = (site, lab) if by_lab else ("", "")
+        groups[group][category] = groups[group].get(category, 0.0) + t.in_use_s
+    out = []
+    for (site, lab), cats in sorted(groups.items()):
+        total = sum(cats.values())
+        external = sum(cats.get(c, 0.0) for c in EXTERNAL_CATEGORIES)
+        row: dict[str, Any] = {"site": site, "lab": lab} if by_lab else {}
+        row |= {
+            "in_use_s": round(total, 3),
+            "external_s": round(external, 3),
+            "quota_esterna": _ratio(external, total),
+            "categories": {
+                c: {"in_use_s": round(v, 3), "share": _ratio(v, total)} for c, v in cats.items()
+            },
+        }
+        out.append(row)
+    if by_lab:
+        return {"labs": out}
+    empty = {
+        "in_use_s": 0.0,
+        "external_s": 0.0,
+        "quota_esterna": None,
+        "categories": {c: {"in_use_s": 0.0, "share": None} for c in CATEGORIES},
+    }
+    return out[0] if out else empty
+
+
+def software(scope: Scope) -> list[dict[str, Any]]:
+    """Hours per title and peak concurrent seats against the seats owned."""
+    s = scope
+    seconds = s.reader.app_seconds(s.start_ms, s.end_ms, s.filters, s.rolled_until)
+    peaks = s.reader.peak_seats(s.start_ms, s.end_ms, s.filters, s.rolled_until)
+    titles: dict[tuple[str, str], dict[str, Any]] = {}
+    for (site, _lab, _device, app), secs in seconds.items():
+        entry = titles.setdefault((site, app), {"seconds": 0.0, "devices": 0})
+        entry["seconds"] += secs
+        entry["devices"] += 1 if secs > 0 else 0
+    if s.inventory is not None:
+        for site, app in s.inventory.software:
+            if not s.filters.get("site") or s.filters["site"] == site:
+                titles.setdefault((site, app), {"seconds": 0.0, "devices": 0})
+    rows = []
+    for (site, app), entry in sorted(titles.items()):
+        lic = s.inventory.software.get((site, app)) if s.inventory else None
+        peak = peaks.get((site, app), 0)
+        rows.append(
+            {
+                "site": site,
+                "app": app,
+                "hours": round(entry["seconds"] / 3600, 6),
+                "devices": entry["devices"],
+                "peak_seats": peak,
+                "seats_owned": lic.seats if lic else None,
+                "peak_share": _ratio(peak, lic.seats if lic else None),
+                "registered": lic is not None,
+            }
+        )
+    return rows
+
+
+def sessions(scope: Scope) -> list[dict[str, Any]]:
+    """Runs of consecutive samples of one device with the same pseudonym, without gaps."""
+    out: list[dict[str, Any]] = []
+    current: dict[str, Any] | None = None
+    for r in scope.reader.samples(scope.start_ms, scope.end_ms, scope.filters):
+        begin = int(r["time"])
+        end = begin + round(float(r["interval_s"] or 0) * 1000)
+        key = (r["site"], r["lab"], r["device"])
+        user = r.get("user")
+        same = (
+            current is not None
+            and user
+            and current["user"] == user
+            and (current["site"], current["lab"], current["device"]) == key
+            and begin - current["end_ms"] <= SESSION_GAP_TOLERANCE_MS
+        )
+        if same and current is not None:
+            current["end_ms"] = end
+            current["in_use_s"] += float(r["in_use_s"] or 0)
+            continue
+        if current is not None:
+            out.append(current)
+        current = None
+        if user:
+            current = {
+                "site": key[0],
+                "lab": key[1],
+                "device": key[2],
+                "user": user,
+                "category": r.get("category") or "unknown",
+                "start_ms": begin,
+                "end_ms": end,
+                "in_use_s": float(r["in_use_s"] or 0),
+            }
+    if current is not None:
+        out.append(current)
+    for session in out:
+        session["duration_s"] = (session["end_ms"] - session["start_ms"]) / 1000
+        session["in_use_s"] = round(session["in_use_s"], 3)
+    return out
+
+
+def unregistered(scope: Scope) -> list[DeviceKey]:
+    """Devices seen on MQTT within the filters that the inventory does not list."""
+    if scope.inventory is None:
+        return []
+    return sorted(k for k in scope.seen if k not in scope.inventory.equipment)

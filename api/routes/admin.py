@@ -1,0 +1,48 @@
+"""Key management for admins (creation stays on the CLI: a token is shown once, locally)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from fastapi import APIRouter, HTTPException, Request
+from pydantic import BaseModel
+
+from api.auth import Admin
+from api.keys import KeyStore
+
+router = APIRouter(prefix="/api/v1/admin", tags=["admin"], dependencies=[Admin])
+
+
+class KeyInfo(BaseModel):
+    id: int
+    name: str
+    role: str
+    created: datetime
+    revoked: datetime | None
+
+
+def _keys(request: Request) -> KeyStore:
+    keys: KeyStore = request.app.state.keys
+    return keys
+
+
+@router.get("/apikeys", response_model=list[KeyInfo])
+def list_keys(request: Request) -> list[KeyInfo]:
+    """Every key ever created (never the token: only its hash is stored)."""
+    return [
+        KeyInfo(
+            id=k.id,
+            name=k.name,
+            role=k.role.value,
+            created=datetime.fromtimestamp(k.created, UTC),
+            revoked=datetime.fromtimestamp(k.revoked, UTC) if k.revoked else None,
+        )
+        for k in _keys(request).list()
+    ]
+
+
+@router.delete("/apikeys/{key_id}", status_code=204)
+def revoke_key(request: Request, key_id: int) -> None:
+    """Revoke a key at once; the next request made with it gets 401."""
+    if not _keys(request).revoke(key_id):
+        raise HTTPException(404, f"no active key {key_id}")

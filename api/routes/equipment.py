@@ -1,0 +1,69 @@
+"""The inventory as the API sees it, and the devices it does not list."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from fastapi import APIRouter
+from pydantic import BaseModel
+
+from api import analysis
+from api.auth import Viewer
+from api.deps import ScopeDep
+
+router = APIRouter(prefix="/api/v1", tags=["equipment"], dependencies=[Viewer])
+
+
+class EquipmentRow(BaseModel):
+    site: str
+    lab: str
+    device: str
+    kind: str
+    description: str = ""
+    fund: str = ""
+    call: str = ""
+    cup: str = ""
+    cost: float | None = None
+    purchased: date | None = None
+    collaudo: date | None = None
+    final_payment: date | None = None
+    pnrr: bool = False  # PNRR-funded: non-commercial use only
+    seen: bool  # has announced itself on MQTT
+
+
+class UnregisteredDevice(BaseModel):
+    site: str
+    lab: str
+    device: str
+
+
+class EquipmentList(BaseModel):
+    inventory: str | None  # the file it came from
+    equipment: list[EquipmentRow]
+    unregistered: list[UnregisteredDevice]  # seen on MQTT, missing from the inventory
+
+
+@router.get("/equipment", response_model=EquipmentList)
+def equipment(scope: ScopeDep) -> EquipmentList:
+    """Registered equipment within the filters; devices seen but not registered, apart."""
+    inv = scope.inventory
+    rows = []
+    if inv is not None:
+        for key in sorted(scope.registered()):
+            eq = inv.equipment[key]
+            rows.append(
+                EquipmentRow(
+                    site=eq.site, lab=eq.lab, device=eq.id, kind=eq.kind,
+                    description=eq.description, fund=eq.fund, call=eq.call, cup=eq.cup,
+                    cost=eq.cost, purchased=eq.purchased, collaudo=eq.collaudo,
+                    final_payment=eq.final_payment, pnrr=eq.pnrr, seen=key in scope.seen,
+                )
+            )  # fmt: skip
+    return EquipmentList(
+        inventory=inv.path if inv else None,
+        equipment=rows,
+        unregistered=[
+            UnregisteredDevice(site=s, lab=lab, device=d)
+            for s, lab, d in analysis.unregistered(scope)
+        ],
+    )

@@ -1,0 +1,81 @@
+"""Who used what: openness by stakeholder category, software licences, sessions."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException
+from pydantic import BaseModel
+
+from api import analysis
+from api.auth import Evaluator
+from api.deps import ScopeDep
+from api.timeparse import iso
+
+router = APIRouter(prefix="/api/v1", tags=["usage"], dependencies=[Evaluator])
+
+
+class CategoryShare(BaseModel):
+    in_use_s: float
+    share: float | None
+
+
+class Openness(BaseModel):
+    site: str | None = None
+    lab: str | None = None
+    in_use_s: float
+    external_s: float
+    quota_esterna: float | None  # (school + company + training_agency) / all in-use time
+    categories: dict[str, CategoryShare]
+
+
+class OpennessReport(BaseModel):
+    total: Openness
+    labs: list[Openness]
+
+
+@router.get("/openness", response_model=OpennessReport)
+def openness(scope: ScopeDep) -> OpennessReport:
+    """Share of in-use hours by stakeholder category, overall and per lab."""
+    return OpennessReport(
+        total=Openness(**analysis.openness(scope)),
+        labs=[Openness(**row) for row in analysis.openness(scope, by_lab=True)["labs"]],
+    )
+
+
+class SoftwareRow(BaseModel):
+    site: str
+    app: str
+    hours: float
+    devices: int
+    peak_seats: int  # most devices running it in the same minute
+    seats_owned: int | None
+    peak_share: float | None  # peak_seats / seats_owned
+    registered: bool
+
+
+@router.get("/software", response_model=list[SoftwareRow])
+def software(scope: ScopeDep) -> list[SoftwareRow]:
+    """Hours per software title and peak concurrent seats against the seats owned."""
+    return [SoftwareRow(**row) for row in analysis.software(scope)]
+
+
+class Session(BaseModel):
+    site: str
+    lab: str
+    device: str
+    user: str  # a pseudonym (HMAC at the agent), never a name
+    category: str
+    start: str
+    end: str
+    duration_s: float
+    in_use_s: float
+
+
+@router.get("/sessions", response_model=list[Session])
+def sessions(scope: ScopeDep) -> list[Session]:
+    """Consecutive samples of one device with the same pseudonym; at most 31 days at a time."""
+    if scope.end_ms - scope.start_ms > analysis.MAX_SESSION_WINDOW_MS:
+        raise HTTPException(422, "sessions are read from raw samples: at most 31 days at a time")
+    return [
+        Session(start=iso(s.pop("start_ms")), end=iso(s.pop("end_ms")), **s)
+        for s in analysis.sessions(scope)
+    ]

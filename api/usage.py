@@ -1,0 +1,184 @@
+"""Usage facts from InfluxDB: hourly rollups for closed, rolled-up hours, raw points for the rest.
+
+A year of raw one-minute samples for a region is too much to scan for a report, so every
+read is split in time: ``rollup_*`` measurements (written by the collector from closed hours)
+cover whole hours up to the last rolled-up hour, raw ``sample``/``app_usage`` points cover the
+unaligned edges and the recent, not yet rolled-up, hours. The split is the same for every
+figure, so a number never mixes the two sources for the same hour.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from labmeter.contract import STATES
+from labmeter.influx import InfluxV1, all_records, quote_ident, tag_filter, time_range
+
+HOUR_MS = 3600_000
+STATE_FIELDS = (*(f"{s}_s" for s in STATES), "observed_s")
+FACT_TAGS = ("site", "lab", "device", "kind", "category")
+
+Filters = Mapping[str, str | None]
+
+
+@dataclass(frozen=True)
+class Part:
+    """One piece of a window and where its data lives."""
+
+    start_ms: int
+    end_ms: int
+    rolled: bool
+
+
+def split(start_ms: int, end_ms: int, rolled_until_ms: int | None) -> list[Part]:
+    """Whole hours before ``rolled_until_ms`` from rollups; the rest from raw points."""
+    if rolled_until_ms is None:
+        return [Part(start_ms, end_ms, False)]
+    first = -(-start_ms // HOUR_MS) * HOUR_MS
+    last = min(end_ms // HOUR_MS * HOUR_MS, rolled_until_ms)
+    if last <= first:
+        return [Part(start_ms, end_ms, False)]
+    parts = [Part(start_ms, first, False), Part(first, last, True), Part(last, end_ms, False)]
+    return [p for p in parts if p.end_ms > p.start_ms]
+
+
+@dataclass
+class Totals:
+    """Seconds per state plus observed seconds, summed over whatever was grouped."""
+
+    seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STATE_FIELDS, 0.0))
+
+    def add(self, record: Mapping[str, Any]) -> None:
+        for name in STATE_FIELDS:
+            self.seconds[name] += float(record.get(name) or 0.0)
+
+    @property
+    def in_use_s(self) -> float:
+        return self.seconds["in_use_s"]
+
+    @property
+    def observed_s(self) -> float:
+        return self.seconds["observed_s"]
+
+
+FactKey = tuple[str, str, str, str, str]  # site, lab, device, kind, category
+
+
+class UsageReader:
+    def __init__(self, influx: InfluxV1) -> None:
+        self.influx = influx
+
+    def rolled_until(self, now_ms: int) -> int | None:
+        """End of the last rolled-up hour; only closed hours (before the current one) count."""
+        rows = all_records(self.influx.query("SELECT last(samples) FROM rollup_device_hourly"))
+        if not rows or rows[0].get("time") is None:
+            return None
+        return min(int(rows[0]["time"]) + HOUR_MS, now_ms // HOUR_MS * HOUR_MS)
+
+    def _sum_query(self, part: Part, filters: Filters, extra_group: str = "") -> str:
+        measurement = "rollup_device_hourly" if part.rolled else "sample"
+        sums = ", ".join(f"sum({quote_ident(f)}) AS {quote_ident(f)}" for f in STATE_FIELDS)
+        return (
+            f"SELECT {sums} FROM {measurement} WHERE {time_range(part.start_ms, part.end_ms)}"
+            f"{tag_filter(filters)} GROUP BY {extra_group}{', '.join(FACT_TAGS)}"
+        )
+
+    def facts(
+        self, start_ms: int, end_ms: int, filters: Filters, rolled_until: int | None
+    ) -> dict[FactKey, Totals]:
+        """Seconds per device and stakeholder category over the window."""
+        out: dict[FactKey, Totals] = defaultdict(Totals)
+        for part in split(start_ms, end_ms, rolled_until):
+            for record in all_records(self.influx.query(self._sum_query(part, filters))):
+                out[_fact_key(record)].add(record)
+        return dict(out)
+
+    def daily_facts(
+        self, start_ms: int, end_ms: int, filters: Filters, rolled_until: int | None, tz: str
+    ) -> dict[tuple[int, FactKey], Totals]:
+        """Like ``facts`` per local calendar day (key: the day's start in epoch ms)."""
+        out: dict[tuple[int, FactKey], Totals] = defaultdict(Totals)
+        group = "time(1d), "
+        for part in split(start_ms, end_ms, rolled_until):
+            q = self._sum_query(part, filters, group) + f" fill(none) tz({_quote_tz(tz)})"
+            for record in all_records(self.influx.query(q)):
+                out[(int(record["time"]), _fact_key(record))].add(record)
+        return dict(out)
+
+    def app_seconds(
+        self, start_ms: int, end_ms: int, filters: Filters, rolled_until: int | None
+    ) -> dict[tuple[str, str, str, str], float]:
+        """Seconds each app ran, per (site, lab, device, app)."""
+        out: dict[tuple[str, str, str, str], float] = defaultdict(float)
+        for part in split(start_ms, end_ms, rolled_until):
+            measurement = "rollup_app_hourly" if part.rolled else "app_usage"
+            q = (
+                f"SELECT sum(running_s) AS running_s FROM {measurement} WHERE "
+                f"{time_range(part.start_ms, part.end_ms)}{tag_filter(filters)} "
+                "GROUP BY site, lab, device, app"
+            )
+            for r in all_records(self.influx.query(q)):
+                out[(r["site"], r["lab"], r["device"], r["app"])] += float(r["running_s"] or 0)
+        return dict(out)
+
+    def peak_seats(
+        self, start_ms: int, end_ms: int, filters: Filters, rolled_until: int | None
+    ) -> dict[tuple[str, str], int]:
+        """Most devices running each app in the same minute, per (site, app).
+
+        A device counts once per minute however many samples it cut in it (a user change cuts
+        one), hence the inner ``max`` per device before the count. The concurrency rollup is
+        per site, so a lab or device filter reads raw points for the whole window.
+        """
+        if filters.get("lab") or filters.get("device"):
+            rolled_until = None
+        out: dict[tuple[str, str], int] = {}
+        for part in split(start_ms, end_ms, rolled_until):
+            window = time_range(part.start_ms, part.end_ms)
+            if part.rolled:
+                q = (
+                    "SELECT max(peak_seats) AS peak FROM rollup_app_concurrency_hourly "
+                    f"WHERE {window}{tag_filter({'site': filters.get('site')})} GROUP BY site, app"
+                )
+            else:
+                q = (
+                    "SELECT max(c) AS peak FROM (SELECT count(m) AS c FROM ("
+                    "SELECT max(running_s) AS m FROM app_usage WHERE running_s > 0 AND "
+                    f"{window}{tag_filter(filters)} GROUP BY time(1m), site, lab, device, app "
+                    f"fill(none)) WHERE {window} GROUP BY time(1m), site, app fill(none)) "
+                    f"WHERE {window} GROUP BY site, app"
+                )
+            for r in all_records(self.influx.query(q)):
+                key = (r["site"], r["app"])
+                out[key] = max(out.get(key, 0), int(r["peak"] or 0))
+        return out
+
+    def samples(self, start_ms: int, end_ms: int, filters: Filters) -> list[dict[str, Any]]:
+        """Raw samples in time order per device (for sessions): never rolled up."""
+        q = (
+            'SELECT in_use_s, observed_s, interval_s, "user", "category" FROM sample WHERE '
+            f"{time_range(start_ms, end_ms)}{tag_filter(filters)} GROUP BY site, lab, device"
+        )
+        return all_records(self.influx.query(q))
+
+    def agent_versions(self, filters: Filters) -> dict[tuple[str, str, str], str]:
+        q = (
+            "SELECT last(agent) AS agent FROM status "
+            f"WHERE time > 0{tag_filter(filters)} GROUP BY site, lab, device"
+        )
+        return {
+            (r["site"], r["lab"], r["device"]): str(r["agent"])
+            for r in all_records(self.influx.query(q))
+            if r.get("agent")
+        }
+
+
+def _fact_key(record: Mapping[str, Any]) -> FactKey:
+    return tuple(str(record.get(t) or "") for t in FACT_TAGS)  # type: ignore[return-value]
+
+
+def _quote_tz(tz: str) -> str:
+    return "'" + tz.replace("'", "") + "'"

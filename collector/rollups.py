@@ -1,0 +1,199 @@
+"""Hourly rollups, recomputed from InfluxDB for every hour the collector wrote raw points into.
+
+Each rollup is computed from the database, never from this collector's own stream, and written
+as the same points each time (measurement + tags + hour), so recomputing is idempotent and N
+collectors on one shared subscription converge on the same numbers. An hour is recomputed
+once it is closed (plus a grace delay for stragglers), and again whenever late data lands in
+it (an agent replaying a backlog). Every recompute is confirmed once more ``settle_s`` later:
+two collectors recomputing the same hour at once could otherwise let the one that read first
+write last. The hours still owed are kept in a small state file, written before the batch
+that touched them is acked, so a crash cannot forget them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import orjson
+
+from collector.metrics import Metrics
+from labmeter.contract import STATES
+from labmeter.errors import WriteError
+from labmeter.influx import FieldValue, LineWriter, QueryResult, line, quote_str, time_range
+
+log = logging.getLogger(__name__)
+
+HOUR_MS = 3_600_000
+_STATE_FIELDS = [f"{s}_s" for s in STATES] + ["observed_s"]
+
+
+class Reader(Protocol):
+    def query(self, influxql: str, *, epoch: str = "ms") -> list[QueryResult]: ...
+
+
+def hour_of(ts_ms: int) -> int:
+    return ts_ms - ts_ms % HOUR_MS
+
+
+@dataclass
+class _Due:
+    at: float  # monotonic-free wall clock seconds: hours are wall-clock facts
+    confirmed: bool = False
+
+
+def rollup_lines(reader: Reader, hour: int, site: str) -> list[str]:
+    """The rollup points of one hour, computed with InfluxQL from the raw points."""
+    where = time_range(hour, hour + HOUR_MS)
+    if site != "+":
+        where += f" AND site = {quote_str(site)}"
+    sums = ", ".join(f"sum({f}) AS {f}" for f in _STATE_FIELDS)
+    lines: list[str] = []
+    for series in reader.query(
+        f"SELECT {sums}, count(observed_s) AS samples FROM sample WHERE {where} "
+        "GROUP BY site, lab, device, kind, category"
+    ):
+        for rec in series.records():
+            fields: dict[str, FieldValue] = {f: float(rec[f] or 0.0) for f in _STATE_FIELDS}
+            fields["samples"] = int(rec["samples"])
+            lines.append(line("rollup_device_hourly", series.tags, fields, hour))
+    for series in reader.query(
+        f"SELECT sum(running_s) AS running_s FROM app_usage WHERE {where} "
+        "GROUP BY site, lab, device, category, app"
+    ):
+        for rec in series.records():
+            running: dict[str, FieldValue] = {"running_s": float(rec["running_s"])}
+            lines.append(line("rollup_app_hourly", series.tags, running, hour))
+    # Seats: devices with the app running in each minute (a device's several points in one
+    # minute, e.g. cut at a category change, count once), then the hour's maximum.
+    peaks = reader.query(
+        "SELECT max(n) AS peak FROM (SELECT count(running_s) AS n FROM "
+        f"(SELECT sum(running_s) AS running_s FROM app_usage WHERE {where} "
+        "GROUP BY time(1m), site, app, device) WHERE running_s > 0 "
+        "GROUP BY time(1m), site, app) GROUP BY site, app"
+    )
+    peak = {(s.tags["site"], s.tags["app"]): int(s.values[0][1] or 0) for s in peaks}
+    for series in reader.query(
+        f"SELECT sum(running_s) AS running_s FROM app_usage WHERE {where} GROUP BY site, app"
+    ):
+        key = (series.tags["site"], series.tags["app"])
+        seats: dict[str, FieldValue] = {
+            "peak_seats": peak.get(key, 0),
+            "seat_hours": float(series.values[0][1]) / 3600.0,
+        }
+        lines.append(line("rollup_app_concurrency_hourly", series.tags, seats, hour))
+    return lines
+
+
+class Rollups:
+    """Hours owed a recompute, and the thread that pays them."""
+
+    def __init__(
+        self,
+        reader: Reader,
+        writer: LineWriter,
+        metrics: Metrics,
+        *,
+        site: str,
+        state_path: Path,
+        grace_s: float,
+        settle_s: float,
+    ) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.metrics = metrics
+        self.site = site
+        self.state_path = state_path
+        self.grace_s = grace_s
+        self.settle_s = settle_s
+        self._lock = threading.Lock()
+        self._due: dict[int, _Due] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="collector-rollups", daemon=True)
+        for hour in self._load():
+            self._due[hour] = _Due(self._due_at(hour, time.time()))
+
+    def _due_at(self, hour: int, now: float) -> float:
+        return max((hour + HOUR_MS) / 1000 + self.grace_s, now + self.settle_s)
+
+    def _load(self) -> list[int]:
+        try:
+            return [int(h) for h in orjson.loads(self.state_path.read_bytes())]
+        except FileNotFoundError:
+            return []
+        except (orjson.JSONDecodeError, TypeError, ValueError):
+            log.error("rollup state %s unreadable; recomputing nothing from it", self.state_path)
+            return []
+
+    def _save(self) -> None:
+        tmp = self.state_path.with_name(self.state_path.name + ".tmp")
+        with tmp.open("wb") as fh:
+            fh.write(orjson.dumps(sorted(self._due)))
+            fh.flush()
+            os.fsync(fh.fileno())
+        tmp.replace(self.state_path)
+
+    def touch(self, hours: Iterable[int]) -> None:
+        """Raw points were written into these hours: owe them a recompute (before the ack)."""
+        now = time.time()
+        with self._lock:
+            new = False
+            for hour in hours:
+                due = self._due.get(hour)
+                if due is None:
+                    new = True
+                self._due[hour] = _Due(self._due_at(hour, now))
+            if new:
+                self._save()
+
+    def pending(self) -> list[int]:
+        with self._lock:
+            return sorted(self._due)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(10)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.5):
+            self.run_due(time.time())
+
+    def run_due(self, now: float) -> None:
+        """Recompute every hour whose time has come; keep the ones the database refused."""
+        with self._lock:
+            ready = sorted((h, d) for h, d in self._due.items() if d.at <= now)
+            lag = max((now - d.at for d in self._due.values() if d.at <= now), default=0.0)
+        self.metrics.rollup_lag.set(lag)
+        for hour, due in ready:
+            if self._stop.is_set():
+                return
+            try:
+                lines = rollup_lines(self.reader, hour, self.site)
+                if lines:
+                    self.writer.write_lines(lines)
+            except WriteError as exc:
+                log.warning("rollup of hour %d failed (%s); will retry", hour, exc)
+                with self._lock, contextlib.suppress(KeyError):
+                    self._due[hour].at = time.time() + 5.0
+                continue
+            self.metrics.rollups_total.inc()
+            with self._lock:
+                current = self._due.get(hour)
+                if current is not due:
+                    continue  # touched again meanwhile: its new schedule stands
+                if due.confirmed:
+                    del self._due[hour]
+                    self._save()
+                else:
+                    self._due[hour] = _Due(time.time() + self.settle_s, confirmed=True)

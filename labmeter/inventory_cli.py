@@ -1,0 +1,49 @@
+"""``labmeter inventory check|import``: what the technician runs after editing the file."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from rich.console import Console
+
+from labmeter.inventory import InventoryError, equipment_from_csv, load, merge_equipment, parse
+
+err = Console(stderr=True, soft_wrap=True)
+
+
+def check(path: Path) -> int:
+    try:
+        inv = load(path)
+    except InventoryError as exc:
+        for problem in exc.problems:
+            err.print(problem, markup=False, highlight=False)
+        err.print(f"[red]{len(exc.problems)} problem(s)[/]")
+        return 1
+    err.print(
+        f"{path}: ok — {len(inv.sites)} sites, {len(inv.labs)} labs, "
+        f"{len(inv.equipment)} pieces of equipment, {len(inv.software)} software titles"
+    )
+    return 0
+
+
+def import_csv(csv_path: Path, into: Path | None) -> int:
+    try:
+        entries = equipment_from_csv(csv_path)
+        base = into.read_text(encoding="utf-8") if into and into.exists() else ""
+        text = merge_equipment(base, entries)
+        if into is not None:
+            parse(text, str(into))  # refuse to write an inventory that would not load
+    except InventoryError as exc:
+        for problem in exc.problems:
+            err.print(problem, markup=False, highlight=False)
+        return 1
+    except OSError as exc:
+        err.print(f"[red]cannot read:[/] {exc}")
+        return 1
+    if into is None:
+        sys.stdout.write(text)
+    else:
+        into.write_text(text, encoding="utf-8")
+        err.print(f"{len(entries)} rows merged into {into} (comments are not kept)")
+    return 0

@@ -1,0 +1,137 @@
+"""Utilisation, openness, software and sessions on a hand-checkable lab in real InfluxDB."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from api.keys import Role
+from api.usage import UsageReader
+from labmeter.config import Config
+from labmeter.influx import InfluxV1
+from tests.api import lab_data as d
+from tests.api.client import Api, make_api
+
+DAY = {"start": d.T0 // 1000, "end": (d.T0 + 24 * d.HOUR) // 1000}
+OPEN_S = 4 * 3600  # 09:00-13:00 on a Monday
+
+
+def _by(rows: Any, key: str) -> dict[str, dict[str, Any]]:
+    return {r[key]: r for r in rows}
+
+
+def test_device_utilisation_uses_opening_hours_and_lists_unregistered_apart(
+    lab_api: Api,
+) -> None:
+    rows = _by(lab_api.get("/api/v1/utilisation", **DAY), "device")
+    assert set(rows) == {"pc-01", "pc-02", "pc-03", "pc-99"}
+    assert rows["pc-01"]["in_use_s"] == 120 * 60
+    assert rows["pc-01"]["observed_s"] == 180 * 60
+    assert rows["pc-01"]["available_s"] == OPEN_S
+    assert rows["pc-01"]["utilisation"] == pytest.approx(7200 / OPEN_S)
+    assert rows["pc-01"]["coverage"] == pytest.approx(10800 / OPEN_S)
+    # A registered device that never reported stays in the denominator with zero coverage.
+    assert rows["pc-03"]["available_s"] == OPEN_S
+    assert rows["pc-03"]["coverage"] == 0
+    # Seen on MQTT, not in the inventory: listed, flagged, no denominator.
+    assert rows["pc-99"]["registered"] is False
+    assert rows["pc-99"]["available_s"] is None
+    assert rows["pc-99"]["in_use_s"] == 600
+
+    lab = lab_api.get("/api/v1/utilisation", group_by="lab", **DAY)
+    assert len(lab) == 1
+    assert lab[0]["devices"] == 3  # pc-99 is never merged
+    assert lab[0]["in_use_s"] == 7200 + 1800
+    assert lab[0]["available_s"] == 3 * OPEN_S
+
+    equipment = lab_api.get("/api/v1/equipment", **DAY)
+    assert [u["device"] for u in equipment["unregistered"]] == ["pc-99"]
+    assert {e["device"]: e["seen"] for e in equipment["equipment"]} == {
+        "pc-01": True, "pc-02": True, "pc-03": False,
+    }  # fmt: skip
+
+
+def test_every_day_splits_at_local_midnight_and_sums_to_the_window(lab_api: Api) -> None:
+    week = {"start": d.T0 // 1000 - 2 * 86400, "end": d.T0 // 1000 + 3 * 86400}
+    days = lab_api.get("/api/v1/utilisation", group_by="site", every="day", **week)
+    # Local midnight in Rome is 23:00 UTC in winter; the first day starts with the window.
+    assert [r["period_start"] for r in days] == [
+        "2026-02-28T00:00:00Z", "2026-02-28T23:00:00Z", "2026-03-01T23:00:00Z",
+        "2026-03-02T23:00:00Z", "2026-03-03T23:00:00Z", "2026-03-04T23:00:00Z",
+    ]  # fmt: skip
+    # Saturday and Sunday closed; the last day is Thursday 00:00-01:00, before opening.
+    assert [r["available_s"] for r in days] == [0, 0, 3 * OPEN_S, 3 * OPEN_S, 3 * OPEN_S, 0]
+    whole = lab_api.get("/api/v1/utilisation", group_by="site", **week)[0]
+    assert sum(r["in_use_s"] for r in days) == whole["in_use_s"] == 9000
+    months = lab_api.get("/api/v1/utilisation", group_by="kind", every="month", **week)
+    assert [(r["kind"], r["period_start"], r["in_use_s"]) for r in months] == [
+        ("pc", "2026-02-28T00:00:00Z", 0), ("pc", "2026-02-28T23:00:00Z", 9000),
+    ]  # fmt: skip
+
+
+def test_openness_software_and_sessions(lab_api: Api) -> None:
+    openness = lab_api.get("/api/v1/openness", **DAY)
+    total = openness["total"]
+    assert total["in_use_s"] == 9000  # pc-99 is unregistered: not counted
+    assert total["categories"]["school"]["in_use_s"] == 7200
+    assert total["categories"]["company"]["in_use_s"] == 1800
+    assert total["quota_esterna"] == 1.0
+    assert openness["labs"][0]["lab"] == "lab-cad"
+
+    software = _by(lab_api.get("/api/v1/software", **DAY), "app")
+    sw = software["solidworks"]
+    assert sw["hours"] == pytest.approx((75 + 30) / 60)
+    assert sw["peak_seats"] == 2  # pc-01 and pc-02 both ran it 10:00-10:15
+    assert sw["seats_owned"] == 5
+    assert sw["peak_share"] == pytest.approx(2 / 5)
+
+    sessions = lab_api.get("/api/v1/sessions", **DAY)
+    got = sorted((s["device"], s["user"], s["duration_s"], s["in_use_s"]) for s in sessions)
+    assert got == [
+        ("pc-01", d.USER_A, 7200, 7200),
+        ("pc-02", d.USER_B, 1800, 1800),
+        ("pc-99", d.USER_C, 600, 600),
+    ]
+    assert all(s["user"].startswith("p_") for s in sessions)
+
+
+def test_rollups_for_closed_hours_give_the_same_figures_as_raw_points(
+    config: Config, influx: InfluxV1, tmp_path: Path, lab_api: Api
+) -> None:
+    other = dataclasses.replace(
+        config, influx=dataclasses.replace(config.influx, database=config.influx.database + "_r")
+    )
+    rolled_db = InfluxV1(other.influx)
+    rolled_db.create_database()
+    try:
+        # Hours before 09:30 UTC rolled up, the rest raw: the split falls inside sessions.
+        rollups, raw = d.rollup_lines(d.raw_lines(), d.T0 + 9 * d.HOUR)
+        assert rollups and raw
+        rolled_db.write_lines(rollups + raw + d.status_lines())
+        assert UsageReader(rolled_db).rolled_until(d.T0 + 48 * d.HOUR) == d.T0 + 9 * d.HOUR
+        rolled = make_api(other, tmp_path / "r", d.inventory_file(tmp_path))
+        # A window with unaligned edges reads raw edges around the rolled hours.
+        window = {"start": d.T0 // 1000 + 1234, "end": d.T0 // 1000 + 20 * 3600 + 17}
+        for path, params in [
+            ("/api/v1/utilisation", {}),
+            ("/api/v1/utilisation", {"group_by": "category", "every": "day"}),
+            ("/api/v1/openness", {}),
+            ("/api/v1/software", {}),
+        ]:
+            assert rolled.get(path, **window, **params) == lab_api.get(path, **window, **params)
+    finally:
+        rolled_db.query(f'DROP DATABASE "{other.influx.database}"')
+        rolled_db.close()
+
+
+def test_without_inventory_the_window_is_the_denominator(
+    config: Config, influx: InfluxV1, tmp_path: Path
+) -> None:
+    influx.write_lines(d.raw_lines() + d.status_lines())
+    api = make_api(config, tmp_path, None)
+    rows = _by(api.get("/api/v1/utilisation", Role.viewer, **DAY), "device")
+    assert set(rows) == {"pc-01", "pc-02", "pc-99"}
+    assert all(r["available_s"] == 86400 for r in rows.values())
