@@ -17,13 +17,14 @@ import pytest
 from fastapi.testclient import TestClient
 
 from agent.publisher import Publisher
-from api.main import create_app
+from api.keys import Role
 from collector.service import Collector
 from labmeter.config import CollectorConfig, Config, InfluxConfig, MqttConfig
 from labmeter.contract import EXTERNAL_CATEGORIES, Event, Topic
 from labmeter.influx import InfluxV1
 from labmeter.localstack import Service
 from simulators import lab
+from tests.api.client import make_api
 from tests.dashboards.grafana import DASHBOARDS, interpolate, interval_s, load, targets
 from tests.helpers import wait_for
 
@@ -38,6 +39,7 @@ class Lab:
     influx: InfluxV1
     truth: dict[str, Any]
     now_ms: int  # status points are stamped when the agents connected: after the lab's end
+    api: TestClient  # the real API on the same database, with a viewer's key
 
 
 @pytest.fixture(scope="module")
@@ -55,11 +57,13 @@ def simulated(
             dead_letter_path=str(tmp_path_factory.mktemp("dash") / "dead.jsonl"),
             session_expiry_s=60,
             batch_interval_s=0.2,
+            rollup_grace_s=0,  # the lab is in the past: roll its closed hours up at once
+            rollup_settle_s=0.2,
         ),
     )
     influx = InfluxV1(config.influx)
     influx.create_database()
-    collector = Collector(config, influx)
+    collector = Collector(config, influx, reader=influx)  # with its hourly rollups
     collector.start()
     assert collector.connected.wait(10)
     time.sleep(0.2)
@@ -79,17 +83,18 @@ def simulated(
 
         wait_for(written, timeout=60)
         wait_for(lambda: influx.query("SELECT count(seq) FROM event WHERE type = 'queue_eviction'"))
+        closed = f"time < {truth['end_ms'] // 3600_000 * 3600_000}ms"
+
+        def rolled_up() -> bool:
+            raw = influx.query(f"SELECT count(seq) FROM sample WHERE {closed}")
+            rolled = influx.query(f"SELECT sum(samples) FROM rollup_device_hourly WHERE {closed}")
+            return bool(rolled) and rolled[0].values[0][1] == raw[0].values[0][1]
+
+        wait_for(rolled_up, timeout=60)
     finally:
         collector.stop()
-    # Hourly rollups with the collector's schema (rollup_device_hourly), derived from the raw
-    # samples here: the rollup panels must show what the raw panels show.
-    states = ("in_use_s", "idle_s", "setup_s", "paused_s", "alarm_s", "off_s", "observed_s")
-    sums = ", ".join(f'sum("{f}") AS "{f}"' for f in states)
-    influx.query(
-        f'SELECT {sums}, count("seq") AS "samples" INTO "rollup_device_hourly" FROM "sample" '
-        f"WHERE time >= {truth['start_ms']}ms AND time < {truth['end_ms']}ms GROUP BY time(1h), *"
-    )
-    yield Lab(config, influx, truth, int(time.time() * 1000) + 60_000)
+    api = make_api(config, tmp_path_factory.mktemp("api"), None).client_as(Role.viewer)
+    yield Lab(config, influx, truth, int(time.time() * 1000) + 60_000, api)
     influx.query(f'DROP DATABASE "{config.influx.database}"')
     influx.close()
 
@@ -139,7 +144,7 @@ def test_every_variable_and_panel_query_returns_rows(simulated: Lab, path: Path)
 
 def test_utilisation_panels_show_the_api_numbers(simulated: Lab) -> None:
     start, end = simulated.truth["start_ms"], simulated.truth["end_ms"]
-    api = TestClient(create_app(simulated.config))
+    api = simulated.api
     window = {"start": start // 1000, "end": end // 1000}
 
     per_device = _panel_rows(
@@ -214,8 +219,10 @@ def test_openness_and_software_hours_equal_the_ground_truth(simulated: Lab) -> N
 def test_rollup_trend_equals_the_raw_trend(simulated: Lab) -> None:
     """Also guards against InfluxDB 1.6 mangling a time-grouped subquery that has fill(0)."""
     board = next(load(p) for p in DASHBOARDS if load(p)["uid"] == "labmeter-utilisation")
-    # A rollup point stands at its hour's start: a range from mid-hour would leave it out.
-    start, end = simulated.truth["start_ms"] // 3600_000 * 3600_000, simulated.truth["end_ms"]
+    # The collector's closed hours; a rollup point stands at its hour's start, so a range that
+    # began mid-hour would leave it out.
+    start = simulated.truth["start_ms"] // 3600_000 * 3600_000
+    end = simulated.truth["end_ms"] // 3600_000 * 3600_000 - 1
     values = _variable_values(simulated, board, start, end)
 
     def series(title: str) -> dict[str, list[list[Any]]]:
@@ -262,7 +269,7 @@ def test_live_panels_match_the_api_occupancy(simulated: Lab) -> None:
     panel = next(p for p in board["panels"] if p["title"] == "Devices by state (last sample)")
     query = interpolate(panel["targets"][0]["query"], values, start, end)
     shown = {s.tags["device"]: s.values[0][1] for s in simulated.influx.query(query)}
-    occupancy = TestClient(create_app(simulated.config)).get("/api/v1/occupancy").json()
+    occupancy = simulated.api.get("/api/v1/occupancy").json()
     assert shown == {row["device"]: row["last_state"] for row in occupancy}
 
     quality = next(load(p) for p in DASHBOARDS if load(p)["uid"] == "labmeter-data-quality")
