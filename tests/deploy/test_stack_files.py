@@ -8,6 +8,7 @@ that exist, and every variable defined in .env.example.
 from __future__ import annotations
 
 import configparser
+import dataclasses
 import re
 import shutil
 import ssl
@@ -23,10 +24,15 @@ import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 from typer.testing import CliRunner
 
+from collector.service import Collector
 from labmeter import config as config_mod
 from labmeter.cli import app
 from labmeter.deploy import COLLECTOR_USER
+from labmeter.influx import InfluxV1
+from labmeter.localstack import free_port
+from tests.api.client import make_api
 from tests.deploy.conftest import SecureBroker
+from tests.helpers import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -204,3 +210,36 @@ def test_systemd_unit(unit: str, tmp_path: Path) -> None:
         ["systemd-analyze", "verify", str(local)], capture_output=True, text=True
     )
     assert result.returncode == 0 and not result.stderr.strip(), result.stderr
+
+
+def test_collector_health_check_command_passes_on_a_running_collector(
+    config: config_mod.Config, influx: InfluxV1
+) -> None:
+    """The compose health check, run as is (port moved) against a real collector."""
+    argv = _compose()["services"]["collector"]["healthcheck"]["test"][1:]
+    port = free_port()
+    argv = [a.replace(":9108/", f":{port}/") for a in argv]
+    assert argv[0] == "python"
+    cfg = dataclasses.replace(
+        config,
+        collector=dataclasses.replace(config.collector, metrics_port=port),
+    )
+    collector = Collector(cfg, influx)
+    collector.start()
+    try:
+        assert collector.connected.wait(10)
+        health = [sys.executable, *argv[1:]]
+        wait_for(lambda: subprocess.run(health, capture_output=True).returncode == 0, timeout=15)
+    finally:
+        collector.stop()
+    # And it fails when nothing answers: a health check that cannot fail checks nothing.
+    assert subprocess.run([sys.executable, *argv[1:]], capture_output=True).returncode != 0
+
+
+def test_api_health_check_path_needs_no_key(config: config_mod.Config, tmp_path: Path) -> None:
+    argv = _compose()["services"]["api"]["healthcheck"]["test"]
+    url = re.search(r"http://127\.0\.0\.1:8000(/\S+?)'", " ".join(argv))
+    assert url is not None
+    client = make_api(config, tmp_path, None).client
+    assert client.get(url.group(1)).status_code == 200
+    assert client.get("/api/v1/occupancy").status_code == 401  # while the data needs one
