@@ -14,7 +14,9 @@ import shutil
 import ssl
 import subprocess
 import sys
+import sysconfig
 import threading
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -243,3 +245,60 @@ def test_api_health_check_path_needs_no_key(config: config_mod.Config, tmp_path:
     client = make_api(config, tmp_path, None).client
     assert client.get(url.group(1)).status_code == 200
     assert client.get("/api/v1/occupancy").status_code == 401  # while the data needs one
+
+
+def test_the_image_install_runs_from_a_wheel_of_what_the_dockerfile_copies(
+    tmp_path: Path,
+) -> None:
+    """The Dockerfile's build, natively: copy what it copies, build the wheel it installs
+    (not editable), and run the CLI from that wheel alone with the image's environment."""
+    text = (ROOT / "Dockerfile").read_text()
+    src = tmp_path / "opt-labmeter"
+    src.mkdir()
+    for line in re.findall(r"^COPY (.+)$", text, flags=re.M):
+        for item in line.split()[:-1]:
+            source = ROOT / item.rstrip("/")
+            if source.is_dir():
+                shutil.copytree(
+                    source, src / source.name, ignore=shutil.ignore_patterns("__pycache__")
+                )
+            else:
+                shutil.copy(source, src / source.name)
+    out = tmp_path / "out"
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out), str(src)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert built.returncode == 0, built.stderr[-2000:]
+    site = tmp_path / "site"
+    with zipfile.ZipFile(next(out.glob("labmeter-*.whl"))) as wheel:
+        names = wheel.namelist()
+        wheel.extractall(site)
+    assert {n.split("/")[0] for n in names if n.endswith("__init__.py")} == {
+        "labmeter", "agent", "collector", "api", "simulators",
+    }  # fmt: skip
+    env_line = re.search(r"^ENV LABMETER_GRAFANA_DIR=(\S+)$", text, flags=re.M)
+    assert env_line is not None
+    grafana_dir = env_line.group(1).replace("/opt/labmeter", str(src))
+    deps = sysconfig.get_paths()["purelib"]
+    # -S: no site hooks, so this venv's editable labmeter cannot stand in for the wheel; and
+    # not from the repository's folder, which -c would put first on sys.path.
+    run = {"capture_output": True, "text": True, "cwd": tmp_path}
+    script = (
+        f"import sys; sys.path.append({deps!r}); import labmeter; "
+        f"assert labmeter.__file__.startswith({str(site)!r}), labmeter.__file__; "
+        "from labmeter.cli import app; app(sys.argv[1:])"
+    )
+    push = subprocess.run(
+        [sys.executable, "-S", "-c", script, "grafana", "push", "--url", "http://127.0.0.1:9",
+         "--token", "t", "--influx-url", "http://influxdb:8086", "--influx-token", "t"],
+        env={"PYTHONPATH": str(site), "LABMETER_GRAFANA_DIR": grafana_dir}, **run,
+    )  # fmt: skip
+    # It read the provisioning and the dashboards, then found no Grafana at that address.
+    assert push.returncode == 1 and "unreachable" in push.stderr, push.stderr[-2000:]
+    for role in ("collector", "api"):
+        shown = subprocess.run(
+            [sys.executable, "-S", "-c", script, role, "--help"],
+            env={"PYTHONPATH": str(site)}, **run,
+        )  # fmt: skip
+        assert shown.returncode == 0 and "--config" in shown.stdout, shown.stderr[-2000:]
