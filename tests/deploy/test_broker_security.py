@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+import grp
+import os
+import shutil
 import signal
 import ssl
+import subprocess
+import tempfile
 import threading
 import time
+from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -16,8 +22,9 @@ from agent.publisher import Publisher
 from collector.service import Collector
 from labmeter.config import Config, MqttConfig
 from labmeter.contract import Sample, Topic, encode
-from labmeter.deploy import COLLECTOR_USER, BrokerAccess, add_device
+from labmeter.deploy import COLLECTOR_USER, BrokerAccess, add_collector, add_device
 from labmeter.influx import InfluxV1
+from labmeter.localstack import Service, free_port, require_binary
 from tests.deploy.conftest import SecureBroker
 from tests.helpers import wait_for
 
@@ -143,3 +150,48 @@ def test_a_device_added_while_the_broker_runs_connects_after_a_reload(
     secure_broker.service.proc.send_signal(signal.SIGHUP)
     wait_for(lambda: _connack(secure_broker, user) == "Success", timeout=10)
     assert _connack(secure_broker, "site-a/lab-1/pc-01") == "Success"  # the others still can
+
+
+def test_the_debian_install_script_gives_a_working_secure_broker() -> None:
+    """install-debian.sh into a scratch root, then the README's B.2 steps, on real mosquitto."""
+    root = Path(tempfile.mkdtemp(prefix="labmeter-debian-"))
+    root.chmod(0o755)
+    try:
+        shipped = Path(__file__).resolve().parents[2] / "deploy" / "mosquitto"
+        subprocess.run(["bash", str(shipped / "install-debian.sh"), str(root)], check=True)
+        etc = root / "etc" / "mosquitto"
+        conf = (etc / "mosquitto.conf").read_text()
+        assert "/mosquitto/config/" not in conf and f"include_dir {etc}/conf.d" in conf
+        certs = etc / "certs"
+        subprocess.run(
+            ["bash", str(shipped / "make-certs.sh"), "-d", str(certs), "server", "localhost"],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        access = BrokerAccess("mqtts://localhost:8883", str(etc / "certs" / "ca.crt"))
+        add_collector(etc / "passwd", access, "debian-pw")
+        if os.geteuid() == 0:  # the README's chgrp: the broker reads these as user mosquitto
+            gid = grp.getgrnam("mosquitto").gr_gid
+            for path in (etc / "passwd", etc / "certs" / "server.key"):
+                os.chown(path, 0, gid)
+                path.chmod(0o640)
+        port = free_port()
+        (etc / "mosquitto.conf").write_text(
+            conf.replace("listener 8883\n", f"listener {port} 127.0.0.1\n")
+        )
+        service = Service(
+            "mosquitto",
+            [require_binary("mosquitto"), "-c", str(etc / "mosquitto.conf")],
+            port,
+            root,
+        )
+        service.start()
+        try:
+            broker = SecureBroker(
+                service, root, etc / "certs" / "ca.crt", {COLLECTOR_USER: "debian-pw"}
+            )
+            assert _connack(broker, COLLECTOR_USER) == "Success"
+            assert _connack(broker, None) == "Not authorized"
+        finally:
+            service.stop()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
