@@ -202,6 +202,7 @@ lab = "lab"
 device = "pc-1"
 interval_s = 1
 poll_s = 0.25
+idle_threshold_s = 1  # the PC source holds samples open this long (look-back)
 pseudonym_secret = "{SECRET}"
 queue_path = "{tmp_path / "queue.db"}"
 """
