@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 
 from labmeter import config as config_mod
-from labmeter.errors import LabmeterError
+from labmeter.errors import ConfigError, LabmeterError
 
 app = typer.Typer(help="labmeter: measured usage of lab equipment.", no_args_is_help=True)
 influx_app = typer.Typer(help="InfluxDB set-up.", no_args_is_help=True)
@@ -50,13 +50,20 @@ def _logging(verbose: bool) -> None:
     )
 
 
-@app.command()
+agent_app = typer.Typer(help="The edge agent: run it, or check what it detects.")
+app.add_typer(agent_app, name="agent")
+
+
+@agent_app.callback(invoke_without_command=True)
 def agent(
+    ctx: typer.Context,
     config: ConfigOpt = None,
     mqtt_url: MqttOpt = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Run the edge agent on this PC or machine until stopped."""
+    if ctx.invoked_subcommand is not None:
+        return
     from agent.runner import run_agent
 
     _logging(verbose)
@@ -65,7 +72,15 @@ def agent(
         run_agent(cfg, _stop_on_signals())
     except LabmeterError as exc:
         err.print(f"[red]agent error:[/] {exc}")
-        raise typer.Exit(1) from exc
+        raise typer.Exit(2 if isinstance(exc, ConfigError) else 1) from exc
+
+
+@agent_app.command("check")
+def agent_check(config: ConfigOpt = None) -> None:
+    """Print what the agent detects here now: sessions, idle, apps, serial ports, queue."""
+    from agent.check import run_check
+
+    raise typer.Exit(run_check(_load(config), Console()))
 
 
 @app.command()

@@ -62,11 +62,18 @@ class FakePlatform(SimpleNamespace):
         return None
 
 
-def pc(platform: FakePlatform, now: list[float], **kw: object) -> PcSource:
+def pc(
+    platform: FakePlatform, now: list[float], procs: list[Proc] | None = None, **kw: object
+) -> PcSource:
     cfg = AgentConfig(
         site="s", lab="l", device="d", pseudonym_secret=SECRET, idle_threshold_s=30, **kw
     )  # type: ignore[arg-type]
-    return PcSource(cfg, platform, clock=lambda: now[0])  # type: ignore[arg-type]
+    return PcSource(
+        cfg,
+        platform,  # type: ignore[arg-type]
+        clock=lambda: now[0],
+        list_processes=lambda apps: list(procs or []),
+    )
 
 
 def run(
@@ -154,20 +161,22 @@ def test_app_patterns_match_names_and_windows_paths_case_insensitively() -> None
 
 
 def test_apps_running_seconds_and_busy_app_in_use_through_the_source() -> None:
-    platform, now = FakePlatform(), [0.0]
-    source = pc(platform, now, apps={"blender": {"patterns": ["blender"], "seats": 2}})
-    source._running = frozenset({"blender"})
-    source._busy = frozenset({"blender"})
-    script = [session(float(t + 100)) for t in range(60)]  # the user is long gone
+    platform, now = FakePlatform(), [T0 / 1000]
+    procs = [Proc(42, "blender", "/usr/bin/blender", 100.0)]
+    source = pc(platform, now, procs, apps={"blender": {"patterns": ["blender"], "seats": 2}})
+    source.scan()
     meter = Meter(60, T0, lookback_s=source.lookback_s)
     out = []
     for t in range(60):
         now[0] = (T0 + t * 1000) / 1000
-        platform.found = [script[t]]
-        if t == 40:
-            source._busy = frozenset()  # the render finished at 40 s
+        platform.found = [session(float(t + 100))]  # the user is long gone
+        if t % 10 == 0:  # a scan every 10 s: the render uses a full core until 40 s
+            procs[0] = Proc(42, "blender", "", 100.0 + min(t, 40))
+            source.scan()
         out += meter.observe(T0 + t * 1000, source.poll())
     out += meter.flush(T0 + 60_000)
     (sample,) = out
-    assert dict(sample.state_s) == {"in_use": 40.0, "idle": 20.0}
+    # Busy seen by the scans at 10..40 s, idle from the scan at 50 s that saw no work since 40 s;
+    # the first scan at 0 s has no CPU delta yet.
+    assert dict(sample.state_s) == {"idle": 20.0, "in_use": 40.0}
     assert dict(sample.apps_s) == {"blender": 60.0}

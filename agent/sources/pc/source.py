@@ -22,7 +22,7 @@ from agent.identity import pseudonym
 from agent.meter import Reading
 from agent.platform import Session, current
 from agent.sources import SourceEvent
-from agent.sources.pc.apps import ProcessScan, catalogue, processes
+from agent.sources.pc.apps import App, Proc, ProcessScan, catalogue, processes
 from agent.sources.pc.gpu import Gpu
 from labmeter.config import AgentConfig
 
@@ -75,10 +75,12 @@ class PcSource:
         config: AgentConfig,
         platform: ModuleType | None = None,
         clock: Callable[[], float] = time.time,
+        list_processes: Callable[[list[App]], list[Proc]] = processes,
     ) -> None:
         self.config = config
         self.platform = platform or current()
         self._clock = clock
+        self._list_processes = list_processes
         # Idleness found at T is back-dated to the last input, so samples stay open this long.
         self.lookback_s = float(config.idle_threshold_s) + 2 * config.poll_s
         self.apps = catalogue(config.apps)
@@ -96,7 +98,16 @@ class PcSource:
     def scan(self) -> None:
         """The costly part, on its own slower schedule: which catalogued apps run, which work."""
         if self.apps:
-            self._running, self._busy = self._scan.update(processes(self.apps), time.monotonic())
+            found = self._list_processes(self.apps)
+            self._running, self._busy = self._scan.update(found, self._clock())
+
+    @property
+    def running_apps(self) -> frozenset[str]:
+        return self._running
+
+    @property
+    def busy_apps(self) -> frozenset[str]:
+        return self._busy
 
     def sessions(self) -> list[Session]:
         return with_own_idle(
