@@ -91,11 +91,17 @@ def run_check(config: Config, console: Console) -> int:
     console.print(ports_table())
     queue = Path(cfg.queue_path)
     if queue.exists():
+        from agent.queue import QueueBusy
         from agent.runner import open_queue
 
-        opened = open_queue(config)
-        console.print(f"queue {queue}: {len(opened)} messages waiting, {opened.size_bytes} bytes")
-        opened.close()
+        try:
+            opened = open_queue(config)
+        except QueueBusy:
+            console.print(f"queue {queue}: held by the running agent")
+        else:
+            waiting = f"{len(opened)} messages waiting, {opened.size_bytes} bytes"
+            console.print(f"queue {queue}: {waiting}")
+            opened.close()
     else:
         base = queue.resolve().parent
         while not base.exists():
