@@ -145,13 +145,15 @@ class _XScreenSaverInfo(ctypes.Structure):
     )
 
 
-class _X11Idle:
+class X11Idle:
     """Milliseconds since the last input on ``$DISPLAY`` through libXss (optional)."""
 
     def __init__(self) -> None:
         self.display: int | None = None
+        if not os.environ.get("DISPLAY"):  # a service: no display, and no ldconfig run either
+            return
         xlib_name, xss_name = ctypes.util.find_library("X11"), ctypes.util.find_library("Xss")
-        if not (os.environ.get("DISPLAY") and xlib_name and xss_name):
+        if not (xlib_name and xss_name):
             return
         self.xlib = ctypes.CDLL(xlib_name)
         self.xss = ctypes.CDLL(xss_name)
@@ -179,7 +181,7 @@ class _X11Idle:
         return float(self.info.contents.idle) / 1000.0
 
 
-_x11: _X11Idle | None = None
+_x11: X11Idle | None = None
 
 
 def input_idle_s() -> float | None:
@@ -187,7 +189,7 @@ def input_idle_s() -> float | None:
     global _x11
     if _x11 is None:
         try:
-            _x11 = _X11Idle()
+            _x11 = X11Idle()
         except OSError:  # a library that is there but does not load
             return None
     return _x11.idle_s()
