@@ -235,3 +235,32 @@ queue_path = "{tmp_path / "queue.db"}"
     assert len({s["ts"] for s in samples}) == len(samples)
     assert len(samples) >= 8  # about 3 s offline + 3 s down after the restart, at 1 s each
     assert [e["type"] for e in sub.of("event")] == ["agent_start", "agent_start"]
+
+
+def test_paho_queue_full_pushes_back_without_loss(
+    own_broker: Service, uid: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    sub = Subscriber(own_broker.port, uid)
+    queue = DurableQueue(tmp_path / "q.db", clock_ms=lambda: 1_764_147_600_000)
+    publisher = Publisher(
+        MqttConfig(url=f"mqtt://127.0.0.1:{own_broker.port}"), Topic(uid, "lab", "pc", "sample")
+    )
+    # Stand-in for paho's 65,535 limit: past 3 unacked, publish() answers MQTT_ERR_QUEUE_SIZE.
+    publisher.client.max_queued_messages_set(3)
+    publisher.connect()
+    try:
+        for i in range(200):
+            queue.put("sample", sample(i).ts, encode(sample(i)))
+        deadline = time.monotonic() + 30
+        while len(queue) and time.monotonic() < deadline:
+            publisher.pump(queue)
+            time.sleep(0.002)
+        assert len(queue) == 0
+        assert "paho's queue is full" in caplog.text  # the refusal happened and was survived
+        wait_for(lambda: len(sub.of("sample")) >= 200)
+        time.sleep(0.3)
+        assert [m["seq"] for m in sub.of("sample")] == list(range(200))
+    finally:
+        publisher.close()
+        sub.close()
+        queue.close()

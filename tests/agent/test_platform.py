@@ -133,3 +133,12 @@ def test_back_dating_stays_inside_open_samples_and_keeps_unknown_unknown() -> No
     meter.observe(T0 + 100_000, Reading("in_use", since_s=500))
     (last,) = meter.flush(T0 + 120_000)
     assert dict(last.state_s) == {"in_use": 60.0}
+
+
+def test_every_platform_module_offers_the_same_interface() -> None:
+    from agent.platform import current
+
+    for module in (linux, windows, current()):
+        for name in ("sessions", "input_idle_s", "own_session_id"):
+            assert callable(getattr(module, name)), (module.__name__, name)
+    assert current() is linux  # these tests run on Linux
