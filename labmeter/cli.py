@@ -71,8 +71,9 @@ def agent(
     try:
         run_agent(cfg, _stop_on_signals())
     except LabmeterError as exc:
-        err.print(f"[red]agent error:[/] {exc}")
-        raise typer.Exit(2 if isinstance(exc, ConfigError) else 1) from exc
+        bad_config = isinstance(exc, ConfigError)
+        err.print(f"[red]{'config' if bad_config else 'agent'} error:[/] {exc}")
+        raise typer.Exit(2 if bad_config else 1) from exc
 
 
 @agent_app.command("check")
