@@ -73,3 +73,10 @@ def test_check_command_fails_on_an_invalid_config(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["agent", "check", "-c", str(path)])
     assert result.exit_code == 2
     assert "agent.pseudonym_secret" in result.output
+
+
+def test_the_shipped_sample_config_is_valid() -> None:
+    sample = Path(__file__).parents[2] / "agent" / "sources" / "pc" / "sample.toml"
+    cfg = config_mod.load(sample)
+    cfg.agent.check()
+    assert set(cfg.agent.apps) == {"solidworks", "matlab", "blender"}

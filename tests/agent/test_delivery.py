@@ -219,7 +219,7 @@ queue_path = "{tmp_path / "queue.db"}"
         second = subprocess.Popen(cmd)
         time.sleep(3)
         own_broker.start()
-        wait_for(lambda: len(sub.of("event")) >= 2, timeout=60)
+        wait_for(lambda: sum(e["type"] == "agent_start" for e in sub.of("event")) >= 2, timeout=60)
         second.send_signal(signal.SIGTERM)
         assert second.wait(30) == 0
         time.sleep(0.5)
@@ -233,8 +233,10 @@ queue_path = "{tmp_path / "queue.db"}"
     # One seq per sample, persisted across the kill: no gap means none lost, no repeat none twice.
     assert sorted(seqs) == list(range(len(seqs)))
     assert len({s["ts"] for s in samples}) == len(samples)
-    assert len(samples) >= 8  # about 3 s offline + 3 s down after the restart, at 1 s each
-    assert [e["type"] for e in sub.of("event")] == ["agent_start", "agent_start"]
+    assert len(samples) >= 6  # about 3 s offline + 3 s down after the restart, at 1 s each
+    # Session events depend on who is logged on to the test machine; the agent starts do not.
+    starts = [e for e in sub.of("event") if e["type"] == "agent_start"]
+    assert [e["data"]["queued"] > 0 for e in starts] == [False, True]  # type: ignore[index,operator]
 
 
 def test_paho_queue_full_pushes_back_without_loss(
