@@ -76,6 +76,21 @@ def agent(
         raise typer.Exit(2 if bad_config else 1) from exc
 
 
+@agent_app.command("idle-helper")
+def agent_idle_helper(
+    folder: Annotated[Path, typer.Option("--dir", help="the agent's idle_dir")],
+    poll_s: Annotated[float, typer.Option(min=0.2)] = 1.0,
+) -> None:
+    """Run in a user's desktop session: report its input idleness to the machine's agent."""
+    from agent.idle_helper import run_helper
+
+    try:
+        run_helper(folder, poll_s, _stop_on_signals())
+    except LabmeterError as exc:
+        err.print(f"[red]idle helper error:[/] {exc}")
+        raise typer.Exit(1) from exc
+
+
 @agent_app.command("check")
 def agent_check(config: ConfigOpt = None) -> None:
     """Print what the agent detects here now: sessions, idle, apps, serial ports, queue."""

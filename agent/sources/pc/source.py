@@ -14,11 +14,13 @@ import getpass
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
 from types import ModuleType
 
 import psutil
 
 from agent.identity import pseudonym
+from agent.idle_helper import read_idle
 from agent.meter import Reading
 from agent.platform import Session, current
 from agent.sources import SourceEvent
@@ -110,12 +112,22 @@ class PcSource:
         return self._busy
 
     def sessions(self) -> list[Session]:
-        return with_own_idle(
+        found = with_own_idle(
             self.platform.sessions(),
             self.platform.input_idle_s(),
             self.platform.own_session_id(),
             self._login,
         )
+        if not self.config.idle_dir:
+            return found
+        # Session helpers know the exact idle time of sessions this process cannot see into.
+        folder, now_ms = Path(self.config.idle_dir), int(self._clock() * 1000)
+        max_age_ms = int(3 * self.config.poll_s * 1000) + 2000
+        out = []
+        for s in found:
+            idle = read_idle(folder, s.id, now_ms, max_age_ms)
+            out.append(s if idle is None else replace(s, idle_s=idle))
+        return out
 
     def poll(self) -> Reading:
         now = self._clock()
