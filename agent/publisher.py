@@ -57,6 +57,7 @@ class Publisher:
         self._generation = 0  # connections so far; a reconnect lets paho resend first
         self._pumped_generation = 0
         self._pump_lock = threading.Lock()
+        self._pumping = False
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=client_id or f"labmeter-agent-{topic.site}-{topic.lab}-{topic.device}",
@@ -129,7 +130,8 @@ class Publisher:
     ) -> None:
         with self._lock:
             self._acked += 1
-            self._acked_mids.append(mid)
+            if self._pumping:  # direct publishers (the simulator) never settle: keep nothing
+                self._acked_mids.append(mid)
             self._lock.notify_all()
 
     def start(self) -> None:
@@ -170,6 +172,9 @@ class Publisher:
         still refuses (``MQTT_ERR_QUEUE_SIZE``) the row stays queued and is tried next time.
         """
         with self._pump_lock:
+            if not self._pumping:
+                with self._lock:
+                    self._pumping = True
             self._settle(queue)
             if not self.connected.is_set():
                 return 0

@@ -20,6 +20,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from labmeter.errors import LabmeterError
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT,  -- AUTOINCREMENT: ids never reused, order is total
@@ -31,6 +33,10 @@ CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NU
 """
 
 _EVICTION_COUNTERS = ("evicted_size", "evicted_age", "evicted_oldest_ts", "evicted_newest_ts")
+
+
+class QueueBusy(LabmeterError):
+    """Another agent holds this queue file: one agent per device, or samples would double."""
 
 
 @dataclass(frozen=True)
@@ -81,10 +87,21 @@ class DurableQueue:
         self.max_age_ms = int(max_age_s * 1000)
         self._clock_ms = clock_ms
         # One connection shared by the scheduler's threads, serialised by our own lock.
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._db = sqlite3.connect(
+            str(path), check_same_thread=False, isolation_level=None, timeout=1.0
+        )
         self._lock = threading.Lock()
         with self._lock:
-            self._db.execute("PRAGMA journal_mode=WAL")
+            # Exclusive: the first write takes the file for good, so a second agent for the
+            # same device (another user's logon task, a stray copy) fails fast, not silently.
+            self._db.execute("PRAGMA locking_mode=EXCLUSIVE")
+            try:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("BEGIN IMMEDIATE")
+                self._db.execute("COMMIT")
+            except sqlite3.OperationalError as exc:
+                self._db.close()
+                raise QueueBusy(f"{path} is in use by another agent ({exc})") from exc
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
             rows, size = self._db.execute(

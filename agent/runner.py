@@ -47,7 +47,14 @@ def open_queue(config: Config) -> DurableQueue:
 class Agent:
     """One device's agent; ``tick``/``pump`` are public so tests can drive them by hand."""
 
-    def __init__(self, config: Config, source: Source | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        source: Source | None = None,
+        *,
+        clocks: tuple[int, int] | None = None,
+    ) -> None:
+        """``clocks``: the (wall, monotonic) ms at start, for tests that drive ``tick``."""
         cfg = config.agent
         cfg.check()
         if source is None:
@@ -66,7 +73,7 @@ class Agent:
             interval_s=cfg.interval_s,
         )
         self._poll_ms = int(cfg.poll_s * 1000)
-        start = wall_ms()
+        start, start_mono = clocks or (wall_ms(), mono_ms())
         self.meter = Meter(
             cfg.interval_s,
             start,
@@ -74,7 +81,7 @@ class Agent:
             seq=self.queue.counter("sample_seq"),  # seq goes on across restarts
             lookback_s=float(getattr(source, "lookback_s", 0.0)),
         )
-        self._gaps = GapDetector(self._poll_ms, start, mono_ms())
+        self._gaps = GapDetector(self._poll_ms, start, start_mono)
         self._lock = threading.Lock()  # the meter and the event seq belong to one job at a time
         self._scheduler: BackgroundScheduler | None = None
         self._report_id: int | None = None  # the queued, not yet sent eviction report

@@ -13,7 +13,7 @@ from rich.console import Console
 
 from labmeter import config as config_mod
 from labmeter.deploy_cli import deploy_app, grafana_app
-from labmeter.errors import LabmeterError
+from labmeter.errors import ConfigError, LabmeterError
 
 app = typer.Typer(help="labmeter: measured usage of lab equipment.", no_args_is_help=True)
 influx_app = typer.Typer(help="InfluxDB set-up.", no_args_is_help=True)
@@ -53,13 +53,20 @@ def _logging(verbose: bool) -> None:
     )
 
 
-@app.command()
+agent_app = typer.Typer(help="The edge agent: run it, or check what it detects.")
+app.add_typer(agent_app, name="agent")
+
+
+@agent_app.callback(invoke_without_command=True)
 def agent(
+    ctx: typer.Context,
     config: ConfigOpt = None,
     mqtt_url: MqttOpt = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Run the edge agent on this PC or machine until stopped."""
+    if ctx.invoked_subcommand is not None:
+        return
     from agent.runner import run_agent
 
     _logging(verbose)
@@ -67,8 +74,32 @@ def agent(
     try:
         run_agent(cfg, _stop_on_signals())
     except LabmeterError as exc:
-        err.print(f"[red]agent error:[/] {exc}")
+        bad_config = isinstance(exc, ConfigError)
+        err.print(f"[red]{'config' if bad_config else 'agent'} error:[/] {exc}")
+        raise typer.Exit(2 if bad_config else 1) from exc
+
+
+@agent_app.command("idle-helper")
+def agent_idle_helper(
+    folder: Annotated[Path, typer.Option("--dir", help="the agent's idle_dir")],
+    poll_s: Annotated[float, typer.Option(min=0.2)] = 1.0,
+) -> None:
+    """Run in a user's desktop session: report its input idleness to the machine's agent."""
+    from agent.idle_helper import run_helper
+
+    try:
+        run_helper(folder, poll_s, _stop_on_signals())
+    except LabmeterError as exc:
+        err.print(f"[red]idle helper error:[/] {exc}")
         raise typer.Exit(1) from exc
+
+
+@agent_app.command("check")
+def agent_check(config: ConfigOpt = None) -> None:
+    """Print what the agent detects here now: sessions, idle, apps, serial ports, queue."""
+    from agent.check import run_check
+
+    raise typer.Exit(run_check(_load(config), Console()))
 
 
 @app.command()

@@ -91,6 +91,8 @@ class AgentConfig:
     apps: dict[str, Any] = field(default_factory=dict)
     scan_s: float = 15.0  # process scans: a full scan costs ~0.7% of a core if done every second
     busy_cpu_pct: float = 25.0  # a catalogued app above this while the user is idle = in use
+    # Folder where session helpers (``labmeter agent idle-helper``) report idle; "" = none.
+    idle_dir: str = ""
 
     def check(self) -> None:
         from labmeter.contract import CATEGORIES, Topic

@@ -8,6 +8,19 @@ APT_PACKAGES=(mosquitto influxdb)
 need=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
 command -v influxd >/dev/null 2>&1 || [ -x /usr/bin/influxd ] || need+=(influxdb)
+# The agent's X11 idle test (skipped without them): a virtual X server and the
+# screensaver/XTest client libraries. Installed when root, otherwise only reported.
+optional=()
+command -v Xvfb >/dev/null 2>&1 || optional+=(xvfb)
+/sbin/ldconfig -p 2>/dev/null | grep -q 'libXss.so.1 ' || optional+=(libxss1)
+/sbin/ldconfig -p 2>/dev/null | grep -q 'libXtst.so.6 ' || optional+=(libxtst6)
+if [ ${#optional[@]} -gt 0 ]; then
+  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+    need+=("${optional[@]}")
+  else
+    echo "bootstrap: optional ${optional[*]} missing: the X11 idle test will be skipped" >&2
+  fi
+fi
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "bootstrap: installing ${need[*]} with apt-get"

@@ -1,78 +1,200 @@
-"""Linux sessions: systemd-logind first, ``psutil.users()`` with tty access times as a fallback."""
+"""Linux: sessions from systemd-logind (``loginctl``), idle from logind or the X11 screensaver.
+
+logind's ``IdleSinceHint`` is exact for text sessions (the tty's last input) but for desktop
+sessions it is when the desktop *declared* idleness, after its own delay; with a display, the
+X11 screensaver extension gives the real milliseconds since the last input. Without logind
+(containers, old systems) ``psutil.users()`` with tty access times is the fallback.
+"""
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 import shutil
 import subprocess
+import threading
 import time
 
 import psutil
 
 from agent.platform import Session
 
-_PROPS = "Name,Class,Type,Remote,Active,State,LockedHint,IdleHint,IdleSinceHint"
+PROPERTIES = "Id,Name,Class,Type,Remote,Active,State,LockedHint,IdleHint,IdleSinceHint"
+RELIST_S = 15.0  # the session list changes rarely; each poll reads only the known sessions
 
 
-def _logind_sessions() -> list[Session] | None:
-    """Sessions of class ``user`` (not the greeter) from ``loginctl``; None if logind is absent."""
-    loginctl = shutil.which("loginctl")
-    if loginctl is None:
-        return None
-    try:
-        listed = subprocess.run(
-            [loginctl, "list-sessions", "--no-legend"], capture_output=True, text=True, timeout=5
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    if listed.returncode != 0:
-        return None
-    sessions: list[Session] = []
-    now_us = time.time() * 1e6
-    for row in listed.stdout.splitlines():
-        session_id = row.split()[0] if row.split() else ""
-        if not session_id:
-            continue
-        shown = subprocess.run(
-            [loginctl, "show-session", session_id, f"--property={_PROPS}"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-        )
-        props = dict(line.split("=", 1) for line in shown.stdout.splitlines() if "=" in line)
+def parse_show_session(text: str, now_us: int) -> list[Session]:
+    """Sessions from ``loginctl show-session ID... --property=...`` (blocks split by blank lines).
+
+    Only class ``user``: greeters, lock screens of the display manager and background
+    sessions are nobody's use. A closing session (logged out, processes lingering) is gone.
+    """
+    found: list[Session] = []
+    for block in text.split("\n\n"):
+        props = dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
         if props.get("Class") != "user" or props.get("State") == "closing":
             continue
         idle_s: float | None = 0.0
         if props.get("IdleHint") == "yes":
             since = int(props.get("IdleSinceHint") or 0)
             idle_s = max(0.0, (now_us - since) / 1e6) if since else None
-        sessions.append(
+        found.append(
             Session(
                 login=props.get("Name", ""),
                 idle_s=idle_s,
                 locked=props.get("LockedHint") == "yes",
                 remote=props.get("Remote") == "yes",
                 active=props.get("Active") == "yes",
+                id=props.get("Id", ""),
+                display=props.get("Type") in ("x11", "wayland", "mir"),
             )
         )
-    return sessions
+    return found
+
+
+class _Logind:
+    """Lists session ids now and then, reads their properties on every poll (one process)."""
+
+    def __init__(self, loginctl: str) -> None:
+        self.loginctl = loginctl
+        self._ids: list[str] | None = None  # None: logind did not answer (no systemd)
+        self._listed = -RELIST_S
+        self._lock = threading.Lock()
+
+    def _run(self, *args: str) -> str | None:
+        try:
+            done = subprocess.run(
+                [self.loginctl, *args], capture_output=True, text=True, timeout=5, check=False
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return done.stdout if done.returncode == 0 else None
+
+    def sessions(self) -> list[Session] | None:
+        with self._lock:
+            now = time.monotonic()
+            if now - self._listed >= RELIST_S:
+                listed = self._run("list-sessions", "--no-legend")
+                self._listed = now
+                self._ids = (
+                    None
+                    if listed is None
+                    else [row.split()[0] for row in listed.splitlines() if row.split()]
+                )
+            if self._ids is None:
+                return None
+            if not self._ids:
+                return []
+            shown = self._run("show-session", *self._ids, f"--property={PROPERTIES}")
+            if shown is None:  # a session vanished: list again next time
+                self._listed = -RELIST_S
+                return None
+            return parse_show_session(shown, time.time_ns() // 1000)
+
+
+_logind: _Logind | None = None
+
+
+def tty_sessions(
+    users: list[tuple[str, str | None, str | None]], atimes: dict[str, float], now: float
+) -> list[Session]:
+    """Fallback from (name, terminal, host) triples: a tty's access time is its last input."""
+    found = []
+    for name, terminal, host in users:
+        atime = atimes.get(terminal or "")
+        found.append(
+            Session(
+                login=name,
+                idle_s=None if atime is None else max(0.0, now - atime),
+                remote=bool(host),
+                id=terminal or "",
+            )
+        )
+    return found
 
 
 def _tty_sessions() -> list[Session]:
-    """Fallback: a tty's access time is its last input, as ``w`` reports it."""
-    sessions = []
-    now = time.time()
-    for user in psutil.users():
-        idle: float | None = None
-        if user.terminal:
+    users = [(u.name, u.terminal, u.host) for u in psutil.users()]
+    atimes: dict[str, float] = {}
+    for _, terminal, _ in users:
+        if terminal:
             try:
-                idle = max(0.0, now - os.stat(f"/dev/{user.terminal}").st_atime)
+                atimes[terminal] = os.stat(f"/dev/{terminal}").st_atime
             except OSError:
-                idle = None
-        sessions.append(Session(login=user.name, idle_s=idle, remote=bool(user.host)))
-    return sessions
+                continue
+    return tty_sessions(users, atimes, time.time())
 
 
 def sessions() -> list[Session]:
-    found = _logind_sessions()
+    global _logind
+    if _logind is None and (loginctl := shutil.which("loginctl")):
+        _logind = _Logind(loginctl)
+    found = _logind.sessions() if _logind is not None else None
     return found if found is not None else _tty_sessions()
+
+
+class _XScreenSaverInfo(ctypes.Structure):
+    _fields_ = (
+        ("window", ctypes.c_ulong),
+        ("state", ctypes.c_int),
+        ("kind", ctypes.c_int),
+        ("til_or_since", ctypes.c_ulong),
+        ("idle", ctypes.c_ulong),
+        ("event_mask", ctypes.c_ulong),
+    )
+
+
+class X11Idle:
+    """Milliseconds since the last input on ``$DISPLAY`` through libXss (optional)."""
+
+    def __init__(self) -> None:
+        self.display: int | None = None
+        if not os.environ.get("DISPLAY"):  # a service: no display, and no ldconfig run either
+            return
+        xlib_name, xss_name = ctypes.util.find_library("X11"), ctypes.util.find_library("Xss")
+        if not (xlib_name and xss_name):
+            return
+        self.xlib = ctypes.CDLL(xlib_name)
+        self.xss = ctypes.CDLL(xss_name)
+        self.xlib.XOpenDisplay.restype = ctypes.c_void_p
+        self.xlib.XOpenDisplay.argtypes = [ctypes.c_char_p]
+        self.xlib.XDefaultRootWindow.restype = ctypes.c_ulong
+        self.xlib.XDefaultRootWindow.argtypes = [ctypes.c_void_p]
+        self.xss.XScreenSaverAllocInfo.restype = ctypes.POINTER(_XScreenSaverInfo)
+        self.xss.XScreenSaverQueryInfo.argtypes = [
+            ctypes.c_void_p,
+            ctypes.c_ulong,
+            ctypes.POINTER(_XScreenSaverInfo),
+        ]
+        display = self.xlib.XOpenDisplay(None)
+        if display:
+            self.display = display
+            self.info = self.xss.XScreenSaverAllocInfo()
+
+    def idle_s(self) -> float | None:
+        if self.display is None:
+            return None
+        root = self.xlib.XDefaultRootWindow(self.display)
+        if not self.xss.XScreenSaverQueryInfo(self.display, root, self.info):
+            return None
+        return float(self.info.contents.idle) / 1000.0
+
+
+_x11: X11Idle | None = None
+
+
+def input_idle_s() -> float | None:
+    """Seconds since the last input on this process's X display; None without one."""
+    global _x11
+    if _x11 is None:
+        try:
+            _x11 = X11Idle()
+        except OSError:  # a library that is there but does not load
+            return None
+    return _x11.idle_s()
+
+
+def own_session_id() -> str | None:
+    """The logind session this process runs in (set by pam_systemd), if any."""
+    return os.environ.get("XDG_SESSION_ID")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from agent.queue import DurableQueue
+import pytest
+
+from agent.queue import DurableQueue, QueueBusy
 
 T0 = 1_764_147_600_000
 
@@ -77,3 +79,11 @@ def test_age_bound_uses_the_payload_time(tmp_path: Path) -> None:
     assert len(queue) == 0
     found = queue.claim_evictions()
     assert found is not None and (found.by_age, found.by_size, found.total) == (2, 0, 2)
+
+
+def test_one_agent_per_queue_file(tmp_path: Path) -> None:
+    first = DurableQueue(tmp_path / "q.db", clock_ms=at_t0)
+    with pytest.raises(QueueBusy, match="in use by another agent"):
+        DurableQueue(tmp_path / "q.db", clock_ms=at_t0)
+    first.close()
+    DurableQueue(tmp_path / "q.db", clock_ms=at_t0).close()

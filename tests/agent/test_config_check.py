@@ -1,0 +1,82 @@
+"""Agent configuration is validated at start with errors naming the key; ``agent check``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from labmeter import config as config_mod
+from labmeter.cli import app
+from labmeter.errors import ConfigError
+
+BASE = """
+[agent]
+site = "its"
+lab = "cad"
+device = "pc-01"
+pseudonym_secret = "0123456789abcdef0123"
+queue_path = "{queue}"
+"""
+
+
+@pytest.mark.parametrize(
+    ("extra", "key"),
+    [
+        ('[agent.apps.solidworks]\npatterns = "sldworks.exe"', "agent.apps.solidworks.patterns"),
+        ('[agent.apps.solidworks]\npatterns = ["x"]\nseats = -2', "agent.apps.solidworks.seats"),
+        ('[agent.apps.solidworks]\npatterns = ["x"]\nseat = 2', "agent.apps.solidworks.seat"),
+        ('[agent.apps."Solid Works"]\npatterns = ["x"]', "agent.apps.Solid Works"),
+        ("[agent.apps]\nmatlab = 3", "agent.apps.matlab"),
+    ],
+)
+def test_bad_catalogue_entries_name_their_key(tmp_path: Path, extra: str, key: str) -> None:
+    path = tmp_path / "agent.toml"
+    path.write_text(BASE.format(queue=tmp_path / "q.db") + extra)
+    cfg = config_mod.load(path)
+    with pytest.raises(ConfigError) as caught:
+        cfg.agent.check()
+    assert str(caught.value).startswith(key + ":")
+
+
+def test_bounds_and_types_name_their_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "agent.toml"
+    path.write_text(BASE.format(queue=tmp_path / "q.db") + "queue_max_rows = 0\n")
+    with pytest.raises(ConfigError, match=r"^agent.queue_max_rows: must be > 0"):
+        config_mod.load(path).agent.check()
+    path.write_text(BASE.format(queue=tmp_path / "q.db") + 'scan_s = "often"\n')
+    with pytest.raises(ConfigError, match=r"^agent.scan_s: must be a number"):
+        config_mod.load(path)
+    path.write_text(BASE.format(queue=tmp_path / "q.db") + "quue_path = 'x'\n")
+    with pytest.raises(ConfigError, match=r"^agent.quue_path: unknown key"):
+        config_mod.load(path)
+
+
+def test_check_command_reports_what_it_sees(tmp_path: Path) -> None:
+    path = tmp_path / "agent.toml"
+    path.write_text(
+        BASE.format(queue=tmp_path / "state" / "q.db")
+        + '[agent.apps.python]\npatterns = ["python*"]\nseats = 1\n'
+    )
+    result = CliRunner().invoke(app, ["agent", "check", "-c", str(path)])
+    assert result.exit_code == 0, result.output
+    for expected in ("Interactive sessions", "state now:", "Serial ports", "not created yet"):
+        assert expected in result.output
+    # The test runs in python: the catalogue finds it.
+    assert "catalogued apps running: python" in result.output
+
+
+def test_check_command_fails_on_an_invalid_config(tmp_path: Path) -> None:
+    path = tmp_path / "agent.toml"
+    path.write_text(BASE.format(queue=tmp_path / "q.db").replace("0123456789abcdef0123", "short"))
+    result = CliRunner().invoke(app, ["agent", "check", "-c", str(path)])
+    assert result.exit_code == 2
+    assert "agent.pseudonym_secret" in result.output
+
+
+def test_the_shipped_sample_config_is_valid() -> None:
+    sample = Path(__file__).parents[2] / "agent" / "sources" / "pc" / "sample.toml"
+    cfg = config_mod.load(sample)
+    cfg.agent.check()
+    assert set(cfg.agent.apps) == {"solidworks", "matlab", "blender"}
