@@ -154,6 +154,9 @@ class LineBuffer:
         while (i := self._buf.find(b"\n")) >= 0:
             raw = bytes(self._buf[:i]).rstrip(b"\r")
             del self._buf[: i + 1]
+            if len(raw) > self.max_line:
+                self.overflows += 1
+                continue
             lines.append(raw.decode("ascii", errors="replace"))
         if len(self._buf) > self.max_line:
             self.overflows += 1

@@ -101,10 +101,6 @@ class Device:
             self._state = state
             self._record()
 
-    @property
-    def state(self) -> str | None:
-        return self._state
-
     def observable(self) -> bool:
         return self.plugged and not self.silent
 

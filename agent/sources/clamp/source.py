@@ -55,6 +55,7 @@ class ClampSource:
     def poll(self) -> Reading:
         with self._lock:
             metrics = {f"serial_{k}": float(v) for k, v in self.counters.items()}
+            metrics["serial_overlong_lines"] = float(self._lines.overflows)
             fresh = time.monotonic() - self._last_t <= self.timeout_s
             state = self._classifier.state if fresh and self.link.connected else None
             if state is not None and self._amps is not None:

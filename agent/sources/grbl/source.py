@@ -63,6 +63,7 @@ class GrblSource:
             status = self._status
             fresh = status is not None and now - self._status_t <= self.status_timeout_s
             metrics = {f"serial_{k}": float(v) for k, v in self.counters.items()}
+            metrics["serial_overlong_lines"] = float(self._lines.overflows)
         if not fresh or status is None or not self.link.connected:
             return Reading(state=None, metrics=metrics)
         if status.feed is not None:

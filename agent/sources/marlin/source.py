@@ -86,6 +86,7 @@ class MarlinSource:
         now = time.monotonic()
         with self._lock:
             metrics = {f"serial_{k}": float(v) for k, v in self.counters.items()}
+            metrics["serial_overlong_lines"] = float(self._lines.overflows)
             if self._temps is not None:
                 for name in ("hotend", "hotend_target", "bed", "bed_target"):
                     value = getattr(self._temps, name)

@@ -56,6 +56,7 @@ def test_states_and_faults_match_the_controllers_timeline(grbl: GrblDevice) -> N
             (2.6, lambda: grbl.set_state("Door:1")),
             (3.1, lambda: grbl.set_state("Run")),
             (3.3, grbl.garbage),
+            (3.4, lambda: grbl.garbage(600)),  # a run of noise longer than any line
             (3.6, lambda: grbl.reset("Alarm")),  # mid-job: banner, then locked in alarm
             (4.4, lambda: grbl.set_state("Idle")),
             (4.9, lambda: grbl.silence(True)),  # polls go unanswered
@@ -77,7 +78,9 @@ def test_states_and_faults_match_the_controllers_timeline(grbl: GrblDevice) -> N
     types = [(e.type, e.data.get("reason")) for e in out.events]
     assert types[:3] == [("job_start", None), ("source_error", "reset"), ("job_end", "reset")]
     assert ("alarm", None) in types and ("source_error", "disconnected") in types
-    assert src.counters["garbage_lines"] == 1 and src.counters["resets"] == 1
+    metrics = src.poll().metrics
+    assert 1 <= metrics["serial_garbage_lines"] <= 3 and metrics["serial_overlong_lines"] >= 1
+    assert src.counters["resets"] == 1
     assert src.link.connects == 2  # one long-lived connection, reopened once after the unplug
     assert grbl.queries <= STATUS_HZ * elapsed_s + 2  # never faster than 5 Hz
 

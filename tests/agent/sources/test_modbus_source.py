@@ -5,10 +5,12 @@ from pathlib import Path
 import pytest
 
 from agent.sources.modbus.source import ModbusSource
+from agent.sources.serial_link import open_port
 from labmeter.config import AgentConfig
 from labmeter.errors import ConfigError
 from simulators.devices.modbus_meter import ModbusMeterDevice
 from tests.agent.sources.harness import run_against
+from tests.helpers import wait_for
 
 READ_S = 0.1
 TIMEOUT_S = 0.35
@@ -57,6 +59,29 @@ def test_states_and_faults_match_the_meter(tmp_path: Path) -> None:
     assert reading.metrics["voltage"] == pytest.approx(230.1, abs=0.01)
     assert reading.metrics["energy_kwh"] == pytest.approx(1234.5)
     assert reading.metrics["power"] == pytest.approx(2.0)
+
+
+def test_exception_replies_and_bad_requests(tmp_path: Path) -> None:
+    meter = ModbusMeterDevice(tmp_path / "ttyMODBUS").start()
+    opts = {**options(meter.path), "registers": {**REGISTERS, "missing": {"address": 500}}}
+    src = ModbusSource(AgentConfig(options=opts))
+    try:
+        out = run_against(src, meter, [(0.8, lambda: None)], poll_s=POLL_S, settle_s=0.1)
+        src.close()
+        # A request with a wrong CRC gets no answer at all, as on a real RS-485 bus.
+        with open_port(meter.path, 9600) as port:
+            port.write(bytes.fromhex("0104000C0002") + b"\x00\x00")
+            wait_for(lambda: meter.bad_crc == 1, timeout=2)
+            assert port.read(8) == b""
+    finally:
+        src.close()
+        meter.stop()
+    # The meter answers "illegal data address" (exception 02) for the unmapped register: every
+    # read fails, so the state is unknown, and each failure is counted.
+    assert {s for _, s in out.seen} == {None}
+    assert src.counters["errors"] >= 4 and src.counters["reads"] == 0
+    assert [e.type for e in out.events] == ["source_error"]
+    assert "exception" in str(out.events[0].data["reason"])
 
 
 @pytest.mark.parametrize(

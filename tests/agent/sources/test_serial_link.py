@@ -12,6 +12,7 @@ def test_line_buffer_splits_joins_and_cuts() -> None:
     assert b.feed(b"\xff\xfe\n") == ["\ufffd\ufffd"]  # decoded, never raising
     assert b.feed(b"x" * 9) == [] and b.overflows == 1
     assert b.feed(b"ok\n") == ["ok"]
+    assert b.feed(b"y" * 9 + b"\nok\n") == ["ok"] and b.overflows == 2  # long, in one chunk
 
 
 def test_open_port_leaves_dtr_and_rts_low_on_a_pty() -> None:
