@@ -59,6 +59,7 @@ class MarlinSource:
         self._sd_t = 0.0
         self._in_job = False
         self._paused_since: float | None = None
+        self._busy_t = 0.0  # last busy keepalive of any kind
         self._user_wait_t = -1e9  # last "busy: paused for user"
         self._halted = False
         self._events: list[SourceEvent] = []
@@ -147,9 +148,9 @@ class MarlinSource:
             if self._in_job and paused is not None and now - paused > self.paused_max_s:
                 self._end_job("abandoned")  # stopped from the printer's own menu
             if self._pending is not None:
-                # Busy keepalives move _last_line, so a long command never times out while
-                # Marlin says it is still working on it.
-                if now - max(self._pending_t, self._last_line) < self.timeout_s:
+                # As OctoPrint: a command's timeout runs from when it was sent and only a
+                # busy keepalive extends it (auto-reports flowing do not answer a command).
+                if now - max(self._pending_t, self._busy_t) < self.timeout_s:
                     return
                 self.counters["timeouts"] += 1
                 self._pending = None  # lost or never answered: go on with the next query
@@ -193,6 +194,7 @@ class MarlinSource:
                 self._paused_since = now
         elif isinstance(msg, Busy):
             self.counters["busy"] += 1
+            self._busy_t = now
             if "paused" in msg.reason:
                 self._user_wait_t = now
         elif isinstance(msg, Start):

@@ -79,22 +79,29 @@ def test_states_and_faults_match_the_printers_timeline(marlin: MarlinDevice) -> 
     assert len(marlin.commands) < 40
 
 
-def test_polling_only_firmware(marlin: MarlinDevice) -> None:
-    src = source(marlin.path, autoreport_s=0)
+def test_polling_only_firmware_busy_keepalives_and_silence(marlin: MarlinDevice) -> None:
+    src = source(marlin.path, autoreport_s=0)  # polling: a query is always waiting for its ok
+    after_busy: list[int] = []
     try:
         timeline = [
-            (0.5, marlin.start_print),
-            (1.1, marlin.pause),
-            (1.6, marlin.finish),
-            (2.1, lambda: None),
+            (0.3, marlin.start_print),
+            (0.6, lambda: marlin.busy(1.2)),  # M109 from the SD file: only keepalives
+            (2.0, lambda: after_busy.append(src.counters["timeouts"])),
+            (2.2, marlin.pause),
+            (2.7, lambda: marlin.silence(True)),
+            (3.7, lambda: marlin.silence(False)),
+            (4.0, marlin.finish),
+            (4.4, lambda: None),
         ]
-        out = run_against(
-            src, marlin, timeline, poll_s=POLL_S, mapping=README.__getitem__, settle_s=0.5
-        )
+        out = run_against(src, marlin, timeline, poll_s=POLL_S, mapping=README.__getitem__,
+                          settle_s=0.5)  # fmt: skip
     finally:
         src.close()
-    # Queries go out every 2 * query_s at most and one at a time, hence twice the latency.
-    out.assert_tracks(2 * QUERY_S + LATENCY_S)
+    # Queries go out every 2 * query_s at most and one at a time, hence the longer latency.
+    out.assert_tracks(2 * QUERY_S + LATENCY_S, LOST_S)
+    assert after_busy == [0]  # 1.2 s busy > timeout_s, yet no timeout
+    assert src.counters["timeouts"] >= 1  # 1 s of silence is one
+    assert src.counters["busy"] >= 4
     assert "M155 S1" not in marlin.commands
     assert marlin.commands.count("M105") >= 5 and marlin.commands.count("M27") >= 5
 
