@@ -21,6 +21,9 @@ from agent.meter import Meter
 from agent.sources import SourceEvent
 from simulators.devices.base import Device, now_ms
 
+# Added to every detection latency: thread scheduling on a busy 2-core machine.
+SLACK_S = 0.2
+
 Timeline = list[tuple[int, str | None]]  # (epoch ms, state or None = unknown)
 
 

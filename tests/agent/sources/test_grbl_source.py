@@ -10,7 +10,7 @@ from labmeter.config import AgentConfig
 from labmeter.errors import ConfigError
 from simulators.devices.base import now_ms
 from simulators.devices.grbl import BOOT_S, GrblDevice
-from tests.agent.sources.harness import run_against
+from tests.agent.sources.harness import SLACK_S, run_against
 
 # GRBL state -> labmeter state, as in the README (not imported: the test checks the mapping).
 README = {
@@ -22,8 +22,8 @@ TIMEOUT_S = 0.4
 POLL_S = 0.05
 # A change is seen within one query period plus one agent poll; a reset (silent while
 # booting) or a silence only by the banner or the status timeout. Plus scheduling slack.
-LATENCY_S = 1 / STATUS_HZ + POLL_S + 0.15
-LOST_S = max(BOOT_S, TIMEOUT_S) + 0.2
+LATENCY_S = 1 / STATUS_HZ + POLL_S + SLACK_S
+LOST_S = max(BOOT_S, TIMEOUT_S) + SLACK_S
 
 
 def mapping(state: str) -> str:
@@ -53,18 +53,18 @@ def test_states_and_faults_match_the_controllers_timeline(grbl: GrblDevice) -> N
             (1.5, lambda: grbl.set_state("Run")),
             (2.0, lambda: grbl.set_state("Hold:1")),
             (2.1, lambda: grbl.set_state("Hold:0")),
-            (2.6, lambda: grbl.set_state("Door:1")),
-            (3.1, lambda: grbl.set_state("Run")),
-            (3.3, grbl.garbage),
-            (3.4, lambda: grbl.garbage(600)),  # a run of noise longer than any line
-            (3.6, lambda: grbl.reset("Alarm")),  # mid-job: banner, then locked in alarm
-            (4.4, lambda: grbl.set_state("Idle")),
-            (4.9, lambda: grbl.silence(True)),  # polls go unanswered
-            (5.6, lambda: grbl.silence(False)),
-            (6.1, grbl.unplug),
-            (6.6, grbl.replug),
-            (7.1, lambda: grbl.set_state("Sleep")),
-            (7.6, lambda: None),
+            (2.7, lambda: grbl.set_state("Door:1")),
+            (3.3, lambda: grbl.set_state("Run")),
+            (3.5, grbl.garbage),
+            (3.6, lambda: grbl.garbage(600)),  # a run of noise longer than any line
+            (3.8, lambda: grbl.reset("Alarm")),  # mid-job: banner, then locked in alarm
+            (4.6, lambda: grbl.set_state("Idle")),
+            (5.1, lambda: grbl.silence(True)),  # polls go unanswered
+            (5.8, lambda: grbl.silence(False)),
+            (6.3, grbl.unplug),
+            (6.8, grbl.replug),
+            (7.3, lambda: grbl.set_state("Sleep")),
+            (7.8, lambda: None),
         ]
         out = run_against(src, grbl, timeline, poll_s=POLL_S, mapping=mapping, settle_s=0.4)
         elapsed_s = (now_ms() - t0) / 1000

@@ -9,15 +9,15 @@ from agent.sources.marlin.source import MarlinSource
 from labmeter.config import AgentConfig
 from labmeter.errors import ConfigError
 from simulators.devices.marlin import BOOT_S, MarlinDevice
-from tests.agent.sources.harness import run_against
+from tests.agent.sources.harness import SLACK_S, run_against
 
 README = {"idle": "idle", "heating": "setup", "printing": "in_use", "paused": "paused",
           "halted": "alarm"}  # fmt: skip
 QUERY_S = 0.1  # also the simulator's auto-report period (M155 S1 at time_scale 0.1)
 TIMEOUT_S = 0.5
 POLL_S = 0.05
-LATENCY_S = QUERY_S + POLL_S + 0.15
-LOST_S = max(BOOT_S, TIMEOUT_S) + 0.2
+LATENCY_S = QUERY_S + POLL_S + SLACK_S
+LOST_S = max(BOOT_S, TIMEOUT_S) + SLACK_S
 
 
 @pytest.fixture

@@ -9,14 +9,16 @@ from agent.sources.serial_link import open_port
 from labmeter.config import AgentConfig
 from labmeter.errors import ConfigError
 from simulators.devices.modbus_meter import ModbusMeterDevice
-from tests.agent.sources.harness import run_against
+from tests.agent.sources.harness import SLACK_S, run_against
 from tests.helpers import wait_for
 
 READ_S = 0.1
 TIMEOUT_S = 0.35
 POLL_S = 0.05
-LATENCY_S = READ_S + POLL_S + 0.15
-LOST_S = TIMEOUT_S + READ_S + POLL_S + 0.15
+# A change just after the power register was read shows in the next round, one read period
+# later, once that round's three requests are answered.
+LATENCY_S = 2 * READ_S + POLL_S + SLACK_S
+LOST_S = TIMEOUT_S + 2 * READ_S + POLL_S + SLACK_S
 REGISTERS = {
     "power": {"address": 12},
     "voltage": {"address": 0},
