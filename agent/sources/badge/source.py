@@ -18,6 +18,7 @@ from agent.sources import SourceEvent
 from agent.sources.badge.protocol import Debouncer, FrameDecoder, Sessions
 from agent.sources.options import Options
 from agent.sources.serial_link import SerialLink
+from agent.sources.stamp import stamped
 from labmeter.config import AgentConfig
 from labmeter.contract import CATEGORIES
 from labmeter.errors import ConfigError
@@ -133,7 +134,7 @@ class BadgeSource:
 
     def _on_disconnect(self, now: float, reason: str) -> None:
         with self._lock:
-            self._events.append(SourceEvent("source_error", {"reason": "badge reader lost"}))
+            self._events.append(stamped("source_error", {"reason": "badge reader lost"}))
 
     def _on_data(self, data: bytes, now: float) -> None:
         with self._lock:
@@ -143,8 +144,8 @@ class BadgeSource:
                 user, category = self.identity(badge)
                 changes = self._sessions.swipe(badge)
                 self._events.append(
-                    SourceEvent("badge", {"known": badge in self.table}, user, category)
+                    stamped("badge", {"known": badge in self.table}, user, category)
                 )
                 for change in changes:
                     user, category = self.identity(change.badge)
-                    self._events.append(SourceEvent(f"session_{change.action}", {}, user, category))
+                    self._events.append(stamped(f"session_{change.action}", {}, user, category))

@@ -10,6 +10,7 @@ from agent.sources import SourceEvent
 from agent.sources.clamp.protocol import Classifier, Thresholds, parse_amps
 from agent.sources.options import Options
 from agent.sources.serial_link import LineBuffer, SerialLink
+from agent.sources.stamp import stamped
 from labmeter.config import AgentConfig
 from labmeter.errors import ConfigError
 
@@ -74,7 +75,7 @@ class ClampSource:
         with self._lock:
             self.counters["disconnects"] += 1
             self._classifier.reset()
-            self._events.append(SourceEvent("source_error", {"reason": "disconnected"}))
+            self._events.append(stamped("source_error", {"reason": "disconnected"}))
 
     def _on_tick(self, now: float) -> None:
         with self._lock:
@@ -95,7 +96,7 @@ class ClampSource:
                 state = self._classifier.update(amps, now)
                 if state == "in_use" and not self._in_job:
                     self._in_job = True
-                    self._events.append(SourceEvent("job_start", {}))
+                    self._events.append(stamped("job_start", {}))
                 elif state != "in_use" and self._in_job:
                     self._in_job = False
-                    self._events.append(SourceEvent("job_end", {"reason": state}))
+                    self._events.append(stamped("job_end", {"reason": state}))

@@ -29,6 +29,7 @@ from agent.sources.marlin.protocol import (
 )
 from agent.sources.options import Options
 from agent.sources.serial_link import LineBuffer, SerialLink
+from agent.sources.stamp import stamped
 from labmeter.config import AgentConfig
 
 
@@ -140,7 +141,7 @@ class MarlinSource:
         with self._lock:
             self.counters["disconnects"] += 1
             self._known = False
-            self._events.append(SourceEvent("source_error", {"reason": "disconnected"}))
+            self._events.append(stamped("source_error", {"reason": "disconnected"}))
 
     def _on_tick(self, now: float) -> None:
         with self._lock:
@@ -203,7 +204,7 @@ class MarlinSource:
             self._halted = False
             self._sd_printing = False
             self._temps = None
-            self._events.append(SourceEvent("source_error", {"reason": "reset"}))
+            self._events.append(stamped("source_error", {"reason": "reset"}))
             self._end_job("reset")
             self._enable_autoreports()  # a reboot forgets M155/M27 S
         elif isinstance(msg, DonePrinting):
@@ -213,7 +214,7 @@ class MarlinSource:
             self.counters["errors"] += 1
             if msg.fatal and not self._halted:
                 self._halted = True
-                self._events.append(SourceEvent("alarm", {"message": msg.text[:200]}))
+                self._events.append(stamped("alarm", {"message": msg.text[:200]}))
                 self._end_job("alarm")
 
     def _on_temps(self, temps: Temperatures, now: float) -> None:
@@ -226,10 +227,10 @@ class MarlinSource:
         self._paused_since = None
         if not self._in_job:
             self._in_job = True
-            self._events.append(SourceEvent("job_start", {"file_bytes": sd.total}))
+            self._events.append(stamped("job_start", {"file_bytes": sd.total}))
 
     def _end_job(self, reason: str) -> None:
         self._paused_since = None
         if self._in_job:
             self._in_job = False
-            self._events.append(SourceEvent("job_end", {"reason": reason}))
+            self._events.append(stamped("job_end", {"reason": reason}))

@@ -76,6 +76,11 @@ def test_states_and_faults_match_the_controllers_timeline(grbl: GrblDevice) -> N
     assert out.truth_s["unknown"] >= 1.3
     assert out.measured["unknown"] >= out.truth_s["unknown"] - 3 * LOST_S
     types = [(e.type, e.data.get("reason")) for e in out.events]
+    # Stamped when seen: the reset's events within the boot time after the reset itself.
+    reset_ms = next(t for t, s in out.truth if s is None)
+    reset_events = [e.ts_ms for e in out.events if e.data.get("reason") == "reset"]
+    assert len(reset_events) == 2
+    assert all(e is not None and 0 <= e - reset_ms <= LOST_S * 1000 for e in reset_events)
     assert types[:3] == [("job_start", None), ("source_error", "reset"), ("job_end", "reset")]
     assert ("alarm", None) in types and ("source_error", "disconnected") in types
     metrics = src.poll().metrics
