@@ -105,6 +105,16 @@ class BadgeSource:
             current = self._sessions.current
         return self.identity(current) if current is not None else None
 
+    def end_session(self, reason: str, expected: tuple[str, str]) -> None:
+        """Close the open session without a swipe (the machine stood idle too long), unless
+        a swipe has replaced ``expected`` meanwhile."""
+        with self._lock:
+            badge = self._sessions.current
+            if badge is None or self.identity(badge) != expected:
+                return
+            self._sessions.current = None
+            self._events.append(stamped("session_end", {"reason": reason}, *expected))
+
     def metrics(self) -> dict[str, float]:
         with self._lock:
             d = self._decoder
@@ -148,4 +158,7 @@ class BadgeSource:
                 )
                 for change in changes:
                     user, category = self.identity(change.badge)
-                    self._events.append(stamped(f"session_{change.action}", {}, user, category))
+                    detail: dict[str, str | int | float | bool] = (
+                        {"reason": "badge"} if change.action == "end" else {}
+                    )
+                    self._events.append(stamped(f"session_{change.action}", detail, user, category))

@@ -74,6 +74,35 @@ def test_badges_open_switch_and_close_sessions_on_a_machine(tmp_path: Path, read
     assert SCHOOL.encode() not in published.upper() and VISITOR.encode() not in published.upper()
 
 
+def test_a_session_left_open_ends_once_the_machine_stands_idle(tmp_path: Path) -> None:
+    badges = BadgeReaderDevice(tmp_path / "ttyBADGE").start()
+    clamp = ClampDevice(tmp_path / "ttyCLAMP").start()
+    config = AgentConfig(
+        pseudonym_secret=SECRET,
+        options={"machine": "clamp", "port": clamp.path, **CLAMP,
+                 "close_session_after_idle_s": 0.6,
+                 "badge": {"port": badges.path, "reconnect_s": 0.1}},
+    )  # fmt: skip
+    src = WithBadge(config)
+    try:
+        timeline = [
+            (0.1, lambda: badges.present(SCHOOL)),
+            (0.2, lambda: clamp.set_state("in_use")),
+            (0.9, lambda: clamp.set_state("idle")),  # and nobody swipes out
+            (2.2, lambda: None),
+        ]
+        out = run_against(src, badges, timeline, poll_s=0.05, settle_s=0.4)
+    finally:
+        src.close()
+        badges.stop()
+        clamp.stop()
+    ends = [e for e in out.events if e.type == "session_end"]
+    assert [e.data for e in ends] == [{"reason": "idle"}]
+    assert [s.user for s in out.samples if s.state_s][-1] is None
+    idle_by_user = {s.user: s.state_s.get("idle", 0.0) for s in out.samples}
+    assert idle_by_user[pseudonym(SECRET, SCHOOL)] == pytest.approx(0.6, abs=0.3)
+
+
 def test_alone_a_session_is_use_and_a_lost_reader_is_unknown(tmp_path: Path) -> None:
     badges = BadgeReaderDevice(tmp_path / "ttyBADGE").start()
     src = BadgeSource(
