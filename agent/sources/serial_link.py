@@ -28,6 +28,7 @@ def open_port(url: str, baudrate: int, timeout: float = TICK_S) -> serial.Serial
     The lines are set low *before* ``open()``; hardware flow control is off so pyserial never
     drives them. (Linux still raises DTR for an instant while opening a tty with HUPCL set:
     ``stty -F <port> -hupcl`` once, or a capacitor on RESET, removes that too.)
+    The port is locked (``exclusive``): a second reader would steal half of the replies.
     """
     port = serial.serial_for_url(
         url,
@@ -37,6 +38,7 @@ def open_port(url: str, baudrate: int, timeout: float = TICK_S) -> serial.Serial
         write_timeout=1.0,
         dsrdtr=False,
         rtscts=False,
+        exclusive=True,
     )
     port.dtr = False
     port.rts = False

@@ -2,6 +2,9 @@ import os
 import time
 import tty
 
+import pytest
+import serial
+
 from agent.sources.serial_link import LineBuffer, open_port
 
 
@@ -15,7 +18,7 @@ def test_line_buffer_splits_joins_and_cuts() -> None:
     assert b.feed(b"y" * 9 + b"\nok\n") == ["ok"] and b.overflows == 2  # long, in one chunk
 
 
-def test_open_port_leaves_dtr_and_rts_low_on_a_pty() -> None:
+def test_open_port_is_exclusive_and_leaves_dtr_and_rts_low() -> None:
     master, slave = os.openpty()
     tty.setraw(slave)
     try:
@@ -26,6 +29,8 @@ def test_open_port_leaves_dtr_and_rts_low_on_a_pty() -> None:
         while time.monotonic() < deadline and not (got := os.read(master, 16)):
             pass
         assert got == b"?"
+        with pytest.raises(serial.SerialException):
+            open_port(os.ttyname(slave), 115200)  # one reader per port
         port.close()
     finally:
         os.close(master)
