@@ -30,3 +30,33 @@ def test_sample_config_is_accepted(path: Path, tmp_path: Path) -> None:
         assert source.poll().state is None  # nothing observed: unknown, never idle
     finally:
         source.close()
+
+
+def test_a_simulated_device_runs_standalone_for_manual_trials(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from agent.sources.grbl.source import GrblSource
+    from labmeter.config import AgentConfig
+    from tests.helpers import wait_for
+
+    path = tmp_path / "ttyGRBL"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "simulators.devices", "grbl", str(path), "--speed", "10"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().startswith("grbl on")
+        source = GrblSource(AgentConfig(options={"port": str(path), "reconnect_s": 0.1}))
+        try:
+            wait_for(lambda: source.poll().state == "idle", timeout=5)
+            wait_for(lambda: source.poll().state == "setup", timeout=5)  # Home at 2 s
+        finally:
+            source.close()
+    finally:
+        os.kill(proc.pid, signal.SIGTERM)
+        assert proc.wait(timeout=5) == 0
+    assert not path.exists()  # unplugged on the way out
