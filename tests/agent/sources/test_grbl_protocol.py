@@ -102,3 +102,7 @@ def test_garbage(line: str) -> None:
 @given(st.text(max_size=80))
 def test_any_text_is_classified_without_raising(line: str) -> None:
     parse_line(line)
+
+
+def test_numbers_too_long_to_be_finite_are_garbage() -> None:
+    assert isinstance(parse_line("<Run|MPos:0,0,0|FS:" + "9" * 400 + ",0>"), Garbage)

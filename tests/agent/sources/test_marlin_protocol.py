@@ -90,3 +90,8 @@ def test_garbage(line: str) -> None:
 @given(st.text(max_size=80))
 def test_any_text_is_classified_without_raising(line: str) -> None:
     parse_line(line)
+
+
+def test_numbers_too_long_to_be_finite_are_garbage() -> None:
+    assert isinstance(parse_line("T:" + "9" * 400 + " /0.0 B:20.0 /0.0"), Garbage)
+    assert parse_line("ok T:" + "9" * 400) == Ok(None)

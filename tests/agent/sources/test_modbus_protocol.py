@@ -35,6 +35,13 @@ def test_wrong_register_count_is_an_error() -> None:
         Register("p", 0, "int16").decode([70000])
 
 
+def test_not_finite_is_an_error_not_a_value() -> None:
+    with pytest.raises(ValueError):
+        Register("power", 12).decode([0xFFFF, 0xFFFF])  # NaN: meters say "no value" so
+    with pytest.raises(ValueError):
+        Register("power", 12).decode([0x7F80, 0x0000])  # +inf
+
+
 def test_register_map_from_config() -> None:
     regs = parse_register_map(
         {
@@ -62,6 +69,8 @@ def test_register_map_from_config() -> None:
          "agent.options.registers.power.word_order"),
         ({"power": {"address": 1, "function": "coil"}}, "agent.options.registers.power.function"),
         ({"power": {"address": 1, "adress": 2}}, "agent.options.registers.power.adress"),
+        ({"Power W": {"address": 1}}, "agent.options.registers.Power W"),
+        ({f"r{i}": {"address": i} for i in range(25)}, "agent.options.registers"),
     ],
 )  # fmt: skip
 def test_register_map_errors_name_the_key(spec: dict[str, object], key: str) -> None:
