@@ -18,7 +18,7 @@ import serial
 
 log = logging.getLogger(__name__)
 
-TICK_S = 0.05  # read timeout: how often tick() runs while the line is quiet
+TICK_S = 0.05  # default read timeout: how often tick() runs while the line is quiet
 
 
 def open_port(url: str, baudrate: int, timeout: float = TICK_S) -> serial.Serial:
@@ -59,9 +59,12 @@ class SerialLink:
         on_connect: Callable[[float], None],
         on_disconnect: Callable[[float, str], None],
         reconnect_s: float = 1.0,
+        tick_s: float = TICK_S,
         name: str = "serial",
     ) -> None:
         self.url = url
+        # Each tick wakes the thread; a source that sends nothing on its own can tick slowly.
+        self.tick_s = tick_s
         self.baudrate = baudrate
         self.reconnect_s = reconnect_s
         self._on_data = on_data
@@ -103,7 +106,7 @@ class SerialLink:
         last_error = ""
         while not self._stop.is_set():
             try:
-                port = open_port(self.url, self.baudrate)
+                port = open_port(self.url, self.baudrate, self.tick_s)
             except (serial.SerialException, OSError, ValueError) as exc:
                 if str(exc) != last_error:  # log each new reason once, not every retry
                     log.warning("cannot open %s: %s", self.url, exc)

@@ -92,6 +92,7 @@ class BadgeSource:
             on_connect=lambda now: None,
             on_disconnect=self._on_disconnect,
             reconnect_s=opts.number("reconnect_s", 1.0, minimum=0.05),
+            tick_s=0.5,
             name="badge",
         )
         self.link.start()

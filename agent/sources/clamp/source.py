@@ -49,6 +49,7 @@ class ClampSource:
             on_connect=lambda now: self._lines.clear(),
             on_disconnect=self._on_disconnect,
             reconnect_s=opts.number("reconnect_s", 1.0, minimum=0.05),
+            tick_s=0.25,
             name="clamp",
         )
         self.link.start()

@@ -54,6 +54,7 @@ class GrblSource:
             on_connect=self._on_connect,
             on_disconnect=self._on_disconnect,
             reconnect_s=opts.number("reconnect_s", 1.0, minimum=0.05),
+            tick_s=0.1,  # half the fastest query period
             name="grbl",
         )
         self.link.start()
