@@ -45,7 +45,7 @@ class MarlinSource:
         self.autoreport_s = opts.integer("autoreport_s", 1, minimum=0, maximum=60)
         self.query_s = opts.number("query_s", 1.0, minimum=0.05)
         self.timeout_s = opts.number("timeout_s", 5.0, minimum=2 * self.query_s)
-        self.paused_max_s = opts.number("paused_max_s", 3600.0, minimum=1.0)
+        self.paused_max_s = opts.number("paused_max_s", 3600.0, minimum=0.1)
         self._lock = threading.Lock()
         self._lines = LineBuffer()
         self._queue: deque[str] = deque()

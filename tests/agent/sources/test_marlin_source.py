@@ -44,15 +44,14 @@ def test_states_and_faults_match_the_printers_timeline(marlin: MarlinDevice) -> 
             (3.0, marlin.pause),
             (3.5, marlin.resume),
             (4.0, marlin.reset),  # mid-print: silent while booting, then `start`
-            (4.8, marlin.heat),
-            (5.3, marlin.start_print),
-            (5.8, marlin.finish),
-            (6.3, marlin.unplug),
-            (6.8, marlin.replug),
-            (7.3, marlin.halt),
-            (7.8, lambda: marlin.silence(True)),
-            (8.4, lambda: marlin.silence(False)),
-            (8.9, lambda: None),
+            (4.8, marlin.start_print),
+            (5.3, marlin.finish),
+            (5.8, marlin.unplug),
+            (6.3, marlin.replug),
+            (6.8, marlin.halt),
+            (7.3, lambda: marlin.silence(True)),
+            (7.9, lambda: marlin.silence(False)),
+            (8.4, lambda: None),
         ]
         out = run_against(
             src, marlin, timeline, poll_s=POLL_S, mapping=README.__getitem__, settle_s=0.5
@@ -104,6 +103,20 @@ def test_polling_only_firmware_busy_keepalives_and_silence(marlin: MarlinDevice)
     assert src.counters["busy"] >= 4
     assert "M155 S1" not in marlin.commands
     assert marlin.commands.count("M105") >= 5 and marlin.commands.count("M27") >= 5
+
+
+def test_a_print_paused_too_long_is_abandoned(marlin: MarlinDevice) -> None:
+    src = source(marlin.path, paused_max_s=0.5)
+    try:
+        timeline = [(0.2, marlin.start_print), (0.5, marlin.pause), (1.6, lambda: None)]
+        out = run_against(src, marlin, timeline, poll_s=POLL_S, settle_s=0.3)
+    finally:
+        src.close()
+    assert [(e.type, e.data.get("reason")) for e in out.events] == [
+        ("job_start", None),
+        ("job_end", "abandoned"),
+    ]
+    assert [state for _, state in out.seen][-1] == "idle"  # a print stopped from the menu
 
 
 @pytest.mark.parametrize(
