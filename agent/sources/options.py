@@ -50,6 +50,8 @@ class Options:
         self, name: str, default: int | None = None, *, minimum: int = 0, maximum: int | None = None
     ) -> int:
         value = self.raw.get(name, default)
+        if value is None:
+            raise ConfigError(self.key(name), "is required")
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(self.key(name), f"must be an integer, got {value!r}")
         if value < minimum or (maximum is not None and value > maximum):

@@ -18,7 +18,7 @@ import serial
 
 log = logging.getLogger(__name__)
 
-TICK_S = 0.05  # read timeout: how often tick() runs while the line is quiet
+TICK_S = 0.05  # default read timeout: how often tick() runs while the line is quiet
 
 
 def open_port(url: str, baudrate: int, timeout: float = TICK_S) -> serial.Serial:
@@ -28,6 +28,7 @@ def open_port(url: str, baudrate: int, timeout: float = TICK_S) -> serial.Serial
     The lines are set low *before* ``open()``; hardware flow control is off so pyserial never
     drives them. (Linux still raises DTR for an instant while opening a tty with HUPCL set:
     ``stty -F <port> -hupcl`` once, or a capacitor on RESET, removes that too.)
+    The port is locked (``exclusive``): a second reader would steal half of the replies.
     """
     port = serial.serial_for_url(
         url,
@@ -37,6 +38,7 @@ def open_port(url: str, baudrate: int, timeout: float = TICK_S) -> serial.Serial
         write_timeout=1.0,
         dsrdtr=False,
         rtscts=False,
+        exclusive=True,
     )
     port.dtr = False
     port.rts = False
@@ -57,9 +59,12 @@ class SerialLink:
         on_connect: Callable[[float], None],
         on_disconnect: Callable[[float, str], None],
         reconnect_s: float = 1.0,
+        tick_s: float = TICK_S,
         name: str = "serial",
     ) -> None:
         self.url = url
+        # Each tick wakes the thread; a source that sends nothing on its own can tick slowly.
+        self.tick_s = tick_s
         self.baudrate = baudrate
         self.reconnect_s = reconnect_s
         self._on_data = on_data
@@ -101,7 +106,7 @@ class SerialLink:
         last_error = ""
         while not self._stop.is_set():
             try:
-                port = open_port(self.url, self.baudrate)
+                port = open_port(self.url, self.baudrate, self.tick_s)
             except (serial.SerialException, OSError, ValueError) as exc:
                 if str(exc) != last_error:  # log each new reason once, not every retry
                     log.warning("cannot open %s: %s", self.url, exc)
@@ -154,6 +159,9 @@ class LineBuffer:
         while (i := self._buf.find(b"\n")) >= 0:
             raw = bytes(self._buf[:i]).rstrip(b"\r")
             del self._buf[: i + 1]
+            if len(raw) > self.max_line:
+                self.overflows += 1
+                continue
             lines.append(raw.decode("ascii", errors="replace"))
         if len(self._buf) > self.max_line:
             self.overflows += 1

@@ -101,10 +101,6 @@ class Device:
             self._state = state
             self._record()
 
-    @property
-    def state(self) -> str | None:
-        return self._state
-
     def observable(self) -> bool:
         return self.plugged and not self.silent
 
@@ -151,13 +147,17 @@ class Device:
             self.plugged = False
             self._record()
 
-    def run(self, timeline: list[tuple[float, Callable[[], None]]]) -> None:
+    def run(
+        self,
+        timeline: list[tuple[float, Callable[[], None]]],
+        stop: threading.Event | None = None,
+    ) -> None:
         """Run ``(at_seconds, action)`` steps relative to now, in order, on the calling thread."""
+        stop = stop or threading.Event()
         t0 = time.monotonic()
         for at, action in timeline:
-            delay = t0 + at - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
+            if stop.wait(max(0.0, t0 + at - time.monotonic())):
+                return
             action()
 
     def _run_io(self) -> None:

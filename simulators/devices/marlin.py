@@ -29,7 +29,7 @@ class MarlinDevice(Device):
         self._next_sd = 0.0
         self._busy_until = 0.0
         self._next_busy = 0.0
-        self._held_oks = 0
+        self._held: list[str] = []
         self._booting_until = 0.0
         self.position = 0
         self.total = 0
@@ -50,9 +50,15 @@ class MarlinDevice(Device):
                 self._line.append(byte)
 
     def _command(self, line: str) -> None:
-        if self._booting_until:
+        if self._booting_until or not line:
             return  # lost: the board is still booting
         self.commands.append(line)
+        if self._busy_until:
+            self._held.append(line)  # queued behind the long command, as Marlin does
+        else:
+            self._execute(line)
+
+    def _execute(self, line: str) -> None:
         word, *args = line.split()
         s_arg = next((int(a[1:]) for a in args if a.startswith("S") and a[1:].isdigit()), None)
         if word == "M155" and s_arg is not None:
@@ -61,9 +67,6 @@ class MarlinDevice(Device):
             self._sd_every = s_arg * self.time_scale
         elif word == "M27":
             self.send(self._sd_line())
-        if self._busy_until:
-            self._held_oks += 1  # answered once the long command finishes
-            return
         if word == "M105":
             self.send(b"ok " + self._temps() + b"\n")
         else:
@@ -92,10 +95,10 @@ class MarlinDevice(Device):
             self.position = min(self.total, self.position + int(self.rate * dt))
         if self._busy_until:
             if now >= self._busy_until:
-                self._busy_until = 0.0
-                for _ in range(self._held_oks):
-                    self.send(b"ok\n")
-                self._held_oks = 0
+                self._busy_until = 0.0  # the long command (from the SD file) is done
+                held, self._held = self._held, []
+                for line in held:
+                    self._execute(line)
             elif now >= self._next_busy:
                 self._next_busy = now + 2 * self.time_scale
                 self.send(b"echo:busy: processing\n")
@@ -154,6 +157,7 @@ class MarlinDevice(Device):
         with self._lock:
             self._booting_until = time.monotonic() + BOOT_S
             self._busy_until = 0.0
+            self._held.clear()
             self.targets = (0.0, 0.0)
             self._state = "idle"
             self._record()

@@ -18,6 +18,7 @@ from agent.sources import SourceEvent
 from agent.sources.badge.protocol import Debouncer, FrameDecoder, Sessions
 from agent.sources.options import Options
 from agent.sources.serial_link import SerialLink
+from agent.sources.stamp import stamped
 from labmeter.config import AgentConfig
 from labmeter.contract import CATEGORIES
 from labmeter.errors import ConfigError
@@ -91,6 +92,7 @@ class BadgeSource:
             on_connect=lambda now: None,
             on_disconnect=self._on_disconnect,
             reconnect_s=opts.number("reconnect_s", 1.0, minimum=0.05),
+            tick_s=0.5,
             name="badge",
         )
         self.link.start()
@@ -103,6 +105,16 @@ class BadgeSource:
         with self._lock:
             current = self._sessions.current
         return self.identity(current) if current is not None else None
+
+    def end_session(self, reason: str, expected: tuple[str, str]) -> None:
+        """Close the open session without a swipe (the machine stood idle too long), unless
+        a swipe has replaced ``expected`` meanwhile."""
+        with self._lock:
+            badge = self._sessions.current
+            if badge is None or self.identity(badge) != expected:
+                return
+            self._sessions.current = None
+            self._events.append(stamped("session_end", {"reason": reason}, *expected))
 
     def metrics(self) -> dict[str, float]:
         with self._lock:
@@ -133,7 +145,7 @@ class BadgeSource:
 
     def _on_disconnect(self, now: float, reason: str) -> None:
         with self._lock:
-            self._events.append(SourceEvent("source_error", {"reason": "badge reader lost"}))
+            self._events.append(stamped("source_error", {"reason": "badge reader lost"}))
 
     def _on_data(self, data: bytes, now: float) -> None:
         with self._lock:
@@ -143,8 +155,11 @@ class BadgeSource:
                 user, category = self.identity(badge)
                 changes = self._sessions.swipe(badge)
                 self._events.append(
-                    SourceEvent("badge", {"known": badge in self.table}, user, category)
+                    stamped("badge", {"known": badge in self.table}, user, category)
                 )
                 for change in changes:
                     user, category = self.identity(change.badge)
-                    self._events.append(SourceEvent(f"session_{change.action}", {}, user, category))
+                    detail: dict[str, str | int | float | bool] = (
+                        {"reason": "badge"} if change.action == "end" else {}
+                    )
+                    self._events.append(stamped(f"session_{change.action}", detail, user, category))

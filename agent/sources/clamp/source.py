@@ -10,6 +10,7 @@ from agent.sources import SourceEvent
 from agent.sources.clamp.protocol import Classifier, Thresholds, parse_amps
 from agent.sources.options import Options
 from agent.sources.serial_link import LineBuffer, SerialLink
+from agent.sources.stamp import stamped
 from labmeter.config import AgentConfig
 from labmeter.errors import ConfigError
 
@@ -48,6 +49,7 @@ class ClampSource:
             on_connect=lambda now: self._lines.clear(),
             on_disconnect=self._on_disconnect,
             reconnect_s=opts.number("reconnect_s", 1.0, minimum=0.05),
+            tick_s=0.25,
             name="clamp",
         )
         self.link.start()
@@ -55,6 +57,7 @@ class ClampSource:
     def poll(self) -> Reading:
         with self._lock:
             metrics = {f"serial_{k}": float(v) for k, v in self.counters.items()}
+            metrics["serial_overlong_lines"] = float(self._lines.overflows)
             fresh = time.monotonic() - self._last_t <= self.timeout_s
             state = self._classifier.state if fresh and self.link.connected else None
             if state is not None and self._amps is not None:
@@ -73,7 +76,7 @@ class ClampSource:
         with self._lock:
             self.counters["disconnects"] += 1
             self._classifier.reset()
-            self._events.append(SourceEvent("source_error", {"reason": "disconnected"}))
+            self._events.append(stamped("source_error", {"reason": "disconnected"}))
 
     def _on_tick(self, now: float) -> None:
         with self._lock:
@@ -94,7 +97,7 @@ class ClampSource:
                 state = self._classifier.update(amps, now)
                 if state == "in_use" and not self._in_job:
                     self._in_job = True
-                    self._events.append(SourceEvent("job_start", {}))
+                    self._events.append(stamped("job_start", {}))
                 elif state != "in_use" and self._in_job:
                     self._in_job = False
-                    self._events.append(SourceEvent("job_end", {"reason": state}))
+                    self._events.append(stamped("job_end", {"reason": state}))

@@ -7,6 +7,7 @@ brackets, a ``$N=value`` setting, or something else, which is garbage (line nois
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -83,7 +84,8 @@ def _numbers(text: str) -> list[float] | None:
     parts = text.split(",")
     if not all(_NUMBER.match(p) for p in parts):
         return None
-    return [float(p) for p in parts]
+    values = [float(p) for p in parts]
+    return values if all(math.isfinite(v) for v in values) else None  # 400 digits = inf
 
 
 def parse_status(body: str) -> Status | None:

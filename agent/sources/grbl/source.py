@@ -17,6 +17,7 @@ from agent.sources import SourceEvent
 from agent.sources.grbl.protocol import Alarm, Banner, Garbage, Status, parse_line
 from agent.sources.options import Options
 from agent.sources.serial_link import LineBuffer, SerialLink
+from agent.sources.stamp import stamped
 from labmeter.config import AgentConfig
 
 QUERY = {"grbl": b"?", "grblhal": b"\x80"}
@@ -53,6 +54,7 @@ class GrblSource:
             on_connect=self._on_connect,
             on_disconnect=self._on_disconnect,
             reconnect_s=opts.number("reconnect_s", 1.0, minimum=0.05),
+            tick_s=0.1,  # half the fastest query period
             name="grbl",
         )
         self.link.start()
@@ -63,6 +65,7 @@ class GrblSource:
             status = self._status
             fresh = status is not None and now - self._status_t <= self.status_timeout_s
             metrics = {f"serial_{k}": float(v) for k, v in self.counters.items()}
+            metrics["serial_overlong_lines"] = float(self._lines.overflows)
         if not fresh or status is None or not self.link.connected:
             return Reading(state=None, metrics=metrics)
         if status.feed is not None:
@@ -89,7 +92,7 @@ class GrblSource:
         with self._lock:
             self.counters["disconnects"] += 1
             self._status = None
-            self._events.append(SourceEvent("source_error", {"reason": "disconnected"}))
+            self._events.append(stamped("source_error", {"reason": "disconnected"}))
 
     def _on_tick(self, now: float) -> None:
         if now - self._last_query >= self.period_s:
@@ -112,12 +115,12 @@ class GrblSource:
                 self.counters["resets"] += 1
                 self._status = None  # unknown until the controller reports again
                 self._events.append(
-                    SourceEvent("source_error", {"reason": "reset", "firmware": msg.firmware})
+                    stamped("source_error", {"reason": "reset", "firmware": msg.firmware})
                 )
                 self._end_job("reset")
             elif isinstance(msg, Alarm):
                 self._alarm_seen = True
-                self._events.append(SourceEvent("alarm", {"code": msg.code}))
+                self._events.append(stamped("alarm", {"code": msg.code}))
                 self._end_job("alarm")
             elif isinstance(msg, Garbage):
                 self.counters["garbage_lines"] += 1
@@ -126,18 +129,18 @@ class GrblSource:
         previous = self._status.machine_state if self._status is not None else None
         if status.machine_state == "Alarm":
             if previous != "Alarm" and not self._alarm_seen:
-                self._events.append(SourceEvent("alarm", {}))
+                self._events.append(stamped("alarm", {}))
             self._alarm_seen = True
             self._end_job("alarm")
             return
         self._alarm_seen = False
         if status.machine_state == "Run" and not self._in_job:
             self._in_job = True
-            self._events.append(SourceEvent("job_start", {}))
+            self._events.append(stamped("job_start", {}))
         elif status.machine_state in ("Idle", "Sleep"):
             self._end_job("done")
 
     def _end_job(self, reason: str) -> None:
         if self._in_job:
             self._in_job = False
-            self._events.append(SourceEvent("job_end", {"reason": reason}))
+            self._events.append(stamped("job_end", {"reason": reason}))

@@ -9,6 +9,7 @@ Lines that matter: ``ok`` (optionally carrying an M105 reply), temperature repor
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -99,7 +100,10 @@ Message = (
 def parse_temperatures(text: str) -> Temperatures | None:
     found: dict[str, tuple[float, float | None]] = {}
     for name, current, target in _TEMP.findall(text):
-        found.setdefault(name, (float(current), float(target) if target else None))
+        values = (float(current), float(target) if target else None)
+        if not all(v is None or math.isfinite(v) for v in values):
+            return None  # hundreds of digits of noise: not a report
+        found.setdefault(name, values)
     hotend = found.get("T") or found.get("T0")
     bed = found.get("B")
     if hotend is None and bed is None:

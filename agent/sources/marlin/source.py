@@ -29,6 +29,7 @@ from agent.sources.marlin.protocol import (
 )
 from agent.sources.options import Options
 from agent.sources.serial_link import LineBuffer, SerialLink
+from agent.sources.stamp import stamped
 from labmeter.config import AgentConfig
 
 
@@ -44,7 +45,7 @@ class MarlinSource:
         self.autoreport_s = opts.integer("autoreport_s", 1, minimum=0, maximum=60)
         self.query_s = opts.number("query_s", 1.0, minimum=0.05)
         self.timeout_s = opts.number("timeout_s", 5.0, minimum=2 * self.query_s)
-        self.paused_max_s = opts.number("paused_max_s", 3600.0, minimum=1.0)
+        self.paused_max_s = opts.number("paused_max_s", 3600.0, minimum=0.1)
         self._lock = threading.Lock()
         self._lines = LineBuffer()
         self._queue: deque[str] = deque()
@@ -59,6 +60,7 @@ class MarlinSource:
         self._sd_t = 0.0
         self._in_job = False
         self._paused_since: float | None = None
+        self._busy_t = 0.0  # last busy keepalive of any kind
         self._user_wait_t = -1e9  # last "busy: paused for user"
         self._halted = False
         self._events: list[SourceEvent] = []
@@ -78,6 +80,7 @@ class MarlinSource:
             on_connect=self._on_connect,
             on_disconnect=self._on_disconnect,
             reconnect_s=opts.number("reconnect_s", 1.0, minimum=0.05),
+            tick_s=0.1,
             name="marlin",
         )
         self.link.start()
@@ -86,6 +89,7 @@ class MarlinSource:
         now = time.monotonic()
         with self._lock:
             metrics = {f"serial_{k}": float(v) for k, v in self.counters.items()}
+            metrics["serial_overlong_lines"] = float(self._lines.overflows)
             if self._temps is not None:
                 for name in ("hotend", "hotend_target", "bed", "bed_target"):
                     value = getattr(self._temps, name)
@@ -138,7 +142,7 @@ class MarlinSource:
         with self._lock:
             self.counters["disconnects"] += 1
             self._known = False
-            self._events.append(SourceEvent("source_error", {"reason": "disconnected"}))
+            self._events.append(stamped("source_error", {"reason": "disconnected"}))
 
     def _on_tick(self, now: float) -> None:
         with self._lock:
@@ -146,9 +150,9 @@ class MarlinSource:
             if self._in_job and paused is not None and now - paused > self.paused_max_s:
                 self._end_job("abandoned")  # stopped from the printer's own menu
             if self._pending is not None:
-                # Busy keepalives move _last_line, so a long command never times out while
-                # Marlin says it is still working on it.
-                if now - max(self._pending_t, self._last_line) < self.timeout_s:
+                # As OctoPrint: a command's timeout runs from when it was sent and only a
+                # busy keepalive extends it (auto-reports flowing do not answer a command).
+                if now - max(self._pending_t, self._busy_t) < self.timeout_s:
                     return
                 self.counters["timeouts"] += 1
                 self._pending = None  # lost or never answered: go on with the next query
@@ -192,6 +196,7 @@ class MarlinSource:
                 self._paused_since = now
         elif isinstance(msg, Busy):
             self.counters["busy"] += 1
+            self._busy_t = now
             if "paused" in msg.reason:
                 self._user_wait_t = now
         elif isinstance(msg, Start):
@@ -200,7 +205,7 @@ class MarlinSource:
             self._halted = False
             self._sd_printing = False
             self._temps = None
-            self._events.append(SourceEvent("source_error", {"reason": "reset"}))
+            self._events.append(stamped("source_error", {"reason": "reset"}))
             self._end_job("reset")
             self._enable_autoreports()  # a reboot forgets M155/M27 S
         elif isinstance(msg, DonePrinting):
@@ -210,7 +215,7 @@ class MarlinSource:
             self.counters["errors"] += 1
             if msg.fatal and not self._halted:
                 self._halted = True
-                self._events.append(SourceEvent("alarm", {"message": msg.text[:200]}))
+                self._events.append(stamped("alarm", {"message": msg.text[:200]}))
                 self._end_job("alarm")
 
     def _on_temps(self, temps: Temperatures, now: float) -> None:
@@ -223,10 +228,10 @@ class MarlinSource:
         self._paused_since = None
         if not self._in_job:
             self._in_job = True
-            self._events.append(SourceEvent("job_start", {"file_bytes": sd.total}))
+            self._events.append(stamped("job_start", {"file_bytes": sd.total}))
 
     def _end_job(self, reason: str) -> None:
         self._paused_since = None
         if self._in_job:
             self._in_job = False
-            self._events.append(SourceEvent("job_end", {"reason": reason}))
+            self._events.append(stamped("job_end", {"reason": reason}))

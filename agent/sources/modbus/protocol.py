@@ -7,6 +7,8 @@ configuration and this module only decodes 16-bit register words, without any I/
 
 from __future__ import annotations
 
+import math
+import re
 import struct
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +24,8 @@ TYPES: dict[str, tuple[int, str]] = {
     "float32": (2, ">f"),
 }
 FUNCTIONS = ("holding", "input")
+MAX_REGISTERS = 24  # each becomes a metric; a sample carries at most 32
+_NAME = re.compile(r"[a-z0-9_.-]{1,64}")  # the contract's metric names
 WORD_ORDERS = ("big", "little")
 
 
@@ -46,6 +50,10 @@ class Register:
         ordered = words if self.word_order == "big" else list(reversed(words))
         raw = b"".join(w.to_bytes(2, "big") for w in ordered)
         (value,) = struct.unpack(TYPES[self.type][1], raw)
+        if not math.isfinite(value):
+            # NaN/inf (0xFFFF 0xFFFF, a meter still booting) would also fail every comparison
+            # with the thresholds and get the whole sample rejected as a metric.
+            raise ValueError(f"{self.name}: not a finite number ({words})")
         return float(value) * self.scale
 
     def encode(self, value: float) -> list[int]:
@@ -61,9 +69,13 @@ def parse_register_map(
     table: dict[str, Any], key: str = "agent.options.registers"
 ) -> list[Register]:
     """``{name: {address, type, scale, word_order, function}}`` -> registers; errors name keys."""
+    if len(table) > MAX_REGISTERS:
+        raise ConfigError(key, f"at most {MAX_REGISTERS} registers (each is a metric)")
     registers: list[Register] = []
     for name, spec in table.items():
         where = f"{key}.{name}"
+        if not _NAME.fullmatch(name):
+            raise ConfigError(where, "register names are metric names: [a-z0-9_.-]{1,64}")
         if not isinstance(spec, dict):
             raise ConfigError(where, "must be a table with at least `address`")
         unknown = set(spec) - {"address", "type", "scale", "word_order", "function"}

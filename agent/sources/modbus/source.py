@@ -17,6 +17,7 @@ from agent.meter import Reading
 from agent.sources import SourceEvent
 from agent.sources.modbus.protocol import Register, parse_register_map
 from agent.sources.options import Options
+from agent.sources.stamp import stamped
 from labmeter.config import AgentConfig
 from labmeter.errors import ConfigError
 
@@ -120,7 +121,7 @@ class ModbusSource:
             if not self._failing:
                 self._failing = True
                 log.warning("modbus read failed: %s", exc)
-                self._events.append(SourceEvent("source_error", {"reason": str(exc)[:200]}))
+                self._events.append(stamped("source_error", {"reason": str(exc)[:200]}))
 
     def _on_values(self, values: dict[str, float]) -> None:
         state = power_state(values[self.power_name], self.off_below_w, self.run_above_w)
@@ -129,7 +130,7 @@ class ModbusSource:
             self._values, self._good_t, self._failing = values, time.monotonic(), False
             if state == "in_use" and not self._in_job:
                 self._in_job = True
-                self._events.append(SourceEvent("job_start", {}))
+                self._events.append(stamped("job_start", {}))
             elif state != "in_use" and self._in_job:
                 self._in_job = False
-                self._events.append(SourceEvent("job_end", {"reason": state}))
+                self._events.append(stamped("job_end", {"reason": state}))

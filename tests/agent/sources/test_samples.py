@@ -1,0 +1,62 @@
+"""Each source folder's sample.toml loads and passes its source's own option checks."""
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+import agent.sources
+from agent.sources import SOURCES
+from labmeter.config import load
+
+SAMPLES = sorted(Path(agent.sources.__file__).parent.glob("*/sample.toml"))
+
+
+def test_every_machine_source_has_a_sample() -> None:
+    assert {p.parent.name for p in SAMPLES} >= {"grbl", "marlin", "clamp", "modbus", "badge"}
+
+
+@pytest.mark.parametrize("path", SAMPLES, ids=lambda p: p.parent.name)
+def test_sample_config_is_accepted(path: Path, tmp_path: Path) -> None:
+    config = load(path).agent
+    options = dict(config.options)
+    if "badge" in options:  # the table file named in the sample exists only on a lab machine
+        table = tmp_path / "badges.csv"
+        table.write_text("0415AB12CD,staff\n")
+        options["badge"] = {**options["badge"], "badge_table": str(table)}
+    # The ports do not exist here: the sources start and keep retrying in the background.
+    source = SOURCES[config.source](dataclasses.replace(config, options=options))
+    try:
+        assert source.poll().state is None  # nothing observed: unknown, never idle
+    finally:
+        source.close()
+
+
+def test_a_simulated_device_runs_standalone_for_manual_trials(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from agent.sources.grbl.source import GrblSource
+    from labmeter.config import AgentConfig
+    from tests.helpers import wait_for
+
+    path = tmp_path / "ttyGRBL"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "simulators.devices", "grbl", str(path), "--speed", "10"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().startswith("grbl on")
+        source = GrblSource(AgentConfig(options={"port": str(path), "reconnect_s": 0.1}))
+        try:
+            wait_for(lambda: source.poll().state == "idle", timeout=5)
+            wait_for(lambda: source.poll().state == "setup", timeout=5)  # Home at 2 s
+        finally:
+            source.close()
+    finally:
+        os.kill(proc.pid, signal.SIGTERM)
+        assert proc.wait(timeout=5) == 0
+    assert not path.exists()  # unplugged on the way out
