@@ -10,6 +10,8 @@ from agent.sources import SOURCES
 from labmeter.config import load
 
 SAMPLES = sorted(Path(agent.sources.__file__).parent.glob("*/sample.toml"))
+# The PC source observes this machine's real sessions; only serial sources start blind.
+SERIAL_SAMPLES = [p for p in SAMPLES if p.parent.name != "pc"]
 
 
 def test_every_machine_source_has_a_sample() -> None:
@@ -17,6 +19,12 @@ def test_every_machine_source_has_a_sample() -> None:
 
 
 @pytest.mark.parametrize("path", SAMPLES, ids=lambda p: p.parent.name)
+def test_sample_config_loads(path: Path) -> None:
+    config = load(path).agent
+    assert config.source in SOURCES
+
+
+@pytest.mark.parametrize("path", SERIAL_SAMPLES, ids=lambda p: p.parent.name)
 def test_sample_config_is_accepted(path: Path, tmp_path: Path) -> None:
     config = load(path).agent
     options = dict(config.options)
