@@ -54,6 +54,15 @@ class Scope:
     rolled_until: int | None = None
     seen: set[DeviceKey] = field(default_factory=set)
     _available: dict[tuple[str, str, int, int], int] = field(default_factory=dict)
+    _facts: dict[tuple[int, int], dict[FactKey, Totals]] = field(default_factory=dict)
+
+    def facts(self, start_ms: int, end_ms: int) -> dict[FactKey, Totals]:
+        """Usage facts of a span, read once per scope (a report asks for the same ones)."""
+        if (start_ms, end_ms) not in self._facts:
+            self._facts[(start_ms, end_ms)] = self.reader.facts(
+                start_ms, end_ms, self.filters, self.rolled_until
+            )
+        return self._facts[(start_ms, end_ms)]
 
     @property
     def tz(self) -> str:
@@ -155,7 +164,7 @@ def bucket_facts(
             for name, value in totals.seconds.items():
                 target.seconds[name] += value
         return [dict(o) for o in out]
-    return [r.facts(a, b, s.filters, s.rolled_until) for a, b in spans]
+    return [scope.facts(a, b) for a, b in spans]
 
 
 def _ratio(num: float, den: float | None) -> float | None:
@@ -249,7 +258,7 @@ def _figures(t: Totals, available: float | None, devices: int | None) -> dict[st
 
 def openness(scope: Scope, by_lab: bool = False) -> dict[str, Any]:
     """In-use seconds by stakeholder category and the external share, per lab if asked."""
-    facts = scope.reader.facts(scope.start_ms, scope.end_ms, scope.filters, scope.rolled_until)
+    facts = scope.facts(scope.start_ms, scope.end_ms)
     groups: dict[tuple[str, str], dict[str, float]] = defaultdict(
         lambda: dict.fromkeys(CATEGORIES, 0.0)
     )
