@@ -54,11 +54,14 @@ def build(scope: Scope, progress: Progress | None = None) -> dict[str, Any]:
             progress(n, STEPS, label)
 
     inv = scope.inventory
-    devices = analysis.utilisation(scope, GroupBy.device, None)
-    step(1, "utilisation per device")
-    labs = analysis.utilisation(scope, GroupBy.lab, None)
+    # Months first: the months partition the window, so their sum is the window's facts.
+    spans = analysis.periods(scope, Every.month)
+    scope.know_facts(scope.start_ms, scope.end_ms, analysis.bucket_facts(scope, spans, Every.month))
     months = analysis.utilisation(scope, GroupBy.lab, Every.month)
-    step(2, "monthly trend")
+    step(1, "monthly trend")
+    devices = analysis.utilisation(scope, GroupBy.device, None)
+    labs = analysis.utilisation(scope, GroupBy.lab, None)
+    step(2, "utilisation per device and lab")
     openness_total = analysis.openness(scope)
     openness_labs = analysis.openness(scope, by_lab=True)["labs"]
     step(3, "openness")
