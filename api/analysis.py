@@ -66,14 +66,6 @@ class Scope:
             )
         return self._facts[(start_ms, end_ms)]
 
-    def know_facts(self, start_ms: int, end_ms: int, parts: list[dict[FactKey, Totals]]) -> None:
-        """The facts of a span made of already-read, non-overlapping spans: no second read."""
-        total: dict[FactKey, Totals] = defaultdict(Totals)
-        for part in parts:
-            for key, totals in part.items():
-                total[key].add(totals.seconds)
-        self._facts[(start_ms, end_ms)] = dict(total)
-
     @property
     def tz(self) -> str:
         return self.inventory.timezone if self.inventory else "Europe/Rome"
@@ -206,7 +198,7 @@ def utilisation(scope: Scope, group_by: GroupBy, every: Every | None) -> list[di
                 rows.append(
                     {"site": key[0], "lab": key[1], "device": key[2], "kind": kinds[key]}
                     | period
-                    | _figures(t, avail, 1)
+                    | figures(t, avail, 1)
                     | {"registered": scope.is_registered(key)}
                 )
             continue
@@ -218,7 +210,7 @@ def utilisation(scope: Scope, group_by: GroupBy, every: Every | None) -> list[di
                 if key in members:
                     cats[category].add(t.seconds)
             for category in sorted(cats):
-                row = {"category": category} | period | _figures(cats[category], avail_all, None)
+                row = {"category": category} | period | figures(cats[category], avail_all, None)
                 row["coverage"] = None  # observed time by category has no denominator of its own
                 rows.append(row)
             continue
@@ -236,7 +228,7 @@ def utilisation(scope: Scope, group_by: GroupBy, every: Every | None) -> list[di
                 t.add(per_device.get(key, Totals()).seconds)
             names = dict(zip(_GROUP_NAMES[group_by], group, strict=True))
             avail = _sum_avail(scope, dict.fromkeys(keys, ""), a, b)
-            rows.append(names | period | _figures(t, avail, len(keys)))
+            rows.append(names | period | figures(t, avail, len(keys)))
     return rows
 
 
@@ -253,7 +245,7 @@ def _sum_avail(scope: Scope, keys: dict[DeviceKey, str], a: int, b: int) -> floa
     return sum(known) if known else None
 
 
-def _figures(t: Totals, available: float | None, devices: int | None) -> dict[str, Any]:
+def figures(t: Totals, available: float | None, devices: int | None) -> dict[str, Any]:
     out: dict[str, Any] = {
         "in_use_s": round(t.in_use_s, 3),
         "observed_s": round(t.observed_s, 3),

@@ -10,11 +10,11 @@ figure, so a number never mixes the two sources for the same hour.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from labmeter.influx import InfluxV1, all_records, quote_ident, tag_filter, time_range
+from labmeter.influx import InfluxV1, all_records, quote_ident, quote_str, tag_filter, time_range
 
 HOUR_MS = 3600_000
 # Only the fields a figure uses: a year's read costs time per field read, not per field stored.
@@ -78,12 +78,19 @@ class UsageReader:
             return None
         return min(int(rows[0]["time"]) + HOUR_MS, now_ms // HOUR_MS * HOUR_MS)
 
-    def _sum_query(self, part: Part, filters: Filters, extra_group: str = "") -> str:
+    def _sum_query(
+        self,
+        part: Part,
+        filters: Filters,
+        extra_group: str = "",
+        tags: tuple[str, ...] = FACT_TAGS,
+        exclude: Collection[tuple[str, str, str]] = (),
+    ) -> str:
         measurement = "rollup_device_hourly" if part.rolled else "sample"
         sums = ", ".join(f"sum({quote_ident(f)}) AS {quote_ident(f)}" for f in STATE_FIELDS)
         return (
             f"SELECT {sums} FROM {measurement} WHERE {time_range(part.start_ms, part.end_ms)}"
-            f"{tag_filter(filters)} GROUP BY {extra_group}{', '.join(FACT_TAGS)}"
+            f"{tag_filter(filters)}{_exclude(exclude)} GROUP BY {extra_group}{', '.join(tags)}"
         )
 
     def facts(
@@ -97,13 +104,26 @@ class UsageReader:
         return dict(out)
 
     def daily_facts(
-        self, start_ms: int, end_ms: int, filters: Filters, rolled_until: int | None, tz: str
+        self,
+        start_ms: int,
+        end_ms: int,
+        filters: Filters,
+        rolled_until: int | None,
+        tz: str,
+        tags: tuple[str, ...] = FACT_TAGS,
+        exclude: Collection[tuple[str, str, str]] = (),
     ) -> dict[tuple[int, FactKey], Totals]:
-        """Like ``facts`` per local calendar day (key: the day's start in epoch ms)."""
+        """Like ``facts`` per local calendar day (key: the day's start in epoch ms).
+
+        ``tags`` narrows the grouping (missing ones are empty in the key): a year per lab and
+        category is one query with few rows, where twelve monthly queries per device cost
+        twelve passes over every series. ``exclude`` leaves devices out (unregistered ones).
+        """
         out: dict[tuple[int, FactKey], Totals] = defaultdict(Totals)
         group = "time(1d), "
         for part in split(start_ms, end_ms, rolled_until):
-            q = self._sum_query(part, filters, group) + f" fill(none) tz({_quote_tz(tz)})"
+            q = self._sum_query(part, filters, group, tags, exclude)
+            q += f" fill(none) tz({_quote_tz(tz)})"
             for record in all_records(self.influx.query(q)):
                 out[(int(record["time"]), _fact_key(record))].add(record)
         return dict(out)
@@ -184,6 +204,13 @@ class UsageReader:
 
 def _fact_key(record: Mapping[str, Any]) -> FactKey:
     return tuple(str(record.get(t) or "") for t in FACT_TAGS)  # type: ignore[return-value]
+
+
+def _exclude(devices: Collection[tuple[str, str, str]]) -> str:
+    return "".join(
+        f" AND (site != {quote_str(s)} OR lab != {quote_str(lab)} OR device != {quote_str(d)})"
+        for s, lab, d in devices
+    )
 
 
 def _quote_tz(tz: str) -> str:

@@ -7,6 +7,7 @@ disagree. Numbers stay raw here (seconds, ratios); formatting is the renderer's 
 from __future__ import annotations
 
 import time
+from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import date
@@ -14,6 +15,7 @@ from typing import Any
 
 from api import analysis
 from api.analysis import Every, GroupBy, Scope
+from api.usage import Totals
 from labmeter import __version__
 from labmeter.contract import CATEGORIES, EXTERNAL_CATEGORIES
 from labmeter.inventory import DAYS, Equipment, Software
@@ -54,18 +56,14 @@ def build(scope: Scope, progress: Progress | None = None) -> dict[str, Any]:
             progress(n, STEPS, label)
 
     inv = scope.inventory
-    # Months first: the months partition the window, so their sum is the window's facts.
-    spans = analysis.periods(scope, Every.month)
-    scope.know_facts(scope.start_ms, scope.end_ms, analysis.bucket_facts(scope, spans, Every.month))
-    months = analysis.utilisation(scope, GroupBy.lab, Every.month)
-    step(1, "monthly trend")
     devices = analysis.utilisation(scope, GroupBy.device, None)
     labs = analysis.utilisation(scope, GroupBy.lab, None)
-    step(2, "utilisation per device and lab")
+    step(1, "utilisation per device and lab")
+    months, monthly_openness = _monthly(scope, devices)
+    step(2, "monthly trend")
     openness_total = analysis.openness(scope)
     openness_labs = analysis.openness(scope, by_lab=True)["labs"]
     step(3, "openness")
-    monthly_openness = _monthly_openness(scope)
     step(4, "monthly openness")
     licences = analysis.software(scope)
     step(5, "software licences")
@@ -231,17 +229,48 @@ def _count_versions(versions: dict[tuple[str, str, str], str]) -> list[dict[str,
     return [{"version": v, "devices": n} for v, n in sorted(counts.items())]
 
 
-def _monthly_openness(scope: Scope) -> list[dict[str, Any]]:
+def _monthly(
+    scope: Scope, devices: list[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Per lab and month: utilisation; per month: openness. One daily query per lab and
+    category, binned into local calendar months here; unregistered devices left out."""
     spans = analysis.periods(scope, Every.month)
-    out = []
-    for (a, b), facts in zip(spans, analysis.bucket_facts(scope, spans, Every.month), strict=True):
-        cats: dict[str, float] = dict.fromkeys(CATEGORIES, 0.0)
-        for (site, lab, device, _k, category), totals in facts.items():
-            if scope.is_registered((site, lab, device)):
-                cats[category] = cats.get(category, 0.0) + totals.in_use_s
+    starts = [a for a, _ in spans]
+    members: dict[tuple[str, str], list[tuple[str, str, str]]] = defaultdict(list)
+    unregistered = []
+    for d in devices:
+        key = (d["site"], d["lab"], d["device"])
+        if d["registered"]:
+            members[key[:2]].append(key)
+        else:
+            unregistered.append(key)
+    daily = scope.reader.daily_facts(
+        scope.start_ms, scope.end_ms, scope.filters, scope.rolled_until, scope.tz,
+        tags=("site", "lab", "category"), exclude=unregistered,
+    )  # fmt: skip
+    per_lab: dict[tuple[int, str, str], Totals] = defaultdict(Totals)
+    per_cat: dict[int, dict[str, float]] = defaultdict(lambda: dict.fromkeys(CATEGORIES, 0.0))
+    for (day_ms, (site, lab, _d, _k, category)), totals in daily.items():
+        i = bisect_right(starts, max(day_ms, scope.start_ms)) - 1
+        per_lab[(i, site, lab)].add(totals.seconds)
+        per_cat[i][category] = per_cat[i].get(category, 0.0) + totals.in_use_s
+    months = []
+    for i, (a, b) in enumerate(spans):
+        for (site, lab), keys in sorted(members.items()):
+            available = [scope.available_s(k, a, b) for k in keys]
+            known = [v for v in available if v is not None]
+            months.append(
+                {"site": site, "lab": lab, "period_start_ms": a, "period_end_ms": b}
+                | analysis.figures(
+                    per_lab.get((i, site, lab), Totals()), sum(known) if known else None, len(keys)
+                )
+            )
+    openness = []
+    for i, (a, b) in enumerate(spans):
+        cats = per_cat.get(i, dict.fromkeys(CATEGORIES, 0.0))
         total = sum(cats.values())
-        external = sum(cats[c] for c in EXTERNAL_CATEGORIES)
-        out.append(
+        external = sum(cats.get(c, 0.0) for c in EXTERNAL_CATEGORIES)
+        openness.append(
             {
                 "period_start_ms": a,
                 "period_end_ms": b,
@@ -251,4 +280,4 @@ def _monthly_openness(scope: Scope) -> list[dict[str, Any]]:
                 "categories": cats,
             }
         )
-    return out
+    return months, openness

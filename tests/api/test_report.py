@@ -124,3 +124,17 @@ def test_cli_report_writes_the_file(lab_api: Api, tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert load_workbook(out)["4. Utilizzo per attrezzatura"]["A2"].value == "pc-01"
+
+
+def test_report_months_agree_with_the_utilisation_endpoint(lab_api: Api) -> None:
+    window = {"start": d.T0 // 1000 - 3 * 86400, "end": d.T0 // 1000 + 2 * 86400}
+    report = lab_api.get("/api/v1/report", **window)
+    endpoint = lab_api.get("/api/v1/utilisation", group_by="lab", every="month", **window)
+    fields = ("in_use_s", "observed_s", "available_s", "utilisation", "coverage", "devices")
+    assert len(report["months"]) == 2  # February and March, in Rome's calendar
+    assert [[m[f] for f in fields] for m in report["months"]] == [
+        [r[f] for f in fields] for r in endpoint
+    ]
+    # The unregistered pc-99's 600 s of student use are left out of openness.
+    assert [m["in_use_s"] for m in report["openness"]["months"]] == [0, 9000]
+    assert report["openness"]["months"][1]["quota_esterna"] == 1.0
