@@ -247,6 +247,7 @@ def _monthly(
     daily = scope.reader.daily_facts(
         scope.start_ms, scope.end_ms, scope.filters, scope.rolled_until, scope.tz,
         tags=("site", "lab", "category"), exclude=unregistered,
+        fields=("in_use_s", "observed_s"),  # all that the trend and openness show
     )  # fmt: skip
     per_lab: dict[tuple[int, str, str], Totals] = defaultdict(Totals)
     per_cat: dict[int, dict[str, float]] = defaultdict(lambda: dict.fromkeys(CATEGORIES, 0.0))
@@ -259,12 +260,12 @@ def _monthly(
         for (site, lab), keys in sorted(members.items()):
             available = [scope.available_s(k, a, b) for k in keys]
             known = [v for v in available if v is not None]
-            months.append(
-                {"site": site, "lab": lab, "period_start_ms": a, "period_end_ms": b}
-                | analysis.figures(
-                    per_lab.get((i, site, lab), Totals()), sum(known) if known else None, len(keys)
-                )
+            row = {"site": site, "lab": lab, "period_start_ms": a, "period_end_ms": b}
+            row |= analysis.figures(
+                per_lab.get((i, site, lab), Totals()), sum(known) if known else None, len(keys)
             )
+            del row["alarm_s"], row["off_s"]  # not read for the trend
+            months.append(row)
     openness = []
     for i, (a, b) in enumerate(spans):
         cats = per_cat.get(i, dict.fromkeys(CATEGORIES, 0.0))
