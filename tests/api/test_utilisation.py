@@ -135,3 +135,15 @@ def test_without_inventory_the_window_is_the_denominator(
     rows = _by(api.get("/api/v1/utilisation", Role.viewer, **DAY), "device")
     assert set(rows) == {"pc-01", "pc-02", "pc-99"}
     assert all(r["available_s"] == 86400 for r in rows.values())
+
+
+@pytest.mark.parametrize(
+    "start", ["1e400", "nan", "-inf", "99999999999999999999", "0001-01-01T00:00:00+14:00"]
+)
+def test_absurd_epoch_is_a_422_not_a_crash(lab_api: Api, start: str) -> None:
+    response = lab_api.client.get(
+        "/api/v1/utilisation",
+        params={"start": start},
+        headers={"X-API-Key": lab_api.tokens[Role.viewer]},
+    )
+    assert response.status_code == 422
