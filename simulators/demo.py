@@ -72,6 +72,10 @@ def _show(api: str, hours: float, headers: dict[str, str]) -> None:
             "-" if row["coverage"] is None else f"{row['coverage'] * 100:.1f} %",
         )
     console.print(table)
+    console.print(
+        "utilisation and coverage are '-' where the inventory's opening hours "
+        "(deploy/inventory.example.yaml) leave no available time in the window"
+    )
 
 
 def run_demo(devices: int, hours: float, speed: float, seed: int, duration: float | None) -> None:
