@@ -330,10 +330,54 @@ def software(scope: Scope) -> list[dict[str, Any]]:
 
 
 def sessions(scope: Scope) -> list[dict[str, Any]]:
-    """Runs of consecutive samples of one device with the same pseudonym, without gaps."""
+    """Sessions per device: from the agent's session events where it sends them, otherwise
+    runs of consecutive samples with the same pseudonym, at most 1 s apart."""
+    samples = scope.reader.samples(scope.start_ms, scope.end_ms, scope.filters)
+    by_events = _event_sessions(scope, samples)
+    with_events = {(s["site"], s["lab"], s["device"]) for s in by_events}
+    out = by_events + [
+        s
+        for s in _sample_sessions(samples)
+        if (s["site"], s["lab"], s["device"]) not in with_events
+    ]
+    for session in out:
+        session["duration_s"] = (session["end_ms"] - session["start_ms"]) / 1000
+        session["in_use_s"] = round(session["in_use_s"], 3)
+    return sorted(out, key=lambda s: (s["site"], s["lab"], s["device"], s["start_ms"]))
+
+
+def _event_sessions(scope: Scope, samples: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A start paired with the next end of the same pseudonym on the same device; in-use
+    seconds are those of the device's samples that start inside the session."""
+    open_: dict[tuple[DeviceKey, str], dict[str, Any]] = {}
+    out: list[dict[str, Any]] = []
+    for e in scope.reader.session_events(scope.start_ms, scope.end_ms, scope.filters):
+        key = (e["site"], e["lab"], e["device"])
+        user = e.get("user") or ""
+        if e["type"] == "session_start":
+            open_[(key, user)] = {
+                "site": key[0], "lab": key[1], "device": key[2], "user": user,
+                "category": e.get("category") or "unknown", "start_ms": int(e["time"]),
+                "source": "event",
+            }  # fmt: skip
+        elif (session := open_.pop((key, user), None)) is not None:
+            session["end_ms"] = int(e["time"])
+            out.append(session)
+    for session in out:
+        key = (session["site"], session["lab"], session["device"])
+        session["in_use_s"] = sum(
+            float(r["in_use_s"] or 0)
+            for r in samples
+            if (r["site"], r["lab"], r["device"]) == key
+            and session["start_ms"] <= int(r["time"]) < session["end_ms"]
+        )
+    return [s for s in out if s["user"]]
+
+
+def _sample_sessions(samples: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     current: dict[str, Any] | None = None
-    for r in scope.reader.samples(scope.start_ms, scope.end_ms, scope.filters):
+    for r in samples:
         begin = int(r["time"])
         end = begin + round(float(r["interval_s"] or 0) * 1000)
         key = (r["site"], r["lab"], r["device"])
@@ -354,20 +398,12 @@ def sessions(scope: Scope) -> list[dict[str, Any]]:
         current = None
         if user:
             current = {
-                "site": key[0],
-                "lab": key[1],
-                "device": key[2],
-                "user": user,
-                "category": r.get("category") or "unknown",
-                "start_ms": begin,
-                "end_ms": end,
-                "in_use_s": float(r["in_use_s"] or 0),
-            }
+                "site": key[0], "lab": key[1], "device": key[2], "user": user,
+                "category": r.get("category") or "unknown", "start_ms": begin, "end_ms": end,
+                "in_use_s": float(r["in_use_s"] or 0), "source": "samples",
+            }  # fmt: skip
     if current is not None:
         out.append(current)
-    for session in out:
-        session["duration_s"] = (session["end_ms"] - session["start_ms"]) / 1000
-        session["in_use_s"] = round(session["in_use_s"], 3)
     return out
 
 

@@ -193,6 +193,15 @@ class UsageReader:
         )
         return all_records(self.influx.query(q))
 
+    def session_events(self, start_ms: int, end_ms: int, filters: Filters) -> list[dict[str, Any]]:
+        """``session_start``/``session_end`` events in time order per device."""
+        q = (
+            'SELECT seq, "user", "type", "category" FROM event WHERE '
+            f"{time_range(start_ms, end_ms)}{tag_filter(filters)} AND "
+            "(\"type\" = 'session_start' OR \"type\" = 'session_end') GROUP BY site, lab, device"
+        )
+        return all_records(self.influx.query(q))
+
     def agent_versions(self, filters: Filters) -> dict[tuple[str, str, str], str]:
         q = (
             "SELECT last(agent) AS agent FROM status "

@@ -89,11 +89,13 @@ def test_openness_software_and_sessions(lab_api: Api) -> None:
     assert sw["peak_share"] == pytest.approx(2 / 5)
 
     sessions = lab_api.get("/api/v1/sessions", **DAY)
-    got = sorted((s["device"], s["user"], s["duration_s"], s["in_use_s"]) for s in sessions)
+    got = sorted(
+        (s["device"], s["user"], s["duration_s"], s["in_use_s"], s["source"]) for s in sessions
+    )
     assert got == [
-        ("pc-01", d.USER_A, 7200, 7200),
-        ("pc-02", d.USER_B, 1800, 1800),
-        ("pc-99", d.USER_C, 600, 600),
+        ("pc-01", d.USER_A, 7200, 7200, "samples"),
+        ("pc-02", d.USER_B, 1800, 1800, "event"),
+        ("pc-99", d.USER_C, 600, 600, "samples"),
     ]
     assert all(s["user"].startswith("p_") for s in sessions)
 
