@@ -106,12 +106,15 @@ def open_scope(
     now_ms: int,
 ) -> Scope:
     scope = Scope(reader, inventory, start_ms, end_ms, filters, now_ms)
-    scope.rolled_until = reader.rolled_until(now_ms)
     q = (
         "SELECT last(online) FROM status "
         f"WHERE time > 0{tag_filter(filters)} GROUP BY site, lab, device"
     )
     scope.seen = {(r["site"], r["lab"], r["device"]) for r in all_records(reader.influx.query(q))}
+    sites = {k[0] for k in scope.seen}
+    if inventory is not None:
+        sites |= {k[0] for k in scope.registered()}
+    scope.rolled_until = reader.rolled_until(now_ms, sites, filters.get("site"))
     return scope
 
 

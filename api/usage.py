@@ -71,12 +71,18 @@ class UsageReader:
     def __init__(self, influx: InfluxV1) -> None:
         self.influx = influx
 
-    def rolled_until(self, now_ms: int) -> int | None:
-        """End of the last rolled-up hour; only closed hours (before the current one) count."""
-        rows = all_records(self.influx.query("SELECT last(samples) FROM rollup_device_hourly"))
-        if not rows or rows[0].get("time") is None:
+    def rolled_until(self, now_ms: int, sites: Collection[str], site: str | None) -> int | None:
+        """End of the rolled-up hours; only closed hours (before the current one) count.
+
+        Collectors may run per site and lag differently, so it is the earliest of the sites'
+        last rolled-up hours, and None (raw points only) when a site in ``sites`` has none.
+        """
+        q = "SELECT last(samples) FROM rollup_device_hourly"
+        q += f" WHERE site = {quote_str(site)}" if site else " GROUP BY site"
+        last = {r.get("site", site): int(r["time"]) for r in all_records(self.influx.query(q))}
+        if not last or any(s not in last for s in sites):
             return None
-        return min(int(rows[0]["time"]) + HOUR_MS, now_ms // HOUR_MS * HOUR_MS)
+        return min(min(last.values()) + HOUR_MS, now_ms // HOUR_MS * HOUR_MS)
 
     def _sum_query(
         self,

@@ -113,7 +113,10 @@ def test_rollups_for_closed_hours_give_the_same_figures_as_raw_points(
         rollups, raw = d.rollup_lines(d.raw_lines(), d.T0 + 9 * d.HOUR)
         assert rollups and raw
         rolled_db.write_lines(rollups + raw + d.status_lines())
-        assert UsageReader(rolled_db).rolled_until(d.T0 + 48 * d.HOUR) == d.T0 + 9 * d.HOUR
+        reader = UsageReader(rolled_db)
+        assert reader.rolled_until(d.T0 + 48 * d.HOUR, {d.SITE}, None) == d.T0 + 9 * d.HOUR
+        # A site without rollups (its collector is behind or new): raw points everywhere.
+        assert reader.rolled_until(d.T0 + 48 * d.HOUR, {d.SITE, "its-other"}, None) is None
         rolled = make_api(other, tmp_path / "r", d.inventory_file(tmp_path))
         # A window with unaligned edges reads raw edges around the rolled hours.
         window = {"start": d.T0 // 1000 + 1234, "end": d.T0 // 1000 + 20 * 3600 + 17}
