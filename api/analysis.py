@@ -11,6 +11,7 @@ enter the aggregates of a lab, a site or a kind.
 from __future__ import annotations
 
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
@@ -24,6 +25,7 @@ from labmeter.inventory import Inventory
 
 DeviceKey = tuple[str, str, str]
 MAX_SESSION_WINDOW_MS = 31 * 24 * 3600_000
+QUERY_THREADS = 2
 SESSION_GAP_TOLERANCE_MS = 1000
 
 
@@ -54,6 +56,15 @@ class Scope:
     rolled_until: int | None = None
     seen: set[DeviceKey] = field(default_factory=set)
     _available: dict[tuple[str, str, int, int], int] = field(default_factory=dict)
+    _facts: dict[tuple[int, int], dict[FactKey, Totals]] = field(default_factory=dict)
+
+    def facts(self, start_ms: int, end_ms: int) -> dict[FactKey, Totals]:
+        """Usage facts of a span, read once per scope (a report asks for the same ones)."""
+        if (start_ms, end_ms) not in self._facts:
+            self._facts[(start_ms, end_ms)] = self.reader.facts(
+                start_ms, end_ms, self.filters, self.rolled_until
+            )
+        return self._facts[(start_ms, end_ms)]
 
     @property
     def tz(self) -> str:
@@ -95,12 +106,15 @@ def open_scope(
     now_ms: int,
 ) -> Scope:
     scope = Scope(reader, inventory, start_ms, end_ms, filters, now_ms)
-    scope.rolled_until = reader.rolled_until(now_ms)
     q = (
         "SELECT last(online) FROM status "
         f"WHERE time > 0{tag_filter(filters)} GROUP BY site, lab, device"
     )
     scope.seen = {(r["site"], r["lab"], r["device"]) for r in all_records(reader.influx.query(q))}
+    sites = {k[0] for k in scope.seen}
+    if inventory is not None:
+        sites |= {k[0] for k in scope.registered()}
+    scope.rolled_until = reader.rolled_until(now_ms, sites, filters.get("site"))
     return scope
 
 
@@ -155,7 +169,9 @@ def bucket_facts(
             for name, value in totals.seconds.items():
                 target.seconds[name] += value
         return [dict(o) for o in out]
-    return [r.facts(a, b, s.filters, s.rolled_until) for a, b in spans]
+    # Months are independent queries: two at a time keep both of InfluxDB's cores busy.
+    with ThreadPoolExecutor(max_workers=QUERY_THREADS) as pool:
+        return list(pool.map(lambda span: scope.facts(*span), spans))
 
 
 def _ratio(num: float, den: float | None) -> float | None:
@@ -185,7 +201,7 @@ def utilisation(scope: Scope, group_by: GroupBy, every: Every | None) -> list[di
                 rows.append(
                     {"site": key[0], "lab": key[1], "device": key[2], "kind": kinds[key]}
                     | period
-                    | _figures(t, avail, 1)
+                    | figures(t, avail, 1)
                     | {"registered": scope.is_registered(key)}
                 )
             continue
@@ -197,7 +213,7 @@ def utilisation(scope: Scope, group_by: GroupBy, every: Every | None) -> list[di
                 if key in members:
                     cats[category].add(t.seconds)
             for category in sorted(cats):
-                row = {"category": category} | period | _figures(cats[category], avail_all, None)
+                row = {"category": category} | period | figures(cats[category], avail_all, None)
                 row["coverage"] = None  # observed time by category has no denominator of its own
                 rows.append(row)
             continue
@@ -215,7 +231,7 @@ def utilisation(scope: Scope, group_by: GroupBy, every: Every | None) -> list[di
                 t.add(per_device.get(key, Totals()).seconds)
             names = dict(zip(_GROUP_NAMES[group_by], group, strict=True))
             avail = _sum_avail(scope, dict.fromkeys(keys, ""), a, b)
-            rows.append(names | period | _figures(t, avail, len(keys)))
+            rows.append(names | period | figures(t, avail, len(keys)))
     return rows
 
 
@@ -232,7 +248,7 @@ def _sum_avail(scope: Scope, keys: dict[DeviceKey, str], a: int, b: int) -> floa
     return sum(known) if known else None
 
 
-def _figures(t: Totals, available: float | None, devices: int | None) -> dict[str, Any]:
+def figures(t: Totals, available: float | None, devices: int | None) -> dict[str, Any]:
     out: dict[str, Any] = {
         "in_use_s": round(t.in_use_s, 3),
         "observed_s": round(t.observed_s, 3),
@@ -249,7 +265,7 @@ def _figures(t: Totals, available: float | None, devices: int | None) -> dict[st
 
 def openness(scope: Scope, by_lab: bool = False) -> dict[str, Any]:
     """In-use seconds by stakeholder category and the external share, per lab if asked."""
-    facts = scope.reader.facts(scope.start_ms, scope.end_ms, scope.filters, scope.rolled_until)
+    facts = scope.facts(scope.start_ms, scope.end_ms)
     groups: dict[tuple[str, str], dict[str, float]] = defaultdict(
         lambda: dict.fromkeys(CATEGORIES, 0.0)
     )
@@ -317,10 +333,54 @@ def software(scope: Scope) -> list[dict[str, Any]]:
 
 
 def sessions(scope: Scope) -> list[dict[str, Any]]:
-    """Runs of consecutive samples of one device with the same pseudonym, without gaps."""
+    """Sessions per device: from the agent's session events where it sends them, otherwise
+    runs of consecutive samples with the same pseudonym, at most 1 s apart."""
+    samples = scope.reader.samples(scope.start_ms, scope.end_ms, scope.filters)
+    by_events = _event_sessions(scope, samples)
+    with_events = {(s["site"], s["lab"], s["device"]) for s in by_events}
+    out = by_events + [
+        s
+        for s in _sample_sessions(samples)
+        if (s["site"], s["lab"], s["device"]) not in with_events
+    ]
+    for session in out:
+        session["duration_s"] = (session["end_ms"] - session["start_ms"]) / 1000
+        session["in_use_s"] = round(session["in_use_s"], 3)
+    return sorted(out, key=lambda s: (s["site"], s["lab"], s["device"], s["start_ms"]))
+
+
+def _event_sessions(scope: Scope, samples: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A start paired with the next end of the same pseudonym on the same device; in-use
+    seconds are those of the device's samples that start inside the session."""
+    open_: dict[tuple[DeviceKey, str], dict[str, Any]] = {}
+    out: list[dict[str, Any]] = []
+    for e in scope.reader.session_events(scope.start_ms, scope.end_ms, scope.filters):
+        key = (e["site"], e["lab"], e["device"])
+        user = e.get("user") or ""
+        if e["type"] == "session_start":
+            open_[(key, user)] = {
+                "site": key[0], "lab": key[1], "device": key[2], "user": user,
+                "category": e.get("category") or "unknown", "start_ms": int(e["time"]),
+                "source": "event",
+            }  # fmt: skip
+        elif (session := open_.pop((key, user), None)) is not None:
+            session["end_ms"] = int(e["time"])
+            out.append(session)
+    for session in out:
+        key = (session["site"], session["lab"], session["device"])
+        session["in_use_s"] = sum(
+            float(r["in_use_s"] or 0)
+            for r in samples
+            if (r["site"], r["lab"], r["device"]) == key
+            and session["start_ms"] <= int(r["time"]) < session["end_ms"]
+        )
+    return [s for s in out if s["user"]]
+
+
+def _sample_sessions(samples: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     current: dict[str, Any] | None = None
-    for r in scope.reader.samples(scope.start_ms, scope.end_ms, scope.filters):
+    for r in samples:
         begin = int(r["time"])
         end = begin + round(float(r["interval_s"] or 0) * 1000)
         key = (r["site"], r["lab"], r["device"])
@@ -341,20 +401,12 @@ def sessions(scope: Scope) -> list[dict[str, Any]]:
         current = None
         if user:
             current = {
-                "site": key[0],
-                "lab": key[1],
-                "device": key[2],
-                "user": user,
-                "category": r.get("category") or "unknown",
-                "start_ms": begin,
-                "end_ms": end,
-                "in_use_s": float(r["in_use_s"] or 0),
-            }
+                "site": key[0], "lab": key[1], "device": key[2], "user": user,
+                "category": r.get("category") or "unknown", "start_ms": begin, "end_ms": end,
+                "in_use_s": float(r["in_use_s"] or 0), "source": "samples",
+            }  # fmt: skip
     if current is not None:
         out.append(current)
-    for session in out:
-        session["duration_s"] = (session["end_ms"] - session["start_ms"]) / 1000
-        session["in_use_s"] = round(session["in_use_s"], 3)
     return out
 
 

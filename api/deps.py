@@ -56,12 +56,15 @@ class Window:
             raise HTTPException(422, "the window must not exceed 10 years")
 
 
+SEGMENT = r"^[a-z0-9_-]{1,64}$"  # a topic segment (labmeter.contract); nothing else can match
+
+
 class Filters:
     def __init__(
         self,
-        site: Annotated[str | None, Query(max_length=64)] = None,
-        lab: Annotated[str | None, Query(max_length=64)] = None,
-        device: Annotated[str | None, Query(max_length=64)] = None,
+        site: Annotated[str | None, Query(pattern=SEGMENT)] = None,
+        lab: Annotated[str | None, Query(pattern=SEGMENT)] = None,
+        device: Annotated[str | None, Query(pattern=SEGMENT)] = None,
     ) -> None:
         self.tags: dict[str, str | None] = {"site": site, "lab": lab, "device": device}
 

@@ -6,7 +6,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from api.keys import KeyStore
-from api.routes import admin, equipment, occupancy, usage, utilisation
+from api.routes import admin, equipment, occupancy, pages, reports, usage, utilisation
 from api.store import Store
 from labmeter import __version__
 from labmeter.config import Config
@@ -31,7 +31,7 @@ def create_app(config: Config) -> FastAPI:
     # A broken inventory stops the start with its file:line errors, not the first request.
     app.state.inventory = load_inventory(config.api.inventory) if config.api.inventory else None
     app.state.keys = KeyStore(config.api.keys_path)
-    for module in (occupancy, utilisation, equipment, usage, admin):
+    for module in (occupancy, utilisation, equipment, usage, reports, admin, pages):
         app.include_router(module.router)
 
     @app.exception_handler(WriteError)

@@ -10,15 +10,15 @@ figure, so a number never mixes the two sources for the same hour.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from labmeter.contract import STATES
-from labmeter.influx import InfluxV1, all_records, quote_ident, tag_filter, time_range
+from labmeter.influx import InfluxV1, all_records, quote_ident, quote_str, tag_filter, time_range
 
 HOUR_MS = 3600_000
-STATE_FIELDS = (*(f"{s}_s" for s in STATES), "observed_s")
+# Only the fields a figure uses: a year's read costs time per field read, not per field stored.
+STATE_FIELDS = ("in_use_s", "alarm_s", "off_s", "observed_s")
 FACT_TAGS = ("site", "lab", "device", "kind", "category")
 
 Filters = Mapping[str, str | None]
@@ -71,19 +71,33 @@ class UsageReader:
     def __init__(self, influx: InfluxV1) -> None:
         self.influx = influx
 
-    def rolled_until(self, now_ms: int) -> int | None:
-        """End of the last rolled-up hour; only closed hours (before the current one) count."""
-        rows = all_records(self.influx.query("SELECT last(samples) FROM rollup_device_hourly"))
-        if not rows or rows[0].get("time") is None:
-            return None
-        return min(int(rows[0]["time"]) + HOUR_MS, now_ms // HOUR_MS * HOUR_MS)
+    def rolled_until(self, now_ms: int, sites: Collection[str], site: str | None) -> int | None:
+        """End of the rolled-up hours; only closed hours (before the current one) count.
 
-    def _sum_query(self, part: Part, filters: Filters, extra_group: str = "") -> str:
+        Collectors may run per site and lag differently, so it is the earliest of the sites'
+        last rolled-up hours, and None (raw points only) when a site in ``sites`` has none.
+        """
+        q = "SELECT last(samples) FROM rollup_device_hourly"
+        q += f" WHERE site = {quote_str(site)}" if site else " GROUP BY site"
+        last = {r.get("site", site): int(r["time"]) for r in all_records(self.influx.query(q))}
+        if not last or any(s not in last for s in sites):
+            return None
+        return min(min(last.values()) + HOUR_MS, now_ms // HOUR_MS * HOUR_MS)
+
+    def _sum_query(
+        self,
+        part: Part,
+        filters: Filters,
+        extra_group: str = "",
+        tags: tuple[str, ...] = FACT_TAGS,
+        exclude: Collection[tuple[str, str, str]] = (),
+        fields: tuple[str, ...] = STATE_FIELDS,
+    ) -> str:
         measurement = "rollup_device_hourly" if part.rolled else "sample"
-        sums = ", ".join(f"sum({quote_ident(f)}) AS {quote_ident(f)}" for f in STATE_FIELDS)
+        sums = ", ".join(f"sum({quote_ident(f)}) AS {quote_ident(f)}" for f in fields)
         return (
             f"SELECT {sums} FROM {measurement} WHERE {time_range(part.start_ms, part.end_ms)}"
-            f"{tag_filter(filters)} GROUP BY {extra_group}{', '.join(FACT_TAGS)}"
+            f"{tag_filter(filters)}{_exclude(exclude)} GROUP BY {extra_group}{', '.join(tags)}"
         )
 
     def facts(
@@ -97,13 +111,28 @@ class UsageReader:
         return dict(out)
 
     def daily_facts(
-        self, start_ms: int, end_ms: int, filters: Filters, rolled_until: int | None, tz: str
+        self,
+        start_ms: int,
+        end_ms: int,
+        filters: Filters,
+        rolled_until: int | None,
+        tz: str,
+        tags: tuple[str, ...] = FACT_TAGS,
+        exclude: Collection[tuple[str, str, str]] = (),
+        fields: tuple[str, ...] = STATE_FIELDS,
     ) -> dict[tuple[int, FactKey], Totals]:
-        """Like ``facts`` per local calendar day (key: the day's start in epoch ms)."""
+        """Like ``facts`` per local calendar day (key: the day's start in epoch ms).
+
+        ``tags`` narrows the grouping (missing ones are empty in the key): a year per lab and
+        category is one query with few rows, where twelve monthly queries per device cost
+        twelve passes over every series. ``exclude`` leaves devices out (unregistered ones);
+        ``fields`` narrows the sums (each field read costs about as much as the whole query).
+        """
         out: dict[tuple[int, FactKey], Totals] = defaultdict(Totals)
         group = "time(1d), "
         for part in split(start_ms, end_ms, rolled_until):
-            q = self._sum_query(part, filters, group) + f" fill(none) tz({_quote_tz(tz)})"
+            q = self._sum_query(part, filters, group, tags, exclude, fields)
+            q += f" fill(none) tz({_quote_tz(tz)})"
             for record in all_records(self.influx.query(q)):
                 out[(int(record["time"]), _fact_key(record))].add(record)
         return dict(out)
@@ -129,8 +158,9 @@ class UsageReader:
     ) -> dict[tuple[str, str], int]:
         """Most devices running each app in the same minute, per (site, app).
 
-        A device counts once per minute however many samples it cut in it (a user change cuts
-        one), hence the inner ``max`` per device before the count. The concurrency rollup is
+        Raw points are counted here, not in InfluxQL: a device counts once per minute however
+        many samples it cut in it (a user change cuts one), and the nested subqueries that say
+        so in InfluxQL took 50 s on two days of a region's points. The concurrency rollup is
         per site, so a lab or device filter reads raw points for the whole window.
         """
         if filters.get("lab") or filters.get("device"):
@@ -143,17 +173,22 @@ class UsageReader:
                     "SELECT max(peak_seats) AS peak FROM rollup_app_concurrency_hourly "
                     f"WHERE {window}{tag_filter({'site': filters.get('site')})} GROUP BY site, app"
                 )
-            else:
-                q = (
-                    "SELECT max(c) AS peak FROM (SELECT count(m) AS c FROM ("
-                    "SELECT max(running_s) AS m FROM app_usage WHERE running_s > 0 AND "
-                    f"{window}{tag_filter(filters)} GROUP BY time(1m), site, lab, device, app "
-                    f"fill(none)) WHERE {window} GROUP BY time(1m), site, app fill(none)) "
-                    f"WHERE {window} GROUP BY site, app"
-                )
-            for r in all_records(self.influx.query(q)):
-                key = (r["site"], r["app"])
-                out[key] = max(out.get(key, 0), int(r["peak"] or 0))
+                for r in all_records(self.influx.query(q)):
+                    key = (r["site"], r["app"])
+                    out[key] = max(out.get(key, 0), int(r["peak"] or 0))
+                continue
+            q = (
+                f"SELECT running_s FROM app_usage WHERE running_s > 0 AND {window}"
+                f"{tag_filter(filters)} GROUP BY site, lab, device, app"
+            )
+            minutes: dict[tuple[str, str, int], set[tuple[str, str]]] = defaultdict(set)
+            for series in self.influx.query(q):
+                tags = series.tags
+                device = (tags["lab"], tags["device"])
+                for row in series.values:
+                    minutes[(tags["site"], tags["app"], int(row[0]) // 60_000)].add(device)
+            for (site, app, _minute), devices in minutes.items():
+                out[(site, app)] = max(out.get((site, app), 0), len(devices))
         return out
 
     def samples(self, start_ms: int, end_ms: int, filters: Filters) -> list[dict[str, Any]]:
@@ -161,6 +196,15 @@ class UsageReader:
         q = (
             'SELECT in_use_s, observed_s, interval_s, "user", "category" FROM sample WHERE '
             f"{time_range(start_ms, end_ms)}{tag_filter(filters)} GROUP BY site, lab, device"
+        )
+        return all_records(self.influx.query(q))
+
+    def session_events(self, start_ms: int, end_ms: int, filters: Filters) -> list[dict[str, Any]]:
+        """``session_start``/``session_end`` events in time order per device."""
+        q = (
+            'SELECT seq, "user", "type", "category" FROM event WHERE '
+            f"{time_range(start_ms, end_ms)}{tag_filter(filters)} AND "
+            "(\"type\" = 'session_start' OR \"type\" = 'session_end') GROUP BY site, lab, device"
         )
         return all_records(self.influx.query(q))
 
@@ -178,6 +222,13 @@ class UsageReader:
 
 def _fact_key(record: Mapping[str, Any]) -> FactKey:
     return tuple(str(record.get(t) or "") for t in FACT_TAGS)  # type: ignore[return-value]
+
+
+def _exclude(devices: Collection[tuple[str, str, str]]) -> str:
+    return "".join(
+        f" AND (site != {quote_str(s)} OR lab != {quote_str(lab)} OR device != {quote_str(d)})"
+        for s, lab, d in devices
+    )
 
 
 def _quote_tz(tz: str) -> str:

@@ -268,3 +268,22 @@ def apikey_revoke(key_id: int, config: ConfigOpt = None) -> None:
     from api.keys_cli import revoke
 
     raise typer.Exit(revoke(_load(config), key_id))
+
+
+@app.command()
+def report(
+    start: Annotated[str, typer.Option(help="RFC 3339 or epoch seconds")],
+    end: Annotated[str | None, typer.Option(help="RFC 3339 or epoch seconds; default now")] = None,
+    format: Annotated[str, typer.Option(help="json | csv | xlsx | html | pdf")] = "pdf",
+    lang: Annotated[str, typer.Option(help="it | en")] = "it",
+    out: Annotated[Path | None, typer.Option(help="output file (default: a dated name)")] = None,
+    site: str | None = None,
+    lab: str | None = None,
+    config: ConfigOpt = None,
+    influx_url: InfluxOpt = None,
+) -> None:
+    """The evaluators' utilisation report (Rapporto di utilizzo) from InfluxDB and the inventory."""
+    from api.report.cli import run
+
+    cfg = _load(config, influx__url=influx_url)
+    raise typer.Exit(run(cfg, start, end, format, lang, out, {"site": site, "lab": lab}))

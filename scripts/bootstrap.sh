@@ -4,16 +4,21 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(mosquitto influxdb)
+# poppler-utils (pdftotext) and chromium check the report's PDF and the web pages in tests;
+# libpango is what WeasyPrint renders the PDF report with.
+APT_PACKAGES=(mosquitto influxdb poppler-utils chromium libpangoft2-1.0-0)
 need=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
 command -v influxd >/dev/null 2>&1 || [ -x /usr/bin/influxd ] || need+=(influxdb)
+command -v pdftotext >/dev/null 2>&1 || need+=(poppler-utils)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+ldconfig -p 2>/dev/null | grep libpangoft2-1.0 >/dev/null || need+=(libpangoft2-1.0-0)
 # The agent's X11 idle test (skipped without them): a virtual X server and the
 # screensaver/XTest client libraries. Installed when root, otherwise only reported.
 optional=()
 command -v Xvfb >/dev/null 2>&1 || optional+=(xvfb)
-/sbin/ldconfig -p 2>/dev/null | grep -q 'libXss.so.1 ' || optional+=(libxss1)
-/sbin/ldconfig -p 2>/dev/null | grep -q 'libXtst.so.6 ' || optional+=(libxtst6)
+/sbin/ldconfig -p 2>/dev/null | grep 'libXss.so.1 ' >/dev/null || optional+=(libxss1)
+/sbin/ldconfig -p 2>/dev/null | grep 'libXtst.so.6 ' >/dev/null || optional+=(libxtst6)
 if [ ${#optional[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
     need+=("${optional[@]}")

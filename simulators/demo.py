@@ -13,6 +13,7 @@ import uvicorn
 from rich.console import Console
 from rich.table import Table
 
+from api.keys import KeyStore, Role
 from api.main import create_app
 from collector.service import Collector
 from labmeter.config import ApiConfig, CollectorConfig, Config, InfluxConfig, MqttConfig
@@ -21,6 +22,8 @@ from labmeter.localstack import free_port, stack
 from simulators import lab
 
 console = Console()
+# The example inventory matches the simulated lab (12 devices); a source checkout has it.
+INVENTORY = Path(__file__).parents[1] / "deploy" / "inventory.example.yaml"
 
 
 def _serve_api(config: Config) -> tuple[uvicorn.Server, threading.Thread]:
@@ -37,8 +40,8 @@ def _serve_api(config: Config) -> tuple[uvicorn.Server, threading.Thread]:
     return server, thread
 
 
-def _show(api: str, hours: float) -> None:
-    occupancy = httpx.get(f"{api}/api/v1/occupancy", timeout=10).json()
+def _show(api: str, hours: float, headers: dict[str, str]) -> None:
+    occupancy = httpx.get(f"{api}/api/v1/occupancy", headers=headers, timeout=10).json()
     table = Table(title=f"Occupancy now ({api}/api/v1/occupancy)")
     for col in ("site", "lab", "device", "state", "last seen"):
         table.add_column(col)
@@ -47,7 +50,10 @@ def _show(api: str, hours: float) -> None:
     console.print(table)
     start = int(time.time() - hours * 3600 - 120)
     rows = httpx.get(
-        f"{api}/api/v1/utilisation", params={"start": start, "group_by": "lab"}, timeout=10
+        f"{api}/api/v1/utilisation",
+        params={"start": start, "group_by": "lab"},
+        headers=headers,
+        timeout=10,
     ).json()
     table = Table(
         title=f"Utilisation of the last {hours:g} h by lab ({api}/api/v1/utilisation?group_by=lab)"
@@ -61,10 +67,15 @@ def _show(api: str, hours: float) -> None:
             str(row["devices"]),
             f"{row['in_use_s'] / 3600:.1f}",
             f"{row['observed_s'] / 3600:.1f}",
-            f"{(row['utilisation'] or 0) * 100:.1f} %",
-            f"{(row['coverage'] or 0) * 100:.1f} %",
+            # None: no opening hours in the window (the lab was closed), not zero use.
+            "-" if row["utilisation"] is None else f"{row['utilisation'] * 100:.1f} %",
+            "-" if row["coverage"] is None else f"{row['coverage'] * 100:.1f} %",
         )
     console.print(table)
+    console.print(
+        "utilisation and coverage are '-' where the inventory's opening hours "
+        "(deploy/inventory.example.yaml) leave no available time in the window"
+    )
 
 
 def run_demo(devices: int, hours: float, speed: float, seed: int, duration: float | None) -> None:
@@ -80,8 +91,13 @@ def run_demo(devices: int, hours: float, speed: float, seed: int, duration: floa
                 mqtt=MqttConfig(url=f"mqtt://127.0.0.1:{broker.port}"),
                 influx=InfluxConfig(url=f"http://127.0.0.1:{db.port}", database="labmeter"),
                 collector=CollectorConfig(dead_letter_path=str(workdir / "deadletters.jsonl")),
-                api=ApiConfig(port=free_port()),
+                api=ApiConfig(
+                    port=free_port(),
+                    inventory=str(INVENTORY) if INVENTORY.exists() else "",
+                    keys_path=str(workdir / "apikeys.sqlite"),
+                ),
             )
+            _, token = KeyStore(config.api.keys_path).create("demo", Role.evaluator)
             influx = InfluxV1(config.influx)
             influx.create_database()
             collector = Collector(config, influx)
@@ -91,6 +107,9 @@ def run_demo(devices: int, hours: float, speed: float, seed: int, duration: floa
             console.print(f"  MQTT broker  mqtt://127.0.0.1:{broker.port}")
             console.print(f"  InfluxDB     {config.influx.url} (database labmeter)")
             console.print(f"  API          {api}/docs")
+            console.print(f"  API key      {token}  (evaluator; header X-API-Key)")
+            console.print(f"  board        {api}/board?key={token}")
+            console.print(f"  report       {api}/api/v1/report?format=html&key={token}")
             console.print(f"  occupancy    {api}/api/v1/occupancy")
             console.print(f"  utilisation  {api}/api/v1/utilisation?group_by=lab")
             stop = threading.Event()
@@ -119,7 +138,7 @@ def run_demo(devices: int, hours: float, speed: float, seed: int, duration: floa
             started = time.monotonic()
             try:
                 stop.wait(backfill_s + 3)
-                _show(api, hours)
+                _show(api, hours, {"X-API-Key": token})
                 console.print(
                     f"collector: {collector.stats.received} messages received, "
                     f"{collector.stats.written_lines} lines written, "

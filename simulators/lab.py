@@ -134,13 +134,16 @@ def build_lab(
 def ground_truth(
     lab: list[SimDevice], start_ms: int, end_ms: int, interval_s: int
 ) -> dict[str, Any]:
-    """Per device: in-use and observed seconds, in-use by category, app seconds, final state."""
+    """Per device: in-use and observed seconds, in-use by category, app seconds, final state;
+    per app: peak concurrent seats (one lab = one site)."""
     out: dict[str, Any] = {
         "start_ms": start_ms,
         "end_ms": end_ms,
         "interval_s": interval_s,
         "devices": {},
     }
+    # app -> minute (epoch ms // 60000) -> devices with the app running during that minute
+    app_minutes: dict[str, dict[int, set[str]]] = defaultdict(lambda: defaultdict(set))
     for dev in lab:
         in_use = observed = 0
         by_category: dict[str, int] = defaultdict(int)
@@ -157,8 +160,11 @@ def ground_truth(
             if seg.state == "in_use":
                 in_use += span
                 by_category[seg.category] += span
+            a = max(seg.start_ms, start_ms)
             for app in seg.apps:
                 apps[app] += span
+                for minute in range(a // 60_000, (a + span - 1) // 60_000 + 1):
+                    app_minutes[app][minute].add(dev.topic.device)
         last = next(s for s in reversed(dev.segments) if s.start_ms < end_ms)
         t = dev.topic
         out["devices"][f"{t.site}/{t.lab}/{t.device}"] = {
@@ -174,6 +180,11 @@ def ground_truth(
             "final_state": last.state,
             "last_observed_state": final,
         }
+    # Peak concurrent seats: the most devices running an app within the same clock minute.
+    out["peak_seats"] = {
+        app: max(len(devices) for devices in minutes.values())
+        for app, minutes in sorted(app_minutes.items())
+    }
     return out
 
 

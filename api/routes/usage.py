@@ -68,11 +68,15 @@ class Session(BaseModel):
     end: str
     duration_s: float
     in_use_s: float
+    source: str  # "event" (session_start/end from the agent) or "samples"
 
 
 @router.get("/sessions", response_model=list[Session])
 def sessions(scope: ScopeDep) -> list[Session]:
-    """Consecutive samples of one device with the same pseudonym; at most 31 days at a time."""
+    """Session events where agents send them, else consecutive samples of one pseudonym.
+
+    At most 31 days at a time: sessions are read from raw points, never from rollups.
+    """
     if scope.end_ms - scope.start_ms > analysis.MAX_SESSION_WINDOW_MS:
         raise HTTPException(422, "sessions are read from raw samples: at most 31 days at a time")
     return [

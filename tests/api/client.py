@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 from fastapi.testclient import TestClient
 
@@ -18,7 +19,7 @@ class Api:
     tokens: dict[Role, str]
     config: Config
 
-    def get(self, path: str, role: Role = Role.evaluator, **params: object) -> object:
+    def get(self, path: str, role: Role = Role.evaluator, **params: object) -> Any:
         response = self.client.get(path, params=params, headers={"X-API-Key": self.tokens[role]})
         assert response.status_code == 200, response.text
         return response.json()

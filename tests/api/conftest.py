@@ -15,5 +15,5 @@ from tests.api.client import Api, make_api
 @pytest.fixture
 def lab_api(config: Config, influx: InfluxV1, tmp_path: Path) -> Api:
     """The hand-checkable lab of ``lab_data``, all raw points, with its inventory."""
-    influx.write_lines(lab_data.raw_lines() + lab_data.status_lines())
+    influx.write_lines(lab_data.raw_lines() + lab_data.status_lines() + lab_data.event_lines())
     return make_api(config, tmp_path, lab_data.inventory_file(tmp_path))

@@ -3,7 +3,7 @@
 Monday 2 March 2026 (no holiday), lab-cad open 09:00-13:00 Europe/Rome (08:00-12:00 UTC):
 - pc-01: 09:00-11:00 in use by a school pupil with solidworks from 09:00 to 10:15, then
   11:00-12:00 idle with nobody logged in, then silent;
-- pc-02: 10:00-10:30 in use by a company employee with solidworks; silent otherwise;
+- pc-02: 10:00-10:30 in use by a company employee with solidworks, with session events;
 - pc-03: registered, never reports;
 - pc-99: not in the inventory, 09:00-09:10 in use by a student.
 Expected figures are derived in the tests from these facts, not from the code under test.
@@ -86,6 +86,15 @@ def status_lines() -> list[str]:
              {"online": True, "status": "online", "kind": "pc", "agent": "0.1.0"}, T0)
         for d in ("pc-01", "pc-02", "pc-99")
     ]  # fmt: skip
+
+
+def event_lines() -> list[str]:
+    """pc-02's agent also sends session events (10:00-10:30 Rome); pc-01's does not."""
+    tags = {"site": SITE, "lab": "lab-cad", "device": "pc-02", "category": "company"}
+    return [
+        line("event", tags | {"type": kind}, {"seq": n, "user": USER_B}, T0 + 9 * HOUR + offset)
+        for n, (kind, offset) in enumerate([("session_start", 0), ("session_end", 30 * MIN)])
+    ]
 
 
 def rollup_lines(raw: list[str], before_ms: int) -> tuple[list[str], list[str]]:

@@ -89,11 +89,13 @@ def test_openness_software_and_sessions(lab_api: Api) -> None:
     assert sw["peak_share"] == pytest.approx(2 / 5)
 
     sessions = lab_api.get("/api/v1/sessions", **DAY)
-    got = sorted((s["device"], s["user"], s["duration_s"], s["in_use_s"]) for s in sessions)
+    got = sorted(
+        (s["device"], s["user"], s["duration_s"], s["in_use_s"], s["source"]) for s in sessions
+    )
     assert got == [
-        ("pc-01", d.USER_A, 7200, 7200),
-        ("pc-02", d.USER_B, 1800, 1800),
-        ("pc-99", d.USER_C, 600, 600),
+        ("pc-01", d.USER_A, 7200, 7200, "samples"),
+        ("pc-02", d.USER_B, 1800, 1800, "event"),
+        ("pc-99", d.USER_C, 600, 600, "samples"),
     ]
     assert all(s["user"].startswith("p_") for s in sessions)
 
@@ -111,7 +113,10 @@ def test_rollups_for_closed_hours_give_the_same_figures_as_raw_points(
         rollups, raw = d.rollup_lines(d.raw_lines(), d.T0 + 9 * d.HOUR)
         assert rollups and raw
         rolled_db.write_lines(rollups + raw + d.status_lines())
-        assert UsageReader(rolled_db).rolled_until(d.T0 + 48 * d.HOUR) == d.T0 + 9 * d.HOUR
+        reader = UsageReader(rolled_db)
+        assert reader.rolled_until(d.T0 + 48 * d.HOUR, {d.SITE}, None) == d.T0 + 9 * d.HOUR
+        # A site without rollups (its collector is behind or new): raw points everywhere.
+        assert reader.rolled_until(d.T0 + 48 * d.HOUR, {d.SITE, "its-other"}, None) is None
         rolled = make_api(other, tmp_path / "r", d.inventory_file(tmp_path))
         # A window with unaligned edges reads raw edges around the rolled hours.
         window = {"start": d.T0 // 1000 + 1234, "end": d.T0 // 1000 + 20 * 3600 + 17}
@@ -135,3 +140,15 @@ def test_without_inventory_the_window_is_the_denominator(
     rows = _by(api.get("/api/v1/utilisation", Role.viewer, **DAY), "device")
     assert set(rows) == {"pc-01", "pc-02", "pc-99"}
     assert all(r["available_s"] == 86400 for r in rows.values())
+
+
+@pytest.mark.parametrize(
+    "start", ["1e400", "nan", "-inf", "99999999999999999999", "0001-01-01T00:00:00+14:00"]
+)
+def test_absurd_epoch_is_a_422_not_a_crash(lab_api: Api, start: str) -> None:
+    response = lab_api.client.get(
+        "/api/v1/utilisation",
+        params={"start": start},
+        headers={"X-API-Key": lab_api.tokens[Role.viewer]},
+    )
+    assert response.status_code == 422

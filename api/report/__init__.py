@@ -1,0 +1,1 @@
+"""The evaluators' *Rapporto di utilizzo*: built once as data, rendered to five formats."""

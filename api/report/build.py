@@ -1,0 +1,284 @@
+"""The report's content as plain data, following the *Rapporto di utilizzo* outline (DESIGN.md).
+
+Every renderer (JSON, CSV, XLSX, HTML, PDF) reads this one structure, so the formats cannot
+disagree. Numbers stay raw here (seconds, ratios); formatting is the renderer's job.
+"""
+
+from __future__ import annotations
+
+import time
+from bisect import bisect_right
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import date
+from typing import Any
+
+from api import analysis
+from api.analysis import Every, GroupBy, Scope
+from api.usage import Totals
+from labmeter import __version__
+from labmeter.contract import CATEGORIES, EXTERNAL_CATEGORIES
+from labmeter.inventory import DAYS, Equipment, Software
+
+UNDERUSED_BELOW = 0.20  # utilisation under this is flagged as under-used
+LOW_COVERAGE_BELOW = 0.80  # coverage under this is flagged as a gap
+DURABILITY_YEARS = 5  # after the final payment (EU CPR art. 65)
+RETENTION_YEARS = 10  # evidence kept; funds ask 5-10 years, the longest is kept
+STEPS = 6
+
+Progress = Callable[[int, int, str], None]
+
+
+def _years_after(day: date | None, years: int) -> date | None:
+    if day is None:
+        return None
+    try:
+        return day.replace(year=day.year + years)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year + years, day=28)
+
+
+def _hours_text(hours: dict[int, tuple[tuple[int, int], ...]]) -> dict[str, str]:
+    return {
+        DAYS[d]: ", ".join(
+            f"{a // 60:02d}:{a % 60:02d}-{b // 60:02d}:{b % 60:02d}" for a, b in spans
+        )
+        for d, spans in sorted(hours.items())
+        if spans
+    }
+
+
+def build(scope: Scope, progress: Progress | None = None) -> dict[str, Any]:
+    """Collect every section's figures; ``progress(step, total, label)`` after each query."""
+
+    def step(n: int, label: str) -> None:
+        if progress is not None:
+            progress(n, STEPS, label)
+
+    inv = scope.inventory
+    devices = analysis.utilisation(scope, GroupBy.device, None)
+    labs = analysis.utilisation(scope, GroupBy.lab, None)
+    step(1, "utilisation per device and lab")
+    months, monthly_openness = _monthly(scope, devices)
+    step(2, "monthly trend")
+    openness_total = analysis.openness(scope)
+    openness_labs = analysis.openness(scope, by_lab=True)["labs"]
+    step(3, "openness")
+    step(4, "monthly openness")
+    licences = analysis.software(scope)
+    step(5, "software licences")
+    sessions: dict[tuple[str, str, str], int] | None = None
+    if scope.end_ms - scope.start_ms <= analysis.MAX_SESSION_WINDOW_MS:
+        sessions = defaultdict(int)
+        for s in analysis.sessions(scope):
+            sessions[(s["site"], s["lab"], s["device"])] += 1
+    versions = scope.reader.agent_versions(scope.filters)
+    step(6, "sessions and agent versions")
+
+    equipment = []
+    for row in devices:
+        key = (row["site"], row["lab"], row["device"])
+        eq = inv.equipment.get(key) if inv else None
+        in_use_h = row["in_use_s"] / 3600
+        equipment.append(
+            row
+            | {
+                "description": eq.description if eq else "",
+                "fund": eq.fund if eq else "",
+                "call": eq.call if eq else "",
+                "cup": eq.cup if eq else "",
+                "cost": eq.cost if eq else None,
+                "purchased": eq.purchased if eq else None,
+                "collaudo": eq.collaudo if eq else None,
+                "pnrr": eq.pnrr if eq else False,
+                "sessions": sessions.get(key, 0) if sessions is not None else None,
+                "cost_per_hour": eq.cost / in_use_h if eq and eq.cost and in_use_h else None,
+                "agent": versions.get(key),
+            }
+        )
+
+    framework: dict[tuple[str, str, str], dict[str, Any]] = {}
+    if inv is not None:
+        assets = [e for e in inv.equipment.values() if _in(scope, e.site, e.lab, e.id)]
+        funded: list[Equipment | Software] = [*assets, *inv.software.values()]
+        for a in funded:
+            entry = framework.setdefault(
+                (a.fund, a.call, a.cup),
+                {"fund": a.fund, "call": a.call, "cup": a.cup, "assets": 0, "cost": 0.0,
+                 "final_payment": None, "pnrr": a.pnrr},
+            )  # fmt: skip
+            entry["assets"] += 1
+            entry["cost"] += a.cost or 0.0
+            final = getattr(a, "final_payment", None)
+            if final and (entry["final_payment"] is None or final > entry["final_payment"]):
+                entry["final_payment"] = final
+        for entry in framework.values():
+            entry["durability_until"] = _years_after(entry["final_payment"], DURABILITY_YEARS)
+            entry["retention_until"] = _years_after(entry["final_payment"], RETENTION_YEARS)
+
+    availability = []
+    if inv is not None:
+        for (site, lab_id), lab in sorted(inv.labs.items()):
+            if not _in(scope, site, lab_id, None):
+                continue
+            availability.append(
+                {
+                    "site": site,
+                    "lab": lab_id,
+                    "name": lab.name,
+                    "hours": _hours_text(lab.hours),
+                    "closures": [
+                        {"from": c.start, "to": c.end, "reason": c.reason} for c in lab.closures
+                    ],
+                    "available_s": inv.available_ms(site, lab_id, scope.start_ms, scope.end_ms)
+                    / 1000,
+                }
+            )
+
+    registered = [e for e in equipment if e["registered"]]
+    available = sum(e["available_s"] or 0 for e in registered)
+    observed = sum(e["observed_s"] for e in registered)
+    gaps = [
+        {"site": e["site"], "lab": e["lab"], "device": e["device"], "coverage": e["coverage"]}
+        for e in registered
+        if e["coverage"] is not None and e["coverage"] < LOW_COVERAGE_BELOW
+    ]
+    underused = [
+        {"site": e["site"], "lab": e["lab"], "device": e["device"], "utilisation": e["utilisation"]}
+        for e in registered
+        if e["utilisation"] is not None and e["utilisation"] < UNDERUSED_BELOW
+    ]
+    facts = scope.facts(scope.start_ms, scope.end_ms)
+    commercial_on_pnrr = sorted(
+        {
+            (site, lab, device)
+            for (site, lab, device, _k, category), t in facts.items()
+            if category == "company"
+            and t.in_use_s > 0
+            and inv is not None
+            and (eq := inv.equipment.get((site, lab, device))) is not None
+            and eq.pnrr
+        }
+    )
+    return {
+        "meta": {
+            "start_ms": scope.start_ms,
+            "end_ms": scope.end_ms,
+            "generated_ms": int(time.time() * 1000),
+            "timezone": scope.tz,
+            "inventory": inv.path if inv else None,
+            "labmeter": __version__,
+            "filters": {k: v for k, v in scope.filters.items() if v},
+            "rolled_until_ms": scope.rolled_until,
+        },
+        "framework": sorted(framework.values(), key=lambda e: (e["fund"], e["cup"])),
+        "availability": availability,
+        "equipment": equipment,
+        "labs": labs,
+        "months": months,
+        "licences": licences,
+        "users": openness_total,
+        "openness": {"labs": openness_labs, "months": monthly_openness},
+        "evidence": {
+            "available_s": available,
+            "observed_s": observed,
+            "coverage": observed / available if available else None,
+            "gaps": gaps,
+            "never_seen": [
+                {"site": e["site"], "lab": e["lab"], "device": e["device"]}
+                for e in registered
+                if (e["site"], e["lab"], e["device"]) not in scope.seen and e["observed_s"] == 0
+            ],
+            "unregistered": [
+                {"site": s, "lab": lab, "device": d} for s, lab, d in analysis.unregistered(scope)
+            ],
+            "agent_versions": _count_versions(versions),
+            "thresholds": {
+                "underused_below": UNDERUSED_BELOW,
+                "low_coverage_below": LOW_COVERAGE_BELOW,
+                "durability_years": DURABILITY_YEARS,
+                "retention_years": RETENTION_YEARS,
+                "session_gap_tolerance_s": analysis.SESSION_GAP_TOLERANCE_MS / 1000,
+            },
+            "external_categories": list(EXTERNAL_CATEGORIES),
+            "categories": list(CATEGORIES),
+        },
+        "conclusions": {
+            "underused": underused,
+            "low_coverage": gaps,
+            "commercial_use_on_pnrr": [
+                {"site": s, "lab": lab, "device": d} for s, lab, d in commercial_on_pnrr
+            ],
+        },
+    }
+
+
+def _in(scope: Scope, site: str, lab: str, device: str | None) -> bool:
+    f = scope.filters
+    return (
+        (not f.get("site") or f["site"] == site)
+        and (not f.get("lab") or f["lab"] == lab)
+        and (device is None or not f.get("device") or f["device"] == device)
+    )
+
+
+def _count_versions(versions: dict[tuple[str, str, str], str]) -> list[dict[str, Any]]:
+    counts: dict[str, int] = defaultdict(int)
+    for version in versions.values():
+        counts[version] += 1
+    return [{"version": v, "devices": n} for v, n in sorted(counts.items())]
+
+
+def _monthly(
+    scope: Scope, devices: list[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Per lab and month: utilisation; per month: openness. One daily query per lab and
+    category, binned into local calendar months here; unregistered devices left out."""
+    spans = analysis.periods(scope, Every.month)
+    starts = [a for a, _ in spans]
+    members: dict[tuple[str, str], list[tuple[str, str, str]]] = defaultdict(list)
+    unregistered = []
+    for d in devices:
+        key = (d["site"], d["lab"], d["device"])
+        if d["registered"]:
+            members[key[:2]].append(key)
+        else:
+            unregistered.append(key)
+    daily = scope.reader.daily_facts(
+        scope.start_ms, scope.end_ms, scope.filters, scope.rolled_until, scope.tz,
+        tags=("site", "lab", "category"), exclude=unregistered,
+        fields=("in_use_s", "observed_s"),  # all that the trend and openness show
+    )  # fmt: skip
+    per_lab: dict[tuple[int, str, str], Totals] = defaultdict(Totals)
+    per_cat: dict[int, dict[str, float]] = defaultdict(lambda: dict.fromkeys(CATEGORIES, 0.0))
+    for (day_ms, (site, lab, _d, _k, category)), totals in daily.items():
+        i = bisect_right(starts, max(day_ms, scope.start_ms)) - 1
+        per_lab[(i, site, lab)].add(totals.seconds)
+        per_cat[i][category] = per_cat[i].get(category, 0.0) + totals.in_use_s
+    months = []
+    for i, (a, b) in enumerate(spans):
+        for (site, lab), keys in sorted(members.items()):
+            available = [scope.available_s(k, a, b) for k in keys]
+            known = [v for v in available if v is not None]
+            row = {"site": site, "lab": lab, "period_start_ms": a, "period_end_ms": b}
+            row |= analysis.figures(
+                per_lab.get((i, site, lab), Totals()), sum(known) if known else None, len(keys)
+            )
+            del row["alarm_s"], row["off_s"]  # not read for the trend
+            months.append(row)
+    openness = []
+    for i, (a, b) in enumerate(spans):
+        cats = per_cat.get(i, dict.fromkeys(CATEGORIES, 0.0))
+        total = sum(cats.values())
+        external = sum(cats.get(c, 0.0) for c in EXTERNAL_CATEGORIES)
+        openness.append(
+            {
+                "period_start_ms": a,
+                "period_end_ms": b,
+                "in_use_s": total,
+                "external_s": external,
+                "quota_esterna": external / total if total else None,
+                "categories": cats,
+            }
+        )
+    return months, openness

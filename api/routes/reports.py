@@ -1,0 +1,35 @@
+"""The evaluators' report over HTTP, in the format asked for."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Response
+
+from api.auth import require_page
+from api.deps import ScopeDep
+from api.keys import Role
+from api.report.build import build
+from api.report.formats import MEDIA, Format, filename, produce
+from api.report.i18n import Lang
+
+router = APIRouter(
+    prefix="/api/v1", tags=["reports"], dependencies=[Depends(require_page(Role.evaluator))]
+)
+
+
+@router.get(
+    "/report",
+    response_class=Response,
+    responses={200: {"content": {m.split(";")[0]: {} for m in MEDIA.values()}}},
+)
+def report(scope: ScopeDep, format: Format = Format.json, lang: Lang = Lang.it) -> Response:
+    """*Rapporto di utilizzo*: the 9 sections of DESIGN.md, Italian by default."""
+    data = build(scope)
+    body = produce(data, format, lang)
+    disposition = "inline" if format in (Format.json, Format.html) else "attachment"
+    return Response(
+        body,
+        media_type=MEDIA[format],
+        headers={
+            "Content-Disposition": f'{disposition}; filename="{filename(data, format, lang)}"'
+        },
+    )

@@ -1,0 +1,230 @@
+"""Region-sized benchmark of the report and the main endpoints on a real influxd.
+
+Loads 300 devices (10 ITS sites x 3 labs x 10 devices) for one year: hourly rollup points
+(the collector's schema) for every weekday hour 06-18 UTC up to two days ago, and raw one-minute
+samples (with app usage) for the last two days, written as line protocol in big batches. Then
+times the yearly report (JSON, HTML, PDF) and the main endpoints through the real API app, and
+prints the median of 3 runs of each.
+
+    .venv/bin/python bench/report.py             # starts its own influxd in a temp dir
+    .venv/bin/python bench/report.py --keep-data /tmp/lm-bench   # reuse a loaded data dir
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import tempfile
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+
+from api.keys import KeyStore, Role
+from api.main import create_app
+from labmeter.config import ApiConfig, Config, InfluxConfig
+from labmeter.influx import InfluxV1
+from labmeter.localstack import influxd, wait_influx_ready
+
+SITES = [f"its-{i:02d}" for i in range(1, 11)]
+LABS = {"lab-cad": "pc", "lab-ele": "pc", "lab-fab": None}
+MACHINES = ("cnc", "printer3d", "laser")
+APPS = ("solidworks", "autocad", "matlab", "tia_portal")
+CATEGORIES = ("its_student", "school", "company", "training_agency", "staff")
+WEIGHTS = (50, 20, 12, 10, 8)
+HOUR = 3600_000
+RAW_DAYS = 2
+
+
+def devices() -> list[tuple[str, str, str, str]]:
+    out = []
+    for site in SITES:
+        for lab, kind in LABS.items():
+            for n in range(1, 11):
+                k = kind or MACHINES[n % 3]
+                out.append((site, lab, f"{k}-{n:02d}", k))
+    return out
+
+
+def inventory_yaml(path: Path) -> None:
+    lines = ["version: 1", "timezone: Europe/Rome", "sites:"]
+    lines += [f"  - {{id: {s}, patron_day: '06-24'}}" for s in SITES]
+    lines.append("labs:")
+    for site in SITES:
+        for lab in LABS:
+            lines.append(f"  - {{id: {lab}, site: {site}, hours: {{mon-fri: '08:00-19:00'}}}}")
+    lines.append("equipment:")
+    for site, lab, device, kind in devices():
+        lines.append(
+            f"  - {{id: {device}, site: {site}, lab: {lab}, kind: {kind}, fund: FESR, "
+            f"cup: J19J21000120007, cost: 2500, purchased: 2025-01-10}}"
+        )
+    lines.append("software:")
+    lines += [f"  - {{id: {app}, site: {s}, seats: 8}}" for s in SITES for app in APPS]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _tags(site: str, lab: str, device: str) -> str:
+    return f"device={device},lab={lab},site={site}"
+
+
+def generate(
+    start_ms: int, raw_from_ms: int, end_ms: int, rng: random.Random
+) -> Iterator[list[str]]:
+    """Rollups before ``raw_from_ms``, raw samples after, on weekdays 06-18 UTC; hour by hour."""
+    devs = devices()
+    hour = start_ms
+    while hour < end_ms:
+        moment = datetime.fromtimestamp(hour / 1000, UTC)
+        out: list[str] = []
+        if moment.weekday() < 5 and 6 <= moment.hour < 19:
+            running: dict[tuple[str, str], int] = {}
+            for site, lab, device, kind in devs:
+                busy = rng.random()
+                category = rng.choices(CATEGORIES, WEIGHTS)[0]
+                base = f"{_tags(site, lab, device)},kind={kind},category={category}"
+                in_use = round(3600 * busy * 0.8, 1)
+                observed = 3600.0 if busy > 0.05 else 1800.0
+                idle = observed - in_use
+                apps = rng.sample(APPS, k=1) if kind == "pc" and busy > 0.4 else []
+                if hour < raw_from_ms:
+                    out.append(
+                        f"rollup_device_hourly,{base} in_use_s={in_use},idle_s={idle},setup_s=0.0,"
+                        f"paused_s=0.0,alarm_s=0.0,off_s=0.0,observed_s={observed},samples=60i "
+                        f"{hour}"
+                    )
+                    for app in apps:
+                        out.append(
+                            f"rollup_app_hourly,app={app},{base.replace(f',kind={kind}', '')} "
+                            f"running_s={in_use} {hour}"
+                        )
+                        running[(site, app)] = running.get((site, app), 0) + 1
+                    continue
+                per_min = round(in_use / 60, 3)
+                idle_min = round(observed / 60 - per_min, 3)
+                user = f"p_{rng.getrandbits(64):016x}"  # one user per device-hour
+                for m in range(60):
+                    t = hour + m * 60_000
+                    out.append(
+                        f"sample,{base} in_use_s={per_min},idle_s={idle_min},"
+                        f"setup_s=0.0,paused_s=0.0,alarm_s=0.0,off_s=0.0,observed_s="
+                        f'{observed / 60},interval_s=60.0,seq={t // 60_000}i,state="in_use",'
+                        f'user="{user}" {t}'
+                    )
+                    for app in apps:
+                        out.append(
+                            f"app_usage,app={app},{base.replace(f',kind={kind}', '')} "
+                            f"running_s={per_min} {t}"
+                        )
+            for (site, app), count in running.items():
+                out.append(
+                    f"rollup_app_concurrency_hourly,app={app},site={site} "
+                    f"peak_seats={max(1, count // 2)}i,seat_hours={count / 2} {hour}"
+                )
+        yield out
+        hour += HOUR
+
+
+def load(influx: InfluxV1, hours: Iterator[list[str]], batch: int = 50_000) -> tuple[int, float]:
+    """Write in big batches as the data is generated; return (points, seconds writing)."""
+    pending: list[str] = []
+    points, writing = 0, 0.0
+    for lines in hours:
+        pending += lines
+        if len(pending) >= batch:
+            t0 = time.perf_counter()
+            influx.write_lines(pending)
+            writing += time.perf_counter() - t0
+            points += len(pending)
+            pending = []
+    t0 = time.perf_counter()
+    influx.write_lines(pending)
+    return points + len(pending), writing + time.perf_counter() - t0
+
+
+def median_of_3(client: TestClient, path: str, params: dict[str, str | int]) -> float:
+    times = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        response = client.get(path, params=params)
+        times.append(time.perf_counter() - t0)
+        assert response.status_code == 200, (path, response.status_code, response.text[:300])
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--keep-data", type=Path, help="influxd data dir to (re)use")
+    parser.add_argument(
+        "--shard-duration",
+        default="52w",
+        help="InfluxDB shard group duration of the database (1.x default for it: 7d)",
+    )
+    args = parser.parse_args()
+    workdir = args.keep_data or Path(tempfile.mkdtemp(prefix="labmeter-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    loaded = (workdir / "loaded").exists()
+    service = influxd(workdir / "influxd")
+    service.start()
+    try:
+        url = f"http://127.0.0.1:{service.port}"
+        wait_influx_ready(url)
+        influx = InfluxV1(InfluxConfig(url=url, database="bench", timeout_s=120))
+        now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+        end_ms = int(now.timestamp() * 1000)
+        start_ms = int((now - timedelta(days=365)).timestamp() * 1000)
+        raw_from = int((now - timedelta(days=RAW_DAYS)).timestamp() * 1000)
+        if not loaded:
+            # Reads pay per series per shard: a year in 7-day shards is 53 times the work of
+            # the same year in one 52-week shard (README: API and reports).
+            influx.query(f'CREATE DATABASE "bench" WITH SHARD DURATION {args.shard_duration}')
+            t0 = time.perf_counter()
+            points, write_s = load(influx, generate(start_ms, raw_from, end_ms, random.Random(1)))
+            print(
+                f"loaded {points:,} points ({len(devices())} devices, 1 year of hourly rollups "
+                f"+ {RAW_DAYS} days of raw samples) in {time.perf_counter() - t0:.1f} s "
+                f"({write_s:.1f} s writing: {points / write_s:,.0f} points/s)",
+                flush=True,
+            )
+            (workdir / "loaded").write_text(f"{start_ms} {end_ms}\n")
+        else:
+            start_ms, end_ms = map(int, (workdir / "loaded").read_text().split())
+        inventory_yaml(workdir / "inventory.yaml")
+        config = Config(
+            influx=InfluxConfig(url=url, database="bench", timeout_s=120),
+            api=ApiConfig(
+                inventory=str(workdir / "inventory.yaml"), keys_path=str(workdir / "k.db")
+            ),
+        )
+        _, token = KeyStore(config.api.keys_path).create("bench", Role.evaluator)
+        client = TestClient(create_app(config), headers={"X-API-Key": token})
+        year = {"start": start_ms // 1000, "end": end_ms // 1000}
+        cases: list[tuple[str, str, dict[str, str | int]]] = [
+            ("yearly report, JSON", "/api/v1/report", {**year, "format": "json"}),
+            ("yearly report, HTML", "/api/v1/report", {**year, "format": "html"}),
+            ("yearly report, XLSX", "/api/v1/report", {**year, "format": "xlsx"}),
+            ("yearly report, PDF", "/api/v1/report", {**year, "format": "pdf"}),
+            ("utilisation per device, year", "/api/v1/utilisation", year),
+            ("utilisation per lab per month", "/api/v1/utilisation",
+             {**year, "group_by": "lab", "every": "month"}),
+            ("utilisation per site per week", "/api/v1/utilisation",
+             {**year, "group_by": "site", "every": "week"}),
+            ("openness, year", "/api/v1/openness", year),
+            ("software licences, year", "/api/v1/software", year),
+            ("occupancy, live", "/api/v1/occupancy", {}),
+            ("sessions, last day (raw)", "/api/v1/sessions",
+             {"start": end_ms // 1000 - 86400, "end": end_ms // 1000}),
+        ]  # fmt: skip
+        print(f"{'request':<34} {'median of 3':>12}")
+        for name, path, params in cases:
+            print(f"{name:<34} {median_of_3(client, path, params):>10.3f} s", flush=True)
+        influx.close()
+    finally:
+        service.stop()
+
+
+if __name__ == "__main__":
+    main()
