@@ -328,7 +328,7 @@ class Collector:
                     self._write(lines[half:])
                     return
                 attempt += 1
-                delay = min(30.0, 0.2 * 2 ** min(attempt, 8)) * random.uniform(0.5, 1.0)
+                delay = min(10.0, 0.2 * 2 ** min(attempt, 8)) * random.uniform(0.5, 1.0)
                 if exc.retry_after is not None:
                     delay = max(delay, exc.retry_after)
                 if exc.status in (401, 403, 404):
