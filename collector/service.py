@@ -14,7 +14,7 @@ import random
 import ssl
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -43,6 +43,14 @@ class Received:
     qos: int
     received_ms: int
     generation: int
+
+
+@dataclass(slots=True)
+class _Batch:
+    items: list[Received] = field(default_factory=list)
+    lines: list[str] = field(default_factory=list)
+    hours: set[int] = field(default_factory=set)
+    counted: int = 0  # items already counted as received
 
 
 class _Abandon(Exception):
@@ -84,7 +92,13 @@ class Collector:
         self._generation = 0
         self._gen_lock = threading.Lock()
         self.connected = threading.Event()
-        self._worker = threading.Thread(target=self._run, name="collector-writer", daemon=True)
+        # Two threads so that converting the next batch overlaps with writing this one; the
+        # queue between them is short, so a stalled write still stops the reading.
+        self._batches: queue.Queue[_Batch | None] = queue.Queue(maxsize=2)
+        self._worker = threading.Thread(target=self._run, name="collector-convert", daemon=True)
+        self._writer = threading.Thread(
+            target=self._write_loop, name="collector-writer", daemon=True
+        )
         self.client = self._make_client()
 
     # --- MQTT side (paho's network thread) -----------------------------------------------
@@ -154,7 +168,6 @@ class Collector:
         if self._stop.is_set():
             # Draining: what arrives now stays unacked in the broker for the next start.
             return
-        self.metrics.unacked.inc()
         self._inbox.put(
             Received(
                 msg._topic,  # raw bytes: .topic raises on invalid UTF-8
@@ -173,8 +186,8 @@ class Collector:
         out = []
         if not self.connected.is_set():
             out.append("not connected to the broker")
-        if not self._worker.is_alive():
-            out.append("writer thread not running")
+        if not (self._worker.is_alive() and self._writer.is_alive()):
+            out.append("converter or writer thread not running")
         if self._held:
             out.append(f"InfluxDB refuses our writes ({self._held}): held, nothing dropped")
         return out
@@ -191,6 +204,7 @@ class Collector:
         if self.rollups is not None:
             self.rollups.start()
         self._worker.start()
+        self._writer.start()
         self.client.connect_async(
             mq.host, mq.port, mq.keepalive_s, clean_start=False, properties=props
         )
@@ -203,6 +217,7 @@ class Collector:
         self._drain_deadline = time.monotonic() + drain_timeout
         self._stop.set()
         self._worker.join(drain_timeout + 5)
+        self._writer.join(max(0.0, self._drain_deadline - time.monotonic()) + 5)
         self.client.disconnect()
         self.client.loop_stop()
         if self.rollups is not None:
@@ -214,9 +229,8 @@ class Collector:
     # --- worker -------------------------------------------------------------------------------
 
     def _run(self) -> None:
-        batch: list[Received] = []
-        lines: list[str] = []
-        hours: set[int] = set()
+        """Convert arrivals into batches of ``batch_lines`` lines or ``batch_interval_s``."""
+        batch = _Batch()
         deadline = time.monotonic() + self.cfg.batch_interval_s
         while True:
             timeout = max(0.0, deadline - time.monotonic())
@@ -225,25 +239,44 @@ class Collector:
             except queue.Empty:
                 item = None
             while item is not None:
-                self.metrics.received_total.inc()
-                batch.append(item)
-                self._convert(item, lines, hours)
-                if len(lines) >= self.cfg.batch_lines:
+                batch.items.append(item)
+                self._convert(item, batch.lines, batch.hours)
+                if len(batch.lines) >= self.cfg.batch_lines:
                     break
                 try:
                     item = self._inbox.get_nowait()
                 except queue.Empty:
                     item = None
-            full = len(lines) >= self.cfg.batch_lines
-            if batch and (full or time.monotonic() >= deadline or self._stop.is_set()):
-                try:
-                    self._flush(batch, lines, hours)
-                except _Abandon:
+            if batch.items:
+                self.metrics.unacked.inc(len(batch.items) - batch.counted)
+                self.metrics.received_total.inc(len(batch.items) - batch.counted)
+                batch.counted = len(batch.items)
+            full = len(batch.lines) >= self.cfg.batch_lines
+            if batch.items and (full or time.monotonic() >= deadline or self._stop.is_set()):
+                if not self._hand_over(batch):
                     return
-                batch, lines, hours = [], [], set()
-            if not batch:
+                batch = _Batch()
+            if not batch.items:
                 deadline = time.monotonic() + self.cfg.batch_interval_s
-            if self._stop.is_set() and not batch and self._inbox.empty():
+            if self._stop.is_set() and not batch.items and self._inbox.empty():
+                self._hand_over(None)
+                return
+
+    def _hand_over(self, batch: _Batch | None) -> bool:
+        """Queue a batch for the writer; False once the writer has given up (shutdown)."""
+        while self._writer.is_alive():
+            try:
+                self._batches.put(batch, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _write_loop(self) -> None:
+        while (batch := self._batches.get()) is not None:
+            try:
+                self._flush(batch.items, batch.lines, batch.hours)
+            except _Abandon:
                 return
 
     def _convert(self, item: Received, lines: list[str], hours: set[int]) -> None:
