@@ -10,7 +10,8 @@ sample covering 08:59-09:00 would be counted in the 09:00 hour.
 
 from __future__ import annotations
 
-from labmeter.contract import STATES, Event, Message, Sample, Status
+from labmeter.contract import STATES, Event, Message, Sample, Status, decode
+from labmeter.errors import PayloadRejected
 from labmeter.influx import FieldValue, line
 
 
@@ -69,6 +70,19 @@ def _status(message: Message, status: Status, received_ms: int) -> list[str]:
     return [
         line("status", _tags(message), fields, status.ts if status.ts is not None else received_ms)
     ]
+
+
+def parse(topic: bytes, payload: bytes, received_ms: int) -> tuple[Message, list[str]]:
+    """One MQTT message -> its decoded form and lines, or ``PayloadRejected`` with a reason."""
+    try:
+        text = topic.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PayloadRejected("topic_invalid", "topic is not UTF-8") from exc
+    message = decode(text, payload, received_ms)
+    try:
+        return message, to_lines(message, received_ms)
+    except ValueError as exc:  # valid JSON that line protocol cannot carry
+        raise PayloadRejected("unwritable", str(exc)[:200]) from exc
 
 
 def to_lines(message: Message, received_ms: int) -> list[str]:

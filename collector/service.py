@@ -23,12 +23,12 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from collector.convert import to_lines
+from collector.convert import parse
 from collector.deadletter import DeadLetters
 from collector.metrics import HealthServer, Metrics
 from collector.rollups import Reader, Rollups, hour_of
 from labmeter.config import Config
-from labmeter.contract import Sample, decode, subscription
+from labmeter.contract import Sample, subscription
 from labmeter.errors import PayloadRejected, WriteError
 from labmeter.influx import LineWriter
 
@@ -281,19 +281,11 @@ class Collector:
 
     def _convert(self, item: Received, lines: list[str], hours: set[int]) -> None:
         try:
-            topic = item.topic.decode("utf-8")
-        except UnicodeDecodeError:
-            self._reject(item, PayloadRejected("topic_invalid", "topic is not UTF-8"), "")
-            return
-        try:
-            message = decode(topic, item.payload, item.received_ms)
-            lines.extend(to_lines(message, item.received_ms))
+            message, converted = parse(item.topic, item.payload, item.received_ms)
         except PayloadRejected as exc:
-            self._reject(item, exc, topic)
+            self._reject(item, exc, item.topic.decode("utf-8", "replace"))
             return
-        except ValueError as exc:  # valid JSON that line protocol cannot carry
-            self._reject(item, PayloadRejected("unwritable", str(exc)[:200]), topic)
-            return
+        lines.extend(converted)
         payload = message.payload
         if isinstance(payload, Sample):
             hours.add(hour_of(payload.ts - round(payload.interval_s * 1000)))

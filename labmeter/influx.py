@@ -46,7 +46,9 @@ def _field(value: FieldValue) -> str:
         if not math.isfinite(value):
             raise ValueError("line protocol cannot carry NaN or infinity")
         return repr(value)
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+    # Only backslash and quote are escaped: InfluxDB keeps a newline inside a quoted string
+    # as is, while an escaped "\\n" would be stored as a backslash and an n.
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def line(
