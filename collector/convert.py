@@ -10,7 +10,8 @@ sample covering 08:59-09:00 would be counted in the 09:00 hour.
 
 from __future__ import annotations
 
-from labmeter.contract import STATES, Event, Message, Sample, Status
+from labmeter.contract import STATES, Event, Message, Sample, Status, decode
+from labmeter.errors import PayloadRejected
 from labmeter.influx import FieldValue, line
 
 
@@ -20,25 +21,31 @@ def _tags(message: Message) -> dict[str, str]:
 
 
 def _sample(message: Message, sample: Sample) -> list[str]:
-    tags = _tags(message) | {"category": sample.category, "kind": sample.kind or ""}
+    # The hot path (a backlog is almost all samples), so the lines are built by hand rather
+    # than through ``line()``: every tag value and field key here was already checked by the
+    # contract against [a-z0-9_.-] (topic segments, kind, app and metric names, categories),
+    # so nothing needs escaping, and tag keys are written in sorted order (InfluxDB's fast
+    # path). String values are a state name and a p_<hex> pseudonym: nothing to escape either.
+    t = message.topic
+    place = f"device={t.device},lab={t.lab},site={t.site}"
+    kind = f",kind={sample.kind}" if sample.kind else ""
+    category = sample.category
+    state_s = sample.state_s
     # Every state is written (0.0 when absent) so each point has the same float fields.
-    fields: dict[str, FieldValue] = {f"{s}_s": float(sample.state_s.get(s, 0.0)) for s in STATES}
-    fields["observed_s"] = float(sample.observed_s)
-    fields["interval_s"] = float(sample.interval_s)
-    fields["seq"] = sample.seq
+    fields = ",".join([f"{s}_s={float(state_s.get(s, 0.0))!r}" for s in STATES])
+    fields += f",observed_s={float(sample.observed_s)!r},interval_s={float(sample.interval_s)!r}"
+    fields += f",seq={sample.seq}i"
     if sample.state is not None:
-        fields["state"] = sample.state
-    if sample.user is not None:
-        fields["user"] = sample.user
+        fields += f',state="{sample.state}"'
+    user = f',user="{sample.user}"' if sample.user is not None else ""
     start = sample.ts - round(sample.interval_s * 1000)
-    lines = [line("sample", tags, fields, start)]
+    tags = f"category={category},device={t.device}{kind},lab={t.lab},site={t.site}"
+    lines = [f"sample,{tags} {fields}{user} {start}"]
     for app, secs in sorted(sample.apps_s.items()):
-        app_fields: dict[str, FieldValue] = {"running_s": float(secs)}
-        if sample.user is not None:
-            app_fields["user"] = sample.user
-        lines.append(line("app_usage", tags | {"app": app}, app_fields, start))
+        lines.append(f"app_usage,app={app},{tags} running_s={float(secs)!r}{user} {start}")
     if sample.metrics:
-        lines.append(line("device_metrics", _tags(message), dict(sample.metrics), start))
+        values = ",".join(f"{k}={float(v)!r}" for k, v in sample.metrics.items())
+        lines.append(f"device_metrics,{place} {values} {start}")
     return lines
 
 
@@ -63,6 +70,19 @@ def _status(message: Message, status: Status, received_ms: int) -> list[str]:
     return [
         line("status", _tags(message), fields, status.ts if status.ts is not None else received_ms)
     ]
+
+
+def parse(topic: bytes, payload: bytes, received_ms: int) -> tuple[Message, list[str]]:
+    """One MQTT message -> its decoded form and lines, or ``PayloadRejected`` with a reason."""
+    try:
+        text = topic.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PayloadRejected("topic_invalid", "topic is not UTF-8") from exc
+    message = decode(text, payload, received_ms)
+    try:
+        return message, to_lines(message, received_ms)
+    except ValueError as exc:  # valid JSON that line protocol cannot carry
+        raise PayloadRejected("unwritable", str(exc)[:200]) from exc
 
 
 def to_lines(message: Message, received_ms: int) -> list[str]:

@@ -23,6 +23,7 @@ class DeadLetters:
         self.counts: Counter[str] = Counter()
         self._lock = threading.Lock()
         self._file: IO[bytes] = self.path.open("ab")
+        self._unsynced = False
 
     def add(
         self, reason: str, detail: str, *, topic: str, payload: bytes, received_ms: int
@@ -43,11 +44,15 @@ class DeadLetters:
         with self._lock:
             self._file.write(orjson.dumps(record) + b"\n")
             self.counts[reason] += 1
+            self._unsynced = True
 
     def sync(self) -> None:
+        """Flush and fsync what was added since the last sync (nothing to do most batches)."""
         with self._lock:
-            self._file.flush()
-            os.fsync(self._file.fileno())
+            if self._unsynced:
+                self._file.flush()
+                os.fsync(self._file.fileno())
+                self._unsynced = False
 
     def close(self) -> None:
         with self._lock:

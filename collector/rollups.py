@@ -17,7 +17,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -32,6 +32,7 @@ from labmeter.influx import FieldValue, LineWriter, QueryResult, line, quote_str
 log = logging.getLogger(__name__)
 
 HOUR_MS = 3_600_000
+MAX_DEFER_S = 300.0  # rollups wait for a backlog to drain, but never longer than this
 _STATE_FIELDS = [f"{s}_s" for s in STATES] + ["observed_s"]
 
 
@@ -105,6 +106,7 @@ class Rollups:
         state_path: Path,
         grace_s: float,
         settle_s: float,
+        busy: Callable[[], bool] = lambda: False,
     ) -> None:
         self.reader = reader
         self.writer = writer
@@ -113,6 +115,7 @@ class Rollups:
         self.state_path = state_path
         self.grace_s = grace_s
         self.settle_s = settle_s
+        self.busy = busy
         self._lock = threading.Lock()
         self._due: dict[int, _Due] = {}
         self._stop = threading.Event()
@@ -175,6 +178,10 @@ class Rollups:
             ready = sorted((h, d) for h, d in self._due.items() if d.at <= now)
             lag = max((now - d.at for d in self._due.values() if d.at <= now), default=0.0)
         self.metrics.rollup_lag.set(lag)
+        if ready and lag < MAX_DEFER_S and self.busy():
+            # Draining a backlog: each recompute scans whole hours and took InfluxDB (and the
+            # GIL) from the writes, halving the drain. The data are in the database; wait.
+            return
         for hour, due in ready:
             if self._stop.is_set():
                 return

@@ -111,17 +111,18 @@ def collector(
 ) -> None:
     """Subscribe to the broker and write every valid message to InfluxDB (ack after write)."""
     from collector.service import Collector
-    from labmeter.influx import InfluxV1
+    from labmeter.influx import InfluxV1, make_writer
 
     _logging(verbose)
     cfg = _load(config, mqtt__url=mqtt_url, influx__url=influx_url)
     stop = _stop_on_signals()
-    influx = InfluxV1(cfg.influx)
-    service = Collector(cfg, influx, influx)
+    writer, reader = make_writer(cfg.influx), InfluxV1(cfg.influx)  # reads: InfluxQL /query
+    service = Collector(cfg, writer, reader)
     service.start()
     stop.wait()
     service.stop()
-    influx.close()
+    writer.close()
+    reader.close()
 
 
 @app.command()
@@ -204,12 +205,17 @@ def demo(
 
 @influx_app.command("init")
 def influx_init(config: ConfigOpt = None, influx_url: InfluxOpt = None) -> None:
-    """Create the database on InfluxDB 1.x (idempotent)."""
-    from labmeter.influx import InfluxV1
+    """1.x: create the database. 2.x (influx.flavour = "v2"): bucket, DBRP mapping, write token."""
+    from labmeter.influx import InfluxV1, init_v2
 
     cfg = _load(config, influx__url=influx_url)
     influx = InfluxV1(cfg.influx)
     try:
+        if cfg.influx.flavour == "v2":
+            token = init_v2(cfg.influx)
+            err.print(f"bucket {cfg.influx.bucket!r} mapped to database {cfg.influx.database!r}")
+            print(token)  # the collector's write token: put it in influx.token
+            return
         influx.create_database()
     except LabmeterError as exc:
         err.print(f"[red]influx init failed:[/] {exc}")

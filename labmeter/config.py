@@ -56,6 +56,11 @@ class InfluxConfig:
     username: str | None = None
     password: str | None = None
     timeout_s: float = 10.0
+    # "v1": /write (1.x, and 2.x/3.x compatibility); "v2": /api/v2/write with org/bucket/token.
+    flavour: str = "v1"
+    org: str = ""
+    bucket: str = ""
+    token: str | None = None
 
     def check(self) -> None:
         parts = urlsplit(self.url)
@@ -63,6 +68,12 @@ class InfluxConfig:
             raise ConfigError("influx.url", f"{self.url!r} is not http(s)://host:port")
         if not self.database:
             raise ConfigError("influx.database", "must not be empty")
+        if self.flavour not in ("v1", "v2"):
+            raise ConfigError("influx.flavour", f"{self.flavour!r} is not 'v1' or 'v2'")
+        if self.flavour == "v2":
+            for key in ("org", "bucket", "token"):
+                if not getattr(self, key):
+                    raise ConfigError(f"influx.{key}", "is required when influx.flavour = 'v2'")
 
 
 @dataclass(frozen=True)

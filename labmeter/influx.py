@@ -7,6 +7,7 @@ DBRP mapping) and 3.x; Flux does not. Writes use millisecond precision, the cont
 from __future__ import annotations
 
 import gzip
+import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -45,7 +46,9 @@ def _field(value: FieldValue) -> str:
         if not math.isfinite(value):
             raise ValueError("line protocol cannot carry NaN or infinity")
         return repr(value)
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+    # Only backslash and quote are escaped: InfluxDB keeps a newline inside a quoted string
+    # as is, while an escaped "\\n" would be stored as a backslash and an n.
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def line(
@@ -60,7 +63,11 @@ def line(
 
 
 def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After")
+    return _seconds(response.headers.get("Retry-After"))
+
+
+def _seconds(value: str | None) -> float | None:
+    """Retry-After in seconds (the HTTP-date form is rare from InfluxDB: treated as absent)."""
     if value is None:
         return None
     try:
@@ -168,6 +175,115 @@ class InfluxV1:
         """Create the database (idempotent on 1.x)."""
         name = self.config.database.replace('"', '\\"')
         self.query(f'CREATE DATABASE "{name}"')
+
+
+class InfluxV2Writer:
+    """``/api/v2/write`` (InfluxDB 2.x/3.x) through influxdb-client, in SYNCHRONOUS mode.
+
+    Never the client's batching mode: it loses data at exit and when its retries run out
+    (DESIGN.md). The collector batches, retries and acks itself; here retries are off so
+    every failure reaches it as a ``WriteError``.
+    """
+
+    def __init__(self, config: InfluxConfig) -> None:
+        from influxdb_client import InfluxDBClient
+        from influxdb_client.client.write_api import SYNCHRONOUS
+
+        self.config = config
+        self._client = InfluxDBClient(
+            url=config.url,
+            token=config.token,
+            org=config.org,
+            timeout=int(config.timeout_s * 1000),
+            enable_gzip=True,
+            retries=False,
+        )
+        self._write = self._client.write_api(write_options=SYNCHRONOUS)
+
+    def write_lines(self, lines: Sequence[str]) -> None:
+        from influxdb_client.domain.write_precision import WritePrecision
+        from influxdb_client.rest import ApiException
+        from urllib3.exceptions import HTTPError
+
+        if not lines:
+            return
+        try:
+            self._write.write(
+                self.config.bucket, self.config.org, "\n".join(lines), WritePrecision.MS
+            )
+        except ApiException as exc:
+            status = int(exc.status or 0)
+            body = exc.body.decode() if isinstance(exc.body, bytes) else str(exc.body or "")
+            try:
+                message = str(json.loads(body).get("message", body))
+            except (ValueError, AttributeError):
+                message = body
+            retry = (exc.headers or {}).get("Retry-After")
+            raise WriteError(
+                status,
+                message.strip()[:500] or str(exc.reason),
+                retryable=status in (408, 429) or status >= 500,
+                retry_after=_seconds(retry),
+            ) from exc
+        except HTTPError as exc:
+            raise WriteError(0, f"{type(exc).__name__}: {exc}", retryable=True) from exc
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def make_writer(config: InfluxConfig) -> LineWriter:
+    """The configured write flavour."""
+    return InfluxV2Writer(config) if config.flavour == "v2" else InfluxV1(config)
+
+
+def init_v2(config: InfluxConfig, retention_s: int = 0) -> str:
+    """On InfluxDB 2.x: the bucket, a DBRP mapping (database -> bucket, so InfluxQL over
+    ``/query`` works) and a write+read token for the collector, which is returned.
+
+    ``config.token`` must be an operator token allowed to create them. Idempotent for the
+    bucket and the mapping; each call makes a new token.
+    """
+    from influxdb_client import InfluxDBClient
+    from influxdb_client.domain.bucket_retention_rules import BucketRetentionRules
+    from influxdb_client.domain.dbrp_create import DBRPCreate
+    from influxdb_client.domain.permission import Permission
+    from influxdb_client.domain.permission_resource import PermissionResource
+    from influxdb_client.service.dbr_ps_service import DBRPsService
+
+    with InfluxDBClient(url=config.url, token=config.token, org=config.org) as client:
+        orgs = client.organizations_api().find_organizations(org=config.org)
+        if not orgs:
+            raise WriteError(404, f"organization {config.org!r} not found", retryable=False)
+        org_id = orgs[0].id
+        buckets = client.buckets_api()
+        bucket = buckets.find_bucket_by_name(config.bucket)
+        if bucket is None:
+            rules = [BucketRetentionRules(type="expire", every_seconds=retention_s)]
+            bucket = buckets.create_bucket(
+                bucket_name=config.bucket, org_id=org_id, retention_rules=rules
+            )
+        dbrps = DBRPsService(client.api_client)
+        existing = dbrps.get_dbr_ps(org_id=org_id, bucket_id=bucket.id).content or []
+        if not any(d.database == config.database for d in existing):
+            dbrps.post_dbrp(
+                DBRPCreate(
+                    org_id=org_id,
+                    bucket_id=bucket.id,
+                    database=config.database,
+                    retention_policy=config.retention_policy or "autogen",
+                    default=True,
+                )
+            )
+        resource = PermissionResource(type="buckets", id=bucket.id, org_id=org_id)
+        auth = client.authorizations_api().create_authorization(
+            org_id=org_id,
+            permissions=[
+                Permission(action="write", resource=resource),
+                Permission(action="read", resource=resource),
+            ],
+        )
+        return str(auth.token)
 
 
 def quote_ident(name: str) -> str:

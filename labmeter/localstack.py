@@ -28,8 +28,12 @@ DOCKER_HINT = "or run the whole stack with Docker: docker compose -f deploy/dock
 
 # Sized on purpose (DESIGN.md): mosquitto's default of 1,000 queued messages per client
 # silently drops QoS 1 messages of a stalled collector. 2M messages is days of a 300-device lab.
+# Started as root (CI), mosquitto drops to user 'mosquitto', which cannot write the temporary
+# directory: persistence and the log then fail ("Permission denied"). 'user root' keeps root;
+# started as anyone else, mosquitto ignores the option.
 MOSQUITTO_CONF = """\
 listener {port} 127.0.0.1
+user root
 allow_anonymous true
 persistence true
 persistence_location {dir}/

@@ -6,10 +6,12 @@ cd "$(dirname "$0")/.."
 
 # poppler-utils (pdftotext) and chromium check the report's PDF and the web pages in tests;
 # libpango is what WeasyPrint renders the PDF report with.
-APT_PACKAGES=(mosquitto influxdb poppler-utils chromium libpangoft2-1.0-0)
+APT_PACKAGES=(mosquitto influxdb victoria-metrics poppler-utils chromium libpangoft2-1.0-0)
 need=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
 command -v influxd >/dev/null 2>&1 || [ -x /usr/bin/influxd ] || need+=(influxdb)
+# A real /api/v2/write server for the collector's v2 write flavour (no InfluxDB 2.x in Debian).
+command -v victoria-metrics >/dev/null 2>&1 || need+=(victoria-metrics)
 command -v pdftotext >/dev/null 2>&1 || need+=(poppler-utils)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 ldconfig -p 2>/dev/null | grep libpangoft2-1.0 >/dev/null || need+=(libpangoft2-1.0-0)

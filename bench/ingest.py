@@ -1,0 +1,372 @@
+"""Collector drain benchmark against real Mosquitto and InfluxDB, with its ceiling in the same run.
+
+For each round a backlog of QoS 1 samples is queued in Mosquitto for a persistent session
+(the session is created first, then the backlog is published from several connections), then
+drained twice, each time from its own freshly queued backlog:
+
+- by a bare paho subscriber that only counts (the ceiling), and
+- by ``labmeter collector`` (a child process, as deployed) writing into InfluxDB.
+
+It prints the median of the rounds: messages/s for both and their ratio, the collector's CPU
+seconds per 100k messages and peak RSS; then p50/p99 broker-to-queryable latency under a
+steady load. Run: ``.venv/bin/python bench/ingest.py`` (``--help`` for sizes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import paho.mqtt.client as mqtt
+import psutil
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from prometheus_client.parser import text_string_to_metric_families
+
+from labmeter.config import InfluxConfig
+from labmeter.contract import Sample, Topic, encode, subscription
+from labmeter.influx import InfluxV1
+from labmeter.localstack import free_port, influxd, mosquitto, wait_influx_ready
+
+DEVICES = 500
+
+
+def backlog(site: str, n: int, start_ms: int) -> list[tuple[str, bytes]]:
+    """``n`` distinct samples shaped like DESIGN.md's example (3 lines each once written)."""
+    out = []
+    for i in range(n):
+        device, minute = i % DEVICES, i // DEVICES
+        in_use = float(i % 61)
+        sample = Sample(
+            start_ms + (minute + 1) * 60_000,
+            minute,
+            60.0,
+            {"in_use": in_use, "idle": 60.0 - in_use},
+            "school",
+            user="p_3f9a0c1d2e4b5a69",
+            kind="pc",
+            state="idle",
+            apps_s={"solidworks": in_use},
+            metrics={"cpu_pct": 23.1, "mem_pct": 48.0, "gpu_pct": 0.0},
+        )
+        out.append((str(Topic(site, "lab-cad", f"pc-{device:03d}", "sample")), encode(sample)))
+    return out
+
+
+def _client(client_id: str = "") -> mqtt.Client:
+    return mqtt.Client(CallbackAPIVersion.VERSION2, client_id, protocol=mqtt.MQTTv5)
+
+
+def _session_props(receive_maximum: int | None = None) -> Properties:
+    props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+    props.SessionExpiryInterval = 3600
+    if receive_maximum:
+        props.ReceiveMaximum = receive_maximum
+    return props
+
+
+def create_session(port: int, client_id: str, topic_filter: str) -> None:
+    """Connect once with a persistent session and subscribe, so the broker queues for us."""
+    client = _client(client_id)
+    subscribed = threading.Event()
+    client.on_subscribe = lambda *_: subscribed.set()
+    client.connect("127.0.0.1", port, clean_start=False, properties=_session_props())
+    client.loop_start()
+    client.subscribe(topic_filter, qos=1)
+    if not subscribed.wait(10):
+        raise RuntimeError("SUBSCRIBE not acknowledged")
+    client.disconnect()
+    client.loop_stop()
+
+
+def _publish_part(port: int, messages: list[tuple[str, bytes]]) -> None:
+    client = _client()
+    client.max_inflight_messages_set(1000)
+    done = threading.Event()
+    acked = [0]
+
+    def on_publish(*_: object) -> None:
+        acked[0] += 1
+        if acked[0] == len(messages):
+            done.set()
+
+    client.on_publish = on_publish
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    for topic, payload in messages:
+        rc = client.publish(topic, payload, qos=1).rc
+        if rc != mqtt.MQTT_ERR_SUCCESS:
+            raise RuntimeError(f"publish returned {rc}")
+    if not done.wait(900):
+        raise RuntimeError("broker did not ack the whole backlog")
+    client.disconnect()
+    client.loop_stop()
+
+
+def publish_backlog(port: int, messages: list[tuple[str, bytes]], connections: int = 4) -> float:
+    started = time.monotonic()
+    parts = [messages[i::connections] for i in range(connections)]
+    procs = [mp.Process(target=_publish_part, args=(port, part)) for part in parts]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+        if p.exitcode != 0:
+            raise RuntimeError("a publisher failed")
+    return time.monotonic() - started
+
+
+def _bare(port: int, client_id: str, n: int, out: mp.Queue) -> None:  # type: ignore[type-arg]
+    """The ceiling: resume the session, count messages (paho acks them itself), nothing else."""
+    client = _client(client_id)
+    times: list[float] = []
+    done = threading.Event()
+    count = [0]
+
+    def on_message(*_: object) -> None:
+        count[0] += 1
+        if count[0] == 1:
+            times.append(time.monotonic())
+        if count[0] == n:
+            times.append(time.monotonic())
+            done.set()
+
+    client.on_message = on_message
+    cpu0 = time.process_time()
+    client.connect("127.0.0.1", port, clean_start=False, properties=_session_props())
+    client.loop_start()
+    done.wait(600)
+    cpu = time.process_time() - cpu0
+    client.disconnect()
+    client.loop_stop()
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out.put((count[0], times[1] - times[0], cpu, rss_mb))
+
+
+def drain_bare(port: int, client_id: str, n: int) -> dict[str, float]:
+    queue: mp.Queue = mp.Queue()  # type: ignore[type-arg]
+    proc = mp.Process(target=_bare, args=(port, client_id, n, queue))
+    proc.start()
+    count, seconds, cpu, rss = queue.get(timeout=900)
+    proc.join()
+    if count != n:
+        raise RuntimeError(f"bare subscriber got {count} of {n}")
+    return {"rate": n / seconds, "cpu_per_100k": cpu / n * 100_000, "rss_mb": rss}
+
+
+class CollectorProc:
+    """``labmeter collector`` as deployed, in a child process; scraped on its /metrics."""
+
+    def __init__(
+        self, workdir: Path, mqtt_port: int, influx_url: str, client_id: str, site: str
+    ) -> None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.metrics_port = free_port()
+        config = workdir / "collector.toml"
+        config.write_text(
+            f'[mqtt]\nurl = "mqtt://127.0.0.1:{mqtt_port}"\n'
+            f'[influx]\nurl = "{influx_url}"\ndatabase = "bench"\n'
+            f'[collector]\nclient_id = "{client_id}"\nsite = "{site}"\n'
+            f'dead_letter_path = "{workdir}/deadletters.jsonl"\n'
+            f"metrics_port = {self.metrics_port}\nsession_expiry_s = 3600\n"
+        )
+        cli = Path(sys.executable).parent / "labmeter"
+        self.proc = subprocess.Popen(
+            [str(cli), "collector", "-c", str(config)],
+            stdout=(workdir / "collector.log").open("ab"),
+            stderr=subprocess.STDOUT,
+        )
+        self.ps = psutil.Process(self.proc.pid)
+
+    def metric(self, name: str) -> float:
+        try:
+            text = httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=2).text
+        except httpx.HTTPError:
+            return 0.0
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == name:
+                    return float(sample.value)
+        return 0.0
+
+    def peak_rss_mb(self) -> float:
+        for row in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if row.startswith("VmHWM:"):
+                return int(row.split()[1]) / 1024
+        return float("nan")
+
+    def cpu(self) -> float:
+        times = self.ps.cpu_times()
+        return float(times.user + times.system)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(30)
+
+
+def drain_collector(
+    port: int, influx_url: str, workdir: Path, client_id: str, site: str, n: int
+) -> dict[str, float]:
+    proc = CollectorProc(workdir, port, influx_url, client_id, site)
+    try:
+        while proc.metric("labmeter_collector_received_total") == 0:
+            time.sleep(0.01)
+        started, cpu0 = time.monotonic(), proc.cpu()
+        while proc.metric("labmeter_collector_acked_total") < n:
+            time.sleep(0.02)
+            if proc.proc.poll() is not None:
+                raise RuntimeError("collector exited")
+        seconds, cpu = time.monotonic() - started, proc.cpu() - cpu0
+        rss = proc.peak_rss_mb()
+    finally:
+        proc.stop()
+    return {"rate": n / seconds, "cpu_per_100k": cpu / n * 100_000, "rss_mb": rss}
+
+
+def latency(port: int, influx_url: str, workdir: Path, rate: float, seconds: float) -> list[float]:
+    """Publish ``rate`` samples/s with known send times; note when each becomes queryable."""
+    site = "latency"
+    proc = CollectorProc(workdir, port, influx_url, "bench-latency", site)
+    influx = InfluxV1(InfluxConfig(url=influx_url, database="bench"))
+    n = int(rate * seconds)
+    sent: dict[int, float] = {}
+    seen: dict[int, float] = {}
+    try:
+        while proc.metric("labmeter_collector_connected") != 1:
+            time.sleep(0.05)
+        time.sleep(0.3)
+
+        def publish() -> None:
+            client = _client()
+            client.connect("127.0.0.1", port)
+            client.loop_start()
+            t0 = time.monotonic()
+            for i in range(n):
+                now_ms = int(time.time() * 1000)
+                sample = Sample(now_ms, i, 60.0, {"in_use": 60.0}, "school", kind="pc")
+                topic = Topic(site, "lab-a", f"pc-{i % 50:02d}", "sample")
+                sent[i] = time.monotonic()
+                client.publish(str(topic), encode(sample), qos=1)
+                pause = t0 + (i + 1) / rate - time.monotonic()
+                if pause > 0:
+                    time.sleep(pause)
+            client.disconnect()
+            client.loop_stop()
+
+        publisher = threading.Thread(target=publish)
+        publisher.start()
+        low = 0
+        deadline = time.monotonic() + seconds + 60
+        while len(seen) < n and time.monotonic() < deadline:
+            rows = influx.query(f"SELECT seq FROM sample WHERE site = '{site}' AND seq >= {low}")
+            now = time.monotonic()
+            for series in rows:
+                for _, seq in series.values:
+                    seen.setdefault(int(seq), now)
+            while low in seen:
+                low += 1
+            time.sleep(0.05)
+        publisher.join()
+    finally:
+        proc.stop()
+        influx.close()
+    if len(seen) < n:
+        raise RuntimeError(f"only {len(seen)} of {n} latency samples became queryable")
+    return [seen[i] - sent[i] for i in range(n)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=200_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rate", type=float, default=500.0, help="msg/s for the latency run")
+    parser.add_argument("--latency-seconds", type=float, default=30.0)
+    args = parser.parse_args()
+    n = args.messages
+    load0 = os.getloadavg()
+    with tempfile.TemporaryDirectory(prefix="labmeter-bench-") as tmp:
+        work = Path(tmp)
+        # Persistence stays on, but the test stack's 1 s autosave rewrites the whole queue
+        # file every second: at 200k queued messages that slowed the broker (and the publish
+        # timed out) for both subscribers alike. The shipped config saves every 30 s.
+        broker = mosquitto(work / "mosquitto", extra_conf="autosave_interval 30\n")
+        db = influxd(work / "influxd")
+        broker.start()
+        db.start()
+        url = f"http://127.0.0.1:{db.port}"
+        wait_influx_ready(url)
+        InfluxV1(InfluxConfig(url=url, database="bench")).create_database()
+        now = int(time.time() * 1000)
+        start_ms = now - now % 3_600_000 - 24 * 3_600_000
+        bare: list[dict[str, float]] = []
+        coll: list[dict[str, float]] = []
+        try:
+            for r in range(args.rounds):
+                site = f"bench{r}"
+                messages = backlog(site, n, start_ms)
+                create_session(broker.port, f"bare-{r}", subscription(site))
+                pub_s = publish_backlog(broker.port, messages)
+                bare.append(drain_bare(broker.port, f"bare-{r}", n))
+                create_session(broker.port, f"collector-{r}", subscription(site))
+                publish_backlog(broker.port, messages)
+                coll.append(
+                    drain_collector(broker.port, url, work / f"c{r}", f"collector-{r}", site, n)
+                )
+                influx = InfluxV1(InfluxConfig(url=url, database="bench"))
+                rows = influx.query(f"SELECT count(seq) FROM sample WHERE site = '{site}'")
+                influx.close()
+                written = int(rows[0].values[0][1]) if rows else 0
+                ratio = coll[-1]["rate"] / bare[-1]["rate"]
+                print(
+                    f"round {r + 1}: backlog of {n} published in {pub_s:.1f} s; bare "
+                    f"{bare[-1]['rate']:,.0f} msg/s, collector {coll[-1]['rate']:,.0f} msg/s "
+                    f"(ratio {ratio:.0%}); sample points in InfluxDB: {written}",
+                    flush=True,
+                )
+                if written != n:
+                    raise RuntimeError(f"{written} points written for {n} messages")
+            lat = latency(broker.port, url, work / "lat", args.rate, args.latency_seconds)
+        finally:
+            broker.stop()
+            db.stop()
+    med = {k: statistics.median(r[k] for r in coll) for k in coll[0]}
+    ceiling = {k: statistics.median(r[k] for r in bare) for k in bare[0]}
+    ratios = [c["rate"] / b["rate"] for c, b in zip(coll, bare, strict=True)]
+    lat.sort()
+    print(f"\nmedian of {args.rounds} rounds, {n:,} QoS 1 samples each (3 lines per sample)")
+    print(
+        f"bare subscriber (ceiling): {ceiling['rate']:,.0f} msg/s, "
+        f"{ceiling['cpu_per_100k']:.2f} CPU-s/100k, peak RSS {ceiling['rss_mb']:.0f} MB"
+    )
+    print(
+        f"collector -> InfluxDB:     {med['rate']:,.0f} msg/s, "
+        f"{med['cpu_per_100k']:.2f} CPU-s/100k, peak RSS {med['rss_mb']:.0f} MB"
+    )
+    print(
+        f"ratio (median of rates): {med['rate'] / ceiling['rate']:.0%}; "
+        f"per round: {', '.join(f'{r:.0%}' for r in ratios)}"
+    )
+    print(
+        f"latency broker->queryable at {args.rate:.0f} msg/s for {args.latency_seconds:.0f} s: "
+        f"p50 {lat[len(lat) // 2] * 1000:.0f} ms, p99 {lat[int(len(lat) * 0.99)] * 1000:.0f} ms "
+        f"(poll every 50 ms)"
+    )
+    print(
+        f"load average before/after: {load0[0]:.1f} / {os.getloadavg()[0]:.1f} "
+        f"on {os.cpu_count()} cores"
+    )
+
+
+if __name__ == "__main__":
+    main()
