@@ -36,8 +36,7 @@ SECRET = "a-test-secret-of-enough-length"
 def own_broker(tmp_path: Path) -> Iterator[Service]:
     # Run as root (CI), mosquitto drops to its own user and cannot write its persistence file
     # into pytest's private temp dir; staying root keeps the subscriber's session on restart.
-    extra = "user root\n" if os.geteuid() == 0 else ""
-    service = mosquitto(tmp_path / "mosquitto", extra_conf=extra)
+    service = mosquitto(tmp_path / "mosquitto")
     service.start()
     yield service
     service.stop()

@@ -36,8 +36,7 @@ OUTAGE_S = float(os.environ.get("LABMETER_TEST_OUTAGE_S", "120"))
 def own_broker(tmp_path: Path) -> Iterator[Service]:
     # As root, mosquitto would drop to its own user and could not save its persistence file
     # (the collector's session) into pytest's private temp dir.
-    extra = "user root\n" if os.geteuid() == 0 else ""
-    service = mosquitto(tmp_path / "mosquitto", extra_conf=extra)
+    service = mosquitto(tmp_path / "mosquitto")
     service.start()
     yield service
     service.stop()
