@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import yaml
 
 from labmeter.errors import ConfigError, ServiceError
@@ -84,34 +85,38 @@ def push(
     dashboards: list[dict[str, Any]],
     timeout_s: float = 10.0,
 ) -> PushReport:
-    """Create or update the datasource (by uid), the folder and every dashboard (by uid)."""
-    from grafana_client.api import GrafanaApi
-    from grafana_client.client import GrafanaClientError, GrafanaException
+    """Create or update the datasource (by uid), the folder and every dashboard (by uid).
 
-    api = GrafanaApi.from_url(url, credential=token, timeout=timeout_s)
+    Plain httpx against Grafana's HTTP API rather than grafana-client: that package pulls in
+    niquests, whose urllib3-future replaces urllib3 in the environment and breaks requests-based
+    tools (schemathesis failed on it here). The five calls below are the whole contract.
+    """
+    headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+
+    def call(client: httpx.Client, method: str, path: str, body: Any = None) -> httpx.Response:
+        response = client.request(method, path, json=body)
+        if response.status_code >= 400 and not (method == "GET" and response.status_code == 404):
+            raise ServiceError(
+                f"Grafana at {url} refused {method} {path}: HTTP {response.status_code} "
+                f"{response.text[:300]}"
+            )
+        return response
+
     try:
-        try:
-            api.datasource.get_datasource_by_uid(datasource["uid"])
-        except GrafanaClientError as exc:
-            if exc.status_code != 404:
-                raise
-            api.datasource.create_datasource(datasource)
-            action = "created"
-        else:
-            api.datasource.update_datasource_by_uid(datasource["uid"], datasource)
-            action = "updated"
-        try:
-            api.folder.get_folder(FOLDER_UID)
-        except GrafanaClientError as exc:
-            if exc.status_code != 404:
-                raise
-            api.folder.create_folder("labmeter", uid=FOLDER_UID)
-        uids = []
-        for body in dashboards:
-            api.dashboard.update_dashboard(body)
-            uids.append(body["dashboard"]["uid"])
-    except GrafanaException as exc:
-        raise ServiceError(f"Grafana at {url} refused: {exc}") from exc
-    except OSError as exc:
+        with httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=timeout_s) as client:
+            uid = datasource["uid"]
+            if call(client, "GET", f"/api/datasources/uid/{uid}").status_code == 404:
+                call(client, "POST", "/api/datasources", datasource)
+                action = "created"
+            else:
+                call(client, "PUT", f"/api/datasources/uid/{uid}", datasource)
+                action = "updated"
+            if call(client, "GET", f"/api/folders/{FOLDER_UID}").status_code == 404:
+                call(client, "POST", "/api/folders", {"uid": FOLDER_UID, "title": "labmeter"})
+            uids = []
+            for body in dashboards:
+                call(client, "POST", "/api/dashboards/db", body)
+                uids.append(body["dashboard"]["uid"])
+    except httpx.HTTPError as exc:
         raise ServiceError(f"Grafana at {url} unreachable: {exc}") from exc
     return PushReport(action, uids)

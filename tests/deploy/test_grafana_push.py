@@ -1,7 +1,7 @@
-"""`labmeter grafana push` through grafana-client against a recording HTTP server.
+"""`labmeter grafana push` (httpx, Grafana's HTTP API) against a recording HTTP server.
 
 No Grafana server can run here, so a small HTTP server stands in for the endpoints the push
-uses: it records every request grafana-client really sends and keeps what was created by uid,
+uses: it records every request the push really sends and keeps what was created by uid,
 so the second push must find it and update it instead of creating it again.
 """
 
