@@ -61,7 +61,6 @@ class Collector:
         self.writer = writer
         self.dead_letters = DeadLetters(self.cfg.dead_letter_path)
         self.metrics = Metrics()
-        self.stats = self.metrics  # the name the demo reads
         self._held = ""  # why writes are held (401/403/404), empty while they flow
         self.rollups: Rollups | None = None
         if reader is not None and self.cfg.rollups:

@@ -100,7 +100,7 @@ def run_demo(devices: int, hours: float, speed: float, seed: int, duration: floa
             _, token = KeyStore(config.api.keys_path).create("demo", Role.evaluator)
             influx = InfluxV1(config.influx)
             influx.create_database()
-            collector = Collector(config, influx)
+            collector = Collector(config, influx, influx)  # reader: hourly rollups on
             collector.start()
             server, api_thread = _serve_api(config)
             api = f"http://{config.api.host}:{config.api.port}"
@@ -140,8 +140,8 @@ def run_demo(devices: int, hours: float, speed: float, seed: int, duration: floa
                 stop.wait(backfill_s + 3)
                 _show(api, hours, {"X-API-Key": token})
                 console.print(
-                    f"collector: {collector.stats.received} messages received, "
-                    f"{collector.stats.written_lines} lines written, "
+                    f"collector: {collector.metrics.received} messages received, "
+                    f"{collector.metrics.written_lines} lines written, "
                     f"{sum(collector.dead_letters.counts.values())} dead letters"
                 )
                 while duration is None or time.monotonic() - started < duration:

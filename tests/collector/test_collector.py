@@ -58,7 +58,7 @@ def test_bad_messages_go_to_dead_letters_and_consuming_goes_on(
         "oversized": 1,
         "topic_invalid": 1,
     }
-    wait_for(lambda: collector.stats.acked == 5)
+    wait_for(lambda: collector.metrics.acked == 5)
     raw = Path(config.collector.dead_letter_path).read_bytes()
     records = [orjson.loads(line) for line in raw.splitlines()]
     assert [r["reason"] for r in records] == [
@@ -85,7 +85,7 @@ def test_replayed_sample_is_not_counted_twice(
         now, 7, 60.0, {"in_use": 45.0, "setup": 15.0}, "company", kind="cnc", state="in_use"
     )
     publish_raw(config.mqtt.host, config.mqtt.port, [(topic, encode(sample))] * 3)
-    wait_for(lambda: collector.stats.acked == 3)
+    wait_for(lambda: collector.metrics.acked == 3)
     rows = influx.query("SELECT sum(in_use_s), count(seq) FROM sample")
     assert rows[0].values[0][1:] == [45.0, 1]
     # Stamped at the start of the interval, so it falls inside its own minute.
