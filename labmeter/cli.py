@@ -186,8 +186,8 @@ def simulate(
 @app.command()
 def demo(
     devices: Annotated[int, typer.Option(min=1, max=200)] = 12,
-    hours: Annotated[float, typer.Option(min=0.1, help="hours of history to backfill")] = 8.0,
-    speed: Annotated[float, typer.Option(min=0, help="acceleration of the backfill")] = 2400.0,
+    hours: Annotated[float, typer.Option(min=0.1, help="hours of history to backfill")] = 72.0,
+    speed: Annotated[float, typer.Option(min=0, help="acceleration of the backfill")] = 7200.0,
     seed: int = 1,
     duration: Annotated[
         float | None, typer.Option(help="stop after this many seconds (default: until Ctrl-C)")
