@@ -6,7 +6,6 @@ session, so what the broker accepted while the subscriber was away still reaches
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
