@@ -35,7 +35,10 @@ from labmeter.influx import LineWriter
 
 log = logging.getLogger(__name__)
 
-POLL_S = 0.01  # how often the worker looks for new messages when it has none
+POLL_S = 0.005  # how often the worker looks for new messages when it has none
+# Messages in a batch plus those waiting after its write that mean the collector is behind
+# (a backlog drains): at a steady load a batch holds a handful, in a drain thousands.
+BEHIND = 200
 
 
 @dataclass(slots=True)
@@ -88,7 +91,7 @@ class Collector:
         self._inbox: deque[Received] = deque()
         self._stop = threading.Event()
         self._drain_deadline = float("inf")
-        self._last_full_batch = 0.0  # monotonic time of the last batch cut by size
+        self._last_behind = 0.0  # monotonic time a batch last showed a backlog (BEHIND)
         self._generation = 0
         self._gen_lock = threading.Lock()
         self.connected = threading.Event()
@@ -228,11 +231,19 @@ class Collector:
     # --- worker -------------------------------------------------------------------------------
 
     def _run(self) -> None:
-        """Batch ``batch_lines`` lines or ``batch_interval_s``, write, ack; until stopped."""
+        """Batch and write, then ack; until stopped.
+
+        A batch is written when it reaches ``batch_lines`` lines or when its first message has
+        waited ``batch_linger_s`` (or ``batch_interval_s``, the shorter). Batches still grow
+        under load because there is one write at a time: whatever arrives while it is in
+        flight is the next batch. Waiting for a 1 s timer at a steady 500 msg/s put most of
+        a second into the p99 latency.
+        """
         batch: list[Received] = []
         lines: list[str] = []
         hours: set[int] = set()
-        deadline = time.monotonic() + self.cfg.batch_interval_s
+        oldest = 0.0  # monotonic time the batch's first message was taken
+        linger = min(self.cfg.batch_linger_s, self.cfg.batch_interval_s)
         inbox = self._inbox
         while True:
             taken = 0
@@ -246,15 +257,18 @@ class Collector:
             if taken:
                 self.metrics.received_total.inc(taken)
                 self.metrics.unacked.inc(taken)
-            full = len(lines) >= self.cfg.batch_lines
-            if batch and (full or time.monotonic() >= deadline or self._stop.is_set()):
+                if len(batch) == taken:
+                    oldest = time.monotonic()
+            if batch and (
+                len(lines) >= self.cfg.batch_lines
+                or self._stop.is_set()
+                or time.monotonic() - oldest >= linger
+            ):
                 try:
                     self._flush(batch, lines, hours)
                 except _Abandon:
                     return
                 batch, lines, hours = [], [], set()
-            if not batch:
-                deadline = time.monotonic() + self.cfg.batch_interval_s
             if self._stop.is_set() and not batch and not inbox:
                 return
             if not inbox:
@@ -267,14 +281,14 @@ class Collector:
         )
 
     def _draining(self) -> bool:
-        """True while batches fill up by size: a backlog is being drained."""
-        return time.monotonic() - self._last_full_batch < 2.0
+        """True while batches are big or many messages wait behind them: a backlog drains."""
+        return time.monotonic() - self._last_behind < 2.0
 
     def _flush(self, batch: list[Received], lines: list[str], hours: set[int]) -> None:
         started = time.monotonic()
-        if len(lines) >= self.cfg.batch_lines:
-            self._last_full_batch = started
         self._write(lines)
+        if len(lines) >= self.cfg.batch_lines or len(batch) + len(self._inbox) >= BEHIND:
+            self._last_behind = time.monotonic()
         self.dead_letters.sync()  # refused messages are on disk before they are acked
         if self.rollups is not None and hours:
             self.rollups.touch(hours)  # owed hours are on disk before they are acked

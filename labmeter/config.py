@@ -173,6 +173,9 @@ class CollectorConfig:
     shared_group: str = ""
     batch_lines: int = 5000
     batch_interval_s: float = 1.0
+    # A batch is written once its first message waited this long (or it is full): low latency
+    # at a steady load, and big batches during a backlog because one write is in flight.
+    batch_linger_s: float = 0.05
     # MQTT 5 Receive Maximum: unacked messages the broker may hand us (<= 65535).
     max_unacked: int = 10000
     session_expiry_s: int = 7 * 24 * 3600
@@ -199,6 +202,8 @@ class CollectorConfig:
             raise ConfigError("collector.batch_lines", "must be >= 1")
         if self.batch_interval_s <= 0:
             raise ConfigError("collector.batch_interval_s", "must be > 0")
+        if self.batch_linger_s <= 0:
+            raise ConfigError("collector.batch_linger_s", "must be > 0")
 
 
 @dataclass(frozen=True)

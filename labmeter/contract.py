@@ -7,6 +7,7 @@ RSS) and every rejection carries a short, stable reason code that a counter can 
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Callable, Mapping
@@ -375,11 +376,17 @@ _DECODERS: Final[dict[str, Callable[[Mapping[str, Any], int], Payload]]] = {
 }
 
 
+# A site's topics repeat (one per device and channel) and a Topic is immutable: validating
+# each one once instead of per message was ~15% of the collector's parsing time in a drain.
+# Rejected topics raise, so they are never cached.
+_parse_topic = functools.lru_cache(maxsize=8192)(Topic.parse)
+
+
 def decode(topic: str, payload: bytes, now_ms: int) -> Message:
     """Parse and validate one MQTT message, or raise ``PayloadRejected`` with its reason."""
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise PayloadRejected("oversized", f"{len(payload)} bytes > {MAX_PAYLOAD_BYTES}")
-    parsed = Topic.parse(topic)
+    parsed = _parse_topic(topic)
     try:
         obj = orjson.loads(payload)
     except orjson.JSONDecodeError as exc:

@@ -164,7 +164,7 @@ def test_401_holds_and_reports_never_drops(config: Config, influx: InfluxV1, uid
 
 
 def test_graceful_shutdown_drains_and_acks(config: Config, influx: InfluxV1, uid: str) -> None:
-    with running(config, influx, batch_interval_s=60.0) as collector:
+    with running(config, influx, batch_interval_s=60.0, batch_linger_s=60.0) as collector:
         _publish(config, _samples(uid, 50, _now_minute()))
         wait_for(lambda: collector.metrics.received == 50)
         assert count_points(influx) == 0  # still batching
