@@ -248,6 +248,7 @@ def _monthly(
         scope.start_ms, scope.end_ms, scope.filters, scope.rolled_until, scope.tz,
         tags=("site", "lab", "category"), exclude=unregistered,
         fields=("in_use_s", "observed_s"),  # all that the trend and openness show
+        daily_from=scope.daily_from,
     )  # fmt: skip
     per_lab: dict[tuple[int, str, str], Totals] = defaultdict(Totals)
     per_cat: dict[int, dict[str, float]] = defaultdict(lambda: dict.fromkeys(CATEGORIES, 0.0))
