@@ -4,7 +4,9 @@ Loads 300 devices (10 ITS sites x 3 labs x 10 devices) for one year: hourly roll
 (the collector's schema) for every weekday hour 06-18 UTC up to two days ago, and raw one-minute
 samples (with app usage) for the last two days, written as line protocol in big batches. Then
 times the yearly report (JSON, HTML, PDF) and the main endpoints through the real API app, and
-prints the median of 3 runs of each.
+prints the median of 3 runs of each: first with the hourly rollups only, then again after
+deriving the daily rollups from them with the collector's own code (``collector.daily``), with
+the ratio of the two.
 
     .venv/bin/python bench/report.py             # starts its own influxd in a temp dir
     .venv/bin/python bench/report.py --keep-data /tmp/lm-bench   # reuse a loaded data dir
@@ -25,6 +27,7 @@ from fastapi.testclient import TestClient
 
 from api.keys import KeyStore, Role
 from api.main import create_app
+from collector.daily import backfill
 from labmeter.config import ApiConfig, Config, InfluxConfig
 from labmeter.influx import InfluxV1
 from labmeter.localstack import influxd, wait_influx_ready
@@ -218,9 +221,21 @@ def main() -> None:
             ("sessions, last day (raw)", "/api/v1/sessions",
              {"start": end_ms // 1000 - 86400, "end": end_ms // 1000}),
         ]  # fmt: skip
-        print(f"{'request':<34} {'median of 3':>12}")
+        before: dict[str, float] = {}
+        if not (workdir / "daily").exists():
+            print(f"{'request (hourly rollups only)':<34} {'median of 3':>12}")
+            for name, path, params in cases:
+                before[name] = median_of_3(client, path, params)
+                print(f"{name:<34} {before[name]:>10.3f} s", flush=True)
+            t0 = time.perf_counter()
+            points = backfill(influx, influx, start_ms, end_ms, "+")
+            print(f"daily rollups: {points:,} points in {time.perf_counter() - t0:.1f} s")
+            (workdir / "daily").write_text("derived\n")
+        print(f"{'request (daily + hourly rollups)':<34} {'median of 3':>12} {'ratio':>7}")
         for name, path, params in cases:
-            print(f"{name:<34} {median_of_3(client, path, params):>10.3f} s", flush=True)
+            after = median_of_3(client, path, params)
+            ratio = f"{before[name] / after:>6.1f}x" if name in before else ""
+            print(f"{name:<34} {after:>10.3f} s {ratio}", flush=True)
         influx.close()
     finally:
         service.stop()
