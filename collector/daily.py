@@ -22,6 +22,7 @@ from labmeter.influx import FieldValue, LineWriter, QueryResult, line, quote_str
 
 DAY_TZ = "Europe/Rome"  # the API reads daily rollups only for an inventory in this zone
 _TZ = ZoneInfo(DAY_TZ)
+BACKFILL_DAYS = 31
 _STATE_FIELDS = [f"{s}_s" for s in STATES] + ["observed_s"]
 
 
@@ -47,52 +48,58 @@ def first_day_within(ts_ms: int) -> int:
     return day if day == ts_ms else next_day(day)
 
 
-def daily_lines(reader: Reader, day_ms: int, site: str) -> list[str]:
-    """The daily rollup points of one local day, summed from its hourly rollups."""
-    where = time_range(day_ms, next_day(day_ms))
+def daily_lines(reader: Reader, first_day_ms: int, end_ms: int, site: str) -> list[str]:
+    """The daily rollup points of the local days from ``first_day_ms`` to ``end_ms`` (a day
+    start), summed from their hourly rollups; InfluxDB's ``tz()`` buckets are those days."""
+    where = time_range(first_day_ms, end_ms)
     if site != "+":
         where += f" AND site = {quote_str(site)}"
+    per_day = f"GROUP BY time(1d), {{}} fill(none) tz('{DAY_TZ}')"
     sums = ", ".join(f"sum({f}) AS {f}" for f in _STATE_FIELDS)
     lines: list[str] = []
     for series in reader.query(
         f"SELECT {sums}, sum(samples) AS samples FROM rollup_device_hourly WHERE {where} "
-        "GROUP BY site, lab, device, kind, category"
+        + per_day.format("site, lab, device, kind, category")
     ):
         for rec in series.records():
             fields: dict[str, FieldValue] = {f: float(rec[f] or 0.0) for f in _STATE_FIELDS}
             fields["samples"] = int(rec["samples"] or 0)
-            lines.append(line("rollup_device_daily", series.tags, fields, day_ms))
+            lines.append(line("rollup_device_daily", series.tags, fields, int(rec["time"])))
     for series in reader.query(
         f"SELECT sum(running_s) AS running_s FROM rollup_app_hourly WHERE {where} "
-        "GROUP BY site, lab, device, category, app"
+        + per_day.format("site, lab, device, category, app")
     ):
         for rec in series.records():
             running: dict[str, FieldValue] = {"running_s": float(rec["running_s"] or 0.0)}
-            lines.append(line("rollup_app_daily", series.tags, running, day_ms))
+            lines.append(line("rollup_app_daily", series.tags, running, int(rec["time"])))
     for series in reader.query(
         "SELECT max(peak_seats) AS peak_seats, sum(seat_hours) AS seat_hours "
-        f"FROM rollup_app_concurrency_hourly WHERE {where} GROUP BY site, app"
+        f"FROM rollup_app_concurrency_hourly WHERE {where} " + per_day.format("site, app")
     ):
         for rec in series.records():
             seats: dict[str, FieldValue] = {
                 "peak_seats": int(rec["peak_seats"] or 0),
                 "seat_hours": float(rec["seat_hours"] or 0.0),
             }
-            lines.append(line("rollup_app_concurrency_daily", series.tags, seats, day_ms))
+            lines.append(line("rollup_app_concurrency_daily", series.tags, seats, int(rec["time"])))
     return lines
 
 
 def backfill(reader: Reader, writer: LineWriter, start_ms: int, end_ms: int, site: str) -> int:
     """Daily rollups for every local day touching [start, end) that has hourly rollups.
 
-    For a database whose hourly rollups predate the daily ones; returns the points written.
+    For a database whose hourly rollups predate the daily ones (a month per query: one query
+    per day took minutes for a region's year); returns the points written.
     """
     written = 0
     day = day_of(start_ms)
     while day < end_ms:
-        lines = daily_lines(reader, day, site)
+        stop = day
+        for _ in range(BACKFILL_DAYS):
+            stop = next_day(stop)
+        lines = daily_lines(reader, day, stop, site)
         if lines:
             writer.write_lines(lines)
             written += len(lines)
-        day = next_day(day)
+        day = stop
     return written

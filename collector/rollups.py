@@ -26,7 +26,7 @@ from pathlib import Path
 import orjson
 
 from collector.daily import Reader as Reader  # re-exported: the collector's query protocol
-from collector.daily import daily_lines, day_of
+from collector.daily import daily_lines, day_of, next_day
 from collector.metrics import Metrics
 from labmeter.contract import STATES
 from labmeter.errors import WriteError
@@ -191,7 +191,8 @@ class Rollups:
                 # The day follows its hours: recomputed after the last of them in this pass
                 # (from the hourly rollups just written); if that fails, so does this hour.
                 if i + 1 == len(ready) or day_of(ready[i + 1][0]) != day_of(hour):
-                    days = daily_lines(self.reader, day_of(hour), self.site)
+                    day = day_of(hour)
+                    days = daily_lines(self.reader, day, next_day(day), self.site)
                     if days:
                         self.writer.write_lines(days)
             except WriteError as exc:
