@@ -54,6 +54,7 @@ class Scope:
     filters: Filters
     now_ms: int
     rolled_until: int | None = None
+    daily_from: int | None = None
     seen: set[DeviceKey] = field(default_factory=set)
     _available: dict[tuple[str, str, int, int], int] = field(default_factory=dict)
     _facts: dict[tuple[int, int], dict[FactKey, Totals]] = field(default_factory=dict)
@@ -62,7 +63,7 @@ class Scope:
         """Usage facts of a span, read once per scope (a report asks for the same ones)."""
         if (start_ms, end_ms) not in self._facts:
             self._facts[(start_ms, end_ms)] = self.reader.facts(
-                start_ms, end_ms, self.filters, self.rolled_until
+                start_ms, end_ms, self.filters, self.rolled_until, self.daily_from
             )
         return self._facts[(start_ms, end_ms)]
 
@@ -115,6 +116,8 @@ def open_scope(
     if inventory is not None:
         sites |= {k[0] for k in scope.registered()}
     scope.rolled_until = reader.rolled_until(now_ms, sites, filters.get("site"))
+    if scope.rolled_until is not None:
+        scope.daily_from = reader.daily_from(sites, filters.get("site"))
     return scope
 
 
@@ -161,7 +164,7 @@ def bucket_facts(
         out: list[dict[FactKey, Totals]] = [defaultdict(Totals) for _ in spans]
         starts = [a for a, _ in spans]
         for (day_ms, key), totals in r.daily_facts(
-            s.start_ms, s.end_ms, s.filters, s.rolled_until, s.tz
+            s.start_ms, s.end_ms, s.filters, s.rolled_until, s.tz, daily_from=s.daily_from
         ).items():
             moment = max(day_ms, s.start_ms)
             index = max(i for i, a in enumerate(starts) if a <= moment)
@@ -302,8 +305,8 @@ def openness(scope: Scope, by_lab: bool = False) -> dict[str, Any]:
 def software(scope: Scope) -> list[dict[str, Any]]:
     """Hours per title and peak concurrent seats against the seats owned."""
     s = scope
-    seconds = s.reader.app_seconds(s.start_ms, s.end_ms, s.filters, s.rolled_until)
-    peaks = s.reader.peak_seats(s.start_ms, s.end_ms, s.filters, s.rolled_until)
+    seconds = s.reader.app_seconds(s.start_ms, s.end_ms, s.filters, s.rolled_until, s.daily_from)
+    peaks = s.reader.peak_seats(s.start_ms, s.end_ms, s.filters, s.rolled_until, s.daily_from)
     titles: dict[tuple[str, str], dict[str, Any]] = {}
     for (site, _lab, _device, app), secs in seconds.items():
         entry = titles.setdefault((site, app), {"seconds": 0.0, "devices": 0})

@@ -1,8 +1,10 @@
-"""Usage facts from InfluxDB: hourly rollups for closed, rolled-up hours, raw points for the rest.
+"""Usage facts from InfluxDB: daily and hourly rollups for closed, rolled-up time, raw points
+for the rest.
 
 A year of raw one-minute samples for a region is too much to scan for a report, so every
-read is split in time: ``rollup_*`` measurements (written by the collector from closed hours)
-cover whole hours up to the last rolled-up hour, raw ``sample``/``app_usage`` points cover the
+read is split in time: ``rollup_*_daily`` measurements cover whole local days, ``rollup_*_hourly``
+the whole hours around them, both up to the last rolled-up hour (the collector writes them from
+closed hours), and raw ``sample``/``app_usage`` points cover the
 unaligned edges and the recent, not yet rolled-up, hours. The split is the same for every
 figure, so a number never mixes the two sources for the same hour.
 """
@@ -14,6 +16,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from collector.daily import DAY_TZ, day_of, first_day_within
 from labmeter.influx import InfluxV1, all_records, quote_ident, quote_str, tag_filter, time_range
 
 HOUR_MS = 3600_000
@@ -26,22 +29,39 @@ Filters = Mapping[str, str | None]
 
 @dataclass(frozen=True)
 class Part:
-    """One piece of a window and where its data lives."""
+    """One piece of a window and where its data lives: "raw", "hourly" or "daily" points."""
 
     start_ms: int
     end_ms: int
-    rolled: bool
+    source: str
+
+    def measurement(self, raw: str, rollup: str) -> str:
+        """``raw`` for raw points, else the ``rollup_<rollup>_<source>`` measurement."""
+        return raw if self.source == "raw" else f"rollup_{rollup}_{self.source}"
 
 
-def split(start_ms: int, end_ms: int, rolled_until_ms: int | None) -> list[Part]:
-    """Whole hours before ``rolled_until_ms`` from rollups; the rest from raw points."""
+def split(
+    start_ms: int, end_ms: int, rolled_until_ms: int | None, daily_from_ms: int | None = None
+) -> list[Part]:
+    """Whole hours before ``rolled_until_ms`` from rollups; the rest from raw points.
+
+    Of those hours, whole local days from ``daily_from_ms`` on come from daily rollups (the
+    collector recomputes a day after each of its hours, so a day whose hours are all rolled
+    up is complete), the hours around them from hourly ones.
+    """
     if rolled_until_ms is None:
-        return [Part(start_ms, end_ms, False)]
+        return [Part(start_ms, end_ms, "raw")]
     first = -(-start_ms // HOUR_MS) * HOUR_MS
     last = min(end_ms // HOUR_MS * HOUR_MS, rolled_until_ms)
     if last <= first:
-        return [Part(start_ms, end_ms, False)]
-    parts = [Part(start_ms, first, False), Part(first, last, True), Part(last, end_ms, False)]
+        return [Part(start_ms, end_ms, "raw")]
+    rolled = [Part(first, last, "hourly")]
+    if daily_from_ms is not None:
+        day_a, day_b = first_day_within(max(first, daily_from_ms)), day_of(last)
+        if day_a < day_b:
+            rolled = [Part(first, day_a, "hourly"), Part(day_a, day_b, "daily")]
+            rolled.append(Part(day_b, last, "hourly"))
+    parts = [Part(start_ms, first, "raw"), *rolled, Part(last, end_ms, "raw")]
     return [p for p in parts if p.end_ms > p.start_ms]
 
 
@@ -84,6 +104,19 @@ class UsageReader:
             return None
         return min(min(last.values()) + HOUR_MS, now_ms // HOUR_MS * HOUR_MS)
 
+    def daily_from(self, sites: Collection[str], site: str | None) -> int | None:
+        """First local day covered by daily rollups (for every site), None if a site has none.
+
+        Hourly rollups written before daily ones existed are not covered by them, so days
+        before a site's first daily rollup are read from hourly ones.
+        """
+        q = "SELECT first(samples) FROM rollup_device_daily"
+        q += f" WHERE site = {quote_str(site)}" if site else " GROUP BY site"
+        first = {r.get("site", site): int(r["time"]) for r in all_records(self.influx.query(q))}
+        if not first or any(s not in first for s in sites):
+            return None
+        return max(first.values())
+
     def _sum_query(
         self,
         part: Part,
@@ -93,7 +126,7 @@ class UsageReader:
         exclude: Collection[tuple[str, str, str]] = (),
         fields: tuple[str, ...] = STATE_FIELDS,
     ) -> str:
-        measurement = "rollup_device_hourly" if part.rolled else "sample"
+        measurement = part.measurement("sample", "device")
         sums = ", ".join(f"sum({quote_ident(f)}) AS {quote_ident(f)}" for f in fields)
         return (
             f"SELECT {sums} FROM {measurement} WHERE {time_range(part.start_ms, part.end_ms)}"
@@ -101,13 +134,41 @@ class UsageReader:
         )
 
     def facts(
-        self, start_ms: int, end_ms: int, filters: Filters, rolled_until: int | None
+        self,
+        start_ms: int,
+        end_ms: int,
+        filters: Filters,
+        rolled_until: int | None,
+        daily_from: int | None = None,
     ) -> dict[FactKey, Totals]:
         """Seconds per device and stakeholder category over the window."""
         out: dict[FactKey, Totals] = defaultdict(Totals)
-        for part in split(start_ms, end_ms, rolled_until):
+        for part in split(start_ms, end_ms, rolled_until, daily_from):
             for record in all_records(self.influx.query(self._sum_query(part, filters))):
                 out[_fact_key(record)].add(record)
+        return dict(out)
+
+    def period_facts(
+        self,
+        spans: list[tuple[int, int]],
+        filters: Filters,
+        rolled_until: int | None,
+        daily_from: int | None,
+        tags: tuple[str, ...] = FACT_TAGS,
+        exclude: Collection[tuple[str, str, str]] = (),
+        fields: tuple[str, ...] = STATE_FIELDS,
+    ) -> dict[tuple[int, FactKey], Totals]:
+        """Like ``daily_facts`` keyed by each span's start, one sum per span and source.
+
+        With daily rollups, twelve monthly sums read a year faster than one query grouped by
+        day (2.2 s against 4.2 s for a region's year); over hourly rollups it is the reverse.
+        """
+        out: dict[tuple[int, FactKey], Totals] = defaultdict(Totals)
+        for a, b in spans:
+            for part in split(a, b, rolled_until, daily_from):
+                q = self._sum_query(part, filters, "", tags, exclude, fields)
+                for record in all_records(self.influx.query(q)):
+                    out[(a, _fact_key(record))].add(record)
         return dict(out)
 
     def daily_facts(
@@ -120,6 +181,7 @@ class UsageReader:
         tags: tuple[str, ...] = FACT_TAGS,
         exclude: Collection[tuple[str, str, str]] = (),
         fields: tuple[str, ...] = STATE_FIELDS,
+        daily_from: int | None = None,
     ) -> dict[tuple[int, FactKey], Totals]:
         """Like ``facts`` per local calendar day (key: the day's start in epoch ms).
 
@@ -127,10 +189,13 @@ class UsageReader:
         category is one query with few rows, where twelve monthly queries per device cost
         twelve passes over every series. ``exclude`` leaves devices out (unregistered ones);
         ``fields`` narrows the sums (each field read costs about as much as the whole query).
+        Daily rollups are local days of ``DAY_TZ``: read only when ``tz`` is that zone.
         """
         out: dict[tuple[int, FactKey], Totals] = defaultdict(Totals)
         group = "time(1d), "
-        for part in split(start_ms, end_ms, rolled_until):
+        if tz != DAY_TZ:
+            daily_from = None
+        for part in split(start_ms, end_ms, rolled_until, daily_from):
             q = self._sum_query(part, filters, group, tags, exclude, fields)
             q += f" fill(none) tz({_quote_tz(tz)})"
             for record in all_records(self.influx.query(q)):
@@ -138,12 +203,17 @@ class UsageReader:
         return dict(out)
 
     def app_seconds(
-        self, start_ms: int, end_ms: int, filters: Filters, rolled_until: int | None
+        self,
+        start_ms: int,
+        end_ms: int,
+        filters: Filters,
+        rolled_until: int | None,
+        daily_from: int | None = None,
     ) -> dict[tuple[str, str, str, str], float]:
         """Seconds each app ran, per (site, lab, device, app)."""
         out: dict[tuple[str, str, str, str], float] = defaultdict(float)
-        for part in split(start_ms, end_ms, rolled_until):
-            measurement = "rollup_app_hourly" if part.rolled else "app_usage"
+        for part in split(start_ms, end_ms, rolled_until, daily_from):
+            measurement = part.measurement("app_usage", "app")
             q = (
                 f"SELECT sum(running_s) AS running_s FROM {measurement} WHERE "
                 f"{time_range(part.start_ms, part.end_ms)}{tag_filter(filters)} "
@@ -154,7 +224,12 @@ class UsageReader:
         return dict(out)
 
     def peak_seats(
-        self, start_ms: int, end_ms: int, filters: Filters, rolled_until: int | None
+        self,
+        start_ms: int,
+        end_ms: int,
+        filters: Filters,
+        rolled_until: int | None,
+        daily_from: int | None = None,
     ) -> dict[tuple[str, str], int]:
         """Most devices running each app in the same minute, per (site, app).
 
@@ -166,11 +241,12 @@ class UsageReader:
         if filters.get("lab") or filters.get("device"):
             rolled_until = None
         out: dict[tuple[str, str], int] = {}
-        for part in split(start_ms, end_ms, rolled_until):
+        for part in split(start_ms, end_ms, rolled_until, daily_from):
             window = time_range(part.start_ms, part.end_ms)
-            if part.rolled:
+            if part.source != "raw":
+                seats = part.measurement("", "app_concurrency")
                 q = (
-                    "SELECT max(peak_seats) AS peak FROM rollup_app_concurrency_hourly "
+                    f"SELECT max(peak_seats) AS peak FROM {seats} "
                     f"WHERE {window}{tag_filter({'site': filters.get('site')})} GROUP BY site, app"
                 )
                 for r in all_records(self.influx.query(q)):

@@ -4,7 +4,11 @@ Loads 300 devices (10 ITS sites x 3 labs x 10 devices) for one year: hourly roll
 (the collector's schema) for every weekday hour 06-18 UTC up to two days ago, and raw one-minute
 samples (with app usage) for the last two days, written as line protocol in big batches. Then
 times the yearly report (JSON, HTML, PDF) and the main endpoints through the real API app, and
-prints the median of 3 runs of each.
+prints the median of 3 runs of each, in stages: as loaded; after the collector's own code
+(``collector.rollups.rollup_lines``) rolled up the raw hours, as a running collector would
+have; after deriving the daily rollups from the hourly ones with the collector's own code
+(``collector.daily.backfill``); then the ratio of the first and the last stage. With
+``--keep-data``, stages already done are not redone (only the last one is measured).
 
     .venv/bin/python bench/report.py             # starts its own influxd in a temp dir
     .venv/bin/python bench/report.py --keep-data /tmp/lm-bench   # reuse a loaded data dir
@@ -17,7 +21,7 @@ import random
 import statistics
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -25,6 +29,8 @@ from fastapi.testclient import TestClient
 
 from api.keys import KeyStore, Role
 from api.main import create_app
+from collector.daily import backfill
+from collector.rollups import rollup_lines
 from labmeter.config import ApiConfig, Config, InfluxConfig
 from labmeter.influx import InfluxV1
 from labmeter.localstack import influxd, wait_influx_ready
@@ -145,6 +151,16 @@ def load(influx: InfluxV1, hours: Iterator[list[str]], batch: int = 50_000) -> t
     return points + len(pending), writing + time.perf_counter() - t0
 
 
+def roll_hours(influx: InfluxV1, start_ms: int, end_ms: int) -> str:
+    """Hourly rollups of the raw hours, by the collector's own code (``rollup_lines``)."""
+    points = 0
+    for hour in range(start_ms, end_ms, HOUR):
+        lines = rollup_lines(influx, hour, "+")
+        influx.write_lines(lines)
+        points += len(lines)
+    return f"{points:,}"
+
+
 def median_of_3(client: TestClient, path: str, params: dict[str, str | int]) -> float:
     times = []
     for _ in range(3):
@@ -153,6 +169,17 @@ def median_of_3(client: TestClient, path: str, params: dict[str, str | int]) -> 
         times.append(time.perf_counter() - t0)
         assert response.status_code == 200, (path, response.status_code, response.text[:300])
     return statistics.median(times)
+
+
+def measure(
+    client: TestClient, title: str, cases: list[tuple[str, str, dict[str, str | int]]]
+) -> dict[str, float]:
+    print(f"{title:<44} {'median of 3':>12}")
+    times = {}
+    for name, path, params in cases:
+        times[name] = median_of_3(client, path, params)
+        print(f"{name:<44} {times[name]:>10.3f} s", flush=True)
+    return times
 
 
 def main() -> None:
@@ -218,9 +245,30 @@ def main() -> None:
             ("sessions, last day (raw)", "/api/v1/sessions",
              {"start": end_ms // 1000 - 86400, "end": end_ms // 1000}),
         ]  # fmt: skip
-        print(f"{'request':<34} {'median of 3':>12}")
-        for name, path, params in cases:
-            print(f"{name:<34} {median_of_3(client, path, params):>10.3f} s", flush=True)
+        stages: list[tuple[str, Callable[[], str] | None]] = [
+            ("as loaded: hourly rollups, raw last 2 days", None),
+            ("+ collector rolled up the raw hours", lambda: roll_hours(influx, raw_from, end_ms)),
+            ("+ daily rollups", lambda: f"{backfill(influx, influx, start_ms, end_ms, '+'):,}"),
+        ]
+        measured: list[tuple[str, dict[str, float]]] = []
+        for n, (stage, action) in enumerate(stages):
+            marker = workdir / f"stage-{n}"
+            if marker.exists():
+                continue
+            if action is not None:
+                t0 = time.perf_counter()
+                done = action()
+                print(f"{stage}: {done} points in {time.perf_counter() - t0:.1f} s", flush=True)
+            marker.write_text("done\n")
+            measured.append((stage, measure(client, stage, cases)))
+        if not measured:  # every stage done in an earlier run: measure the data as it is
+            measure(client, "data as kept", cases)
+        if len(measured) > 1:
+            (first, base), (last, final) = measured[0], measured[-1]
+            print(f"ratio '{first}' / '{last}' (same run):")
+            for name, seconds in final.items():
+                ratio = base[name] / seconds
+                print(f"{name:<44} {base[name]:>8.3f} s -> {seconds:>7.3f} s  {ratio:>5.1f}x")
         influx.close()
     finally:
         service.stop()

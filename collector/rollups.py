@@ -1,5 +1,7 @@
 """Hourly rollups, recomputed from InfluxDB for every hour the collector wrote raw points into.
 
+After an hour's rollup its local day's daily rollup is recomputed too (``collector/daily.py``).
+
 Each rollup is computed from the database, never from this collector's own stream, and written
 as the same points each time (measurement + tags + hour), so recomputing is idempotent and N
 collectors on one shared subscription converge on the same numbers. An hour is recomputed
@@ -20,24 +22,21 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 import orjson
 
+from collector.daily import Reader as Reader  # re-exported: the collector's query protocol
+from collector.daily import daily_lines, day_of, next_day
 from collector.metrics import Metrics
 from labmeter.contract import STATES
 from labmeter.errors import WriteError
-from labmeter.influx import FieldValue, LineWriter, QueryResult, line, quote_str, time_range
+from labmeter.influx import FieldValue, LineWriter, line, quote_str, time_range
 
 log = logging.getLogger(__name__)
 
 HOUR_MS = 3_600_000
 MAX_DEFER_S = 300.0  # rollups wait for a backlog to drain, but never longer than this
 _STATE_FIELDS = [f"{s}_s" for s in STATES] + ["observed_s"]
-
-
-class Reader(Protocol):
-    def query(self, influxql: str, *, epoch: str = "ms") -> list[QueryResult]: ...
 
 
 def hour_of(ts_ms: int) -> int:
@@ -182,13 +181,20 @@ class Rollups:
             # Draining a backlog: each recompute scans whole hours and took InfluxDB (and the
             # GIL) from the writes, halving the drain. The data are in the database; wait.
             return
-        for hour, due in ready:
+        for i, (hour, due) in enumerate(ready):
             if self._stop.is_set():
                 return
             try:
                 lines = rollup_lines(self.reader, hour, self.site)
                 if lines:
                     self.writer.write_lines(lines)
+                # The day follows its hours: recomputed after the last of them in this pass
+                # (from the hourly rollups just written); if that fails, so does this hour.
+                if i + 1 == len(ready) or day_of(ready[i + 1][0]) != day_of(hour):
+                    day = day_of(hour)
+                    days = daily_lines(self.reader, day, next_day(day), self.site)
+                    if days:
+                        self.writer.write_lines(days)
             except WriteError as exc:
                 log.warning("rollup of hour %d failed (%s); will retry", hour, exc)
                 with self._lock, contextlib.suppress(KeyError):

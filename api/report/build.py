@@ -10,12 +10,14 @@ import time
 from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from typing import Any
 
 from api import analysis
 from api.analysis import Every, GroupBy, Scope
 from api.usage import Totals
+from collector.daily import DAY_TZ
 from labmeter import __version__
 from labmeter.contract import CATEGORIES, EXTERNAL_CATEGORIES
 from labmeter.inventory import DAYS, Equipment, Software
@@ -56,6 +58,10 @@ def build(scope: Scope, progress: Progress | None = None) -> dict[str, Any]:
             progress(n, STEPS, label)
 
     inv = scope.inventory
+    # Licences read their own measurements: their queries overlap with the others (2 cores).
+    pool = ThreadPoolExecutor(max_workers=1)
+    licences_future = pool.submit(analysis.software, scope)
+    pool.shutdown(wait=False)
     devices = analysis.utilisation(scope, GroupBy.device, None)
     labs = analysis.utilisation(scope, GroupBy.lab, None)
     step(1, "utilisation per device and lab")
@@ -65,7 +71,7 @@ def build(scope: Scope, progress: Progress | None = None) -> dict[str, Any]:
     openness_labs = analysis.openness(scope, by_lab=True)["labs"]
     step(3, "openness")
     step(4, "monthly openness")
-    licences = analysis.software(scope)
+    licences = licences_future.result()
     step(5, "software licences")
     sessions: dict[tuple[str, str, str], int] | None = None
     if scope.end_ms - scope.start_ms <= analysis.MAX_SESSION_WINDOW_MS:
@@ -232,8 +238,9 @@ def _count_versions(versions: dict[tuple[str, str, str], str]) -> list[dict[str,
 def _monthly(
     scope: Scope, devices: list[dict[str, Any]]
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Per lab and month: utilisation; per month: openness. One daily query per lab and
-    category, binned into local calendar months here; unregistered devices left out."""
+    """Per lab and month: utilisation; per month: openness. Per lab and category: a sum per
+    month where daily rollups cover it, else one query per day binned into local calendar
+    months here; unregistered devices left out."""
     spans = analysis.periods(scope, Every.month)
     starts = [a for a, _ in spans]
     members: dict[tuple[str, str], list[tuple[str, str, str]]] = defaultdict(list)
@@ -244,11 +251,17 @@ def _monthly(
             members[key[:2]].append(key)
         else:
             unregistered.append(key)
-    daily = scope.reader.daily_facts(
-        scope.start_ms, scope.end_ms, scope.filters, scope.rolled_until, scope.tz,
-        tags=("site", "lab", "category"), exclude=unregistered,
-        fields=("in_use_s", "observed_s"),  # all that the trend and openness show
-    )  # fmt: skip
+    tags, fields = ("site", "lab", "category"), ("in_use_s", "observed_s")  # all they show
+    if scope.daily_from is not None and scope.tz == DAY_TZ:  # months of daily rollups
+        daily = scope.reader.period_facts(
+            spans, scope.filters, scope.rolled_until, scope.daily_from,
+            tags=tags, exclude=unregistered, fields=fields,
+        )  # fmt: skip
+    else:
+        daily = scope.reader.daily_facts(
+            scope.start_ms, scope.end_ms, scope.filters, scope.rolled_until, scope.tz,
+            tags=tags, exclude=unregistered, fields=fields,
+        )  # fmt: skip
     per_lab: dict[tuple[int, str, str], Totals] = defaultdict(Totals)
     per_cat: dict[int, dict[str, float]] = defaultdict(lambda: dict.fromkeys(CATEGORIES, 0.0))
     for (day_ms, (site, lab, _d, _k, category)), totals in daily.items():

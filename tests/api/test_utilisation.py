@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from api.keys import Role
-from api.usage import UsageReader
+from api.usage import UsageReader, split
+from collector.daily import backfill, day_of
 from labmeter.config import Config
 from labmeter.influx import InfluxV1
 from tests.api import lab_data as d
@@ -152,3 +153,59 @@ def test_absurd_epoch_is_a_422_not_a_crash(lab_api: Api, start: str) -> None:
         headers={"X-API-Key": lab_api.tokens[Role.viewer]},
     )
     assert response.status_code == 422
+
+
+def test_daily_rollups_give_the_same_figures_as_raw_points(
+    config: Config, influx: InfluxV1, tmp_path: Path
+) -> None:
+    """The lab on four days, one of them Rome's 23-hour day; closed days read from daily
+    rollups (the collector's code derives them), the edges from hourly and raw points."""
+    day = 24 * d.HOUR
+    shifts = (0, day, 27 * day, 28 * day)  # Mon 2, Tue 3, Sun 29 (summer time), Mon 30 March
+    raw = [_shift(text, by) for by in shifts for text in d.raw_lines()]
+    influx.write_lines(raw + d.status_lines())
+    plain = make_api(config, tmp_path / "p", d.inventory_file(tmp_path))
+    other = dataclasses.replace(
+        config, influx=dataclasses.replace(config.influx, database=config.influx.database + "_d")
+    )
+    rolled_db = InfluxV1(other.influx)
+    rolled_db.create_database()
+    try:
+        cutoff = d.T0 + 28 * day + 9 * d.HOUR  # an hour inside the last day's sessions
+        rollups, _ = d.rollup_lines(raw, cutoff)
+        rolled_db.write_lines(rollups + raw + d.status_lines())  # raw points stay, as in life
+        assert backfill(rolled_db, rolled_db, d.T0, cutoff, d.SITE) > 0
+        reader = UsageReader(rolled_db)
+        until = reader.rolled_until(cutoff + day, {d.SITE}, None)
+        assert until == cutoff
+        assert reader.daily_from({d.SITE}, None) == day_of(d.T0)
+        rolled = make_api(other, tmp_path / "r", d.inventory_file(tmp_path))
+        window = {
+            "start": d.T0 // 1000 + 9 * 3600 + 1234,
+            "end": (d.T0 + 28 * day) // 1000 + 20 * 3600,
+        }
+        sources = {p.source for p in split(window["start"] * 1000, window["end"] * 1000, until,
+                                           day_of(d.T0))}  # fmt: skip
+        assert sources == {"raw", "hourly", "daily"}
+        for path, params in [
+            ("/api/v1/utilisation", {}),
+            ("/api/v1/utilisation", {"group_by": "category", "every": "day"}),
+            ("/api/v1/utilisation", {"group_by": "lab", "every": "week"}),
+            ("/api/v1/utilisation", {"group_by": "site", "every": "month"}),
+            ("/api/v1/openness", {"by_lab": True}),
+            ("/api/v1/software", {}),
+        ]:
+            assert rolled.get(path, **window, **params) == plain.get(path, **window, **params)
+        report = rolled.get("/api/v1/report", **window, format="json")
+        expected = plain.get("/api/v1/report", **window, format="json")
+        for data in (report, expected):
+            del data["meta"]["generated_ms"], data["meta"]["rolled_until_ms"]
+        assert report == expected
+    finally:
+        rolled_db.query(f'DROP DATABASE "{other.influx.database}"')
+        rolled_db.close()
+
+
+def _shift(text: str, by_ms: int) -> str:
+    head, ts = text.rsplit(" ", 1)
+    return f"{head} {int(ts) + by_ms}"

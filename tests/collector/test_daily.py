@@ -1,0 +1,119 @@
+"""Daily rollups: the collector's recompute after each hour equals the raw points, late data too."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from collector.daily import day_of, first_day_within, next_day
+from collector.metrics import Metrics
+from collector.rollups import Rollups, hour_of
+from labmeter.influx import InfluxV1, line
+from tests.api import lab_data as d
+
+DAY = 24 * d.HOUR
+# Sunday 29 March 2026: Rome moves to summer time, so that local day has 23 hours.
+DST_SHIFT = 27 * DAY
+
+
+def _shifted(lines: list[str], by_ms: int) -> list[str]:
+    out = []
+    for text in lines:
+        head, ts = text.rsplit(" ", 1)
+        out.append(f"{head} {int(ts) + by_ms}")
+    return out
+
+
+def _hours(lines: list[str]) -> set[int]:
+    return {hour_of(int(text.rsplit(" ", 1)[1])) for text in lines}
+
+
+def _raw_by_day(influx: InfluxV1) -> dict[tuple[int, str, str], tuple[float, float, int]]:
+    """InfluxDB's own sums of the raw samples per Rome day, device and category."""
+    out = {}
+    for s in influx.query(
+        "SELECT sum(in_use_s), sum(observed_s), count(observed_s) FROM sample WHERE time > 0 "
+        "GROUP BY time(1d), device, category fill(none) tz('Europe/Rome')"
+    ):
+        for t, in_use, observed, n in s.values:
+            out[(int(t), s.tags["device"], s.tags["category"])] = (in_use, observed, n)
+    return out
+
+
+def _daily(influx: InfluxV1) -> dict[tuple[int, str, str], tuple[float, float, int]]:
+    out = {}
+    for s in influx.query(
+        "SELECT in_use_s, observed_s, samples FROM rollup_device_daily GROUP BY device, category"
+    ):
+        for t, in_use, observed, n in s.values:
+            out[(int(t), s.tags["device"], s.tags["category"])] = (in_use, observed, n)
+    return out
+
+
+def _roll(rollups: Rollups, lines: list[str]) -> None:
+    rollups.touch(_hours(lines))
+    far = datetime(2030, 1, 1, tzinfo=UTC).timestamp()
+    rollups.run_due(far)  # computes
+    rollups.run_due(far)  # confirms
+    assert rollups.pending() == []
+
+
+def test_day_boundaries_are_rome_midnights_across_summer_time() -> None:
+    sunday = d.T0 + DST_SHIFT  # 00:00 UTC on 29 March = 01:00 in Rome
+    start = day_of(sunday)
+    assert start == sunday - d.HOUR  # 23:00 UTC the evening before
+    assert next_day(start) - start == 23 * d.HOUR
+    assert first_day_within(start) == start
+    assert first_day_within(start + 1) == next_day(start)
+
+
+def test_daily_rollups_equal_raw_and_hourly_sums_and_follow_late_data(
+    influx: InfluxV1, tmp_path: Path
+) -> None:
+    lab = d.raw_lines()
+    raw = lab + _shifted(lab, DAY) + _shifted(lab, DST_SHIFT)
+    influx.write_lines(raw)
+    rollups = Rollups(
+        influx, influx, Metrics(), site=d.SITE, state_path=tmp_path / "r.json",
+        grace_s=0, settle_s=0,
+    )  # fmt: skip
+    _roll(rollups, raw)
+    daily = _daily(influx)
+    assert daily == _raw_by_day(influx)
+    assert {day for day, _d, _c in daily} == {
+        day_of(d.T0),
+        day_of(d.T0 + DAY),
+        day_of(d.T0 + DST_SHIFT),
+    }
+    hourly = influx.query(
+        "SELECT sum(in_use_s) FROM rollup_device_hourly WHERE time > 0 "
+        "GROUP BY time(1d) fill(none) tz('Europe/Rome')"
+    )[0].values
+    assert [v for _t, v in hourly] == [
+        sum(v[0] for (day, _d, _c), v in daily.items() if day == t) for t, _v in hourly
+    ]
+    apps = influx.query("SELECT running_s FROM rollup_app_daily GROUP BY device")
+    assert {s.tags["device"]: [v for _t, v in s.values] for s in apps} == {
+        "pc-01": [75 * 60.0] * 3,  # solidworks 09:00-10:15 Rome each day
+        "pc-02": [30 * 60.0] * 3,
+    }
+    seats = influx.query("SELECT peak_seats, seat_hours FROM rollup_app_concurrency_daily")
+    assert [(p, h) for _t, p, h in seats[0].values] == [(2, 105 / 60)] * 3
+
+    # An agent replays a backlog into the first day: a late hour of pc-03, in a new hour.
+    late = [
+        line(
+            "sample",
+            {"site": d.SITE, "lab": "lab-cad", "device": "pc-03", "kind": "pc",
+             "category": "staff"},
+            {"in_use_s": 60.0, "idle_s": 0.0, "setup_s": 0.0, "paused_s": 0.0, "alarm_s": 0.0,
+             "off_s": 0.0, "observed_s": 60.0, "interval_s": 60.0, "seq": m, "state": "in_use"},
+            d.T0 + 14 * d.HOUR + m * d.MIN,
+        )
+        for m in range(30)
+    ]  # fmt: skip
+    influx.write_lines(late)
+    _roll(rollups, late)
+    daily = _daily(influx)
+    assert daily == _raw_by_day(influx)
+    assert daily[(day_of(d.T0), "pc-03", "staff")] == (1800.0, 1800.0, 30)
