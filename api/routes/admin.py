@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Request
+from fastapi import Path as FastApiPath
 from pydantic import BaseModel
 
 from api.auth import Admin
@@ -42,7 +44,11 @@ def list_keys(request: Request) -> list[KeyInfo]:
 
 
 @router.delete("/apikeys/{key_id}", status_code=204)
-def revoke_key(request: Request, key_id: int) -> None:
+def revoke_key(
+    request: Request,
+    # Bounded to SQLite's INTEGER range: a larger id is a 422, not a 500 (found by fuzzing).
+    key_id: Annotated[int, FastApiPath(ge=1, le=2**63 - 1)],
+) -> None:
     """Revoke a key at once; the next request made with it gets 401."""
     if not _keys(request).revoke(key_id):
         raise HTTPException(404, f"no active key {key_id}")
