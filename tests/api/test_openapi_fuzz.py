@@ -25,7 +25,12 @@ def test_no_server_error_on_any_generated_input(lab_api: Api) -> None:
     for operation in operations:
 
         @given(case=operation.as_strategy())
-        @settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck))
+        @settings(
+            max_examples=6,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+            derandomize=True,  # the same cases in every CI run; explore locally with more
+        )
         def check(case: schemathesis.Case) -> None:
             response = case.call(headers=headers)
             statuses[response.status_code] += 1
