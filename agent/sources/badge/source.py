@@ -18,7 +18,7 @@ from agent.sources import SourceEvent
 from agent.sources.badge.protocol import Debouncer, FrameDecoder, Sessions
 from agent.sources.options import Options
 from agent.sources.serial_link import SerialLink
-from agent.sources.stamp import stamped
+from agent.sources.stamp import EventLog, stamped
 from labmeter.config import AgentConfig
 from labmeter.contract import CATEGORIES
 from labmeter.errors import ConfigError
@@ -83,7 +83,7 @@ class BadgeSource:
         self._debouncer = Debouncer(opts.number("debounce_s", 1.0, minimum=0.0))
         self._sessions = Sessions()
         self._lock = threading.Lock()
-        self._events: list[SourceEvent] = []
+        self._events = EventLog()
         self.link = SerialLink(
             opts.string("port"),
             opts.integer("baudrate", 9600, minimum=300),
@@ -114,7 +114,7 @@ class BadgeSource:
             if badge is None or self.identity(badge) != expected:
                 return
             self._sessions.current = None
-            self._events.append(stamped("session_end", {"reason": reason}, *expected))
+            self._events.add(stamped("session_end", {"reason": reason}, *expected))
 
     def metrics(self) -> dict[str, float]:
         with self._lock:
@@ -136,16 +136,13 @@ class BadgeSource:
         return Reading(state="in_use", user=session[0], category=session[1], metrics=metrics)
 
     def drain_events(self) -> list[SourceEvent]:
-        with self._lock:
-            events, self._events = self._events, []
-        return events
+        return self._events.drain()
 
     def close(self) -> None:
         self.link.close()
 
     def _on_disconnect(self, now: float, reason: str) -> None:
-        with self._lock:
-            self._events.append(stamped("source_error", {"reason": "badge reader lost"}))
+        self._events.add(stamped("source_error", {"reason": "badge reader lost"}))
 
     def _on_data(self, data: bytes, now: float) -> None:
         with self._lock:
@@ -154,12 +151,10 @@ class BadgeSource:
                     continue
                 user, category = self.identity(badge)
                 changes = self._sessions.swipe(badge)
-                self._events.append(
-                    stamped("badge", {"known": badge in self.table}, user, category)
-                )
+                self._events.add(stamped("badge", {"known": badge in self.table}, user, category))
                 for change in changes:
                     user, category = self.identity(change.badge)
                     detail: dict[str, str | int | float | bool] = (
                         {"reason": "badge"} if change.action == "end" else {}
                     )
-                    self._events.append(stamped(f"session_{change.action}", detail, user, category))
+                    self._events.add(stamped(f"session_{change.action}", detail, user, category))

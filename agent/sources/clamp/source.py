@@ -10,7 +10,7 @@ from agent.sources import SourceEvent
 from agent.sources.clamp.protocol import Classifier, Thresholds, parse_amps
 from agent.sources.options import Options
 from agent.sources.serial_link import LineBuffer, SerialLink
-from agent.sources.stamp import stamped
+from agent.sources.stamp import EventLog, stamped
 from labmeter.config import AgentConfig
 from labmeter.errors import ConfigError
 
@@ -39,7 +39,7 @@ class ClampSource:
         self._amps: float | None = None
         self._last_t = 0.0
         self._in_job = False
-        self._events: list[SourceEvent] = []
+        self._events = EventLog()
         self.counters = {"garbage_lines": 0, "readings": 0, "disconnects": 0}
         self.link = SerialLink(
             port,
@@ -65,9 +65,7 @@ class ClampSource:
         return Reading(state=state, metrics=metrics)
 
     def drain_events(self) -> list[SourceEvent]:
-        with self._lock:
-            events, self._events = self._events, []
-        return events
+        return self._events.drain()
 
     def close(self) -> None:
         self.link.close()
@@ -76,7 +74,7 @@ class ClampSource:
         with self._lock:
             self.counters["disconnects"] += 1
             self._classifier.reset()
-            self._events.append(stamped("source_error", {"reason": "disconnected"}))
+            self._events.add(stamped("source_error", {"reason": "disconnected"}))
 
     def _on_tick(self, now: float) -> None:
         with self._lock:
@@ -97,7 +95,7 @@ class ClampSource:
                 state = self._classifier.update(amps, now)
                 if state == "in_use" and not self._in_job:
                     self._in_job = True
-                    self._events.append(stamped("job_start", {}))
+                    self._events.add(stamped("job_start", {}))
                 elif state != "in_use" and self._in_job:
                     self._in_job = False
-                    self._events.append(stamped("job_end", {"reason": state}))
+                    self._events.add(stamped("job_end", {"reason": state}))

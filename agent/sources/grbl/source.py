@@ -17,7 +17,7 @@ from agent.sources import SourceEvent
 from agent.sources.grbl.protocol import Alarm, Banner, Garbage, Status, parse_line
 from agent.sources.options import Options
 from agent.sources.serial_link import LineBuffer, SerialLink
-from agent.sources.stamp import stamped
+from agent.sources.stamp import EventLog, stamped
 from labmeter.config import AgentConfig
 
 QUERY = {"grbl": b"?", "grblhal": b"\x80"}
@@ -44,7 +44,7 @@ class GrblSource:
         self._last_query = 0.0
         self._in_job = False
         self._alarm_seen = False  # an ALARM:N line already announced the current alarm
-        self._events: list[SourceEvent] = []
+        self._events = EventLog()
         self.counters = {"garbage_lines": 0, "resets": 0, "status_reports": 0, "disconnects": 0}
         self.link = SerialLink(
             port,
@@ -75,9 +75,7 @@ class GrblSource:
         return Reading(state=status.state, metrics=metrics)
 
     def drain_events(self) -> list[SourceEvent]:
-        with self._lock:
-            events, self._events = self._events, []
-        return events
+        return self._events.drain()
 
     def close(self) -> None:
         self.link.close()
@@ -92,7 +90,7 @@ class GrblSource:
         with self._lock:
             self.counters["disconnects"] += 1
             self._status = None
-            self._events.append(stamped("source_error", {"reason": "disconnected"}))
+            self._events.add(stamped("source_error", {"reason": "disconnected"}))
 
     def _on_tick(self, now: float) -> None:
         if now - self._last_query >= self.period_s:
@@ -114,13 +112,13 @@ class GrblSource:
             elif isinstance(msg, Banner):
                 self.counters["resets"] += 1
                 self._status = None  # unknown until the controller reports again
-                self._events.append(
+                self._events.add(
                     stamped("source_error", {"reason": "reset", "firmware": msg.firmware})
                 )
                 self._end_job("reset")
             elif isinstance(msg, Alarm):
                 self._alarm_seen = True
-                self._events.append(stamped("alarm", {"code": msg.code}))
+                self._events.add(stamped("alarm", {"code": msg.code}))
                 self._end_job("alarm")
             elif isinstance(msg, Garbage):
                 self.counters["garbage_lines"] += 1
@@ -129,18 +127,18 @@ class GrblSource:
         previous = self._status.machine_state if self._status is not None else None
         if status.machine_state == "Alarm":
             if previous != "Alarm" and not self._alarm_seen:
-                self._events.append(stamped("alarm", {}))
+                self._events.add(stamped("alarm", {}))
             self._alarm_seen = True
             self._end_job("alarm")
             return
         self._alarm_seen = False
         if status.machine_state == "Run" and not self._in_job:
             self._in_job = True
-            self._events.append(stamped("job_start", {}))
+            self._events.add(stamped("job_start", {}))
         elif status.machine_state in ("Idle", "Sleep"):
             self._end_job("done")
 
     def _end_job(self, reason: str) -> None:
         if self._in_job:
             self._in_job = False
-            self._events.append(stamped("job_end", {"reason": reason}))
+            self._events.add(stamped("job_end", {"reason": reason}))

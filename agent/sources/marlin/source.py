@@ -29,7 +29,7 @@ from agent.sources.marlin.protocol import (
 )
 from agent.sources.options import Options
 from agent.sources.serial_link import LineBuffer, SerialLink
-from agent.sources.stamp import stamped
+from agent.sources.stamp import EventLog, stamped
 from labmeter.config import AgentConfig
 
 
@@ -63,7 +63,7 @@ class MarlinSource:
         self._busy_t = 0.0  # last busy keepalive of any kind
         self._user_wait_t = -1e9  # last "busy: paused for user"
         self._halted = False
-        self._events: list[SourceEvent] = []
+        self._events = EventLog()
         self.counters = {
             "garbage_lines": 0,
             "resets": 0,
@@ -116,9 +116,7 @@ class MarlinSource:
         return "idle"
 
     def drain_events(self) -> list[SourceEvent]:
-        with self._lock:
-            events, self._events = self._events, []
-        return events
+        return self._events.drain()
 
     def close(self) -> None:
         self.link.close()
@@ -142,7 +140,7 @@ class MarlinSource:
         with self._lock:
             self.counters["disconnects"] += 1
             self._known = False
-            self._events.append(stamped("source_error", {"reason": "disconnected"}))
+            self._events.add(stamped("source_error", {"reason": "disconnected"}))
 
     def _on_tick(self, now: float) -> None:
         with self._lock:
@@ -205,7 +203,7 @@ class MarlinSource:
             self._halted = False
             self._sd_printing = False
             self._temps = None
-            self._events.append(stamped("source_error", {"reason": "reset"}))
+            self._events.add(stamped("source_error", {"reason": "reset"}))
             self._end_job("reset")
             self._enable_autoreports()  # a reboot forgets M155/M27 S
         elif isinstance(msg, DonePrinting):
@@ -215,7 +213,7 @@ class MarlinSource:
             self.counters["errors"] += 1
             if msg.fatal and not self._halted:
                 self._halted = True
-                self._events.append(stamped("alarm", {"message": msg.text[:200]}))
+                self._events.add(stamped("alarm", {"message": msg.text[:200]}))
                 self._end_job("alarm")
 
     def _on_temps(self, temps: Temperatures, now: float) -> None:
@@ -228,10 +226,10 @@ class MarlinSource:
         self._paused_since = None
         if not self._in_job:
             self._in_job = True
-            self._events.append(stamped("job_start", {"file_bytes": sd.total}))
+            self._events.add(stamped("job_start", {"file_bytes": sd.total}))
 
     def _end_job(self, reason: str) -> None:
         self._paused_since = None
         if self._in_job:
             self._in_job = False
-            self._events.append(stamped("job_end", {"reason": reason}))
+            self._events.add(stamped("job_end", {"reason": reason}))

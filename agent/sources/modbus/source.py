@@ -17,7 +17,7 @@ from agent.meter import Reading
 from agent.sources import SourceEvent
 from agent.sources.modbus.protocol import Register, parse_register_map
 from agent.sources.options import Options
-from agent.sources.stamp import stamped
+from agent.sources.stamp import EventLog, stamped
 from labmeter.config import AgentConfig
 from labmeter.errors import ConfigError
 
@@ -64,7 +64,7 @@ class ModbusSource:
         self._good_t = 0.0
         self._failing = False
         self._in_job = False
-        self._events: list[SourceEvent] = []
+        self._events = EventLog()
         self.counters = {"reads": 0, "errors": 0}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="labmeter-modbus", daemon=True)
@@ -80,9 +80,7 @@ class ModbusSource:
         return Reading(power_state(watts, self.off_below_w, self.run_above_w), metrics=metrics)
 
     def drain_events(self) -> list[SourceEvent]:
-        with self._lock:
-            events, self._events = self._events, []
-        return events
+        return self._events.drain()
 
     def close(self) -> None:
         self._stop.set()
@@ -121,7 +119,7 @@ class ModbusSource:
             if not self._failing:
                 self._failing = True
                 log.warning("modbus read failed: %s", exc)
-                self._events.append(stamped("source_error", {"reason": str(exc)[:200]}))
+                self._events.add(stamped("source_error", {"reason": str(exc)[:200]}))
 
     def _on_values(self, values: dict[str, float]) -> None:
         state = power_state(values[self.power_name], self.off_below_w, self.run_above_w)
@@ -130,7 +128,7 @@ class ModbusSource:
             self._values, self._good_t, self._failing = values, time.monotonic(), False
             if state == "in_use" and not self._in_job:
                 self._in_job = True
-                self._events.append(stamped("job_start", {}))
+                self._events.add(stamped("job_start", {}))
             elif state != "in_use" and self._in_job:
                 self._in_job = False
-                self._events.append(stamped("job_end", {"reason": state}))
+                self._events.add(stamped("job_end", {"reason": state}))
