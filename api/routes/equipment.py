@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import date
 
 from fastapi import APIRouter
@@ -50,15 +51,10 @@ def equipment(scope: ScopeDep) -> EquipmentList:
     rows = []
     if inv is not None:
         for key in sorted(scope.registered()):
-            eq = inv.equipment[key]
-            rows.append(
-                EquipmentRow(
-                    site=eq.site, lab=eq.lab, device=eq.id, kind=eq.kind,
-                    description=eq.description, fund=eq.fund, call=eq.call, cup=eq.cup,
-                    cost=eq.cost, purchased=eq.purchased, collaudo=eq.collaudo,
-                    final_payment=eq.final_payment, pnrr=eq.pnrr, seen=key in scope.seen,
-                )
-            )  # fmt: skip
+            fields = dataclasses.asdict(inv.equipment[key])
+            fields["device"] = fields.pop("id")
+            del fields["line"]  # where it stands in the file: not part of the row
+            rows.append(EquipmentRow(**fields, seen=key in scope.seen))
     return EquipmentList(
         inventory=inv.path if inv else None,
         equipment=rows,
