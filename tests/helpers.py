@@ -33,3 +33,39 @@ def publish_raw(url_host: str, port: int, messages: list[tuple[str, bytes]], qos
     finally:
         client.disconnect()
         client.loop_stop()
+
+
+def simulate_through_collector(
+    config: Any, influx: Any, *, devices: int, hours: float, seed: int
+) -> tuple[dict[str, Any], Any]:
+    """Run a simulated lab through real Mosquitto and a collector into InfluxDB.
+
+    Returns the ground truth and the (stopped) collector once every published sample is
+    queryable, so a test can compare API figures with the truth and read its dead letters.
+    """
+    from collector.service import Collector
+    from simulators import lab
+
+    collector = Collector(config, influx)
+    collector.start()
+    assert collector.connected.wait(10)
+    time.sleep(0.2)  # let the SUBSCRIBE land before the lab publishes
+    try:
+        truth = lab.run(
+            config.mqtt,
+            devices=devices,
+            hours=hours,
+            seed=seed,
+            speed=0,
+            site=config.collector.site,
+        )
+        expected = truth["samples_published"]
+
+        def written() -> bool:
+            rows = influx.query("SELECT count(seq) FROM sample")
+            return bool(rows) and rows[0].values[0][1] == expected
+
+        wait_for(written, timeout=60)
+    finally:
+        collector.stop()
+    return truth, collector

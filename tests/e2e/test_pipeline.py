@@ -8,12 +8,10 @@ from pathlib import Path
 import pytest
 
 from api.keys import Role
-from collector.service import Collector
 from labmeter.config import Config
 from labmeter.influx import InfluxV1
-from simulators import lab
 from tests.api.client import make_api
-from tests.helpers import wait_for
+from tests.helpers import simulate_through_collector
 
 pytestmark = pytest.mark.e2e
 
@@ -21,22 +19,8 @@ pytestmark = pytest.mark.e2e
 def test_api_utilisation_equals_ground_truth_to_the_second(
     config: Config, influx: InfluxV1, uid: str, tmp_path: Path
 ) -> None:
-    collector = Collector(config, influx)
-    collector.start()
-    assert collector.connected.wait(10)
-    time.sleep(0.2)
-    try:
-        truth = lab.run(config.mqtt, devices=10, hours=4, seed=7, speed=0, site=uid)
-        expected = truth["samples_published"]
-        assert expected >= 10 * 4 * 60
-
-        def written() -> bool:
-            rows = influx.query("SELECT count(seq) FROM sample")
-            return bool(rows) and rows[0].values[0][1] == expected
-
-        wait_for(written, timeout=60)
-    finally:
-        collector.stop()
+    truth, collector = simulate_through_collector(config, influx, devices=10, hours=4, seed=7)
+    assert truth["samples_published"] >= 10 * 4 * 60
     assert sum(collector.dead_letters.counts.values()) == 0
 
     # Every route needs an API key now; without an inventory the window is the denominator.

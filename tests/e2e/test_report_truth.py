@@ -3,20 +3,17 @@ through real Mosquitto, the collector and real InfluxDB, with an inventory in th
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from api.keys import Role
-from collector.service import Collector
 from labmeter.config import Config
 from labmeter.contract import EXTERNAL_CATEGORIES
 from labmeter.influx import InfluxV1
-from simulators import lab
 from tests.api.client import make_api
-from tests.helpers import wait_for
+from tests.helpers import simulate_through_collector
 
 pytestmark = pytest.mark.e2e
 UNLISTED = "pc-02"  # left out of the inventory on purpose
@@ -47,22 +44,7 @@ software:
 def test_report_figures_equal_ground_truth(
     config: Config, influx: InfluxV1, uid: str, tmp_path: Path
 ) -> None:
-    collector = Collector(config, influx)
-    collector.start()
-    assert collector.connected.wait(10)
-    time.sleep(0.2)
-    try:
-        truth = lab.run(config.mqtt, devices=10, hours=3, seed=11, speed=0, site=uid)
-        expected = truth["samples_published"]
-        wait_for(
-            lambda: (
-                (rows := influx.query("SELECT count(seq) FROM sample"))
-                and rows[0].values[0][1] == expected
-            ),
-            timeout=60,
-        )
-    finally:
-        collector.stop()
+    truth, collector = simulate_through_collector(config, influx, devices=10, hours=3, seed=11)
     assert sum(collector.dead_letters.counts.values()) == 0
 
     api = make_api(config, tmp_path, _inventory(tmp_path, uid, truth))
