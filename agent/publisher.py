@@ -7,12 +7,10 @@ window of them unacknowledged, and a row leaves the queue only when its PUBACK c
 from __future__ import annotations
 
 import logging
-import ssl
 import threading
 import time
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
@@ -21,6 +19,7 @@ from labmeter import __version__
 from labmeter.config import MqttConfig
 from labmeter.contract import Event, Sample, Status, Topic, encode
 from labmeter.errors import LabmeterError
+from labmeter.mqtt import make_client
 
 log = logging.getLogger(__name__)
 
@@ -58,20 +57,14 @@ class Publisher:
         self._pumped_generation = 0
         self._pump_lock = threading.Lock()
         self._pumping = False
-        self.client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=client_id or f"labmeter-agent-{topic.site}-{topic.lab}-{topic.device}",
-            protocol=mqtt.MQTTv5,
+        self.client = make_client(
+            mqtt_config, client_id or f"labmeter-agent-{topic.site}-{topic.lab}-{topic.device}"
         )
         # paho's default of 20 inflight messages throttles a backlog replay for no gain.
         self.client.max_inflight_messages_set(1000)
         self.client.max_queued_messages_set(0)
         # Days offline must not mean minutes between retries once the broker is back.
         self.client.reconnect_delay_set(1, 30)
-        if mqtt_config.username:
-            self.client.username_pw_set(mqtt_config.username, mqtt_config.password)
-        if mqtt_config.tls:
-            self.client.tls_set(ca_certs=mqtt_config.ca_file, tls_version=ssl.PROTOCOL_TLS_CLIENT)
         self.client.will_set(
             str(topic.with_channel("status")), encode(Status("offline")), qos=1, retain=True
         )

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import random
-import ssl
 import threading
 import time
 from collections import deque
@@ -19,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
@@ -32,6 +30,7 @@ from labmeter.config import Config
 from labmeter.contract import Sample, subscription
 from labmeter.errors import PayloadRejected, WriteError
 from labmeter.influx import LineWriter
+from labmeter.mqtt import make_client
 
 log = logging.getLogger(__name__)
 
@@ -101,17 +100,7 @@ class Collector:
     # --- MQTT side (paho's network thread) -----------------------------------------------
 
     def _make_client(self) -> mqtt.Client:
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=self.cfg.client_id,
-            protocol=mqtt.MQTTv5,
-            manual_ack=True,
-        )
-        mq = self.config.mqtt
-        if mq.username:
-            client.username_pw_set(mq.username, mq.password)
-        if mq.tls:
-            client.tls_set(ca_certs=mq.ca_file, tls_version=ssl.PROTOCOL_TLS_CLIENT)
+        client = make_client(self.config.mqtt, self.cfg.client_id, manual_ack=True)
         # A restarted broker should get its collector back within seconds, not paho's 120 s.
         client.reconnect_delay_set(1, 10)
         client.on_connect = self._on_connect

@@ -1,0 +1,24 @@
+"""One way to build a paho client from ``[mqtt]``: MQTT 5, credentials and TLS as configured."""
+
+from __future__ import annotations
+
+import ssl
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from labmeter.config import MqttConfig
+
+
+def make_client(config: MqttConfig, client_id: str, *, manual_ack: bool = False) -> mqtt.Client:
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        protocol=mqtt.MQTTv5,
+        manual_ack=manual_ack,
+    )
+    if config.username:
+        client.username_pw_set(config.username, config.password)
+    if config.tls:
+        client.tls_set(ca_certs=config.ca_file, tls_version=ssl.PROTOCOL_TLS_CLIENT)
+    return client
