@@ -1,8 +1,10 @@
 """The figures an evaluator cites, computed from usage facts and the inventory.
 
-utilisation = in-use time / available time (the lab's opening hours, minus closures and
-public holidays); coverage = observed time / available time; openness = share of in-use time by
-stakeholder category, with *quota esterna* = (school + company + training agency) / all.
+utilisation = in-use time within opening hours / available time (the lab's opening hours,
+minus closures and public holidays); in-use time outside them is reported as after-hours use;
+coverage = observed time within opening hours / available time; openness = share of all
+in-use time (after hours too) by stakeholder category, with *quota esterna* = (school +
+company + training agency) / all.
 Without an inventory, available time is the whole window for each device ever seen.
 Devices seen on MQTT but missing from the inventory are listed as unregistered: they never
 enter the aggregates of a lab, a site or a kind.
@@ -118,6 +120,8 @@ def open_scope(
     scope.rolled_until = reader.rolled_until(now_ms, sites, filters.get("site"))
     if scope.rolled_until is not None:
         scope.daily_from = reader.daily_from(sites, filters.get("site"))
+    if scope.daily_from is not None:
+        reader.check_daily(max(start_ms, scope.daily_from), end_ms, filters)
     return scope
 
 
@@ -252,14 +256,19 @@ def _sum_avail(scope: Scope, keys: dict[DeviceKey, str], a: int, b: int) -> floa
 
 
 def figures(t: Totals, available: float | None, devices: int | None) -> dict[str, Any]:
+    """Only time within opening hours is divided by them; use after hours is shown apart."""
+    in_use_open, observed_open = t.seconds["in_use_open_s"], t.seconds["observed_open_s"]
     out: dict[str, Any] = {
         "in_use_s": round(t.in_use_s, 3),
+        "in_use_open_s": round(in_use_open, 3),
+        "after_hours_s": None if available is None else round(t.in_use_s - in_use_open, 3),
         "observed_s": round(t.observed_s, 3),
+        "observed_open_s": round(observed_open, 3),
         "alarm_s": round(t.seconds["alarm_s"], 3),
         "off_s": round(t.seconds["off_s"], 3),
         "available_s": available,
-        "utilisation": _ratio(t.in_use_s, available),
-        "coverage": _ratio(t.observed_s, available),
+        "utilisation": _ratio(in_use_open, available),
+        "coverage": _ratio(observed_open, available),
     }
     if devices is not None:
         out["devices"] = devices

@@ -87,7 +87,7 @@ def get_scope(
     """The window, filters, inventory and what was seen: what every figure needs."""
     import time
 
-    reader = UsageReader(request.app.state.store.influx)
+    reader = UsageReader(request.app.state.store.influx, request.app.state.opening)
     return open_scope(
         reader, inventory, window.start_ms, window.end_ms, filters.tags, int(time.time() * 1000)
     )

@@ -13,6 +13,7 @@ from labmeter.config import Config
 from labmeter.errors import WriteError
 from labmeter.influx import InfluxV1
 from labmeter.inventory import load as load_inventory
+from labmeter.opening import OpeningHours
 
 
 def create_app(config: Config) -> FastAPI:
@@ -30,6 +31,7 @@ def create_app(config: Config) -> FastAPI:
     app.state.store = Store(InfluxV1(config.influx))
     # A broken inventory stops the start with its file:line errors, not the first request.
     app.state.inventory = load_inventory(config.api.inventory) if config.api.inventory else None
+    app.state.opening = OpeningHours(app.state.inventory)  # caches the open half hours
     app.state.keys = KeyStore(config.api.keys_path)
     for module in (occupancy, utilisation, equipment, usage, reports, admin, pages):
         app.include_router(module.router)

@@ -7,21 +7,34 @@ the whole hours around them, both up to the last rolled-up hour (the collector w
 closed hours), and raw ``sample``/``app_usage`` points cover the
 unaligned edges and the recent, not yet rolled-up, hours. The split is the same for every
 figure, so a number never mixes the two sources for the same hour.
+
+Seconds within opening hours (``*_open_s``, see ``labmeter/opening.py``) come from the daily
+rollups when the hours they were computed with are the API's own; otherwise, and for the
+hourly and raw parts, from each hour's two halves or each half hour of raw points.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, time
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from collector.daily import DAY_TZ, day_of, first_day_within
+from collector.daily import DAY_TZ, day_of, first_day_within, next_day
 from labmeter.influx import InfluxV1, all_records, quote_ident, quote_str, tag_filter, time_range
+from labmeter.opening import (
+    H1_FIELDS,
+    HALF_HOUR_MS,
+    OPEN_FIELDS,
+    OpeningHours,
+    base_name,
+)
 
 HOUR_MS = 3600_000
 # Only the fields a figure uses: a year's read costs time per field read, not per field stored.
-STATE_FIELDS = ("in_use_s", "alarm_s", "off_s", "observed_s")
+STATE_FIELDS = ("in_use_s", "alarm_s", "off_s", "observed_s", *OPEN_FIELDS)
 FACT_TAGS = ("site", "lab", "device", "kind", "category")
 
 Filters = Mapping[str, str | None]
@@ -41,13 +54,18 @@ class Part:
 
 
 def split(
-    start_ms: int, end_ms: int, rolled_until_ms: int | None, daily_from_ms: int | None = None
+    start_ms: int,
+    end_ms: int,
+    rolled_until_ms: int | None,
+    daily_from_ms: int | None = None,
+    stale_days: Collection[int] = (),
 ) -> list[Part]:
     """Whole hours before ``rolled_until_ms`` from rollups; the rest from raw points.
 
     Of those hours, whole local days from ``daily_from_ms`` on come from daily rollups (the
     collector recomputes a day after each of its hours, so a day whose hours are all rolled
-    up is complete), the hours around them from hourly ones.
+    up is complete), the hours around them from hourly ones, and so do ``stale_days``: days
+    whose daily rollups were split at other opening hours than the API's.
     """
     if rolled_until_ms is None:
         return [Part(start_ms, end_ms, "raw")]
@@ -58,8 +76,20 @@ def split(
     rolled = [Part(first, last, "hourly")]
     if daily_from_ms is not None:
         day_a, day_b = first_day_within(max(first, daily_from_ms)), day_of(last)
-        if day_a < day_b:
+        if day_a < day_b and not stale_days:
             rolled = [Part(first, day_a, "hourly"), Part(day_a, day_b, "daily")]
+            rolled.append(Part(day_b, last, "hourly"))
+        elif day_a < day_b:
+            rolled = [Part(first, day_a, "hourly")]
+            day = day_a
+            while day < day_b:
+                after = next_day(day)
+                source = "hourly" if day in stale_days else "daily"
+                if rolled[-1].source == source:
+                    rolled[-1] = Part(rolled[-1].start_ms, after, source)
+                else:
+                    rolled.append(Part(day, after, source))
+                day = after
             rolled.append(Part(day_b, last, "hourly"))
     parts = [Part(start_ms, first, "raw"), *rolled, Part(last, end_ms, "raw")]
     return [p for p in parts if p.end_ms > p.start_ms]
@@ -88,8 +118,13 @@ FactKey = tuple[str, str, str, str, str]  # site, lab, device, kind, category
 
 
 class UsageReader:
-    def __init__(self, influx: InfluxV1) -> None:
+    """Usage facts over any window; ``opening`` splits in-use time at opening hours."""
+
+    def __init__(self, influx: InfluxV1, opening: OpeningHours | None = None) -> None:
         self.influx = influx
+        self.opening = opening or OpeningHours(None)
+        # Days whose daily rollups were split at other hours than ours: read from hourly ones.
+        self.stale_days: frozenset[int] = frozenset()
 
     def rolled_until(self, now_ms: int, sites: Collection[str], site: str | None) -> int | None:
         """End of the rolled-up hours; only closed hours (before the current one) count.
@@ -110,27 +145,103 @@ class UsageReader:
         Hourly rollups written before daily ones existed are not covered by them, so days
         before a site's first daily rollup are read from hourly ones.
         """
-        q = "SELECT first(samples) FROM rollup_device_daily"
+        q = 'SELECT first("hours") FROM rollup_hours_daily'
         q += f" WHERE site = {quote_str(site)}" if site else " GROUP BY site"
         first = {r.get("site", site): int(r["time"]) for r in all_records(self.influx.query(q))}
         if not first or any(s not in first for s in sites):
             return None
         return max(first.values())
 
-    def _sum_query(
+    def check_daily(self, start_ms: int, end_ms: int, filters: Filters) -> frozenset[int]:
+        """Find the days whose daily rollups the collector split at other opening hours than
+        the API's inventory states (it was edited, or the collector has none); remember them
+        as ``stale_days`` and return them. Labs the API does not know are not checked: their
+        devices are unregistered and have no denominator to be split for."""
+        inventory = self.opening.inventory
+        if inventory is None:
+            return self.stale_days
+        q = (
+            f'SELECT "hours" FROM rollup_hours_daily WHERE {time_range(start_ms, end_ms)}'
+            f"{tag_filter({k: v for k, v in filters.items() if k != 'device'})} GROUP BY site, lab"
+        )
+        stale = set()
+        for r in all_records(self.influx.query(q)):
+            day = int(r["time"])
+            if (r["site"], r["lab"]) not in inventory.labs or day in stale:
+                continue
+            if r["hours"] != self.opening.label(r["site"], r["lab"], day, next_day(day)):
+                stale.add(day)
+        self.stale_days = frozenset(stale)
+        return self.stale_days
+
+    def _sums(
         self,
         part: Part,
         filters: Filters,
-        extra_group: str = "",
         tags: tuple[str, ...] = FACT_TAGS,
         exclude: Collection[tuple[str, str, str]] = (),
         fields: tuple[str, ...] = STATE_FIELDS,
+        day_tz: str | None = None,
+    ) -> Iterable[Mapping[str, Any]]:
+        """Sums of ``fields`` over one part, per ``tags`` (and per local day of ``day_tz``).
+
+        Open seconds are summed by InfluxDB from daily rollups; from hourly rollups and raw
+        points they need each hour (half hour) apart, so those rows are grouped by time,
+        split here, and summed back.
+        """
+        opens = [f for f in fields if f in OPEN_FIELDS]
+        plain = tuple(dict.fromkeys(f for f in (*fields, *map(base_name, opens)) if f not in opens))
+        from_daily = part.source == "daily" and self.opening.inventory is not None
+        if not opens or from_daily or self.opening.inventory is None:
+            read = fields if from_daily else plain
+            group = ", ".join(tags)
+            if day_tz:
+                group = f"time(1d), {group} fill(none) tz({_quote_tz(day_tz)})"
+            query = self._query(part, filters, group, exclude, read)
+            records = all_records(self.influx.query(query))
+            if not from_daily:  # no inventory, or not asked: every second counts as open
+                for r in records:
+                    r.update({f: r.get(base_name(f)) for f in opens})
+            return records
+        step = HOUR_MS if part.source == "hourly" else HALF_HOUR_MS
+        read = plain + H1_FIELDS if part.source == "hourly" else plain
+        by = tuple(dict.fromkeys(("site", "lab", *tags)))
+        group = f"time({step // 60_000}m), {', '.join(by)} fill(none)"
+        out: dict[tuple[Any, ...], dict[str, Any]] = {}
+        days: dict[int, int] = {}
+        zone = ZoneInfo(day_tz) if day_tz else None
+        for r in all_records(self.influx.query(self._query(part, filters, group, exclude, read))):
+            t = int(r["time"])
+            split_at = self.opening.split_hour if step == HOUR_MS else self.opening.split_half
+            r.update(split_at(r, t))
+            day = None
+            if zone is not None:
+                day = days.get(t // HALF_HOUR_MS)
+                if day is None:
+                    day = days[t // HALF_HOUR_MS] = _local_day(t, zone)
+            key = (day, *(r.get(tag) for tag in tags))
+            acc = out.get(key)
+            if acc is None:
+                acc = out[key] = {tag: r.get(tag) for tag in tags} | dict.fromkeys(fields, 0.0)
+                if day is not None:
+                    acc["time"] = day
+            for f in fields:
+                acc[f] += float(r.get(f) or 0.0)
+        return out.values()
+
+    def _query(
+        self,
+        part: Part,
+        filters: Filters,
+        group: str,
+        exclude: Collection[tuple[str, str, str]],
+        fields: Iterable[str],
     ) -> str:
         measurement = part.measurement("sample", "device")
         sums = ", ".join(f"sum({quote_ident(f)}) AS {quote_ident(f)}" for f in fields)
         return (
             f"SELECT {sums} FROM {measurement} WHERE {time_range(part.start_ms, part.end_ms)}"
-            f"{tag_filter(filters)}{_exclude(exclude)} GROUP BY {extra_group}{', '.join(tags)}"
+            f"{tag_filter(filters)}{_exclude(exclude)} GROUP BY {group}"
         )
 
     def facts(
@@ -143,8 +254,8 @@ class UsageReader:
     ) -> dict[FactKey, Totals]:
         """Seconds per device and stakeholder category over the window."""
         out: dict[FactKey, Totals] = defaultdict(Totals)
-        for part in split(start_ms, end_ms, rolled_until, daily_from):
-            for record in all_records(self.influx.query(self._sum_query(part, filters))):
+        for part in split(start_ms, end_ms, rolled_until, daily_from, self.stale_days):
+            for record in self._sums(part, filters):
                 out[_fact_key(record)].add(record)
         return dict(out)
 
@@ -165,9 +276,8 @@ class UsageReader:
         """
         out: dict[tuple[int, FactKey], Totals] = defaultdict(Totals)
         for a, b in spans:
-            for part in split(a, b, rolled_until, daily_from):
-                q = self._sum_query(part, filters, "", tags, exclude, fields)
-                for record in all_records(self.influx.query(q)):
+            for part in split(a, b, rolled_until, daily_from, self.stale_days):
+                for record in self._sums(part, filters, tags, exclude, fields):
                     out[(a, _fact_key(record))].add(record)
         return dict(out)
 
@@ -192,13 +302,10 @@ class UsageReader:
         Daily rollups are local days of ``DAY_TZ``: read only when ``tz`` is that zone.
         """
         out: dict[tuple[int, FactKey], Totals] = defaultdict(Totals)
-        group = "time(1d), "
         if tz != DAY_TZ:
             daily_from = None
-        for part in split(start_ms, end_ms, rolled_until, daily_from):
-            q = self._sum_query(part, filters, group, tags, exclude, fields)
-            q += f" fill(none) tz({_quote_tz(tz)})"
-            for record in all_records(self.influx.query(q)):
+        for part in split(start_ms, end_ms, rolled_until, daily_from, self.stale_days):
+            for record in self._sums(part, filters, tags, exclude, fields, day_tz=tz):
                 out[(int(record["time"]), _fact_key(record))].add(record)
         return dict(out)
 
@@ -309,3 +416,9 @@ def _exclude(devices: Collection[tuple[str, str, str]]) -> str:
 
 def _quote_tz(tz: str) -> str:
     return "'" + tz.replace("'", "") + "'"
+
+
+def _local_day(ts_ms: int, zone: ZoneInfo) -> int:
+    """Start (epoch ms) of the local day of ``zone`` that holds ``ts_ms``."""
+    local = datetime.fromtimestamp(ts_ms / 1000, zone).date()
+    return int(datetime.combine(local, time(), zone).timestamp() * 1000)

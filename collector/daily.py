@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 from labmeter.contract import STATES
 from labmeter.influx import FieldValue, LineWriter, QueryResult, line, quote_str, time_range
+from labmeter.opening import H1_FIELDS, HOUR_MS, OPEN_FIELDS, SPLIT_FIELDS, OpeningHours
 
 DAY_TZ = "Europe/Rome"  # the API reads daily rollups only for an inventory in this zone
 _TZ = ZoneInfo(DAY_TZ)
@@ -48,23 +49,40 @@ def first_day_within(ts_ms: int) -> int:
     return day if day == ts_ms else next_day(day)
 
 
-def daily_lines(reader: Reader, first_day_ms: int, end_ms: int, site: str) -> list[str]:
+def daily_lines(
+    reader: Reader, first_day_ms: int, end_ms: int, site: str, opening: OpeningHours
+) -> list[str]:
     """The daily rollup points of the local days from ``first_day_ms`` to ``end_ms`` (a day
-    start), summed from their hourly rollups; InfluxDB's ``tz()`` buckets are those days."""
+    start), summed from their hourly rollups; InfluxDB's ``tz()`` buckets are those days.
+
+    The seconds within opening hours are summed here from each hour's halves, and every lab
+    with points that day gets a ``rollup_hours_daily`` point naming the hours used.
+    """
     where = time_range(first_day_ms, end_ms)
     if site != "+":
         where += f" AND site = {quote_str(site)}"
     per_day = f"GROUP BY time(1d), {{}} fill(none) tz('{DAY_TZ}')"
     sums = ", ".join(f"sum({f}) AS {f}" for f in _STATE_FIELDS)
     lines: list[str] = []
+    open_s = _open_seconds(reader, where, opening)
+    labs: dict[tuple[str, str], set[int]] = {}
     for series in reader.query(
         f"SELECT {sums}, sum(samples) AS samples FROM rollup_device_hourly WHERE {where} "
         + per_day.format("site, lab, device, kind, category")
     ):
+        key = tuple(sorted(series.tags.items()))
         for rec in series.records():
+            day = int(rec["time"])
             fields: dict[str, FieldValue] = {f: float(rec[f] or 0.0) for f in _STATE_FIELDS}
+            fields |= open_s.get((key, day), dict.fromkeys(OPEN_FIELDS, 0.0))
             fields["samples"] = int(rec["samples"] or 0)
-            lines.append(line("rollup_device_daily", series.tags, fields, int(rec["time"])))
+            lines.append(line("rollup_device_daily", series.tags, fields, day))
+            labs.setdefault((series.tags["site"], series.tags["lab"]), set()).add(day)
+    for (site_id, lab), days in sorted(labs.items()):
+        for day in sorted(days):
+            hours = opening.label(site_id, lab, day, next_day(day))
+            tags = {"site": site_id, "lab": lab}
+            lines.append(line("rollup_hours_daily", tags, {"hours": hours}, day))
     for series in reader.query(
         f"SELECT sum(running_s) AS running_s FROM rollup_app_hourly WHERE {where} "
         + per_day.format("site, lab, device, category, app")
@@ -85,7 +103,37 @@ def daily_lines(reader: Reader, first_day_ms: int, end_ms: int, site: str) -> li
     return lines
 
 
-def backfill(reader: Reader, writer: LineWriter, start_ms: int, end_ms: int, site: str) -> int:
+def _open_seconds(
+    reader: Reader, where: str, opening: OpeningHours
+) -> dict[tuple[tuple[tuple[str, str], ...], int], dict[str, FieldValue]]:
+    """Seconds within opening hours per series and local day, from each hour's two halves."""
+    out: dict[tuple[tuple[tuple[str, str], ...], int], dict[str, FieldValue]] = {}
+    columns = ", ".join((*SPLIT_FIELDS, *H1_FIELDS))
+    days: dict[int, int] = {}
+    for series in reader.query(
+        f"SELECT {columns} FROM rollup_device_hourly WHERE {where} "
+        "GROUP BY site, lab, device, kind, category"
+    ):
+        key = tuple(sorted(series.tags.items()))
+        for rec in series.records():
+            hour = int(rec["time"])
+            day = days.get(hour // HOUR_MS)
+            if day is None:
+                day = days[hour // HOUR_MS] = day_of(hour)
+            acc = out.setdefault((key, day), dict.fromkeys(OPEN_FIELDS, 0.0))
+            for name, value in opening.split_hour(rec, hour).items():
+                acc[name] = float(acc[name]) + value
+    return out
+
+
+def backfill(
+    reader: Reader,
+    writer: LineWriter,
+    start_ms: int,
+    end_ms: int,
+    site: str,
+    opening: OpeningHours,
+) -> int:
     """Daily rollups for every local day touching [start, end) that has hourly rollups.
 
     For a database whose hourly rollups predate the daily ones (a month per query: one query
@@ -97,7 +145,7 @@ def backfill(reader: Reader, writer: LineWriter, start_ms: int, end_ms: int, sit
         stop = day
         for _ in range(BACKFILL_DAYS):
             stop = next_day(stop)
-        lines = daily_lines(reader, day, stop, site)
+        lines = daily_lines(reader, day, stop, site, opening)
         if lines:
             writer.write_lines(lines)
             written += len(lines)

@@ -31,12 +31,14 @@ from collector.metrics import Metrics
 from labmeter.contract import STATES
 from labmeter.errors import WriteError
 from labmeter.influx import FieldValue, LineWriter, line, quote_str, time_range
+from labmeter.opening import HALF_HOUR_MS, SPLIT_FIELDS, OpeningHours, h1_name
 
 log = logging.getLogger(__name__)
 
 HOUR_MS = 3_600_000
 MAX_DEFER_S = 300.0  # rollups wait for a backlog to drain, but never longer than this
 _STATE_FIELDS = [f"{s}_s" for s in STATES] + ["observed_s"]
+_H1_SUMS = ", ".join(f"sum({f}) AS {f}" for f in SPLIT_FIELDS)
 
 
 def hour_of(ts_ms: int) -> int:
@@ -56,12 +58,22 @@ def rollup_lines(reader: Reader, hour: int, site: str) -> list[str]:
         where += f" AND site = {quote_str(site)}"
     sums = ", ".join(f"sum({f}) AS {f}" for f in _STATE_FIELDS)
     lines: list[str] = []
+    # The first half hour apart, so that opening hours on the half hour can split the hour.
+    heads = {
+        tuple(sorted(series.tags.items())): series.records()[0]
+        for series in reader.query(
+            f"SELECT {_H1_SUMS} FROM sample WHERE {where} AND time < {hour + HALF_HOUR_MS}ms "
+            "GROUP BY site, lab, device, kind, category"
+        )
+    }
     for series in reader.query(
         f"SELECT {sums}, count(observed_s) AS samples FROM sample WHERE {where} "
         "GROUP BY site, lab, device, kind, category"
     ):
+        head = heads.get(tuple(sorted(series.tags.items())), {})
         for rec in series.records():
             fields: dict[str, FieldValue] = {f: float(rec[f] or 0.0) for f in _STATE_FIELDS}
+            fields |= {h1_name(f): float(head.get(f) or 0.0) for f in SPLIT_FIELDS}
             fields["samples"] = int(rec["samples"])
             lines.append(line("rollup_device_hourly", series.tags, fields, hour))
     for series in reader.query(
@@ -106,8 +118,10 @@ class Rollups:
         grace_s: float,
         settle_s: float,
         busy: Callable[[], bool] = lambda: False,
+        opening: OpeningHours | None = None,
     ) -> None:
         self.reader = reader
+        self.opening = opening or OpeningHours(None)
         self.writer = writer
         self.metrics = metrics
         self.site = site
@@ -192,7 +206,7 @@ class Rollups:
                 # (from the hourly rollups just written); if that fails, so does this hour.
                 if i + 1 == len(ready) or day_of(ready[i + 1][0]) != day_of(hour):
                     day = day_of(hour)
-                    days = daily_lines(self.reader, day, next_day(day), self.site)
+                    days = daily_lines(self.reader, day, next_day(day), self.site, self.opening)
                     if days:
                         self.writer.write_lines(days)
             except WriteError as exc:

@@ -30,7 +30,9 @@ from labmeter.config import Config
 from labmeter.contract import Sample, subscription
 from labmeter.errors import PayloadRejected, WriteError
 from labmeter.influx import LineWriter
+from labmeter.inventory import load as load_inventory
 from labmeter.mqtt import make_client
+from labmeter.opening import OpeningHours
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +80,9 @@ class Collector:
                 grace_s=self.cfg.rollup_grace_s,
                 settle_s=self.cfg.rollup_settle_s,
                 busy=self._draining,
+                opening=OpeningHours(
+                    load_inventory(self.cfg.inventory) if self.cfg.inventory else None
+                ),
             )
         self.health: HealthServer | None = None
         if self.cfg.metrics_port is not None:

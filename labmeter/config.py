@@ -188,6 +188,9 @@ class CollectorConfig:
     rollup_grace_s: float = 300.0
     rollup_settle_s: float = 5.0
     rollup_state_path: str = ""  # "" = next to dead_letter_path
+    # The inventory YAML whose opening hours split the daily rollups' in-use time (the same
+    # file as api.inventory); empty: the API reads those days from the hourly rollups.
+    inventory: str = ""
 
     def check(self) -> None:
         if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:

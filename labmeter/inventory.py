@@ -171,6 +171,16 @@ class Inventory:
         return sum(b - a for a, b in self.opening_spans(found, start_ms, end_ms))
 
 
+def _half_hour_offsets(tz: ZoneInfo) -> bool:
+    """Whether the zone's offsets from UTC (winter and summer) are multiples of 30 minutes."""
+    year = date.today().year
+    for month in (1, 7):
+        offset = datetime(year, month, 1, tzinfo=tz).utcoffset()
+        if offset is not None and offset.total_seconds() % 1800:
+            return False
+    return True
+
+
 def _local_ms(day: date, minutes: int, tz: ZoneInfo) -> int:
     if minutes >= 24 * 60:
         moment = datetime.combine(day + timedelta(days=1), time(), tz)
@@ -327,6 +337,13 @@ def _parse_hours(chk: _Checker, lab: _Located, where: str) -> Hours:
             if m1 > 59 or m2 > 59 or not 0 <= begin < end <= 24 * 60:
                 chk.fail(kline, f"{where}.hours.{key}: {text!r} is not a span within one day")
                 continue
+            if begin % 30 or end % 30:
+                chk.fail(
+                    kline,
+                    f"{where}.hours.{key}: {text!r} must start and end on the hour or half hour "
+                    "(in-use time is split at opening hours per half hour)",
+                )
+                continue
             spans.append((begin, end))
         spans.sort()
         if any(a[1] > b[0] for a, b in itertools.pairwise(spans)):
@@ -443,6 +460,12 @@ def parse(text: str, path: str = "<inventory>") -> Inventory:
     except (ZoneInfoNotFoundError, ValueError):
         chk.fail(chk.line_of(doc, "timezone"), f"timezone: {tz!r} is not an IANA time zone")
         tz = "Europe/Rome"
+    if not _half_hour_offsets(ZoneInfo(tz)):
+        chk.fail(
+            chk.line_of(doc, "timezone"),
+            f"timezone: {tz!r} is not a whole or half hour from UTC (opening hours are kept "
+            "per half hour of UTC)",
+        )
     inv = Inventory(path, 1, tz)
     for where, item in chk.items(doc, "sites"):
         new_site = _site(chk, where, item)

@@ -131,11 +131,29 @@ def build_lab(
     return lab
 
 
+HALF_HOUR_MS = 1_800_000
+IsOpen = Callable[[int], bool]  # is the half hour starting at this epoch ms within opening hours?
+
+
+def open_ms(a: int, b: int, is_open: IsOpen) -> int:
+    """How much of ``[a, b)`` falls in open half hours."""
+    total = 0
+    for half in range(a - a % HALF_HOUR_MS, b, HALF_HOUR_MS):
+        if is_open(half):
+            total += max(0, min(b, half + HALF_HOUR_MS) - max(a, half))
+    return total
+
+
 def ground_truth(
-    lab: list[SimDevice], start_ms: int, end_ms: int, interval_s: int
+    lab: list[SimDevice],
+    start_ms: int,
+    end_ms: int,
+    interval_s: int,
+    is_open: IsOpen = lambda _half: True,
 ) -> dict[str, Any]:
-    """Per device: in-use and observed seconds, in-use by category, app seconds, final state;
-    per app: peak concurrent seats (one lab = one site)."""
+    """Per device: in-use and observed seconds (all, and within the opening hours that
+    ``is_open`` states), in-use by category, app seconds, final state; per app: peak
+    concurrent seats (one lab = one site)."""
     out: dict[str, Any] = {
         "start_ms": start_ms,
         "end_ms": end_ms,
@@ -145,7 +163,7 @@ def ground_truth(
     # app -> minute (epoch ms // 60000) -> devices with the app running during that minute
     app_minutes: dict[str, dict[int, set[str]]] = defaultdict(lambda: defaultdict(set))
     for dev in lab:
-        in_use = observed = 0
+        in_use = observed = in_use_open = observed_open = 0
         by_category: dict[str, int] = defaultdict(int)
         apps: dict[str, int] = defaultdict(int)
         final: str | None = None
@@ -154,13 +172,15 @@ def ground_truth(
             span = max(0, min(seg_end, end_ms) - max(seg.start_ms, start_ms))
             if span == 0:
                 continue
+            a = max(seg.start_ms, start_ms)
             if seg.state is not None:
                 observed += span
+                observed_open += open_ms(a, a + span, is_open)
                 final = seg.state
             if seg.state == "in_use":
                 in_use += span
+                in_use_open += open_ms(a, a + span, is_open)
                 by_category[seg.category] += span
-            a = max(seg.start_ms, start_ms)
             for app in seg.apps:
                 apps[app] += span
                 for minute in range(a // 60_000, (a + span - 1) // 60_000 + 1):
@@ -174,6 +194,8 @@ def ground_truth(
             "kind": dev.kind,
             "in_use_s": in_use / 1000,
             "observed_s": observed / 1000,
+            "in_use_open_s": in_use_open / 1000,
+            "observed_open_s": observed_open / 1000,
             "in_use_by_category_s": {k: v / 1000 for k, v in sorted(by_category.items())},
             "apps_s": {k: v / 1000 for k, v in sorted(apps.items())},
             # The state the device's last sample reports (None if the end was unobserved).
@@ -216,6 +238,7 @@ def run(
     live: bool = False,
     stop: threading.Event | None = None,
     progress: Callable[[int, int], None] | None = None,
+    is_open: IsOpen = lambda _half: True,
 ) -> dict[str, Any]:
     """Publish the lab's samples; ``speed`` 0 = as fast as the broker takes them.
 
@@ -268,7 +291,7 @@ def run(
     finally:
         for pub in publishers:
             pub.close()
-    truth = ground_truth(lab, start_ms, final_ms, interval_s)
+    truth = ground_truth(lab, start_ms, final_ms, interval_s, is_open)
     truth["samples_published"] = published
     if truth_path is not None:
         truth_path.write_bytes(orjson.dumps(truth, option=orjson.OPT_INDENT_2))

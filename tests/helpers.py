@@ -36,7 +36,13 @@ def publish_raw(url_host: str, port: int, messages: list[tuple[str, bytes]], qos
 
 
 def simulate_through_collector(
-    config: Any, influx: Any, *, devices: int, hours: float, seed: int
+    config: Any,
+    influx: Any,
+    *,
+    devices: int,
+    hours: float,
+    seed: int,
+    is_open: Callable[[int], bool] = lambda _half: True,
 ) -> tuple[dict[str, Any], Any]:
     """Run a simulated lab through real Mosquitto and a collector into InfluxDB.
 
@@ -58,6 +64,7 @@ def simulate_through_collector(
             seed=seed,
             speed=0,
             site=config.collector.site,
+            is_open=is_open,
         )
         expected = truth["samples_published"]
 

@@ -143,7 +143,7 @@ def build(scope: Scope, progress: Progress | None = None) -> dict[str, Any]:
 
     registered = [e for e in equipment if e["registered"]]
     available = sum(e["available_s"] or 0 for e in registered)
-    observed = sum(e["observed_s"] for e in registered)
+    observed = sum(e["observed_open_s"] for e in registered)
     gaps = [
         {"site": e["site"], "lab": e["lab"], "device": e["device"], "coverage": e["coverage"]}
         for e in registered
@@ -187,7 +187,7 @@ def build(scope: Scope, progress: Progress | None = None) -> dict[str, Any]:
         "openness": {"labs": openness_labs, "months": monthly_openness},
         "evidence": {
             "available_s": available,
-            "observed_s": observed,
+            "observed_open_s": observed,
             "coverage": observed / available if available else None,
             "gaps": gaps,
             "never_seen": [
@@ -251,7 +251,8 @@ def _monthly(
             members[key[:2]].append(key)
         else:
             unregistered.append(key)
-    tags, fields = ("site", "lab", "category"), ("in_use_s", "observed_s")  # all they show
+    tags = ("site", "lab", "category")
+    fields = ("in_use_s", "observed_s", "in_use_open_s", "observed_open_s")  # all they show
     if scope.daily_from is not None and scope.tz == DAY_TZ:  # months of daily rollups
         daily = scope.reader.period_facts(
             spans, scope.filters, scope.rolled_until, scope.daily_from,

@@ -17,6 +17,7 @@ from api.usage import UsageReader
 from labmeter.config import Config
 from labmeter.influx import InfluxV1
 from labmeter.inventory import load
+from labmeter.opening import OpeningHours
 
 err = Console(stderr=True, soft_wrap=True)
 
@@ -43,7 +44,12 @@ def run(
         with Progress(console=err) as bar:
             task = bar.add_task("report", total=STEPS + 2)
             scope = open_scope(
-                UsageReader(influx), inventory, start_ms, end_ms, filters, int(time.time() * 1000)
+                UsageReader(influx, OpeningHours(inventory)),
+                inventory,
+                start_ms,
+                end_ms,
+                filters,
+                int(time.time() * 1000),
             )
             bar.update(task, advance=1, description="scope")
 

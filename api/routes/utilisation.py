@@ -23,13 +23,16 @@ class UtilisationRow(BaseModel):
     period_start: str
     period_end: str
     devices: int | None = None
-    in_use_s: float
+    in_use_s: float  # all in-use time in the period, after hours too
+    in_use_open_s: float  # in-use time within opening hours: the utilisation numerator
+    after_hours_s: float | None  # in_use_s - in_use_open_s; None: unregistered
     observed_s: float
+    observed_open_s: float  # observed time within opening hours: the coverage numerator
     alarm_s: float
     off_s: float
     available_s: float | None  # opening hours (minus closures, holidays); None: unregistered
-    utilisation: float | None  # in_use / available
-    coverage: float | None  # observed / available; low coverage is a gap, not idleness
+    utilisation: float | None  # in_use_open / available, never above 1
+    coverage: float | None  # observed_open / available; low coverage is a gap, not idleness
     registered: bool | None = None  # device rows: listed in the inventory
 
 

@@ -123,6 +123,8 @@ def rollup_lines(raw: list[str], before_ms: int) -> tuple[list[str], list[str]]:
             for key in ("in_use_s", "idle_s", "setup_s", "paused_s", "alarm_s", "off_s",
                         "observed_s"):  # fmt: skip
                 acc[key] += float(fields[key])
+            for key in ("in_use", "observed"):  # the first half hour apart
+                acc[f"{key}_h1_s"] += float(fields[f"{key}_s"]) if ts - hour < HOUR // 2 else 0.0
             acc["samples"] += 1
         elif name == "app_usage":
             apps[(hour, tags)] += float(fields["running_s"])
@@ -151,7 +153,13 @@ def write(influx: InfluxV1, lines: list[str]) -> None:
     influx.write_lines(lines)
 
 
-def inventory_file(tmp: Path) -> Path:
+# Opening hours on half hours that cut through pc-01's use: 09:00-09:30 and 10:30-11:00
+# Rome are in use after hours.
+SPLIT_HOURS = "09:30-10:30, 11:30-13:00"
+
+
+def inventory_file(tmp: Path, hours: str = "09:00-13:00") -> Path:
+    tmp.mkdir(parents=True, exist_ok=True)
     path = tmp / "inventory.yaml"
-    path.write_text(INVENTORY, encoding="utf-8")
+    path.write_text(INVENTORY.replace('"09:00-13:00"', f'"{hours}"'), encoding="utf-8")
     return path

@@ -13,6 +13,8 @@ from api.usage import UsageReader, split
 from collector.daily import backfill, day_of
 from labmeter.config import Config
 from labmeter.influx import InfluxV1
+from labmeter.inventory import load
+from labmeter.opening import OpeningHours
 from tests.api import lab_data as d
 from tests.api.client import Api, make_api
 
@@ -53,6 +55,29 @@ def test_device_utilisation_uses_opening_hours_and_lists_unregistered_apart(
     assert {e["device"]: e["seen"] for e in equipment["equipment"]} == {
         "pc-01": True, "pc-02": True, "pc-03": False,
     }  # fmt: skip
+
+
+def test_only_use_within_opening_hours_counts_and_after_hours_use_is_shown_apart(
+    config: Config, influx: InfluxV1, tmp_path: Path
+) -> None:
+    influx.write_lines(d.raw_lines() + d.status_lines())
+    api = make_api(config, tmp_path, d.inventory_file(tmp_path, d.SPLIT_HOURS))
+    rows = _by(api.get("/api/v1/utilisation", Role.viewer, **DAY), "device")
+    open_s = 9000  # 09:30-10:30 and 11:30-13:00
+    pc01 = rows["pc-01"]  # in use 09:00-11:00, idle 11:00-12:00
+    assert (pc01["in_use_s"], pc01["in_use_open_s"], pc01["after_hours_s"]) == (7200, 3600, 3600)
+    assert (pc01["observed_s"], pc01["observed_open_s"]) == (10800, 5400)
+    assert pc01["available_s"] == open_s
+    assert pc01["utilisation"] == pytest.approx(3600 / open_s)
+    assert pc01["coverage"] == pytest.approx(5400 / open_s)
+    pc02 = rows["pc-02"]  # in use 10:00-10:30: all within hours
+    assert (pc02["in_use_open_s"], pc02["after_hours_s"]) == (1800, 0)
+    assert rows["pc-99"]["after_hours_s"] is None  # unregistered: no hours to be after
+    lab = api.get("/api/v1/utilisation", Role.viewer, group_by="lab", **DAY)[0]
+    assert (lab["in_use_open_s"], lab["after_hours_s"]) == (5400, 3600)
+    assert lab["utilisation"] == pytest.approx(5400 / (3 * open_s))
+    # Openness counts all use: an evening course for a company is use by the outside world.
+    assert api.get("/api/v1/openness", **DAY)["total"]["in_use_s"] == 9000
 
 
 def test_every_day_splits_at_local_midnight_and_sums_to_the_window(lab_api: Api) -> None:
@@ -101,9 +126,12 @@ def test_openness_software_and_sessions(lab_api: Api) -> None:
     assert all(s["user"].startswith("p_") for s in sessions)
 
 
+@pytest.mark.parametrize("hours", ["09:00-13:00", d.SPLIT_HOURS])
 def test_rollups_for_closed_hours_give_the_same_figures_as_raw_points(
-    config: Config, influx: InfluxV1, tmp_path: Path, lab_api: Api
+    config: Config, influx: InfluxV1, tmp_path: Path, hours: str
 ) -> None:
+    influx.write_lines(d.raw_lines() + d.status_lines() + d.event_lines())
+    lab_api = make_api(config, tmp_path, d.inventory_file(tmp_path, hours))
     other = dataclasses.replace(
         config, influx=dataclasses.replace(config.influx, database=config.influx.database + "_r")
     )
@@ -118,7 +146,7 @@ def test_rollups_for_closed_hours_give_the_same_figures_as_raw_points(
         assert reader.rolled_until(d.T0 + 48 * d.HOUR, {d.SITE}, None) == d.T0 + 9 * d.HOUR
         # A site without rollups (its collector is behind or new): raw points everywhere.
         assert reader.rolled_until(d.T0 + 48 * d.HOUR, {d.SITE, "its-other"}, None) is None
-        rolled = make_api(other, tmp_path / "r", d.inventory_file(tmp_path))
+        rolled = make_api(other, tmp_path / "r", d.inventory_file(tmp_path, hours))
         # A window with unaligned edges reads raw edges around the rolled hours.
         window = {"start": d.T0 // 1000 + 1234, "end": d.T0 // 1000 + 20 * 3600 + 17}
         for path, params in [
@@ -155,16 +183,27 @@ def test_absurd_epoch_is_a_422_not_a_crash(lab_api: Api, start: str) -> None:
     assert response.status_code == 422
 
 
+@pytest.mark.parametrize(
+    ("hours", "collector_hours"),
+    [
+        ("09:00-13:00", "09:00-13:00"),
+        (d.SPLIT_HOURS, d.SPLIT_HOURS),
+        (d.SPLIT_HOURS, "09:00-13:00"),  # the inventory was edited after the days were rolled
+    ],
+)
 def test_daily_rollups_give_the_same_figures_as_raw_points(
-    config: Config, influx: InfluxV1, tmp_path: Path
+    config: Config, influx: InfluxV1, tmp_path: Path, hours: str, collector_hours: str
 ) -> None:
     """The lab on four days, one of them Rome's 23-hour day; closed days read from daily
-    rollups (the collector's code derives them), the edges from hourly and raw points."""
+    rollups (the collector's code derives them), the edges from hourly and raw points; days
+    the collector split at other opening hours than the API's are read from hourly ones."""
     day = 24 * d.HOUR
     shifts = (0, day, 27 * day, 28 * day)  # Mon 2, Tue 3, Sun 29 (summer time), Mon 30 March
     raw = [_shift(text, by) for by in shifts for text in d.raw_lines()]
     influx.write_lines(raw + d.status_lines())
-    plain = make_api(config, tmp_path / "p", d.inventory_file(tmp_path))
+    inventory = d.inventory_file(tmp_path, hours)
+    plain = make_api(config, tmp_path / "p", inventory)
+    collector_inventory = load(d.inventory_file(tmp_path / "c", collector_hours))
     other = dataclasses.replace(
         config, influx=dataclasses.replace(config.influx, database=config.influx.database + "_d")
     )
@@ -174,12 +213,16 @@ def test_daily_rollups_give_the_same_figures_as_raw_points(
         cutoff = d.T0 + 28 * day + 9 * d.HOUR  # an hour inside the last day's sessions
         rollups, _ = d.rollup_lines(raw, cutoff)
         rolled_db.write_lines(rollups + raw + d.status_lines())  # raw points stay, as in life
-        assert backfill(rolled_db, rolled_db, d.T0, cutoff, d.SITE) > 0
-        reader = UsageReader(rolled_db)
+        opening = OpeningHours(collector_inventory)
+        assert backfill(rolled_db, rolled_db, d.T0, cutoff, d.SITE, opening) > 0
+        reader = UsageReader(rolled_db, OpeningHours(load(inventory)))
         until = reader.rolled_until(cutoff + day, {d.SITE}, None)
         assert until == cutoff
         assert reader.daily_from({d.SITE}, None) == day_of(d.T0)
-        rolled = make_api(other, tmp_path / "r", d.inventory_file(tmp_path))
+        stale = reader.check_daily(day_of(d.T0), cutoff, {})
+        weekdays = {day_of(d.T0 + by) for by in shifts if by != 27 * day}
+        assert stale == (weekdays if hours != collector_hours else set())
+        rolled = make_api(other, tmp_path / "r", inventory)
         window = {
             "start": d.T0 // 1000 + 9 * 3600 + 1234,
             "end": (d.T0 + 28 * day) // 1000 + 20 * 3600,

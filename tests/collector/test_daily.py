@@ -9,6 +9,8 @@ from collector.daily import day_of, first_day_within, next_day
 from collector.metrics import Metrics
 from collector.rollups import Rollups, hour_of
 from labmeter.influx import InfluxV1, line
+from labmeter.inventory import load
+from labmeter.opening import OpeningHours
 from tests.api import lab_data as d
 
 DAY = 24 * d.HOUR
@@ -117,3 +119,29 @@ def test_daily_rollups_equal_raw_and_hourly_sums_and_follow_late_data(
     daily = _daily(influx)
     assert daily == _raw_by_day(influx)
     assert daily[(day_of(d.T0), "pc-03", "staff")] == (1800.0, 1800.0, 30)
+
+
+def test_daily_rollups_split_in_use_time_at_the_inventorys_opening_hours(
+    influx: InfluxV1, tmp_path: Path
+) -> None:
+    influx.write_lines(d.raw_lines())
+    opening = OpeningHours(load(d.inventory_file(tmp_path, d.SPLIT_HOURS)))
+    rollups = Rollups(
+        influx, influx, Metrics(), site=d.SITE, state_path=tmp_path / "r.json",
+        grace_s=0, settle_s=0, opening=opening,
+    )  # fmt: skip
+    _roll(rollups, d.raw_lines())
+    rows = influx.query(
+        "SELECT in_use_s, in_use_open_s, observed_open_s FROM rollup_device_daily "
+        "GROUP BY device, category"
+    )
+    got = {(s.tags["device"], s.tags["category"]): tuple(s.values[0][1:]) for s in rows}
+    # pc-01 in use 09:00-11:00 and idle 11:00-12:00 Rome; open 09:30-10:30 and 11:30-13:00.
+    assert got[("pc-01", "school")] == (7200.0, 3600.0, 3600.0)
+    assert got[("pc-01", "unknown")] == (0.0, 0.0, 1800.0)
+    assert got[("pc-02", "company")] == (1800.0, 1800.0, 1800.0)
+    assert got[("pc-99", "its_student")] == (600.0, 0.0, 0.0)  # 09:00-09:10: before opening
+    hours = influx.query('SELECT "hours" FROM rollup_hours_daily GROUP BY lab')
+    assert [(s.tags["lab"], s.values[0][0], s.values[0][1]) for s in hours] == [
+        ("lab-cad", day_of(d.T0), "09:30-10:30,11:30-13:00")
+    ]

@@ -3,8 +3,10 @@ through real Mosquitto, the collector and real InfluxDB, with an inventory in th
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -12,11 +14,24 @@ from api.keys import Role
 from labmeter.config import Config
 from labmeter.contract import EXTERNAL_CATEGORIES
 from labmeter.influx import InfluxV1
+from simulators import lab
 from tests.api.client import make_api
 from tests.helpers import simulate_through_collector
 
 pytestmark = pytest.mark.e2e
 UNLISTED = "pc-02"  # left out of the inventory on purpose
+
+
+# Open from HH:30 to HH+1:30 every other hour: every hour is cut by opening hours, and the
+# simulated lab is used inside and outside them.
+HOURS = ", ".join(f"{h:02d}:30-{h + 1:02d}:30" for h in range(0, 24, 2))
+ROME = ZoneInfo("Europe/Rome")
+
+
+def _is_open(half_ms: int) -> bool:
+    """The same hours, stated independently of the inventory code under test."""
+    local = datetime.fromtimestamp(half_ms / 1000, ROME)
+    return (local.hour % 2 == 0) == (local.minute == 30)
 
 
 def _inventory(tmp_path: Path, site: str, truth: dict[str, Any]) -> Path:
@@ -30,8 +45,8 @@ def _inventory(tmp_path: Path, site: str, truth: dict[str, Any]) -> Path:
         f"""version: 1
 sites: [{{id: {site}}}]
 labs:
-  - {{id: lab-cad, site: {site}, hours: {{mon-sun: "00:00-24:00"}}, public_holidays: false}}
-  - {{id: lab-fab, site: {site}, hours: {{mon-sun: "00:00-24:00"}}, public_holidays: false}}
+  - {{id: lab-cad, site: {site}, hours: {{mon-sun: "{HOURS}"}}, public_holidays: false}}
+  - {{id: lab-fab, site: {site}, hours: {{mon-sun: "{HOURS}"}}, public_holidays: false}}
 equipment:
 {equipment}
 software:
@@ -44,12 +59,15 @@ software:
 def test_report_figures_equal_ground_truth(
     config: Config, influx: InfluxV1, uid: str, tmp_path: Path
 ) -> None:
-    truth, collector = simulate_through_collector(config, influx, devices=10, hours=3, seed=11)
+    truth, collector = simulate_through_collector(
+        config, influx, devices=10, hours=3, seed=11, is_open=_is_open
+    )
     assert sum(collector.dead_letters.counts.values()) == 0
 
     api = make_api(config, tmp_path, _inventory(tmp_path, uid, truth))
     window = {"start": truth["start_ms"] // 1000, "end": truth["end_ms"] // 1000}
-    span = (truth["end_ms"] - truth["start_ms"]) / 1000
+    span = lab.open_ms(truth["start_ms"], truth["end_ms"], _is_open) / 1000
+    assert 0 < span < (truth["end_ms"] - truth["start_ms"]) / 1000
     devices = truth["devices"]
     listed = {k: d for k, d in devices.items() if d["device"] != UNLISTED}
 
@@ -68,18 +86,22 @@ def test_report_figures_equal_ground_truth(
             )
             continue
         assert row["available_s"] == span
-        assert row["utilisation"] == pytest.approx(dev["in_use_s"] / span, rel=1e-12)
-        assert row["coverage"] == pytest.approx(dev["observed_s"] / span, rel=1e-12)
+        assert row["in_use_open_s"] == dev["in_use_open_s"], key
+        assert row["after_hours_s"] == dev["in_use_s"] - dev["in_use_open_s"], key
+        assert row["observed_open_s"] == dev["observed_open_s"], key
+        assert row["utilisation"] == pytest.approx(dev["in_use_open_s"] / span, rel=1e-12)
+        assert row["coverage"] == pytest.approx(dev["observed_open_s"] / span, rel=1e-12)
     assert any(r["coverage"] < 1 for r in rows)
+    assert any(r["after_hours_s"] for r in rows)  # the lab is used after hours too
 
     for row in api.get("/api/v1/utilisation", Role.viewer, group_by="lab", **window):
         members = [d for d in listed.values() if d["lab"] == row["lab"]]
         assert row["devices"] == len(members)
         assert row["utilisation"] == pytest.approx(
-            sum(d["in_use_s"] for d in members) / (span * len(members)), rel=1e-12
+            sum(d["in_use_open_s"] for d in members) / (span * len(members)), rel=1e-12
         )
         assert row["coverage"] == pytest.approx(
-            sum(d["observed_s"] for d in members) / (span * len(members)), rel=1e-12
+            sum(d["observed_open_s"] for d in members) / (span * len(members)), rel=1e-12
         )
 
     # Openness: registered devices only; the unlisted PC's users are not merged in.

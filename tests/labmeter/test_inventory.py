@@ -88,6 +88,23 @@ equipment:
     ]
 
 
+def test_hours_off_the_half_hour_and_odd_time_zones_are_refused() -> None:
+    text = """version: 1
+timezone: Asia/Kathmandu
+sites: [{id: s}]
+labs:
+  - {id: l, site: s, hours: {mon: "08:15-13:00", tue: "08:30-13:00"}}
+"""
+    with pytest.raises(InventoryError) as info:
+        parse(text, "inv.yaml")
+    assert info.value.problems == [
+        "inv.yaml:2: timezone: 'Asia/Kathmandu' is not a whole or half hour from UTC (opening "
+        "hours are kept per half hour of UTC)",
+        "inv.yaml:5: labs[0].hours.mon: '08:15-13:00' must start and end on the hour or half "
+        "hour (in-use time is split at opening hours per half hour)",
+    ]
+
+
 def test_yaml_syntax_error_and_duplicate_keys_have_lines() -> None:
     with pytest.raises(InventoryError) as info:
         parse("version: 1\nsites: [\n", "x.yaml")

@@ -1,0 +1,107 @@
+"""Opening hours as half hours: the unit in which rollups keep in-use time apart.
+
+Utilisation divides in-use time *within* opening hours by those hours; use after hours is
+real (an evening course) but has no denominator, so it is reported apart. The inventory
+declares hours on the hour or half hour, and the time zones it allows are whole hours from
+UTC, so every half hour of UTC is either wholly open or wholly closed. Hourly rollups carry
+the first half hour's seconds beside the hour's (``*_h1_s``); raw points are summed per half
+hour; daily rollups carry the open seconds themselves, computed by the collector with its
+inventory and labelled with the hours used (``rollup_hours_daily``), so the API can tell
+when its own inventory says otherwise and fall back to the hourly rollups.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from labmeter.inventory import Inventory
+
+HALF_HOUR_MS = 1_800_000
+HOUR_MS = 3_600_000
+DAY_MS = 86_400_000
+# The seconds split at opening hours: open part = ``<name>_open_s``, first half = ``_h1_s``.
+SPLIT_FIELDS = ("in_use_s", "observed_s")
+
+
+def open_name(field: str) -> str:
+    return field.removesuffix("_s") + "_open_s"
+
+
+def base_name(open_field: str) -> str:
+    return open_field.removesuffix("_open_s") + "_s"
+
+
+def h1_name(field: str) -> str:
+    return field.removesuffix("_s") + "_h1_s"
+
+
+OPEN_FIELDS = tuple(open_name(f) for f in SPLIT_FIELDS)
+H1_FIELDS = tuple(h1_name(f) for f in SPLIT_FIELDS)
+
+
+class OpeningHours:
+    """Which half hours a lab is open; without an inventory every half hour is open."""
+
+    def __init__(self, inventory: Inventory | None) -> None:
+        self.inventory = inventory
+        self._open: dict[tuple[str, str, int], frozenset[int]] = {}
+
+    def _open_halves(self, site: str, lab: str, utc_day: int) -> frozenset[int]:
+        key = (site, lab, utc_day)
+        found = self._open.get(key)
+        if found is None:
+            found = frozenset()
+            if self.inventory is not None and (spec := self.inventory.labs.get((site, lab))):
+                start = utc_day * DAY_MS
+                found = frozenset(
+                    half
+                    for a, b in self.inventory.opening_spans(spec, start, start + DAY_MS)
+                    for half in range(a, b, HALF_HOUR_MS)
+                )
+            self._open[key] = found
+        return found
+
+    def is_open(self, site: str, lab: str, half_ms: int) -> bool:
+        """Whether the half hour starting at ``half_ms`` is within the lab's opening hours."""
+        if self.inventory is None:
+            return True
+        return half_ms in self._open_halves(site, lab, half_ms // DAY_MS)
+
+    def split_hour(self, record: Mapping[str, Any], hour_ms: int) -> dict[str, float]:
+        """The open seconds of an hourly rollup record (with its ``*_h1_s`` fields)."""
+        site, lab = str(record.get("site") or ""), str(record.get("lab") or "")
+        first = self.is_open(site, lab, hour_ms)
+        second = self.is_open(site, lab, hour_ms + HALF_HOUR_MS)
+        out = {}
+        for name in SPLIT_FIELDS:
+            total = float(record.get(name) or 0.0)
+            head = float(record.get(h1_name(name)) or 0.0)
+            out[open_name(name)] = (head if first else 0.0) + (total - head if second else 0.0)
+        return out
+
+    def split_half(self, record: Mapping[str, Any], half_ms: int) -> dict[str, float]:
+        """The open seconds of a record summed over one half hour of raw points."""
+        site, lab = str(record.get("site") or ""), str(record.get("lab") or "")
+        is_open = self.is_open(site, lab, half_ms)
+        return {open_name(n): float(record.get(n) or 0.0) if is_open else 0.0 for n in SPLIT_FIELDS}
+
+    def label(self, site: str, lab: str, day_start_ms: int, day_end_ms: int) -> str:
+        """The lab's hours over one local day as ``HH:MM-HH:MM,...`` ("" when closed, "*"
+        without an inventory): what the daily rollups of that day were computed with."""
+        if self.inventory is None:
+            return "*"
+        spec = self.inventory.labs.get((site, lab))
+        if spec is None:
+            return ""
+        tz = self.inventory.tz
+        spans = []
+        for a, b in self.inventory.opening_spans(spec, day_start_ms, day_end_ms):
+            end = "24:00" if b == day_end_ms else _clock(b, tz)
+            spans.append(f"{_clock(a, tz)}-{end}")
+        return ",".join(spans)
+
+
+def _clock(ms: int, tz: Any) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz).strftime("%H:%M")
