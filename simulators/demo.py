@@ -10,7 +10,6 @@ from pathlib import Path
 
 import httpx
 import uvicorn
-import yaml
 from rich.console import Console
 from rich.table import Table
 
@@ -25,25 +24,6 @@ from simulators import lab
 console = Console()
 # The example inventory matches the simulated lab (12 devices); a source checkout has it.
 INVENTORY = Path(__file__).parents[1] / "deploy" / "inventory.example.yaml"
-
-
-def _demo_inventory(workdir: Path) -> str:
-    """The example inventory with the labs open around the clock, as the simulated lab is.
-
-    The simulated devices work day and night; measured against the example's real opening
-    hours, their night-time use would push utilisation past 100 % (in-use time outside opening
-    hours is in the numerator, not in the denominator: see README, "How the numbers are made").
-    """
-    if not INVENTORY.exists():
-        return ""
-    doc = yaml.safe_load(INVENTORY.read_text(encoding="utf-8"))
-    for lab_entry in doc.get("labs", []):
-        lab_entry["hours"] = {"mon-sun": "00:00-24:00"}
-        lab_entry["closures"] = []
-        lab_entry["public_holidays"] = False
-    path = workdir / "inventory.yaml"
-    path.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8")
-    return str(path)
 
 
 def _serve_api(config: Config) -> tuple[uvicorn.Server, threading.Thread]:
@@ -78,23 +58,25 @@ def _show(api: str, hours: float, headers: dict[str, str]) -> None:
     table = Table(
         title=f"Utilisation of the last {hours:g} h by lab ({api}/api/v1/utilisation?group_by=lab)"
     )
-    for col in ("site", "lab", "devices", "in use h", "observed h", "utilisation", "coverage"):
+    for col in ("site", "lab", "devices", "in use h", "after h", "open h", "util.", "cover."):
         table.add_column(col, justify="right")
     for row in rows:
         table.add_row(
             row["site"],
             row["lab"],
             str(row["devices"]),
-            f"{row['in_use_s'] / 3600:.1f}",
-            f"{row['observed_s'] / 3600:.1f}",
+            f"{row['in_use_open_s'] / 3600:.1f}",
+            f"{(row['after_hours_s'] or 0) / 3600:.1f}",
+            f"{(row['available_s'] or 0) / 3600:.1f}",
             # None: no opening hours in the window (the lab was closed), not zero use.
             "-" if row["utilisation"] is None else f"{row['utilisation'] * 100:.1f} %",
             "-" if row["coverage"] is None else f"{row['coverage'] * 100:.1f} %",
         )
     console.print(table)
     console.print(
-        "available time: the demo's inventory (deploy/inventory.example.yaml with the labs open "
-        "around the clock, as the simulated lab is); '-' = no available time in the window"
+        "open h: the labs' opening hours in deploy/inventory.example.yaml, summed over their "
+        "devices; utilisation = in use within them / open h. The simulated lab also works at "
+        "night: that use is 'after h'. '-' = no opening hours in the window"
     )
 
 
@@ -107,13 +89,16 @@ def run_demo(devices: int, hours: float, speed: float, seed: int, duration: floa
         workdir = Path(tmp)
         console.print(f"[bold]labmeter demo[/] — starting mosquitto and influxd in {workdir}")
         with stack(workdir) as (broker, db):
+            inventory = str(INVENTORY) if INVENTORY.exists() else ""
             config = Config(
                 mqtt=MqttConfig(url=f"mqtt://127.0.0.1:{broker.port}"),
                 influx=InfluxConfig(url=f"http://127.0.0.1:{db.port}", database="labmeter"),
-                collector=CollectorConfig(dead_letter_path=str(workdir / "deadletters.jsonl")),
+                collector=CollectorConfig(
+                    dead_letter_path=str(workdir / "deadletters.jsonl"), inventory=inventory
+                ),
                 api=ApiConfig(
                     port=free_port(),
-                    inventory=_demo_inventory(workdir),
+                    inventory=inventory,
                     keys_path=str(workdir / "apikeys.sqlite"),
                 ),
             )
