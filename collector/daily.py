@@ -13,6 +13,7 @@ collector's stream, so recomputing is idempotent and several collectors converge
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, time, timedelta
 from typing import Protocol
 from zoneinfo import ZoneInfo
@@ -133,11 +134,13 @@ def backfill(
     end_ms: int,
     site: str,
     opening: OpeningHours,
+    progress: Callable[[int, int], None] = lambda _done, _end: None,
 ) -> int:
     """Daily rollups for every local day touching [start, end) that has hourly rollups.
 
-    For a database whose hourly rollups predate the daily ones (a month per query: one query
-    per day took minutes for a region's year); returns the points written.
+    For a database whose hourly rollups predate the daily ones, or days split at opening
+    hours that the inventory no longer states (a month per query: one query per day took
+    minutes for a region's year); returns the points written.
     """
     written = 0
     day = day_of(start_ms)
@@ -150,4 +153,5 @@ def backfill(
             writer.write_lines(lines)
             written += len(lines)
         day = stop
+        progress(min(day, end_ms), end_ms)
     return written

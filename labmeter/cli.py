@@ -223,6 +223,34 @@ def influx_init(config: ConfigOpt = None, influx_url: InfluxOpt = None) -> None:
     err.print(f"database {cfg.influx.database!r} ready at {cfg.influx.url}")
 
 
+rollups_app = typer.Typer(help="The collector's rollups.", no_args_is_help=True)
+app.add_typer(rollups_app, name="rollups")
+
+
+@rollups_app.command("rebuild")
+def rollups_rebuild(
+    start: Annotated[str, typer.Option(help="RFC 3339 or epoch seconds")],
+    end: Annotated[str, typer.Option(help="RFC 3339 or epoch seconds")],
+    config: ConfigOpt = None,
+) -> None:
+    """Recompute daily rollups with collector.inventory (after its opening hours changed)."""
+    from api.timeparse import parse_time
+    from collector.rebuild import rebuild
+
+    cfg = _load(config)
+    try:
+        start_ms, end_ms = parse_time(start), parse_time(end)
+        if end_ms <= start_ms:
+            raise ValueError("end must be after start")
+        rebuild(cfg, start_ms, end_ms, err)
+    except ValueError as exc:
+        err.print(f"[red]rollups rebuild:[/] {exc}")
+        raise typer.Exit(2) from exc
+    except LabmeterError as exc:
+        err.print(f"[red]rollups rebuild failed:[/] {exc}")
+        raise typer.Exit(1) from exc
+
+
 inventory_app = typer.Typer(help="The inventory file: check it, import equipment from CSV.")
 app.add_typer(inventory_app, name="inventory")
 apikey_app = typer.Typer(help="API keys with roles (viewer, evaluator, admin), stored hashed.")

@@ -113,8 +113,12 @@ class AgentConfig:
             Topic(self.site, self.lab, self.device, "sample")
         except PayloadRejected as exc:
             raise ConfigError("agent.site/lab/device", exc.detail) from exc
-        if self.interval_s <= 0:
-            raise ConfigError("agent.interval_s", "must be > 0")
+        if self.interval_s <= 0 or 1800 % self.interval_s:
+            raise ConfigError(
+                "agent.interval_s",
+                "must divide 1800 (e.g. 60, 300, 900): each sample must fall within one half "
+                "hour, the unit in which use is split at opening hours",
+            )
         if not 0 < self.poll_s <= self.interval_s:
             raise ConfigError("agent.poll_s", "must be > 0 and <= interval_s")
         if len(self.pseudonym_secret) < 16:

@@ -48,6 +48,9 @@ def test_bounds_and_types_name_their_key(tmp_path: Path, monkeypatch: pytest.Mon
     path.write_text(BASE.format(queue=tmp_path / "q.db") + 'scan_s = "often"\n')
     with pytest.raises(ConfigError, match=r"^agent.scan_s: must be a number"):
         config_mod.load(path)
+    path.write_text(BASE.format(queue=tmp_path / "q.db") + "interval_s = 70\n")
+    with pytest.raises(ConfigError, match=r"^agent.interval_s: must divide 1800"):
+        config_mod.load(path).agent.check()
     path.write_text(BASE.format(queue=tmp_path / "q.db") + "quue_path = 'x'\n")
     with pytest.raises(ConfigError, match=r"^agent.quue_path: unknown key"):
         config_mod.load(path)

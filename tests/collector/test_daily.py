@@ -5,9 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+from typer.testing import CliRunner
+
 from collector.daily import day_of, first_day_within, next_day
 from collector.metrics import Metrics
 from collector.rollups import Rollups, hour_of
+from labmeter.cli import app
+from labmeter.config import Config
 from labmeter.influx import InfluxV1, line
 from labmeter.inventory import load
 from labmeter.opening import OpeningHours
@@ -145,3 +149,34 @@ def test_daily_rollups_split_in_use_time_at_the_inventorys_opening_hours(
     assert [(s.tags["lab"], s.values[0][0], s.values[0][1]) for s in hours] == [
         ("lab-cad", day_of(d.T0), "09:30-10:30,11:30-13:00")
     ]
+
+
+def test_rebuild_command_recomputes_days_with_the_edited_opening_hours(
+    config: Config, influx: InfluxV1, tmp_path: Path
+) -> None:
+    influx.write_lines(d.raw_lines())
+    rollups = Rollups(
+        influx, influx, Metrics(), site=d.SITE, state_path=tmp_path / "r.json",
+        grace_s=0, settle_s=0, opening=OpeningHours(load(d.inventory_file(tmp_path))),
+    )  # fmt: skip
+    _roll(rollups, d.raw_lines())
+    edited = d.inventory_file(tmp_path / "edited", d.SPLIT_HOURS)
+    toml = tmp_path / "server.toml"
+    toml.write_text(
+        f'[influx]\nurl = "{config.influx.url}"\ndatabase = "{config.influx.database}"\n'
+        f'[collector]\ninventory = "{edited}"\n'
+    )
+    window = ["--start", str(d.T0 // 1000), "--end", str(d.T0 // 1000 + 86400)]
+    result = CliRunner().invoke(app, ["rollups", "rebuild", "-c", str(toml), *window])
+    assert result.exit_code == 0, result.output
+    hours = influx.query('SELECT "hours" FROM rollup_hours_daily')
+    assert hours[0].values[0][1] == "09:30-10:30,11:30-13:00"
+    pc01 = influx.query(
+        "SELECT in_use_open_s FROM rollup_device_daily WHERE device = 'pc-01' AND "
+        "category = 'school'"
+    )
+    assert pc01[0].values[0][1] == 3600.0
+    backwards = ["--start", window[3], "--end", window[1]]
+    bad = CliRunner().invoke(app, ["rollups", "rebuild", "-c", str(toml), *backwards])
+    assert bad.exit_code == 2
+    assert "end must be after start" in bad.output
