@@ -43,7 +43,7 @@ def test_published_seconds_match_the_controllers_timeline(
     sub.loop_start()
     agent = AgentConfig(
         site=uid, lab="lab-cnc", device="cnc-1", kind="cnc", source="grbl", interval_s=1,
-        poll_s=POLL_S, pseudonym_secret="s" * 16,
+        poll_s=POLL_S, pseudonym_secret="s" * 16, queue_path=str(tmp_path / "queue.db"),
         options={"port": grbl.path, "status_timeout_s": 0.4, "reconnect_s": 0.1},
     )  # fmt: skip
     stop = threading.Event()
