@@ -22,7 +22,7 @@ from datetime import datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from collector.daily import DAY_TZ, day_of, first_day_within, next_day
+from collector.daily import DAY_TZ, day_of, first_day_within, month_of, next_day, next_month
 from labmeter.influx import InfluxV1, all_records, quote_ident, quote_str, tag_filter, time_range
 from labmeter.opening import (
     H1_FIELDS,
@@ -42,7 +42,8 @@ Filters = Mapping[str, str | None]
 
 @dataclass(frozen=True)
 class Part:
-    """One piece of a window and where its data lives: "raw", "hourly" or "daily" points."""
+    """One piece of a window and where its data lives: "raw", "hourly", "daily" or "monthly"
+    points."""
 
     start_ms: int
     end_ms: int
@@ -59,13 +60,15 @@ def split(
     rolled_until_ms: int | None,
     daily_from_ms: int | None = None,
     stale_days: Collection[int] = (),
+    months: bool = True,
 ) -> list[Part]:
     """Whole hours before ``rolled_until_ms`` from rollups; the rest from raw points.
 
     Of those hours, whole local days from ``daily_from_ms`` on come from daily rollups (the
     collector recomputes a day after each of its hours, so a day whose hours are all rolled
-    up is complete), the hours around them from hourly ones, and so do ``stale_days``: days
-    whose daily rollups were split at other opening hours than the API's.
+    up is complete) and whole local months of them from monthly ones (``months``), the hours
+    around them from hourly ones, and so do ``stale_days``: days whose daily rollups were
+    split at other opening hours than the API's (and their months).
     """
     if rolled_until_ms is None:
         return [Part(start_ms, end_ms, "raw")]
@@ -76,23 +79,30 @@ def split(
     rolled = [Part(first, last, "hourly")]
     if daily_from_ms is not None:
         day_a, day_b = first_day_within(max(first, daily_from_ms)), day_of(last)
-        if day_a < day_b and not stale_days:
-            rolled = [Part(first, day_a, "hourly"), Part(day_a, day_b, "daily")]
-            rolled.append(Part(day_b, last, "hourly"))
-        elif day_a < day_b:
+        if day_a < day_b:
             rolled = [Part(first, day_a, "hourly")]
-            day = day_a
-            while day < day_b:
-                after = next_day(day)
-                source = "hourly" if day in stale_days else "daily"
-                if rolled[-1].source == source:
-                    rolled[-1] = Part(rolled[-1].start_ms, after, source)
-                else:
-                    rolled.append(Part(day, after, source))
-                day = after
+            _add_days(rolled, day_a, day_b, stale_days, months)
             rolled.append(Part(day_b, last, "hourly"))
     parts = [Part(start_ms, first, "raw"), *rolled, Part(last, end_ms, "raw")]
     return [p for p in parts if p.end_ms > p.start_ms]
+
+
+def _add_days(
+    parts: list[Part], day_a: int, day_b: int, stale_days: Collection[int], months: bool
+) -> None:
+    """Whole days ``[day_a, day_b)``: whole months monthly, other days daily, stale hourly."""
+    stale_months = {month_of(d) for d in stale_days}
+    day = day_a
+    while day < day_b:
+        month, after = month_of(day), next_day(day)
+        source = "hourly" if day in stale_days else "daily"
+        if months and month == day and month not in stale_months and next_month(day) <= day_b:
+            source, after = "monthly", next_month(day)
+        if parts[-1].source == source and parts[-1].end_ms == day:
+            parts[-1] = Part(parts[-1].start_ms, after, source)
+        else:
+            parts.append(Part(day, after, source))
+        day = after
 
 
 @dataclass
@@ -191,7 +201,7 @@ class UsageReader:
         """
         opens = [f for f in fields if f in OPEN_FIELDS]
         plain = tuple(dict.fromkeys(f for f in (*fields, *map(base_name, opens)) if f not in opens))
-        from_daily = part.source == "daily" and self.opening.inventory is not None
+        from_daily = part.source in ("daily", "monthly") and self.opening.inventory is not None
         if not opens or from_daily or self.opening.inventory is None:
             read = fields if from_daily else plain
             group = ", ".join(tags)
@@ -304,7 +314,7 @@ class UsageReader:
         out: dict[tuple[int, FactKey], Totals] = defaultdict(Totals)
         if tz != DAY_TZ:
             daily_from = None
-        for part in split(start_ms, end_ms, rolled_until, daily_from, self.stale_days):
+        for part in split(start_ms, end_ms, rolled_until, daily_from, self.stale_days, False):
             for record in self._sums(part, filters, tags, exclude, fields, day_tz=tz):
                 out[(int(record["time"]), _fact_key(record))].add(record)
         return dict(out)

@@ -6,8 +6,8 @@ samples (with app usage) for the last two days, written as line protocol in big 
 times the yearly report (JSON, HTML, PDF) and the main endpoints through the real API app, and
 prints the median of 3 runs of each, in stages: as loaded; after the collector's own code
 (``collector.rollups.rollup_lines``) rolled up the raw hours, as a running collector would
-have; after deriving the daily rollups from the hourly ones with the collector's own code
-(``collector.daily.backfill``); then the ratio of the first and the last stage. With
+have; after deriving the daily and monthly rollups from the hourly ones with the collector's
+own code (``collector.daily.backfill``); then the ratio of the first and the last stage. With
 ``--keep-data``, stages already done are not redone (only the last one is measured).
 
     .venv/bin/python bench/report.py             # starts its own influxd in a temp dir
@@ -33,7 +33,9 @@ from collector.daily import backfill
 from collector.rollups import rollup_lines
 from labmeter.config import ApiConfig, Config, InfluxConfig
 from labmeter.influx import InfluxV1
+from labmeter.inventory import load as load_inventory
 from labmeter.localstack import influxd, wait_influx_ready
+from labmeter.opening import OpeningHours
 
 SITES = [f"its-{i:02d}" for i in range(1, 11)]
 LABS = {"lab-cad": "pc", "lab-ele": "pc", "lab-fab": None}
@@ -99,8 +101,8 @@ def generate(
                 if hour < raw_from_ms:
                     out.append(
                         f"rollup_device_hourly,{base} in_use_s={in_use},idle_s={idle},setup_s=0.0,"
-                        f"paused_s=0.0,alarm_s=0.0,off_s=0.0,observed_s={observed},samples=60i "
-                        f"{hour}"
+                        f"paused_s=0.0,alarm_s=0.0,off_s=0.0,observed_s={observed},samples=60i,"
+                        f"in_use_h1_s={in_use / 2},observed_h1_s={observed / 2} {hour}"
                     )
                     for app in apps:
                         out.append(
@@ -226,6 +228,7 @@ def main() -> None:
                 inventory=str(workdir / "inventory.yaml"), keys_path=str(workdir / "k.db")
             ),
         )
+        opening = OpeningHours(load_inventory(config.api.inventory))  # the collector's split
         _, token = KeyStore(config.api.keys_path).create("bench", Role.evaluator)
         client = TestClient(create_app(config), headers={"X-API-Key": token})
         year = {"start": start_ms // 1000, "end": end_ms // 1000}
@@ -248,7 +251,10 @@ def main() -> None:
         stages: list[tuple[str, Callable[[], str] | None]] = [
             ("as loaded: hourly rollups, raw last 2 days", None),
             ("+ collector rolled up the raw hours", lambda: roll_hours(influx, raw_from, end_ms)),
-            ("+ daily rollups", lambda: f"{backfill(influx, influx, start_ms, end_ms, '+'):,}"),
+            (
+                "+ daily and monthly rollups",
+                lambda: f"{backfill(influx, influx, start_ms, end_ms, '+', opening):,}",
+            ),
         ]
         measured: list[tuple[str, dict[str, float]]] = []
         for n, (stage, action) in enumerate(stages):

@@ -9,12 +9,17 @@ tags and fields, so ``rollup_device_daily``, ``rollup_app_daily`` and
 ``rollup_app_concurrency_daily`` (peak seats = the day's highest hourly peak) read like their
 hourly counterparts. Like those, a day is recomputed from InfluxDB, never from this
 collector's stream, so recomputing is idempotent and several collectors converge.
+
+After a day, its local month is recomputed from the month's daily rollups
+(``rollup_*_monthly``, stamped at the month's local midnight, open seconds included): a year
+then reads 12 points per series instead of 365, which took the yearly report's largest
+query from 2.4 s to ~0.1 s on a region's year.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
@@ -24,7 +29,6 @@ from labmeter.opening import H1_FIELDS, HOUR_MS, OPEN_FIELDS, SPLIT_FIELDS, Open
 
 DAY_TZ = "Europe/Rome"  # the API reads daily rollups only for an inventory in this zone
 _TZ = ZoneInfo(DAY_TZ)
-BACKFILL_DAYS = 31
 _STATE_FIELDS = [f"{s}_s" for s in STATES] + ["observed_s"]
 
 
@@ -42,6 +46,19 @@ def next_day(day_ms: int) -> int:
     """Start of the local day after the one starting at ``day_ms`` (23-25 hours later)."""
     local = datetime.fromtimestamp(day_ms / 1000, _TZ).date() + timedelta(days=1)
     return int(datetime.combine(local, time(), _TZ).timestamp() * 1000)
+
+
+def month_of(ts_ms: int) -> int:
+    """Start (epoch ms) of the local calendar month that holds ``ts_ms``."""
+    local = datetime.fromtimestamp(ts_ms / 1000, _TZ).date().replace(day=1)
+    return int(datetime.combine(local, time(), _TZ).timestamp() * 1000)
+
+
+def next_month(month_ms: int) -> int:
+    """Start of the local month after the one starting at ``month_ms``."""
+    local = datetime.fromtimestamp(month_ms / 1000, _TZ).date()
+    following = date(local.year + local.month // 12, local.month % 12 + 1, 1)
+    return int(datetime.combine(following, time(), _TZ).timestamp() * 1000)
 
 
 def first_day_within(ts_ms: int) -> int:
@@ -104,6 +121,43 @@ def daily_lines(
     return lines
 
 
+def monthly_lines(reader: Reader, month_ms: int, site: str) -> list[str]:
+    """The monthly rollup points of the local month starting at ``month_ms``, summed from
+    its daily rollups (peak seats: the month's highest daily peak)."""
+    where = time_range(month_ms, next_month(month_ms))
+    if site != "+":
+        where += f" AND site = {quote_str(site)}"
+    lines: list[str] = []
+    sums = ", ".join(f"sum({f}) AS {f}" for f in (*_STATE_FIELDS, *OPEN_FIELDS))
+    for series in reader.query(
+        f"SELECT {sums}, sum(samples) AS samples FROM rollup_device_daily WHERE {where} "
+        "GROUP BY site, lab, device, kind, category"
+    ):
+        rec = series.records()[0]
+        fields: dict[str, FieldValue] = {
+            f: float(rec[f] or 0.0) for f in (*_STATE_FIELDS, *OPEN_FIELDS)
+        }
+        fields["samples"] = int(rec["samples"] or 0)
+        lines.append(line("rollup_device_monthly", series.tags, fields, month_ms))
+    for series in reader.query(
+        f"SELECT sum(running_s) AS running_s FROM rollup_app_daily WHERE {where} "
+        "GROUP BY site, lab, device, category, app"
+    ):
+        running: dict[str, FieldValue] = {"running_s": float(series.values[0][1] or 0.0)}
+        lines.append(line("rollup_app_monthly", series.tags, running, month_ms))
+    for series in reader.query(
+        "SELECT max(peak_seats) AS peak_seats, sum(seat_hours) AS seat_hours "
+        f"FROM rollup_app_concurrency_daily WHERE {where} GROUP BY site, app"
+    ):
+        rec = series.records()[0]
+        seats: dict[str, FieldValue] = {
+            "peak_seats": int(rec["peak_seats"] or 0),
+            "seat_hours": float(rec["seat_hours"] or 0.0),
+        }
+        lines.append(line("rollup_app_concurrency_monthly", series.tags, seats, month_ms))
+    return lines
+
+
 def _open_seconds(
     reader: Reader, where: str, opening: OpeningHours
 ) -> dict[tuple[tuple[tuple[str, str], ...], int], dict[str, FieldValue]]:
@@ -136,22 +190,24 @@ def backfill(
     opening: OpeningHours,
     progress: Callable[[int, int], None] = lambda _done, _end: None,
 ) -> int:
-    """Daily rollups for every local day touching [start, end) that has hourly rollups.
+    """Daily and monthly rollups for every local month touching [start, end) that has hourly
+    rollups.
 
     For a database whose hourly rollups predate the daily ones, or days split at opening
     hours that the inventory no longer states (a month per query: one query per day took
     minutes for a region's year); returns the points written.
     """
     written = 0
-    day = day_of(start_ms)
-    while day < end_ms:
-        stop = day
-        for _ in range(BACKFILL_DAYS):
-            stop = next_day(stop)
-        lines = daily_lines(reader, day, stop, site, opening)
+    month = month_of(start_ms)
+    while month < end_ms:
+        after = next_month(month)
+        lines = daily_lines(reader, month, after, site, opening)
         if lines:
             writer.write_lines(lines)
             written += len(lines)
-        day = stop
-        progress(min(day, end_ms), end_ms)
+            months = monthly_lines(reader, month, site)
+            writer.write_lines(months)
+            written += len(months)
+        month = after
+        progress(min(month, end_ms), end_ms)
     return written

@@ -1,6 +1,7 @@
 """Hourly rollups, recomputed from InfluxDB for every hour the collector wrote raw points into.
 
-After an hour's rollup its local day's daily rollup is recomputed too (``collector/daily.py``).
+After an hour's rollup its local day's and month's rollups are recomputed too
+(``collector/daily.py``).
 
 Each rollup is computed from the database, never from this collector's own stream, and written
 as the same points each time (measurement + tags + hour), so recomputing is idempotent and N
@@ -26,7 +27,7 @@ from pathlib import Path
 import orjson
 
 from collector.daily import Reader as Reader  # re-exported: the collector's query protocol
-from collector.daily import daily_lines, day_of, next_day
+from collector.daily import daily_lines, day_of, month_of, monthly_lines, next_day
 from collector.metrics import Metrics
 from labmeter.contract import STATES
 from labmeter.errors import WriteError
@@ -209,6 +210,10 @@ class Rollups:
                     days = daily_lines(self.reader, day, next_day(day), self.site, self.opening)
                     if days:
                         self.writer.write_lines(days)
+                        # And the month follows its days, from the daily rollups just written.
+                        self.writer.write_lines(
+                            monthly_lines(self.reader, month_of(day), self.site)
+                        )
             except WriteError as exc:
                 log.warning("rollup of hour %d failed (%s); will retry", hour, exc)
                 with self._lock, contextlib.suppress(KeyError):

@@ -194,11 +194,13 @@ def test_absurd_epoch_is_a_422_not_a_crash(lab_api: Api, start: str) -> None:
 def test_daily_rollups_give_the_same_figures_as_raw_points(
     config: Config, influx: InfluxV1, tmp_path: Path, hours: str, collector_hours: str
 ) -> None:
-    """The lab on four days, one of them Rome's 23-hour day; closed days read from daily
-    rollups (the collector's code derives them), the edges from hourly and raw points; days
-    the collector split at other opening hours than the API's are read from hourly ones."""
+    """The lab on six days around the whole of March, one of them Rome's 23-hour day; March
+    is read from monthly rollups, closed days from daily ones (the collector's code derives
+    both), the edges from hourly and raw points; days the collector split at other opening
+    hours than the API's (and so their month) are read from hourly ones."""
     day = 24 * d.HOUR
-    shifts = (0, day, 27 * day, 28 * day)  # Mon 2, Tue 3, Sun 29 (summer time), Mon 30 March
+    # Fri 27 Feb, Mon 2, Tue 3, Sun 29 (summer time), Mon 30 March, Wed 1 April.
+    shifts = (-3 * day, 0, day, 27 * day, 28 * day, 30 * day)
     raw = [_shift(text, by) for by in shifts for text in d.raw_lines()]
     influx.write_lines(raw + d.status_lines())
     inventory = d.inventory_file(tmp_path, hours)
@@ -210,26 +212,28 @@ def test_daily_rollups_give_the_same_figures_as_raw_points(
     rolled_db = InfluxV1(other.influx)
     rolled_db.create_database()
     try:
-        cutoff = d.T0 + 28 * day + 9 * d.HOUR  # an hour inside the last day's sessions
+        cutoff = d.T0 + 30 * day + 9 * d.HOUR  # an hour inside the last day's sessions
         rollups, _ = d.rollup_lines(raw, cutoff)
         rolled_db.write_lines(rollups + raw + d.status_lines())  # raw points stay, as in life
         opening = OpeningHours(collector_inventory)
-        assert backfill(rolled_db, rolled_db, d.T0, cutoff, d.SITE, opening) > 0
+        first = d.T0 - 3 * day
+        assert backfill(rolled_db, rolled_db, first, cutoff, d.SITE, opening) > 0
         reader = UsageReader(rolled_db, OpeningHours(load(inventory)))
         until = reader.rolled_until(cutoff + day, {d.SITE}, None)
         assert until == cutoff
-        assert reader.daily_from({d.SITE}, None) == day_of(d.T0)
-        stale = reader.check_daily(day_of(d.T0), cutoff, {})
+        assert reader.daily_from({d.SITE}, None) == day_of(first)
+        stale = reader.check_daily(day_of(first), cutoff, {})
         weekdays = {day_of(d.T0 + by) for by in shifts if by != 27 * day}
         assert stale == (weekdays if hours != collector_hours else set())
         rolled = make_api(other, tmp_path / "r", inventory)
         window = {
-            "start": d.T0 // 1000 + 9 * 3600 + 1234,
-            "end": (d.T0 + 28 * day) // 1000 + 20 * 3600,
+            "start": first // 1000 + 9 * 3600 + 1234,
+            "end": (d.T0 + 30 * day) // 1000 + 20 * 3600,
         }
-        sources = {p.source for p in split(window["start"] * 1000, window["end"] * 1000, until,
-                                           day_of(d.T0))}  # fmt: skip
-        assert sources == {"raw", "hourly", "daily"}
+        parts = split(window["start"] * 1000, window["end"] * 1000, until, day_of(first), stale)
+        assert {p.source for p in parts} == (
+            {"raw", "hourly", "daily", "monthly"} if not stale else {"raw", "hourly", "daily"}
+        )
         for path, params in [
             ("/api/v1/utilisation", {}),
             ("/api/v1/utilisation", {"group_by": "category", "every": "day"}),

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from collector.daily import day_of, first_day_within, next_day
+from collector.daily import day_of, first_day_within, month_of, next_day
 from collector.metrics import Metrics
 from collector.rollups import Rollups, hour_of
 from labmeter.cli import app
@@ -123,6 +123,19 @@ def test_daily_rollups_equal_raw_and_hourly_sums_and_follow_late_data(
     daily = _daily(influx)
     assert daily == _raw_by_day(influx)
     assert daily[(day_of(d.T0), "pc-03", "staff")] == (1800.0, 1800.0, 30)
+    # The month follows its days (late data included): March in one point per series.
+    monthly = influx.query(
+        "SELECT in_use_s, observed_s, samples FROM rollup_device_monthly GROUP BY device, category"
+    )
+    by_month = {
+        (s.tags["device"], s.tags["category"]): (s.values[0][0], tuple(s.values[0][1:]))
+        for s in monthly
+    }
+    sums: dict[tuple[str, str], list[float]] = {}
+    for (_day, device, category), (in_use, observed, n) in daily.items():
+        acc = sums.setdefault((device, category), [0.0, 0.0, 0])
+        acc[0], acc[1], acc[2] = acc[0] + in_use, acc[1] + observed, acc[2] + n
+    assert by_month == {k: (month_of(d.T0), tuple(v)) for k, v in sums.items()}
 
 
 def test_daily_rollups_split_in_use_time_at_the_inventorys_opening_hours(
