@@ -60,6 +60,22 @@ class Scope:
     seen: set[DeviceKey] = field(default_factory=set)
     _available: dict[tuple[str, str, int, int], int] = field(default_factory=dict)
     _facts: dict[tuple[int, int], dict[FactKey, Totals]] = field(default_factory=dict)
+    _months: list[tuple[tuple[int, int], dict[FactKey, Totals]]] | None = None
+
+    def month_facts(self) -> list[tuple[tuple[int, int], dict[FactKey, Totals]]]:
+        """Facts per calendar month of the window, read once; the window's facts are their
+        sum, so a report that needs both pays for one read of the monthly rollups."""
+        if self._months is None:
+            spans = periods(self, Every.month)
+            per = self.reader.period_facts(spans, self.filters, self.rolled_until, self.daily_from)
+            months: dict[int, dict[FactKey, Totals]] = {a: {} for a, _ in spans}
+            total: dict[FactKey, Totals] = defaultdict(Totals)
+            for (a, key), totals in per.items():
+                months[a][key] = totals
+                total[key].add(totals.seconds)
+            self._facts.setdefault((self.start_ms, self.end_ms), dict(total))
+            self._months = [((a, b), months[a]) for a, b in spans]
+        return self._months
 
     def facts(self, start_ms: int, end_ms: int) -> dict[FactKey, Totals]:
         """Usage facts of a span, read once per scope (a report asks for the same ones)."""

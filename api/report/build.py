@@ -7,7 +7,6 @@ disagree. Numbers stay raw here (seconds, ratios); formatting is the renderer's 
 from __future__ import annotations
 
 import time
-from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -15,9 +14,8 @@ from datetime import date
 from typing import Any
 
 from api import analysis
-from api.analysis import Every, GroupBy, Scope
+from api.analysis import GroupBy, Scope
 from api.usage import Totals
-from collector.daily import DAY_TZ
 from labmeter import __version__
 from labmeter.contract import CATEGORIES, EXTERNAL_CATEGORIES
 from labmeter.inventory import DAYS, Equipment, Software
@@ -62,6 +60,7 @@ def build(scope: Scope, progress: Progress | None = None) -> dict[str, Any]:
     pool = ThreadPoolExecutor(max_workers=1)
     licences_future = pool.submit(analysis.software, scope)
     pool.shutdown(wait=False)
+    scope.month_facts()  # one read serves the window's facts and the monthly trends
     devices = analysis.utilisation(scope, GroupBy.device, None)
     labs = analysis.utilisation(scope, GroupBy.lab, None)
     step(1, "utilisation per device and lab")
@@ -238,37 +237,26 @@ def _count_versions(versions: dict[tuple[str, str, str], str]) -> list[dict[str,
 def _monthly(
     scope: Scope, devices: list[dict[str, Any]]
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Per lab and month: utilisation; per month: openness. Per lab and category: a sum per
-    month where daily rollups cover it, else one query per day binned into local calendar
-    months here; unregistered devices left out."""
-    spans = analysis.periods(scope, Every.month)
-    starts = [a for a, _ in spans]
+    """Per lab and month: utilisation; per month: openness; from the scope's month facts
+    (one read for the whole report), unregistered devices left out."""
     members: dict[tuple[str, str], list[tuple[str, str, str]]] = defaultdict(list)
-    unregistered = []
+    unregistered = set()
     for d in devices:
         key = (d["site"], d["lab"], d["device"])
         if d["registered"]:
             members[key[:2]].append(key)
         else:
-            unregistered.append(key)
-    tags = ("site", "lab", "category")
-    fields = ("in_use_s", "observed_s", "in_use_open_s", "observed_open_s")  # all they show
-    if scope.daily_from is not None and scope.tz == DAY_TZ:  # months of daily rollups
-        daily = scope.reader.period_facts(
-            spans, scope.filters, scope.rolled_until, scope.daily_from,
-            tags=tags, exclude=unregistered, fields=fields,
-        )  # fmt: skip
-    else:
-        daily = scope.reader.daily_facts(
-            scope.start_ms, scope.end_ms, scope.filters, scope.rolled_until, scope.tz,
-            tags=tags, exclude=unregistered, fields=fields,
-        )  # fmt: skip
+            unregistered.add(key)
+    spans = []
     per_lab: dict[tuple[int, str, str], Totals] = defaultdict(Totals)
     per_cat: dict[int, dict[str, float]] = defaultdict(lambda: dict.fromkeys(CATEGORIES, 0.0))
-    for (day_ms, (site, lab, _d, _k, category)), totals in daily.items():
-        i = bisect_right(starts, max(day_ms, scope.start_ms)) - 1
-        per_lab[(i, site, lab)].add(totals.seconds)
-        per_cat[i][category] = per_cat[i].get(category, 0.0) + totals.in_use_s
+    for i, (span, facts) in enumerate(scope.month_facts()):
+        spans.append(span)
+        for (site, lab, device, _k, category), totals in facts.items():
+            if (site, lab, device) in unregistered:
+                continue
+            per_lab[(i, site, lab)].add(totals.seconds)
+            per_cat[i][category] = per_cat[i].get(category, 0.0) + totals.in_use_s
     months = []
     for i, (a, b) in enumerate(spans):
         for (site, lab), keys in sorted(members.items()):
