@@ -34,6 +34,7 @@ from labmeter.opening import (
 )
 
 HOUR_MS = 3600_000
+POINTS_MAX_MS = 31 * 24 * HOUR_MS  # rollup parts up to this long are read as points
 # Only the fields a figure uses: a year's read costs time per field read, not per field stored.
 STATE_FIELDS = ("in_use_s", "alarm_s", "off_s", "observed_s", *OPEN_FIELDS)
 FACT_TAGS = ("site", "lab", "device", "kind", "category")
@@ -196,35 +197,55 @@ class UsageReader:
     ) -> Iterable[Mapping[str, Any]]:
         """Sums of ``fields`` over one part, per ``tags`` (and per local day of ``day_tz``).
 
-        Open seconds are summed by InfluxDB from daily rollups; from hourly rollups and raw
-        points they need each hour (half hour) apart, so those rows are grouped by time,
-        split here, and summed back.
+        Rollup parts of at most ``POINTS_MAX_MS`` are read as points and summed here:
+        InfluxDB 1.6's ``sum()`` costs per series and field whatever the span (a 5-day edge
+        cost as much as a year of daily points), a plain read of the points about half.
+        Daily and monthly points carry their open seconds; hourly points and raw half hours
+        are split at opening hours here.
         """
+        inventory = self.opening.inventory
         opens = [f for f in fields if f in OPEN_FIELDS]
         plain = tuple(dict.fromkeys(f for f in (*fields, *map(base_name, opens)) if f not in opens))
-        from_daily = part.source in ("daily", "monthly") and self.opening.inventory is not None
-        if not opens or from_daily or self.opening.inventory is None:
-            read = fields if from_daily else plain
+        carries_open = part.source in ("daily", "monthly") and inventory is not None
+        split_here = bool(opens) and inventory is not None and not carries_open
+        points = part.source == "monthly" or (
+            part.source != "raw" and part.end_ms - part.start_ms <= POINTS_MAX_MS
+        )
+        read = fields if carries_open else plain
+        if not points and not split_here:  # InfluxDB sums it all
             group = ", ".join(tags)
             if day_tz:
                 group = f"time(1d), {group} fill(none) tz({_quote_tz(day_tz)})"
-            query = self._query(part, filters, group, exclude, read)
-            records = all_records(self.influx.query(query))
-            if not from_daily:  # no inventory, or not asked: every second counts as open
+            records = all_records(self.influx.query(self._query(part, filters, group, exclude,
+                                                                 read)))  # fmt: skip
+            if not carries_open:  # no inventory, or not asked: every second counts as open
                 for r in records:
                     r.update({f: r.get(base_name(f)) for f in opens})
             return records
-        step = HOUR_MS if part.source == "hourly" else HALF_HOUR_MS
-        read = plain + H1_FIELDS if part.source == "hourly" else plain
-        by = tuple(dict.fromkeys(("site", "lab", *tags)))
-        group = f"time({step // 60_000}m), {', '.join(by)} fill(none)"
+        if split_here and part.source == "hourly":
+            read += H1_FIELDS
+        by = ", ".join(dict.fromkeys(("site", "lab", *tags)))
+        if points:
+            measurement = part.measurement("sample", "device")
+            q = (
+                f"SELECT {', '.join(quote_ident(f) for f in read)} FROM {measurement} WHERE "
+                f"{time_range(part.start_ms, part.end_ms)}{tag_filter(filters)}"
+                f"{_exclude(exclude)} GROUP BY {by}"
+            )
+        else:
+            step = HOUR_MS if part.source == "hourly" else HALF_HOUR_MS
+            q = self._query(part, filters, f"time({step // 60_000}m), {by} fill(none)", exclude,
+                            read)  # fmt: skip
+        split_at = self.opening.split_hour if part.source == "hourly" else self.opening.split_half
         out: dict[tuple[Any, ...], dict[str, Any]] = {}
         days: dict[int, int] = {}
         zone = ZoneInfo(day_tz) if day_tz else None
-        for r in all_records(self.influx.query(self._query(part, filters, group, exclude, read))):
+        for r in all_records(self.influx.query(q)):
             t = int(r["time"])
-            split_at = self.opening.split_hour if step == HOUR_MS else self.opening.split_half
-            r.update(split_at(r, t))
+            if split_here:
+                r.update(split_at(r, t))
+            elif not carries_open:
+                r.update({f: r.get(base_name(f)) for f in opens})
             day = None
             if zone is not None:
                 day = days.get(t // HALF_HOUR_MS)
@@ -367,14 +388,18 @@ class UsageReader:
         rolled_until: int | None,
         daily_from: int | None = None,
     ) -> dict[tuple[str, str, str, str], float]:
-        """Seconds each app ran, per (site, lab, device, app)."""
+        """Seconds each app ran, per (site, lab, device, app); short rollup parts read as
+        points (see ``_sums``)."""
         out: dict[tuple[str, str, str, str], float] = defaultdict(float)
         for part in split(start_ms, end_ms, rolled_until, daily_from):
             measurement = part.measurement("app_usage", "app")
+            points = part.source == "monthly" or (
+                part.source != "raw" and part.end_ms - part.start_ms <= POINTS_MAX_MS
+            )
             q = (
-                f"SELECT sum(running_s) AS running_s FROM {measurement} WHERE "
-                f"{time_range(part.start_ms, part.end_ms)}{tag_filter(filters)} "
-                "GROUP BY site, lab, device, app"
+                f"SELECT {'running_s' if points else 'sum(running_s) AS running_s'} FROM "
+                f"{measurement} WHERE {time_range(part.start_ms, part.end_ms)}"
+                f"{tag_filter(filters)} GROUP BY site, lab, device, app"
             )
             for r in all_records(self.influx.query(q)):
                 out[(r["site"], r["lab"], r["device"], r["app"])] += float(r["running_s"] or 0)
