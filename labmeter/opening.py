@@ -47,6 +47,7 @@ class OpeningHours:
     def __init__(self, inventory: Inventory | None) -> None:
         self.inventory = inventory
         self._open: dict[tuple[str, str, int], frozenset[int]] = {}
+        self._labels: dict[tuple[str, str, int, int], str] = {}
 
     def _open_halves(self, site: str, lab: str, utc_day: int) -> frozenset[int]:
         key = (site, lab, utc_day)
@@ -92,15 +93,23 @@ class OpeningHours:
         without an inventory): what the daily rollups of that day were computed with."""
         if self.inventory is None:
             return "*"
-        spec = self.inventory.labs.get((site, lab))
-        if spec is None:
-            return ""
-        tz = self.inventory.tz
-        spans = []
-        for a, b in self.inventory.opening_spans(spec, day_start_ms, day_end_ms):
-            end = "24:00" if b == day_end_ms else _clock(b, tz)
-            spans.append(f"{_clock(a, tz)}-{end}")
-        return ",".join(spans)
+        key = (site, lab, day_start_ms, day_end_ms)
+        found = self._labels.get(key)
+        if found is None:
+            found = self._labels[key] = _label(self.inventory, site, lab, day_start_ms, day_end_ms)
+        return found
+
+
+def _label(inventory: Inventory, site: str, lab: str, day_start_ms: int, day_end_ms: int) -> str:
+    spec = inventory.labs.get((site, lab))
+    if spec is None:
+        return ""
+    tz = inventory.tz
+    spans = []
+    for a, b in inventory.opening_spans(spec, day_start_ms, day_end_ms):
+        end = "24:00" if b == day_end_ms else _clock(b, tz)
+        spans.append(f"{_clock(a, tz)}-{end}")
+    return ",".join(spans)
 
 
 def _clock(ms: int, tz: Any) -> str:
