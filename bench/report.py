@@ -190,6 +190,9 @@ def main() -> None:
         default="52w",
         help="InfluxDB shard group duration of the database (1.x default for it: 7d)",
     )
+    parser.add_argument(
+        "--only", default="", help="measure only the requests whose name contains this text"
+    )
     args = parser.parse_args()
     workdir = args.keep_data or Path(tempfile.mkdtemp(prefix="labmeter-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -245,6 +248,7 @@ def main() -> None:
             ("sessions, last day (raw)", "/api/v1/sessions",
              {"start": end_ms // 1000 - 86400, "end": end_ms // 1000}),
         ]  # fmt: skip
+        cases = [case for case in cases if args.only in case[0]]
         stages: list[tuple[str, Callable[[], str] | None]] = [
             ("as loaded: hourly rollups, raw last 2 days", None),
             ("+ collector rolled up the raw hours", lambda: roll_hours(influx, raw_from, end_ms)),

@@ -10,13 +10,13 @@ import time
 from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from datetime import date
 from typing import Any
 
 from api import analysis
 from api.analysis import Every, GroupBy, Scope
-from api.usage import Totals
+from api.usage import FactKey, Totals
 from collector.daily import DAY_TZ
 from labmeter import __version__
 from labmeter.contract import CATEGORIES, EXTERNAL_CATEGORIES
@@ -58,28 +58,33 @@ def build(scope: Scope, progress: Progress | None = None) -> dict[str, Any]:
             progress(n, STEPS, label)
 
     inv = scope.inventory
-    # Licences read their own measurements: their queries overlap with the others (2 cores).
-    pool = ThreadPoolExecutor(max_workers=1)
-    licences_future = pool.submit(analysis.software, scope)
-    pool.shutdown(wait=False)
-    devices = analysis.utilisation(scope, GroupBy.device, None)
-    labs = analysis.utilisation(scope, GroupBy.lab, None)
-    step(1, "utilisation per device and lab")
-    months, monthly_openness = _monthly(scope, devices)
-    step(2, "monthly trend")
-    openness_total = analysis.openness(scope)
-    openness_labs = analysis.openness(scope, by_lab=True)["labs"]
-    step(3, "openness")
-    step(4, "monthly openness")
-    licences = licences_future.result()
-    step(5, "software licences")
-    sessions: dict[tuple[str, str, str], int] | None = None
-    if scope.end_ms - scope.start_ms <= analysis.MAX_SESSION_WINDOW_MS:
-        sessions = defaultdict(int)
-        for s in analysis.sessions(scope):
-            sessions[(s["site"], s["lab"], s["device"])] += 1
-    versions = scope.reader.agent_versions(scope.filters)
-    step(6, "sessions and agent versions")
+    # Independent reads run side by side: InfluxDB answers them in parallel and the HTTP
+    # calls release the GIL. Longest first; the monthly sums need the year's facts, which say
+    # which devices are unregistered (left out of the trend).
+    with ThreadPoolExecutor(max_workers=analysis.QUERY_THREADS) as pool:
+        year = pool.submit(scope.facts, scope.start_ms, scope.end_ms)
+        licences_future = pool.submit(analysis.software, scope)
+        versions_future = pool.submit(scope.reader.agent_versions, scope.filters)
+        sessions_future = (
+            pool.submit(_session_counts, scope)
+            if scope.end_ms - scope.start_ms <= analysis.MAX_SESSION_WINDOW_MS
+            else None
+        )
+        year.result()
+        devices = analysis.utilisation(scope, GroupBy.device, None)
+        labs = analysis.utilisation(scope, GroupBy.lab, None)
+        step(1, "utilisation per device and lab")
+        months, monthly_openness = _monthly(scope, devices, pool)
+        step(2, "monthly trend")
+        openness_total = analysis.openness(scope)
+        openness_labs = analysis.openness(scope, by_lab=True)["labs"]
+        step(3, "openness")
+        step(4, "monthly openness")
+        licences = licences_future.result()
+        step(5, "software licences")
+        sessions = sessions_future.result() if sessions_future is not None else None
+        versions = versions_future.result()
+        step(6, "sessions and agent versions")
 
     equipment = []
     for row in devices:
@@ -228,6 +233,13 @@ def _in(scope: Scope, site: str, lab: str, device: str | None) -> bool:
     )
 
 
+def _session_counts(scope: Scope) -> dict[tuple[str, str, str], int]:
+    counts: dict[tuple[str, str, str], int] = defaultdict(int)
+    for s in analysis.sessions(scope):
+        counts[(s["site"], s["lab"], s["device"])] += 1
+    return counts
+
+
 def _count_versions(versions: dict[tuple[str, str, str], str]) -> list[dict[str, Any]]:
     counts: dict[str, int] = defaultdict(int)
     for version in versions.values():
@@ -236,11 +248,11 @@ def _count_versions(versions: dict[tuple[str, str, str], str]) -> list[dict[str,
 
 
 def _monthly(
-    scope: Scope, devices: list[dict[str, Any]]
+    scope: Scope, devices: list[dict[str, Any]], pool: Executor
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Per lab and month: utilisation; per month: openness. Per lab and category: a sum per
-    month where daily rollups cover it, else one query per day binned into local calendar
-    months here; unregistered devices left out."""
+    month where daily rollups cover it (months read in ``pool``), else one query per day
+    binned into local calendar months here; unregistered devices left out."""
     spans = analysis.periods(scope, Every.month)
     starts = [a for a, _ in spans]
     members: dict[tuple[str, str], list[tuple[str, str, str]]] = defaultdict(list)
@@ -253,10 +265,16 @@ def _monthly(
             unregistered.append(key)
     tags, fields = ("site", "lab", "category"), ("in_use_s", "observed_s")  # all they show
     if scope.daily_from is not None and scope.tz == DAY_TZ:  # months of daily rollups
-        daily = scope.reader.period_facts(
-            spans, scope.filters, scope.rolled_until, scope.daily_from,
-            tags=tags, exclude=unregistered, fields=fields,
-        )  # fmt: skip
+
+        def month(span: tuple[int, int]) -> dict[tuple[int, FactKey], Totals]:
+            return scope.reader.period_facts(
+                [span], scope.filters, scope.rolled_until, scope.daily_from,
+                tags=tags, exclude=unregistered, fields=fields,
+            )  # fmt: skip
+
+        daily: dict[tuple[int, FactKey], Totals] = {}
+        for part in pool.map(month, spans):
+            daily |= part  # keyed by the month's start: months never collide
     else:
         daily = scope.reader.daily_facts(
             scope.start_ms, scope.end_ms, scope.filters, scope.rolled_until, scope.tz,

@@ -219,11 +219,16 @@ def to_xlsx(report: dict[str, Any], lang: Lang) -> bytes:
         ws.append([h for h, _ in table.columns])
         for c in ws[1]:
             c.font = Font(bold=True)
-        for row in table.rows:
+        formats = [
+            (col, _XLSX_FORMATS[unit])
+            for col, (_, unit) in enumerate(table.columns, start=1)
+            if unit in _XLSX_FORMATS
+        ]
+        # Row numbers counted here: ``ws.max_row`` scans every cell, quadratic in the rows.
+        for r, row in enumerate(table.rows, start=2):
             ws.append(row)
-            for c, (_, unit) in zip(ws[ws.max_row], table.columns, strict=True):
-                if unit in _XLSX_FORMATS:
-                    c.number_format = _XLSX_FORMATS[unit]
+            for col, number_format in formats:
+                ws.cell(r, col).number_format = number_format
         for i, (header, _) in enumerate(table.columns):
             ws.column_dimensions[chr(65 + i)].width = max(10, min(40, len(header) + 4))
     out = io.BytesIO()
