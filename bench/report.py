@@ -8,17 +8,26 @@ prints the median of 3 runs of each, in stages: as loaded; after the collector's
 (``collector.rollups.rollup_lines``) rolled up the raw hours, as a running collector would
 have; after deriving the daily rollups from the hourly ones with the collector's own code
 (``collector.daily.backfill``); then the ratio of the first and the last stage. With
-``--keep-data``, stages already done are not redone (only the last one is measured).
+``--keep-data``, stages already done are not redone (only the last one is measured). With
+``--baseline REF``, the API code of that git commit is timed too, on the same server and data,
+in a child process, so that a change is measured before and after in one run.
 
     .venv/bin/python bench/report.py             # starts its own influxd in a temp dir
     .venv/bin/python bench/report.py --keep-data /tmp/lm-bench   # reuse a loaded data dir
+    .venv/bin/python bench/report.py --keep-data /tmp/lm-bench --only report --baseline main
 """
 
 from __future__ import annotations
 
 import argparse
+import io
+import json
+import os
 import random
 import statistics
+import subprocess
+import sys
+import tarfile
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -27,6 +36,7 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
+import api  # with --influx-url, from the baseline's tree (the child's path says so)
 from api.keys import KeyStore, Role
 from api.main import create_app
 from collector.daily import backfill
@@ -182,6 +192,60 @@ def measure(
     return times
 
 
+def app_client(url: str, workdir: Path) -> TestClient:
+    """The real API app (auth included) over the bench's inventory and database."""
+    inventory_yaml(workdir / "inventory.yaml")
+    config = Config(
+        influx=InfluxConfig(url=url, database="bench", timeout_s=120),
+        api=ApiConfig(inventory=str(workdir / "inventory.yaml"), keys_path=str(workdir / "k.db")),
+    )
+    _, token = KeyStore(config.api.keys_path).create("bench", Role.evaluator)
+    return TestClient(create_app(config), headers={"X-API-Key": token})
+
+
+def requests(start_ms: int, end_ms: int, only: str) -> list[tuple[str, str, dict[str, str | int]]]:
+    year = {"start": start_ms // 1000, "end": end_ms // 1000}
+    cases: list[tuple[str, str, dict[str, str | int]]] = [
+        ("yearly report, JSON", "/api/v1/report", {**year, "format": "json"}),
+        ("yearly report, HTML", "/api/v1/report", {**year, "format": "html"}),
+        ("yearly report, XLSX", "/api/v1/report", {**year, "format": "xlsx"}),
+        ("yearly report, PDF", "/api/v1/report", {**year, "format": "pdf"}),
+        ("utilisation per device, year", "/api/v1/utilisation", year),
+        ("utilisation per lab per month", "/api/v1/utilisation",
+         {**year, "group_by": "lab", "every": "month"}),
+        ("utilisation per site per week", "/api/v1/utilisation",
+         {**year, "group_by": "site", "every": "week"}),
+        ("openness, year", "/api/v1/openness", year),
+        ("software licences, year", "/api/v1/software", year),
+        ("occupancy, live", "/api/v1/occupancy", {}),
+        ("sessions, last day (raw)", "/api/v1/sessions",
+         {"start": end_ms // 1000 - 86400, "end": end_ms // 1000}),
+    ]  # fmt: skip
+    return [case for case in cases if only in case[0]]
+
+
+def baseline(ref: str, url: str, workdir: Path, only: str) -> dict[str, float]:
+    """Time the API code of git ``ref`` on the running server: its packages, extracted to a
+    temp dir, come first on the child's path; this script and the venv stay the same."""
+    root = Path(__file__).resolve().parent.parent
+    with tempfile.TemporaryDirectory(prefix="labmeter-baseline-") as tmp:
+        archive = subprocess.run(
+            ["git", "-C", str(root), "archive", ref, "api", "collector", "labmeter"],
+            check=True, capture_output=True,
+        ).stdout  # fmt: skip
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            tar.extractall(tmp, filter="data")
+        env = {**os.environ, "PYTHONPATH": tmp}
+        child = subprocess.run(
+            [sys.executable, __file__, "--keep-data", str(workdir), "--only", only,
+             "--influx-url", url],
+            env=env, check=True, stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+    print(child.stdout.rsplit("\n", 2)[0], flush=True)
+    times: dict[str, float] = json.loads(child.stdout.splitlines()[-1])
+    return times
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keep-data", type=Path, help="influxd data dir to (re)use")
@@ -193,7 +257,17 @@ def main() -> None:
     parser.add_argument(
         "--only", default="", help="measure only the requests whose name contains this text"
     )
+    parser.add_argument("--baseline", metavar="REF", help="also time the API code of this commit")
+    parser.add_argument("--influx-url", help=argparse.SUPPRESS)  # --baseline's child: time only
     args = parser.parse_args()
+    if args.influx_url:
+        start_ms, end_ms = map(int, (args.keep_data / "loaded").read_text().split())
+        client = app_client(args.influx_url, args.keep_data)
+        times = measure(
+            client, f"baseline: {Path(api.__file__).parent}", requests(start_ms, end_ms, args.only)
+        )
+        print(json.dumps(times))
+        return
     workdir = args.keep_data or Path(tempfile.mkdtemp(prefix="labmeter-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
     loaded = (workdir / "loaded").exists()
@@ -222,33 +296,8 @@ def main() -> None:
             (workdir / "loaded").write_text(f"{start_ms} {end_ms}\n")
         else:
             start_ms, end_ms = map(int, (workdir / "loaded").read_text().split())
-        inventory_yaml(workdir / "inventory.yaml")
-        config = Config(
-            influx=InfluxConfig(url=url, database="bench", timeout_s=120),
-            api=ApiConfig(
-                inventory=str(workdir / "inventory.yaml"), keys_path=str(workdir / "k.db")
-            ),
-        )
-        _, token = KeyStore(config.api.keys_path).create("bench", Role.evaluator)
-        client = TestClient(create_app(config), headers={"X-API-Key": token})
-        year = {"start": start_ms // 1000, "end": end_ms // 1000}
-        cases: list[tuple[str, str, dict[str, str | int]]] = [
-            ("yearly report, JSON", "/api/v1/report", {**year, "format": "json"}),
-            ("yearly report, HTML", "/api/v1/report", {**year, "format": "html"}),
-            ("yearly report, XLSX", "/api/v1/report", {**year, "format": "xlsx"}),
-            ("yearly report, PDF", "/api/v1/report", {**year, "format": "pdf"}),
-            ("utilisation per device, year", "/api/v1/utilisation", year),
-            ("utilisation per lab per month", "/api/v1/utilisation",
-             {**year, "group_by": "lab", "every": "month"}),
-            ("utilisation per site per week", "/api/v1/utilisation",
-             {**year, "group_by": "site", "every": "week"}),
-            ("openness, year", "/api/v1/openness", year),
-            ("software licences, year", "/api/v1/software", year),
-            ("occupancy, live", "/api/v1/occupancy", {}),
-            ("sessions, last day (raw)", "/api/v1/sessions",
-             {"start": end_ms // 1000 - 86400, "end": end_ms // 1000}),
-        ]  # fmt: skip
-        cases = [case for case in cases if args.only in case[0]]
+        client = app_client(url, workdir)
+        cases = requests(start_ms, end_ms, args.only)
         stages: list[tuple[str, Callable[[], str] | None]] = [
             ("as loaded: hourly rollups, raw last 2 days", None),
             ("+ collector rolled up the raw hours", lambda: roll_hours(influx, raw_from, end_ms)),
@@ -266,13 +315,20 @@ def main() -> None:
             marker.write_text("done\n")
             measured.append((stage, measure(client, stage, cases)))
         if not measured:  # every stage done in an earlier run: measure the data as it is
-            measure(client, "data as kept", cases)
+            measured.append(("data as kept", measure(client, "data as kept", cases)))
         if len(measured) > 1:
             (first, base), (last, final) = measured[0], measured[-1]
             print(f"ratio '{first}' / '{last}' (same run):")
             for name, seconds in final.items():
                 ratio = base[name] / seconds
                 print(f"{name:<44} {base[name]:>8.3f} s -> {seconds:>7.3f} s  {ratio:>5.1f}x")
+        if args.baseline:
+            before, after = baseline(args.baseline, url, workdir, args.only), measured[-1][1]
+            print(f"before ({args.baseline}) -> after (this tree), same data, same run:")
+            for name, seconds in after.items():
+                ratio = before[name] / seconds
+                print(f"{name:<44} {before[name]:>8.3f} s -> {seconds:>7.3f} s  {ratio:>5.1f}x")
+        print(f"load average at the end: {os.getloadavg()[0]:.1f} (2 cores)")
         influx.close()
     finally:
         service.stop()
