@@ -10,7 +10,8 @@ have; after deriving the daily rollups from the hourly ones with the collector's
 (``collector.daily.backfill``); then the ratio of the first and the last stage. With
 ``--keep-data``, stages already done are not redone (only the last one is measured). With
 ``--baseline REF``, the API code of that git commit is timed too, on the same server and data,
-in a child process, so that a change is measured before and after in one run.
+in a child process taking turns with this tree request by request, so that a change is
+measured before and after in one run under the same load.
 
     .venv/bin/python bench/report.py             # starts its own influxd in a temp dir
     .venv/bin/python bench/report.py --keep-data /tmp/lm-bench   # reuse a loaded data dir
@@ -21,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import os
 import random
 import statistics
@@ -36,7 +36,7 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-import api  # with --influx-url, from the baseline's tree (the child's path says so)
+import api  # in --baseline's child, from the baseline's tree (the child's path says so)
 from api.keys import KeyStore, Role
 from api.main import create_app
 from collector.daily import backfill
@@ -172,13 +172,7 @@ def roll_hours(influx: InfluxV1, start_ms: int, end_ms: int) -> str:
 
 
 def median_of_3(client: TestClient, path: str, params: dict[str, str | int]) -> float:
-    times = []
-    for _ in range(3):
-        t0 = time.perf_counter()
-        response = client.get(path, params=params)
-        times.append(time.perf_counter() - t0)
-        assert response.status_code == 200, (path, response.status_code, response.text[:300])
-    return statistics.median(times)
+    return statistics.median(time_one(client, path, params) for _ in range(3))
 
 
 def measure(
@@ -224,9 +218,30 @@ def requests(start_ms: int, end_ms: int, only: str) -> list[tuple[str, str, dict
     return [case for case in cases if only in case[0]]
 
 
-def baseline(ref: str, url: str, workdir: Path, only: str) -> dict[str, float]:
-    """Time the API code of git ``ref`` on the running server: its packages, extracted to a
-    temp dir, come first on the child's path; this script and the venv stay the same."""
+def time_one(client: TestClient, path: str, params: dict[str, str | int]) -> float:
+    t0 = time.perf_counter()
+    response = client.get(path, params=params)
+    elapsed = time.perf_counter() - t0
+    assert response.status_code == 200, (path, response.status_code, response.text[:300])
+    return elapsed
+
+
+def serve_timings(url: str, workdir: Path, only: str) -> None:
+    """--baseline's child: time the request named on each stdin line, print its seconds."""
+    start_ms, end_ms = map(int, (workdir / "loaded").read_text().split())
+    client = app_client(url, workdir)
+    cases = {name: (path, params) for name, path, params in requests(start_ms, end_ms, only)}
+    print(f"baseline code: {Path(api.__file__).parent}", flush=True)
+    for name in sys.stdin:
+        print(time_one(client, *cases[name.strip()]), flush=True)
+
+
+def compare(ref: str, client: TestClient, url: str, workdir: Path, only: str) -> None:
+    """Before/after: the API code of git ``ref`` (its packages extracted to a temp dir, first
+    on a child's path; same script, venv and server) and this tree take turns request by
+    request, so that both see the same load; a first round warms both up, then median of 3."""
+    start_ms, end_ms = map(int, (workdir / "loaded").read_text().split())
+    cases = requests(start_ms, end_ms, only)
     root = Path(__file__).resolve().parent.parent
     with tempfile.TemporaryDirectory(prefix="labmeter-baseline-") as tmp:
         archive = subprocess.run(
@@ -235,15 +250,32 @@ def baseline(ref: str, url: str, workdir: Path, only: str) -> dict[str, float]:
         ).stdout  # fmt: skip
         with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
             tar.extractall(tmp, filter="data")
-        env = {**os.environ, "PYTHONPATH": tmp}
-        child = subprocess.run(
+        child = subprocess.Popen(
             [sys.executable, __file__, "--keep-data", str(workdir), "--only", only,
              "--influx-url", url],
-            env=env, check=True, stdout=subprocess.PIPE, text=True,
+            env={**os.environ, "PYTHONPATH": tmp}, stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, text=True,
         )  # fmt: skip
-    print(child.stdout.rsplit("\n", 2)[0], flush=True)
-    times: dict[str, float] = json.loads(child.stdout.splitlines()[-1])
-    return times
+        assert child.stdin is not None and child.stdout is not None
+        print(child.stdout.readline().strip(), flush=True)
+        before: dict[str, list[float]] = {name: [] for name, _, _ in cases}
+        after: dict[str, list[float]] = {name: [] for name, _, _ in cases}
+        for round_ in range(4):
+            for name, path, params in cases:
+                child.stdin.write(name + "\n")
+                child.stdin.flush()
+                old = float(child.stdout.readline())
+                new = time_one(client, path, params)
+                if round_ > 0:
+                    before[name].append(old)
+                    after[name].append(new)
+                print(f"round {round_} {name:<36} {old:>8.3f} s -> {new:>7.3f} s", flush=True)
+        child.stdin.close()
+        child.wait()
+    print(f"before ({ref}) -> after (this tree), same data, same run, median of 3:")
+    for name, _, _ in cases:
+        old, new = statistics.median(before[name]), statistics.median(after[name])
+        print(f"{name:<44} {old:>8.3f} s -> {new:>7.3f} s  {old / new:>5.1f}x")
 
 
 def main() -> None:
@@ -261,12 +293,7 @@ def main() -> None:
     parser.add_argument("--influx-url", help=argparse.SUPPRESS)  # --baseline's child: time only
     args = parser.parse_args()
     if args.influx_url:
-        start_ms, end_ms = map(int, (args.keep_data / "loaded").read_text().split())
-        client = app_client(args.influx_url, args.keep_data)
-        times = measure(
-            client, f"baseline: {Path(api.__file__).parent}", requests(start_ms, end_ms, args.only)
-        )
-        print(json.dumps(times))
+        serve_timings(args.influx_url, args.keep_data, args.only)
         return
     workdir = args.keep_data or Path(tempfile.mkdtemp(prefix="labmeter-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -314,8 +341,8 @@ def main() -> None:
                 print(f"{stage}: {done} points in {time.perf_counter() - t0:.1f} s", flush=True)
             marker.write_text("done\n")
             measured.append((stage, measure(client, stage, cases)))
-        if not measured:  # every stage done in an earlier run: measure the data as it is
-            measured.append(("data as kept", measure(client, "data as kept", cases)))
+        if not measured and not args.baseline:  # every stage done: measure the data as kept
+            measure(client, "data as kept", cases)
         if len(measured) > 1:
             (first, base), (last, final) = measured[0], measured[-1]
             print(f"ratio '{first}' / '{last}' (same run):")
@@ -323,11 +350,7 @@ def main() -> None:
                 ratio = base[name] / seconds
                 print(f"{name:<44} {base[name]:>8.3f} s -> {seconds:>7.3f} s  {ratio:>5.1f}x")
         if args.baseline:
-            before, after = baseline(args.baseline, url, workdir, args.only), measured[-1][1]
-            print(f"before ({args.baseline}) -> after (this tree), same data, same run:")
-            for name, seconds in after.items():
-                ratio = before[name] / seconds
-                print(f"{name:<44} {before[name]:>8.3f} s -> {seconds:>7.3f} s  {ratio:>5.1f}x")
+            compare(args.baseline, client, url, workdir, args.only)
         print(f"load average at the end: {os.getloadavg()[0]:.1f} (2 cores)")
         influx.close()
     finally:
