@@ -30,6 +30,7 @@ import sys
 import tarfile
 import tempfile
 import time
+from collections import defaultdict
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -172,7 +173,7 @@ def roll_hours(influx: InfluxV1, start_ms: int, end_ms: int) -> str:
 
 
 def median_of_3(client: TestClient, path: str, params: dict[str, str | int]) -> float:
-    return statistics.median(time_one(client, path, params) for _ in range(3))
+    return statistics.median(time_one(client, path, params)[0] for _ in range(3))
 
 
 def measure(
@@ -218,28 +219,39 @@ def requests(start_ms: int, end_ms: int, only: str) -> list[tuple[str, str, dict
     return [case for case in cases if only in case[0]]
 
 
-def time_one(client: TestClient, path: str, params: dict[str, str | int]) -> float:
-    t0 = time.perf_counter()
+def time_one(client: TestClient, path: str, params: dict[str, str | int]) -> tuple[float, float]:
+    """Wall seconds of one request and the CPU seconds this process (the API) spent on it."""
+    t0, c0 = time.perf_counter(), time.process_time()
     response = client.get(path, params=params)
-    elapsed = time.perf_counter() - t0
+    elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
     assert response.status_code == 200, (path, response.status_code, response.text[:300])
-    return elapsed
+    return elapsed, cpu
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def serve_timings(url: str, workdir: Path, only: str) -> None:
-    """--baseline's child: time the request named on each stdin line, print its seconds."""
+    """--baseline's child: time the request named on each stdin line, print wall and CPU."""
     start_ms, end_ms = map(int, (workdir / "loaded").read_text().split())
     client = app_client(url, workdir)
     cases = {name: (path, params) for name, path, params in requests(start_ms, end_ms, only)}
     print(f"baseline code: {Path(api.__file__).parent}", flush=True)
     for name in sys.stdin:
-        print(time_one(client, *cases[name.strip()]), flush=True)
+        print(*time_one(client, *cases[name.strip()]), flush=True)
 
 
-def compare(ref: str, client: TestClient, url: str, workdir: Path, only: str) -> None:
+def compare(ref: str, client: TestClient, url: str, db_pid: int, workdir: Path, only: str) -> None:
     """Before/after: the API code of git ``ref`` (its packages extracted to a temp dir, first
     on a child's path; same script, venv and server) and this tree take turns request by
-    request, so that both see the same load; a first round warms both up, then median of 3."""
+    request, so that both see the same load; a first round warms both up, then median of 3.
+
+    Wall time depends on the load of a shared machine; CPU seconds much less, so each request
+    also reports those of the API process and of influxd (the Python and the database cost).
+    """
     start_ms, end_ms = map(int, (workdir / "loaded").read_text().split())
     cases = requests(start_ms, end_ms, only)
     root = Path(__file__).resolve().parent.parent
@@ -258,24 +270,36 @@ def compare(ref: str, client: TestClient, url: str, workdir: Path, only: str) ->
         )  # fmt: skip
         assert child.stdin is not None and child.stdout is not None
         print(child.stdout.readline().strip(), flush=True)
-        before: dict[str, list[float]] = {name: [] for name, _, _ in cases}
-        after: dict[str, list[float]] = {name: [] for name, _, _ in cases}
+        print(f"{'':<44} {'wall, API CPU, influxd CPU (s)':>36}")
+        runs: dict[tuple[str, str], list[tuple[float, float, float]]] = defaultdict(list)
         for round_ in range(4):
             for name, path, params in cases:
+                db0 = cpu_seconds(db_pid)
                 child.stdin.write(name + "\n")
                 child.stdin.flush()
-                old = float(child.stdout.readline())
-                new = time_one(client, path, params)
-                if round_ > 0:
-                    before[name].append(old)
-                    after[name].append(new)
-                print(f"round {round_} {name:<36} {old:>8.3f} s -> {new:>7.3f} s", flush=True)
+                wall, cpu = map(float, child.stdout.readline().split())
+                db1 = cpu_seconds(db_pid)
+                old = (wall, cpu, db1 - db0)
+                new = (*time_one(client, path, params), cpu_seconds(db_pid) - db1)
+                for code, timing in (("before", old), ("after", new)):
+                    print(f"round {round_} {code:<6} {name:<30} {_fmt(timing)}", flush=True)
+                    if round_ > 0:
+                        runs[(code, name)].append(timing)
         child.stdin.close()
         child.wait()
-    print(f"before ({ref}) -> after (this tree), same data, same run, median of 3:")
+    print(f"before ({ref}) -> after (this tree), same data, same run, median of 3 (s):")
+    print(f"{'':<30} {'wall':>17} {'API CPU':>17} {'influxd CPU':>17}")
     for name, _, _ in cases:
-        old, new = statistics.median(before[name]), statistics.median(after[name])
-        print(f"{name:<44} {old:>8.3f} s -> {new:>7.3f} s  {old / new:>5.1f}x")
+        cols = []
+        for i in range(3):
+            old = statistics.median(t[i] for t in runs[("before", name)])
+            new = statistics.median(t[i] for t in runs[("after", name)])
+            cols.append(f"{old:6.2f} -> {new:5.2f}")
+        print(f"{name:<30} {'  '.join(cols)}")
+
+
+def _fmt(timing: tuple[float, float, float]) -> str:
+    return "  ".join(f"{v:8.3f}" for v in timing)
 
 
 def main() -> None:
@@ -350,7 +374,8 @@ def main() -> None:
                 ratio = base[name] / seconds
                 print(f"{name:<44} {base[name]:>8.3f} s -> {seconds:>7.3f} s  {ratio:>5.1f}x")
         if args.baseline:
-            compare(args.baseline, client, url, workdir, args.only)
+            assert service.proc is not None
+            compare(args.baseline, client, url, service.proc.pid, workdir, args.only)
         print(f"load average at the end: {os.getloadavg()[0]:.1f} (2 cores)")
         influx.close()
     finally:
