@@ -128,23 +128,31 @@ def _bullets(pdf: FPDF, items: list[str], lang: Lang) -> None:
     pdf.ln(1.5)
 
 
-def _fit(pdf: FPDF, table: Table, texts: list[list[str]]) -> tuple[float, list[float]]:
+def _fit(
+    pdf: FPDF, table: Table, texts: list[list[str]], measured: list[list[float]]
+) -> tuple[float, list[float]]:
     """The font size and column widths: each column as wide as its widest cell, fitted to the
     page; text columns give up width first (their cells wrap between words), headers wrap
-    between words, numbers never wrap; a table too wide even so gets a smaller font."""
+    between words, numbers never wrap; a table too wide even so gets a smaller font.
+    ``measured`` holds the cells' widths at ``SIZE`` (widths scale with the font size)."""
+    pdf.set_font(FONT, "B", SIZE)
+    header = [max(pdf.get_string_width(w) for w in h.split()) for h, _ in table.columns]
+    pdf.set_font(FONT, size=SIZE)
+    widest = [max((row[i] for row in measured), default=0.0) for i in range(len(header))]
+    word = [
+        max(
+            (pdf.get_string_width(w) for w in {w for row in texts for w in row[i].split()}),
+            default=0.0,
+        )
+        if unit == TEXT  # an asset id stays whole
+        else widest[i]
+        for i, (_, unit) in enumerate(table.columns)
+    ]
     size = SIZE
     while True:
-        natural, minimum = [], []
-        for i, (header, unit) in enumerate(table.columns):
-            pdf.set_font(FONT, "B", size)
-            word = max(pdf.get_string_width(w) for w in header.split()) + 2 * PAD + 0.1
-            pdf.set_font(FONT, size=size)
-            widest = max((pdf.get_string_width(row[i]) for row in texts), default=0.0)
-            natural.append(max(word, widest + 2 * PAD))
-            if unit == TEXT:  # an asset id stays whole
-                longest = max((w for row in texts for w in row[i].split()), key=len, default="")
-                word = max(word, pdf.get_string_width(longest) + 2 * PAD + 0.1)
-            minimum.append(word if unit == TEXT else natural[-1])
+        k = size / SIZE
+        natural = [max(h, c) * k + 2 * PAD + 0.1 for h, c in zip(header, widest, strict=True)]
+        minimum = [max(h, w) * k + 2 * PAD + 0.1 for h, w in zip(header, word, strict=True)]
         if sum(minimum) <= pdf.epw or size <= MIN_SIZE:
             break
         size = max(MIN_SIZE, size - 0.5)
@@ -162,17 +170,24 @@ def _table(pdf: FPDF, table: Table, lang: Lang) -> None:
         [cell(v, u, lang) for v, (_, u) in zip(row, table.columns, strict=True)]
         for row in table.rows
     ]
-    size, widths = _fit(pdf, table, texts)
-    line = size * LINE / SIZE
+    pdf.set_font(FONT, size=SIZE)
+    known: dict[str, float] = {}  # a table repeats its labs, kinds, funds and n/d
+    measured = [
+        [known[text] if text in known else known.setdefault(text, pdf.get_string_width(text))
+         for text in row]
+        for row in texts
+    ]  # fmt: skip
+    size, widths = _fit(pdf, table, texts, measured)
+    k, line = size / SIZE, size * LINE / SIZE
     aligns = ["L" if unit == TEXT else "R" for _, unit in table.columns]
     pdf.set_draw_color(*RULE)
     _header(pdf, table, widths, size)
     if not texts:
         pdf.cell(0, line, t("none", lang), border="B", new_x="LMARGIN", new_y="NEXT")
-    for row in texts:
+    for row, row_widths in zip(texts, measured, strict=True):
         lines = [
-            _lines(pdf, text, w, line) if pdf.get_string_width(text) > w - 2 * PAD else [text]
-            for text, w in zip(row, widths, strict=True)
+            _lines(pdf, text, w, line) if tw * k > w - 2 * PAD else [text]
+            for text, tw, w in zip(row, row_widths, widths, strict=True)
         ]
         height = line * max(len(ls) for ls in lines)
         if pdf.will_page_break(height):
