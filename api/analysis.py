@@ -97,23 +97,31 @@ class Scope:
             return (end_ms - start_ms) / 1000
         if key not in self.inventory.equipment:
             return None
-        if start_ms < self.start_ms or end_ms > self.end_ms:
-            return self.inventory.available_ms(key[0], key[1], start_ms, end_ms) / 1000
-        cache_key = (key[0], key[1], start_ms, end_ms)
+        return self.lab_available_s(key[0], key[1], start_ms, end_ms)
+
+    def lab_available_s(self, site: str, lab: str, start_ms: int, end_ms: int) -> float:
+        """A lab's open time in seconds (0 for a lab the inventory does not list)."""
+        if self.inventory is None:
+            return 0.0
+        if start_ms < self.start_ms or end_ms > self.end_ms:  # beyond the spans kept
+            return self.inventory.available_ms(site, lab, start_ms, end_ms) / 1000
+        cache_key = (site, lab, start_ms, end_ms)
         if cache_key not in self._available:  # devices of one lab share its hours
-            self._available[cache_key] = self._open_ms(key[0], key[1], start_ms, end_ms)
+            self._available[cache_key] = self._open_ms(self.inventory, site, lab, start_ms, end_ms)
         return self._available[cache_key] / 1000
 
-    def _open_ms(self, site: str, lab: str, start_ms: int, end_ms: int) -> int:
+    def _open_ms(
+        self, inventory: Inventory, site: str, lab: str, start_ms: int, end_ms: int
+    ) -> int:
         """Open time of a lab within the window, from its spans computed once per scope: a
         report asks for the year and each month of 30 labs, and walking the calendar each
         time cost 0.5 s. The spans are sorted and disjoint, so prefix sums answer."""
         if (site, lab) not in self._open:
-            found = self.inventory.labs.get((site, lab)) if self.inventory else None
+            found = inventory.labs.get((site, lab))
             spans = (
-                list(self.inventory.opening_spans(found, self.start_ms, self.end_ms))
-                if self.inventory is not None and found is not None
-                else []
+                []
+                if found is None
+                else list(inventory.opening_spans(found, self.start_ms, self.end_ms))
             )
             self._open[(site, lab)] = (
                 [a for a, _ in spans],

@@ -141,8 +141,9 @@ def build(scope: Scope, progress: Progress | None = None) -> dict[str, Any]:
                     "closures": [
                         {"from": c.start, "to": c.end, "reason": c.reason} for c in lab.closures
                     ],
-                    "available_s": inv.available_ms(site, lab_id, scope.start_ms, scope.end_ms)
-                    / 1000,
+                    "available_s": scope.lab_available_s(
+                        site, lab_id, scope.start_ms, scope.end_ms
+                    ),
                 }
             )
 
