@@ -3,12 +3,13 @@ the HTML.
 
 A region's yearly report holds about 8,000 table cells. WeasyPrint, which rendered the HTML,
 spent 12-17 s of CPU on them (CSS cascade, automatic table layout, collapsed borders, a Pango
-layout per cell); drawing each cell as one PDF text line costs about 0.15 ms
+layout per cell); placing each cell as one PDF text line costs about 0.05 ms
 (``bench/report.py``, README "API and reports").
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -179,6 +180,10 @@ def _table(pdf: FPDF, table: Table, lang: Lang) -> None:
     ]  # fmt: skip
     size, widths = _fit(pdf, table, texts, measured)
     k, line = size / SIZE, size * LINE / SIZE
+
+    def width_of(text: str) -> float:  # at the table's size
+        return known[text] * k if text in known else pdf.get_string_width(text)
+
     aligns = ["L" if unit == TEXT else "R" for _, unit in table.columns]
     pdf.set_draw_color(*RULE)
     _header(pdf, table, widths, size)
@@ -193,20 +198,28 @@ def _table(pdf: FPDF, table: Table, lang: Lang) -> None:
         if pdf.will_page_break(height):
             pdf.add_page()
             _header(pdf, table, widths, size)
-        _cells(pdf, lines, widths, aligns, line)
+        _cells(pdf, lines, widths, aligns, line, width_of)
     pdf.ln(3)
 
 
 def _cells(
-    pdf: FPDF, lines: list[list[str]], widths: list[float], aligns: list[str], line: float
+    pdf: FPDF,
+    lines: list[list[str]],
+    widths: list[float],
+    aligns: list[str],
+    line: float,
+    width_of: Callable[[str], float],
 ) -> None:
-    """One row: each cell's lines, then a rule across the table under the tallest."""
+    """One row: each cell's lines, then a rule across the table under the tallest. Text goes
+    down with ``text()`` at the baseline ``cell()`` would use: ``cell()`` costs several times
+    as much, and a region's report has ~8,000 cells."""
     x, y = pdf.l_margin, pdf.get_y()
     height = line * max(len(ls) for ls in lines)
+    baseline = 0.5 * line + 0.3 * pdf.font_size
     for cell_lines, w, align in zip(lines, widths, aligns, strict=True):
         for k, text in enumerate(cell_lines):
-            pdf.set_xy(x + PAD, y + k * line)
-            pdf.cell(w - 2 * PAD, line, text, align=align)
+            left = x + w - PAD - width_of(text) if align == "R" else x + PAD
+            pdf.text(left, y + k * line + baseline, text)
         x += w
     pdf.line(pdf.l_margin, y + height, pdf.l_margin + pdf.epw, y + height)
     pdf.set_xy(pdf.l_margin, y + height)
@@ -227,7 +240,7 @@ def _header(pdf: FPDF, table: Table, widths: list[float], size: float) -> None:
         pdf.add_page()
     pdf.set_fill_color(*HEAD_FILL)
     pdf.rect(pdf.l_margin, pdf.get_y(), pdf.epw, height, style="F")
-    _cells(pdf, lines, widths, ["L"] * len(widths), line)
+    _cells(pdf, lines, widths, ["L"] * len(widths), line, pdf.get_string_width)
     pdf.set_font(FONT, size=size)
 
 
