@@ -6,6 +6,10 @@ FROM python:3.12-slim
 # No .pyc writes at run time, logs straight to docker logs.
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 
+# The PDF report embeds DejaVu Sans (api/report/pdf.py); the slim image has no fonts.
+RUN apt-get update && apt-get install -y --no-install-recommends fonts-dejavu-core \
+    && rm -rf /var/lib/apt/lists/*
+
 WORKDIR /opt/labmeter
 COPY pyproject.toml README.md ./
 COPY labmeter/ labmeter/

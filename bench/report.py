@@ -8,25 +8,36 @@ prints the median of 3 runs of each, in stages: as loaded; after the collector's
 (``collector.rollups.rollup_lines``) rolled up the raw hours, as a running collector would
 have; after deriving the daily and monthly rollups from the hourly ones with the collector's
 own code (``collector.daily.backfill``); then the ratio of the first and the last stage. With
-``--keep-data``, stages already done are not redone (only the last one is measured).
+``--keep-data``, stages already done are not redone (only the last one is measured). With
+``--baseline REF``, the API code of that git commit is timed too, on the same server and data,
+in a child process taking turns with this tree request by request, so that a change is
+measured before and after in one run under the same load.
 
     .venv/bin/python bench/report.py             # starts its own influxd in a temp dir
     .venv/bin/python bench/report.py --keep-data /tmp/lm-bench   # reuse a loaded data dir
+    .venv/bin/python bench/report.py --keep-data /tmp/lm-bench --only report --baseline main
 """
 
 from __future__ import annotations
 
 import argparse
+import io
+import os
 import random
 import statistics
+import subprocess
+import sys
+import tarfile
 import tempfile
 import time
+from collections import defaultdict
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from fastapi.testclient import TestClient
 
+import api  # in --baseline's child, from the baseline's tree (the child's path says so)
 from api.keys import KeyStore, Role
 from api.main import create_app
 from collector.daily import backfill
@@ -164,13 +175,7 @@ def roll_hours(influx: InfluxV1, start_ms: int, end_ms: int) -> str:
 
 
 def median_of_3(client: TestClient, path: str, params: dict[str, str | int]) -> float:
-    times = []
-    for _ in range(3):
-        t0 = time.perf_counter()
-        response = client.get(path, params=params)
-        times.append(time.perf_counter() - t0)
-        assert response.status_code == 200, (path, response.status_code, response.text[:300])
-    return statistics.median(times)
+    return statistics.median(time_one(client, path, params)[0] for _ in range(3))
 
 
 def measure(
@@ -184,6 +189,121 @@ def measure(
     return times
 
 
+def app_client(url: str, workdir: Path) -> TestClient:
+    """The real API app (auth included) over the bench's inventory and database."""
+    inventory_yaml(workdir / "inventory.yaml")
+    config = Config(
+        influx=InfluxConfig(url=url, database="bench", timeout_s=120),
+        api=ApiConfig(inventory=str(workdir / "inventory.yaml"), keys_path=str(workdir / "k.db")),
+    )
+    _, token = KeyStore(config.api.keys_path).create("bench", Role.evaluator)
+    return TestClient(create_app(config), headers={"X-API-Key": token})
+
+
+def requests(start_ms: int, end_ms: int, only: str) -> list[tuple[str, str, dict[str, str | int]]]:
+    year = {"start": start_ms // 1000, "end": end_ms // 1000}
+    cases: list[tuple[str, str, dict[str, str | int]]] = [
+        ("yearly report, JSON", "/api/v1/report", {**year, "format": "json"}),
+        ("yearly report, HTML", "/api/v1/report", {**year, "format": "html"}),
+        ("yearly report, XLSX", "/api/v1/report", {**year, "format": "xlsx"}),
+        ("yearly report, PDF", "/api/v1/report", {**year, "format": "pdf"}),
+        ("utilisation per device, year", "/api/v1/utilisation", year),
+        ("utilisation per lab per month", "/api/v1/utilisation",
+         {**year, "group_by": "lab", "every": "month"}),
+        ("utilisation per site per week", "/api/v1/utilisation",
+         {**year, "group_by": "site", "every": "week"}),
+        ("openness, year", "/api/v1/openness", year),
+        ("software licences, year", "/api/v1/software", year),
+        ("occupancy, live", "/api/v1/occupancy", {}),
+        ("sessions, last day (raw)", "/api/v1/sessions",
+         {"start": end_ms // 1000 - 86400, "end": end_ms // 1000}),
+    ]  # fmt: skip
+    return [case for case in cases if only in case[0]]
+
+
+def time_one(client: TestClient, path: str, params: dict[str, str | int]) -> tuple[float, float]:
+    """Wall seconds of one request and the CPU seconds this process (the API) spent on it."""
+    t0, c0 = time.perf_counter(), time.process_time()
+    response = client.get(path, params=params)
+    elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
+    assert response.status_code == 200, (path, response.status_code, response.text[:300])
+    return elapsed, cpu
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def serve_timings(url: str, workdir: Path, only: str) -> None:
+    """--baseline's child: time the request named on each stdin line, print wall and CPU."""
+    start_ms, end_ms = map(int, (workdir / "loaded").read_text().split())
+    client = app_client(url, workdir)
+    cases = {name: (path, params) for name, path, params in requests(start_ms, end_ms, only)}
+    print(f"baseline code: {Path(api.__file__).parent}", flush=True)
+    for name in sys.stdin:
+        print(*time_one(client, *cases[name.strip()]), flush=True)
+
+
+def compare(ref: str, client: TestClient, url: str, db_pid: int, workdir: Path, only: str) -> None:
+    """Before/after: the API code of git ``ref`` (its packages extracted to a temp dir, first
+    on a child's path; same script, venv and server) and this tree take turns request by
+    request, so that both see the same load; a first round warms both up, then median of 3.
+
+    Wall time depends on the load of a shared machine; CPU seconds much less, so each request
+    also reports those of the API process and of influxd (the Python and the database cost).
+    """
+    start_ms, end_ms = map(int, (workdir / "loaded").read_text().split())
+    cases = requests(start_ms, end_ms, only)
+    root = Path(__file__).resolve().parent.parent
+    with tempfile.TemporaryDirectory(prefix="labmeter-baseline-") as tmp:
+        archive = subprocess.run(
+            ["git", "-C", str(root), "archive", ref, "api", "collector", "labmeter"],
+            check=True, capture_output=True,
+        ).stdout  # fmt: skip
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            tar.extractall(tmp, filter="data")
+        child = subprocess.Popen(
+            [sys.executable, __file__, "--keep-data", str(workdir), "--only", only,
+             "--influx-url", url],
+            env={**os.environ, "PYTHONPATH": tmp}, stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert child.stdin is not None and child.stdout is not None
+        print(child.stdout.readline().strip(), flush=True)
+        print(f"{'':<44} {'wall, API CPU, influxd CPU (s)':>36}")
+        runs: dict[tuple[str, str], list[tuple[float, float, float]]] = defaultdict(list)
+        for round_ in range(4):
+            for name, path, params in cases:
+                db0 = cpu_seconds(db_pid)
+                child.stdin.write(name + "\n")
+                child.stdin.flush()
+                wall, cpu = map(float, child.stdout.readline().split())
+                db1 = cpu_seconds(db_pid)
+                old = (wall, cpu, db1 - db0)
+                new = (*time_one(client, path, params), cpu_seconds(db_pid) - db1)
+                for code, timing in (("before", old), ("after", new)):
+                    print(f"round {round_} {code:<6} {name:<30} {_fmt(timing)}", flush=True)
+                    if round_ > 0:
+                        runs[(code, name)].append(timing)
+        child.stdin.close()
+        child.wait()
+    print(f"before ({ref}) -> after (this tree), same data, same run, median of 3 (s):")
+    print(f"{'':<30} {'wall':>17} {'API CPU':>17} {'influxd CPU':>17}")
+    for name, _, _ in cases:
+        cols = []
+        for i in range(3):
+            old = statistics.median(t[i] for t in runs[("before", name)])
+            new = statistics.median(t[i] for t in runs[("after", name)])
+            cols.append(f"{old:6.2f} -> {new:5.2f}")
+        print(f"{name:<30} {'  '.join(cols)}")
+
+
+def _fmt(timing: tuple[float, float, float]) -> str:
+    return "  ".join(f"{v:8.3f}" for v in timing)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keep-data", type=Path, help="influxd data dir to (re)use")
@@ -192,7 +312,15 @@ def main() -> None:
         default="52w",
         help="InfluxDB shard group duration of the database (1.x default for it: 7d)",
     )
+    parser.add_argument(
+        "--only", default="", help="measure only the requests whose name contains this text"
+    )
+    parser.add_argument("--baseline", metavar="REF", help="also time the API code of this commit")
+    parser.add_argument("--influx-url", help=argparse.SUPPRESS)  # --baseline's child: time only
     args = parser.parse_args()
+    if args.influx_url:
+        serve_timings(args.influx_url, args.keep_data, args.only)
+        return
     workdir = args.keep_data or Path(tempfile.mkdtemp(prefix="labmeter-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
     loaded = (workdir / "loaded").exists()
@@ -221,33 +349,9 @@ def main() -> None:
             (workdir / "loaded").write_text(f"{start_ms} {end_ms}\n")
         else:
             start_ms, end_ms = map(int, (workdir / "loaded").read_text().split())
-        inventory_yaml(workdir / "inventory.yaml")
-        config = Config(
-            influx=InfluxConfig(url=url, database="bench", timeout_s=120),
-            api=ApiConfig(
-                inventory=str(workdir / "inventory.yaml"), keys_path=str(workdir / "k.db")
-            ),
-        )
-        opening = OpeningHours(load_inventory(config.api.inventory))  # the collector's split
-        _, token = KeyStore(config.api.keys_path).create("bench", Role.evaluator)
-        client = TestClient(create_app(config), headers={"X-API-Key": token})
-        year = {"start": start_ms // 1000, "end": end_ms // 1000}
-        cases: list[tuple[str, str, dict[str, str | int]]] = [
-            ("yearly report, JSON", "/api/v1/report", {**year, "format": "json"}),
-            ("yearly report, HTML", "/api/v1/report", {**year, "format": "html"}),
-            ("yearly report, XLSX", "/api/v1/report", {**year, "format": "xlsx"}),
-            ("yearly report, PDF", "/api/v1/report", {**year, "format": "pdf"}),
-            ("utilisation per device, year", "/api/v1/utilisation", year),
-            ("utilisation per lab per month", "/api/v1/utilisation",
-             {**year, "group_by": "lab", "every": "month"}),
-            ("utilisation per site per week", "/api/v1/utilisation",
-             {**year, "group_by": "site", "every": "week"}),
-            ("openness, year", "/api/v1/openness", year),
-            ("software licences, year", "/api/v1/software", year),
-            ("occupancy, live", "/api/v1/occupancy", {}),
-            ("sessions, last day (raw)", "/api/v1/sessions",
-             {"start": end_ms // 1000 - 86400, "end": end_ms // 1000}),
-        ]  # fmt: skip
+        client = app_client(url, workdir)
+        cases = requests(start_ms, end_ms, args.only)
+        opening = OpeningHours(load_inventory(workdir / "inventory.yaml"))  # the collector's split
         stages: list[tuple[str, Callable[[], str] | None]] = [
             ("as loaded: hourly rollups, raw last 2 days", None),
             ("+ collector rolled up the raw hours", lambda: roll_hours(influx, raw_from, end_ms)),
@@ -267,7 +371,7 @@ def main() -> None:
                 print(f"{stage}: {done} points in {time.perf_counter() - t0:.1f} s", flush=True)
             marker.write_text("done\n")
             measured.append((stage, measure(client, stage, cases)))
-        if not measured:  # every stage done in an earlier run: measure the data as it is
+        if not measured and not args.baseline:  # every stage done: measure the data as kept
             measure(client, "data as kept", cases)
         if len(measured) > 1:
             (first, base), (last, final) = measured[0], measured[-1]
@@ -275,6 +379,10 @@ def main() -> None:
             for name, seconds in final.items():
                 ratio = base[name] / seconds
                 print(f"{name:<44} {base[name]:>8.3f} s -> {seconds:>7.3f} s  {ratio:>5.1f}x")
+        if args.baseline:
+            assert service.proc is not None
+            compare(args.baseline, client, url, service.proc.pid, workdir, args.only)
+        print(f"load average at the end: {os.getloadavg()[0]:.1f} (2 cores)")
         influx.close()
     finally:
         service.stop()

@@ -5,8 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # poppler-utils (pdftotext) and chromium check the report's PDF and the web pages in tests;
-# libpango is what WeasyPrint renders the PDF report with.
-APT_PACKAGES=(mosquitto influxdb victoria-metrics poppler-utils chromium libpangoft2-1.0-0)
+# fonts-dejavu-core is the PDF report's font (fpdf2 embeds it).
+APT_PACKAGES=(mosquitto influxdb victoria-metrics poppler-utils chromium fonts-dejavu-core)
 need=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
 command -v influxd >/dev/null 2>&1 || [ -x /usr/bin/influxd ] || need+=(influxdb)
@@ -14,7 +14,7 @@ command -v influxd >/dev/null 2>&1 || [ -x /usr/bin/influxd ] || need+=(influxdb
 command -v victoria-metrics >/dev/null 2>&1 || need+=(victoria-metrics)
 command -v pdftotext >/dev/null 2>&1 || need+=(poppler-utils)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
-ldconfig -p 2>/dev/null | grep libpangoft2-1.0 >/dev/null || need+=(libpangoft2-1.0-0)
+[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need+=(fonts-dejavu-core)
 # The agent's X11 idle test (skipped without them): a virtual X server and the
 # screensaver/XTest client libraries. Installed when root, otherwise only reported.
 optional=()

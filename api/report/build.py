@@ -56,29 +56,32 @@ def build(scope: Scope, progress: Progress | None = None) -> dict[str, Any]:
             progress(n, STEPS, label)
 
     inv = scope.inventory
-    # Licences read their own measurements: their queries overlap with the others (2 cores).
-    pool = ThreadPoolExecutor(max_workers=1)
-    licences_future = pool.submit(analysis.software, scope)
-    pool.shutdown(wait=False)
-    scope.month_facts()  # one read serves the window's facts and the monthly trends
-    devices = analysis.utilisation(scope, GroupBy.device, None)
-    labs = analysis.utilisation(scope, GroupBy.lab, None)
-    step(1, "utilisation per device and lab")
-    months, monthly_openness = _monthly(scope, devices)
-    step(2, "monthly trend")
-    openness_total = analysis.openness(scope)
-    openness_labs = analysis.openness(scope, by_lab=True)["labs"]
-    step(3, "openness")
-    step(4, "monthly openness")
-    licences = licences_future.result()
-    step(5, "software licences")
-    sessions: dict[tuple[str, str, str], int] | None = None
-    if scope.end_ms - scope.start_ms <= analysis.MAX_SESSION_WINDOW_MS:
-        sessions = defaultdict(int)
-        for s in analysis.sessions(scope):
-            sessions[(s["site"], s["lab"], s["device"])] += 1
-    versions = scope.reader.agent_versions(scope.filters)
-    step(6, "sessions and agent versions")
+    # Independent reads run side by side: InfluxDB answers them in parallel and the HTTP
+    # calls release the GIL. Longest first: the months' facts (the window's are their sum).
+    with ThreadPoolExecutor(max_workers=analysis.QUERY_THREADS) as pool:
+        year = pool.submit(scope.month_facts)  # also the window's facts: one read
+        licences_future = pool.submit(analysis.software, scope)
+        versions_future = pool.submit(scope.reader.agent_versions, scope.filters)
+        sessions_future = (
+            pool.submit(_session_counts, scope)
+            if scope.end_ms - scope.start_ms <= analysis.MAX_SESSION_WINDOW_MS
+            else None
+        )
+        year.result()
+        devices = analysis.utilisation(scope, GroupBy.device, None)
+        labs = analysis.utilisation(scope, GroupBy.lab, None)
+        step(1, "utilisation per device and lab")
+        months, monthly_openness = _monthly(scope, devices)
+        step(2, "monthly trend")
+        openness_total = analysis.openness(scope)
+        openness_labs = analysis.openness(scope, by_lab=True)["labs"]
+        step(3, "openness")
+        step(4, "monthly openness")
+        licences = licences_future.result()
+        step(5, "software licences")
+        sessions = sessions_future.result() if sessions_future is not None else None
+        versions = versions_future.result()
+        step(6, "sessions and agent versions")
 
     equipment = []
     for row in devices:
@@ -135,8 +138,9 @@ def build(scope: Scope, progress: Progress | None = None) -> dict[str, Any]:
                     "closures": [
                         {"from": c.start, "to": c.end, "reason": c.reason} for c in lab.closures
                     ],
-                    "available_s": inv.available_ms(site, lab_id, scope.start_ms, scope.end_ms)
-                    / 1000,
+                    "available_s": scope.lab_available_s(
+                        site, lab_id, scope.start_ms, scope.end_ms
+                    ),
                 }
             )
 
@@ -225,6 +229,13 @@ def _in(scope: Scope, site: str, lab: str, device: str | None) -> bool:
         and (not f.get("lab") or f["lab"] == lab)
         and (device is None or not f.get("device") or f["device"] == device)
     )
+
+
+def _session_counts(scope: Scope) -> dict[tuple[str, str, str], int]:
+    counts: dict[tuple[str, str, str], int] = defaultdict(int)
+    for s in analysis.sessions(scope):
+        counts[(s["site"], s["lab"], s["device"])] += 1
+    return counts
 
 
 def _count_versions(versions: dict[tuple[str, str, str], str]) -> list[dict[str, Any]]:

@@ -1,13 +1,47 @@
-"""Inline SVG charts: no plotting library, and they print sharp in the PDF."""
+"""Bar charts without a plotting library: laid out once, drawn as inline SVG for the HTML and
+with the PDF's own vector operators, so both print sharp and show the same bars."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from html import escape
 
 PALETTE = ("#1f5fa8", "#e07b28", "#3a9a4a", "#b23a48", "#7b5ea7", "#8c8c8c", "#2aa1a8")
 
 
-def bars(
+@dataclass(frozen=True)
+class Text:
+    x: float
+    y: float  # baseline
+    text: str
+    size: float
+    anchor: str = "start"  # start | middle | end, as in SVG
+    bold: bool = False
+
+
+@dataclass(frozen=True)
+class Rect:
+    x: float
+    y: float
+    w: float
+    h: float
+    color: str
+    name: str = ""  # the series, shown as a tooltip in HTML
+
+
+@dataclass
+class Chart:
+    """Shapes in a ``width`` x ``height`` box, y downwards (SVG user units)."""
+
+    title: str
+    width: int
+    height: int
+    grid: list[tuple[float, float, float]] = field(default_factory=list)  # x1, x2, y
+    rects: list[Rect] = field(default_factory=list)
+    texts: list[Text] = field(default_factory=list)
+
+
+def layout(
     labels: list[str],
     series: dict[str, list[float | None]],
     *,
@@ -15,7 +49,7 @@ def bars(
     percent: bool = True,
     width: int = 720,
     height: int = 260,
-) -> str:
+) -> Chart:
     """Grouped vertical bars: one group per label, one bar per series; None draws nothing."""
     left, right, top, bottom = 52, 12, 28, 48
     plot_w, plot_h = width - left - right, height - top - bottom
@@ -26,20 +60,13 @@ def bars(
     n, k = max(1, len(labels)), max(1, len(series))
     group_w = plot_w / n
     bar_w = max(1.0, group_w * 0.8 / k)
-    out = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" width="{width}" '
-        f'height="{height}" viewBox="0 0 {width} {height}" role="img" '
-        f'aria-label="{escape(title)}">',
-        f'<text x="{left}" y="16" font-size="13" font-weight="bold">{escape(title)}</text>',
-    ]
+    chart = Chart(title, width, height, texts=[Text(left, 16, title, 13, bold=True)])
     for i in range(5):
         value = top_value * i / 4
         y = top + plot_h - plot_h * i / 4
+        chart.grid.append((left, width - right, y))
         text = f"{value * 100:.0f}%" if percent else f"{value:.1f}"
-        out.append(
-            f'<line x1="{left}" x2="{width - right}" y1="{y:.1f}" y2="{y:.1f}" stroke="#ddd"/>'
-            f'<text x="{left - 4}" y="{y + 4:.1f}" font-size="10" text-anchor="end">{text}</text>'
-        )
+        chart.texts.append(Text(left - 4, y + 4, text, 10, "end"))
     for s, (name, vs) in enumerate(series.items()):
         color = PALETTE[s % len(PALETTE)]
         for i, v in enumerate(vs):
@@ -47,19 +74,37 @@ def bars(
                 continue
             h = plot_h * v / top_value
             x = left + i * group_w + group_w * 0.1 + s * bar_w
-            out.append(
-                f'<rect x="{x:.1f}" y="{top + plot_h - h:.1f}" width="{bar_w:.1f}" '
-                f'height="{h:.1f}" fill="{color}"><title>{escape(name)}</title></rect>'
-            )
-        out.append(
-            f'<rect x="{left + s * 150}" y="{height - 14}" width="10" height="10" fill="{color}"/>'
-            f'<text x="{left + s * 150 + 14}" y="{height - 5}" font-size="11">{escape(name)}</text>'
-        )
+            chart.rects.append(Rect(x, top + plot_h - h, bar_w, h, color, name))
+        chart.rects.append(Rect(left + s * 150, height - 14, 10, 10, color))
+        chart.texts.append(Text(left + s * 150 + 14, height - 5, name, 11))
     for i, label in enumerate(labels):
         x = left + i * group_w + group_w / 2
+        chart.texts.append(Text(x, top + plot_h + 14, label, 10, "middle"))
+    return chart
+
+
+def svg(chart: Chart) -> str:
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" width="{chart.width}" '
+        f'height="{chart.height}" viewBox="0 0 {chart.width} {chart.height}" role="img" '
+        f'aria-label="{escape(chart.title)}">'
+    ]
+    out += [
+        f'<line x1="{x1}" x2="{x2}" y1="{y:.1f}" y2="{y:.1f}" stroke="#ddd"/>'
+        for x1, x2, y in chart.grid
+    ]
+    for r in chart.rects:
+        tip = f"<title>{escape(r.name)}</title>" if r.name else ""
         out.append(
-            f'<text x="{x:.1f}" y="{top + plot_h + 14}" font-size="10" '
-            f'text-anchor="middle">{escape(label)}</text>'
+            f'<rect x="{r.x:.1f}" y="{r.y:.1f}" width="{r.w:.1f}" height="{r.h:.1f}" '
+            f'fill="{r.color}">{tip}</rect>'
+        )
+    for t in chart.texts:
+        anchor = "" if t.anchor == "start" else f' text-anchor="{t.anchor}"'
+        weight = ' font-weight="bold"' if t.bold else ""
+        out.append(
+            f'<text x="{t.x:.1f}" y="{t.y:.1f}" font-size="{t.size:g}"{weight}{anchor}>'
+            f"{escape(t.text)}</text>"
         )
     out.append("</svg>")
     return "".join(out)

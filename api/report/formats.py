@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 from fastapi.encoders import jsonable_encoder
 
-from api.report import render
+from api.report import pdf, render
 from api.report.i18n import Lang
 
 
@@ -39,7 +39,7 @@ def produce(report: dict[str, Any], fmt: Format, lang: Lang) -> bytes:
         return render.to_xlsx(report, lang)
     if fmt is Format.html:
         return render.to_html(report, lang).encode("utf-8")
-    return render.to_pdf(report, lang)
+    return pdf.to_pdf(report, lang)
 
 
 def filename(report: dict[str, Any], fmt: Format, lang: Lang) -> str:

@@ -1,4 +1,5 @@
-"""The report's data as tables, then as CSV, XLSX, HTML (with inline SVG charts) and PDF.
+"""The report's data as tables, then as CSV, XLSX and HTML (with inline SVG charts); the
+PDF (``pdf.py``) draws the same tables, charts and texts.
 
 Tables are declared once with a unit per column; HTML and CSV format the numbers for the
 language (1.234,5 in Italian), XLSX keeps them as numbers with a display format so that an
@@ -219,11 +220,16 @@ def to_xlsx(report: dict[str, Any], lang: Lang) -> bytes:
         ws.append([h for h, _ in table.columns])
         for c in ws[1]:
             c.font = Font(bold=True)
-        for row in table.rows:
+        formats = [
+            (col, _XLSX_FORMATS[unit])
+            for col, (_, unit) in enumerate(table.columns, start=1)
+            if unit in _XLSX_FORMATS
+        ]
+        # Row numbers counted here: ``ws.max_row`` scans every cell, quadratic in the rows.
+        for r, row in enumerate(table.rows, start=2):
             ws.append(row)
-            for c, (_, unit) in zip(ws[ws.max_row], table.columns, strict=True):
-                if unit in _XLSX_FORMATS:
-                    c.number_format = _XLSX_FORMATS[unit]
+            for col, number_format in formats:
+                ws.cell(r, col).number_format = number_format
         for i, (header, _) in enumerate(table.columns):
             ws.column_dimensions[chr(65 + i)].width = max(10, min(40, len(header) + 4))
     out = io.BytesIO()
@@ -263,7 +269,8 @@ def _table_html(table: Table, lang: Lang, heading: bool) -> str:
     return f"{title}<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def charts_html(report: dict[str, Any], lang: Lang) -> dict[str, str]:
+def report_charts(report: dict[str, Any], lang: Lang) -> dict[str, charts.Chart]:
+    """The report's three charts, laid out once for the HTML and the PDF."""
     tz = report["meta"]["timezone"]
     months = report["months"]
     starts = sorted({m["period_start_ms"] for m in months})
@@ -276,14 +283,14 @@ def charts_html(report: dict[str, Any], lang: Lang) -> dict[str, str]:
     cats = report["users"]["categories"]
     open_months = report["openness"]["months"]
     return {
-        "trend": charts.bars(labels, series, title=t("trend", lang)),
-        "categories": charts.bars(
+        "trend": charts.layout(labels, series, title=t("trend", lang)),
+        "categories": charts.layout(
             [t(c, lang) for c in cats],
             {t("in_use_h", lang): [v["in_use_s"] / 3600 for v in cats.values()]},
             title=t("by_category", lang),
             percent=False,
         ),
-        "openness": charts.bars(
+        "openness": charts.layout(
             [_month(m["period_start_ms"], tz, lang) for m in open_months],
             {t("quota_esterna", lang): [m["quota_esterna"] for m in open_months]},
             title=t("openness_trend", lang),
@@ -291,7 +298,8 @@ def charts_html(report: dict[str, Any], lang: Lang) -> dict[str, str]:
     }
 
 
-def _method(report: dict[str, Any], lang: Lang) -> str:
+def method(report: dict[str, Any], lang: Lang) -> list[str]:
+    """Every definition and threshold the figures use, one item each."""
     th = report["evidence"]["thresholds"]
     ev = report["evidence"]
     ext = ", ".join(t(c, lang) for c in ev["external_categories"])
@@ -349,46 +357,61 @@ def _method(report: dict[str, Any], lang: Lang) -> str:
             f"{th['retention_years']} years.",
             "No name, badge id or window title leaves the agent: only categories and pseudonyms.",
         ]
-    return "<ul>" + "".join(f"<li>{escape(i)}</li>" for i in items) + "</ul>"
+    return items
 
 
-def _devices_list(items: list[dict[str, Any]], lang: Lang, value: str | None = None) -> str:
-    if not items:
-        return f"<p>{t('none', lang)}</p>"
+def device_items(items: list[dict[str, Any]], lang: Lang, value: str | None = None) -> list[str]:
+    """site/lab/device of each listed asset, with its figure if ``value`` names one."""
+    return [
+        f"{i['site']}/{i['lab']}/{i['device']}" + (f" ({pct(i[value], lang)})" if value else "")
+        for i in items
+    ]
+
+
+def conclusions(report: dict[str, Any], lang: Lang) -> list[tuple[str, list[str]]]:
+    """Section 9: each heading with its list of assets."""
+    c = report["conclusions"]
+    return [
+        (t("underused", lang), device_items(c["underused"], lang, "utilisation")),
+        (t("gaps", lang), device_items(c["low_coverage"], lang, "coverage")),
+        (t("risks", lang), device_items(c["commercial_use_on_pnrr"], lang)),
+    ]
+
+
+def period_line(report: dict[str, Any], lang: Lang) -> str:
+    meta = report["meta"]
+    tz = meta["timezone"]
     return (
-        "<ul>"
-        + "".join(
-            f"<li>{escape(i['site'])}/{escape(i['lab'])}/{escape(i['device'])}"
-            + (f" ({pct(i[value], lang)})" if value else "")
-            + "</li>"
-            for i in items
-        )
-        + "</ul>"
+        f"{t('period', lang)}: {moment(meta['start_ms'], lang, tz)} - "
+        f"{moment(meta['end_ms'], lang, tz)} ({tz}). {t('generated', lang)} "
+        f"{moment(meta['generated_ms'], lang, tz)}, labmeter {meta['labmeter']}."
     )
 
 
+def _ul(items: list[str], lang: Lang) -> str:
+    if not items:
+        return f"<p>{t('none', lang)}</p>"
+    return "<ul>" + "".join(f"<li>{escape(i)}</li>" for i in items) + "</ul>"
+
+
 def to_html(report: dict[str, Any], lang: Lang) -> str:
-    meta = report["meta"]
-    tz = meta["timezone"]
     by_section: dict[str, list[Table]] = {}
     for table in tables(report, lang):
         by_section.setdefault(table.section, []).append(table)
-    chart = charts_html(report, lang)
+    chart = {k: charts.svg(c) for k, c in report_charts(report, lang).items()}
     extra = {
         "s1": f'<p class="note">* {t("pnrr_note", lang)}</p>',
         "s4": chart["trend"],
         "s5": chart["categories"],
         "s6": chart["openness"],
-        "s8": f"<h3>{t('definitions', lang)}</h3>{_method(report, lang)}"
+        "s8": f"<h3>{t('definitions', lang)}</h3>{_ul(method(report, lang), lang)}"
         f"<p>{t('coverage', lang)}: {pct(report['evidence']['coverage'], lang)}</p>",
     }
     parts = [
         f'<!DOCTYPE html><html lang="{lang.value}"><head><meta charset="utf-8">'
         f"<title>{t('title', lang)}</title><style>{CSS}</style></head><body>",
         f"<h1>{t('title', lang)}</h1>",
-        f"<p>{t('period', lang)}: {moment(meta['start_ms'], lang, tz)} - "
-        f"{moment(meta['end_ms'], lang, tz)} ({escape(tz)}). {t('generated', lang)} "
-        f"{moment(meta['generated_ms'], lang, tz)}, labmeter {escape(meta['labmeter'])}.</p>",
+        f"<p>{escape(period_line(report, lang))}</p>",
     ]
     for n in range(1, 9):
         key = f"s{n}"
@@ -396,20 +419,7 @@ def to_html(report: dict[str, Any], lang: Lang) -> str:
         for i, table in enumerate(by_section.get(key, [])):
             parts.append(_table_html(table, lang, heading=i > 0))
         parts.append(extra.get(key, "") + "</section>")
-    c = report["conclusions"]
-    parts.append(
-        f'<section id="s9"><h2>{t("s9", lang)}</h2>'
-        f"<h3>{t('underused', lang)}</h3>{_devices_list(c['underused'], lang, 'utilisation')}"
-        f"<h3>{t('gaps', lang)}</h3>{_devices_list(c['low_coverage'], lang, 'coverage')}"
-        f"<h3>{t('risks', lang)}</h3>{_devices_list(c['commercial_use_on_pnrr'], lang)}"
-        "</section></body></html>"
-    )
+    parts.append(f'<section id="s9"><h2>{t("s9", lang)}</h2>')
+    parts += [f"<h3>{h}</h3>{_ul(items, lang)}" for h, items in conclusions(report, lang)]
+    parts.append("</section></body></html>")
     return "".join(parts)
-
-
-def to_pdf(report: dict[str, Any], lang: Lang) -> bytes:
-    """WeasyPrint renders the same HTML (with its SVG charts) to a printable A4 PDF."""
-    from weasyprint import HTML
-
-    pdf: bytes = HTML(string=to_html(report, lang)).write_pdf()
-    return pdf
