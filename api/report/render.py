@@ -71,21 +71,24 @@ def tables(report: dict[str, Any], lang: Lang) -> list[Table]:
         Table(
             "s4", t("s4", lang),
             [(t("device", lang), TEXT), (t("lab", lang), TEXT), (t("kind", lang), TEXT),
-             (t("in_use_h", lang), HOURS), (t("available_h", lang), HOURS),
-             (t("utilisation", lang), PCT), (t("observed_h", lang), HOURS),
-             (t("coverage", lang), PCT), (t("sessions", lang), INT),
-             (t("alarm_h", lang), HOURS), (t("off_h", lang), HOURS)],
-            [[e["device"], e["lab"], e["kind"], _h(e["in_use_s"]), _h(e["available_s"]),
-              e["utilisation"], _h(e["observed_s"]), e["coverage"], e["sessions"],
-              _h(e["alarm_s"]), _h(e["off_s"])] for e in report["equipment"] if e["registered"]],
+             (t("in_use_open_h", lang), HOURS), (t("after_hours_h", lang), HOURS),
+             (t("available_h", lang), HOURS), (t("utilisation", lang), PCT),
+             (t("observed_open_h", lang), HOURS), (t("coverage", lang), PCT),
+             (t("sessions", lang), INT), (t("alarm_h", lang), HOURS), (t("off_h", lang), HOURS)],
+            [[e["device"], e["lab"], e["kind"], _h(e["in_use_open_s"]), _h(e["after_hours_s"]),
+              _h(e["available_s"]), e["utilisation"], _h(e["observed_open_s"]), e["coverage"],
+              e["sessions"], _h(e["alarm_s"]), _h(e["off_s"])]
+             for e in report["equipment"] if e["registered"]],
         ),
         Table(
             "s4", t("per_lab", lang),
-            [(t("lab", lang), TEXT), (t("assets", lang), INT), (t("in_use_h", lang), HOURS),
+            [(t("lab", lang), TEXT), (t("assets", lang), INT),
+             (t("in_use_open_h", lang), HOURS), (t("after_hours_h", lang), HOURS),
              (t("available_h", lang), HOURS), (t("utilisation", lang), PCT),
-             (t("observed_h", lang), HOURS), (t("coverage", lang), PCT)],
-            [[r["lab"], r["devices"], _h(r["in_use_s"]), _h(r["available_s"]), r["utilisation"],
-              _h(r["observed_s"]), r["coverage"]] for r in report["labs"]],
+             (t("observed_open_h", lang), HOURS), (t("coverage", lang), PCT)],
+            [[r["lab"], r["devices"], _h(r["in_use_open_s"]), _h(r["after_hours_s"]),
+              _h(r["available_s"]), r["utilisation"], _h(r["observed_open_s"]), r["coverage"]]
+             for r in report["labs"]],
         ),
         Table(
             "s4", t("licences", lang),
@@ -313,18 +316,21 @@ def method(report: dict[str, Any], lang: Lang) -> list[str]:
             "configurazione, o applicazione di catalogo attiva; macchine: lavorazione in corso).",
             "Ore disponibili: orario di apertura dichiarato del laboratorio, meno chiusure e "
             "festività nazionali (compresi Pasquetta e il patrono della sede).",
-            "Tasso di utilizzo = ore di utilizzo ÷ ore disponibili; i fermi restano al "
-            "denominatore. L'uso fuori orario è conteggiato al numeratore: il tasso può superare "
-            "il 100 %.",
-            "Copertura = ore osservate ÷ ore disponibili. Il tempo non osservato (agente spento, "
-            "rete assente) non è mai contato come inattività né come utilizzo.",
+            "Tasso di utilizzo = ore di utilizzo in orario di apertura ÷ ore disponibili; i "
+            "fermi restano al denominatore. L'uso fuori orario (corsi serali, lavorazioni "
+            "notturne) è riportato a parte come «ore fuori orario» e non entra nel tasso, che "
+            "non supera mai il 100 %; conta invece nella quota esterna e nel costo per ora.",
+            "Copertura = ore osservate in orario di apertura ÷ ore disponibili. Il tempo non "
+            "osservato (agente spento, rete assente) non è mai contato come inattività né come "
+            "utilizzo.",
             f"Quota esterna = ore di utilizzo di {ext} ÷ ore di utilizzo totali.",
             "Picco postazioni: massimo, sui minuti del periodo, del numero di dispositivi con il "
             "software in esecuzione nello stesso minuto.",
             "Sessioni: campioni consecutivi di un bene con lo stesso pseudonimo (HMAC calcolato "
             f"sull'agente), con scarto massimo di {num(th['session_gap_tolerance_s'], lang, 0)} s;"
             " contate per periodi fino a 31 giorni.",
-            "Costo per ora di utilizzo = costo del bene ÷ ore di utilizzo nel periodo.",
+            "Costo per ora di utilizzo = costo del bene ÷ ore di utilizzo nel periodo (anche "
+            "fuori orario).",
             f"Soglie: sottoutilizzo sotto il {pct(th['underused_below'], lang, 0)}; copertura "
             f"insufficiente sotto il {pct(th['low_coverage_below'], lang, 0)}; stabilità "
             f"{th['durability_years']} anni dal saldo; conservazione delle evidenze "
@@ -341,16 +347,19 @@ def method(report: dict[str, Any], lang: Lang) -> list[str]:
             "or a catalogued application busy; machines: a job running).",
             "Available hours: the lab's declared opening hours minus closures and national "
             "public holidays (Easter Monday and the site's patron saint included).",
-            "Utilisation = hours in use ÷ available hours; downtime stays in the denominator. "
-            "Use outside opening hours counts in the numerator, so it can exceed 100 %.",
-            "Coverage = observed hours ÷ available hours. Unobserved time (agent down, no "
-            "network) is never counted as idle nor as in use.",
+            "Utilisation = hours in use within opening hours ÷ available hours; downtime stays "
+            "in the denominator. Use outside opening hours (evening courses, overnight jobs) is "
+            "reported apart as 'hours outside opening hours' and never enters utilisation, "
+            "which cannot exceed 100 %; it does count in the external share and cost per hour.",
+            "Coverage = observed hours within opening hours ÷ available hours. Unobserved time "
+            "(agent down, no network) is never counted as idle nor as in use.",
             f"External share = hours in use by {ext} ÷ all hours in use.",
             "Peak seats: the most devices running the software in the same minute.",
             "Sessions: consecutive samples of one asset with the same pseudonym (HMAC computed on "
             f"the agent), at most {num(th['session_gap_tolerance_s'], lang, 0)} s apart; counted "
             "for periods up to 31 days.",
-            "Cost per hour of use = the asset's cost ÷ hours in use in the period.",
+            "Cost per hour of use = the asset's cost ÷ hours in use in the period (after hours "
+            "too).",
             f"Thresholds: under-used below {pct(th['underused_below'], lang, 0)}; insufficient "
             f"coverage below {pct(th['low_coverage_below'], lang, 0)}; durability "
             f"{th['durability_years']} years after final payment; evidence kept "

@@ -58,14 +58,15 @@ def test_csv_parses_with_italian_numbers(lab_api: Api) -> None:
     rows = list(csv.reader(io.StringIO(text), delimiter=";"))
     header = rows.index(["4. Utilizzo per attrezzatura"]) + 1
     columns = rows[header]
-    assert columns[:6] == ["Bene", "Laboratorio", "Tipo", "Ore di utilizzo", "Ore disponibili",
-                           "Tasso di utilizzo"]  # fmt: skip
+    assert columns[:7] == ["Bene", "Laboratorio", "Tipo", "Ore di utilizzo in orario",
+                           "Ore fuori orario", "Ore disponibili", "Tasso di utilizzo"]  # fmt: skip
     pc1 = dict(zip(columns, rows[header + 1], strict=True))
-    assert (pc1["Bene"], pc1["Ore di utilizzo"], pc1["Tasso di utilizzo"]) == (
+    assert (pc1["Bene"], pc1["Ore di utilizzo in orario"], pc1["Tasso di utilizzo"]) == (
         "pc-01",
         "2,0",
         "50,0 %",
     )
+    assert pc1["Ore fuori orario"] == "0,0"
     assert pc1["Copertura"] == "75,0 %"
     english = list(csv.reader(io.StringIO(_get(lab_api, "csv", "en").decode("utf-8-sig"))))
     assert ["4. Use per piece of equipment"] in english
@@ -77,7 +78,7 @@ def test_xlsx_opens_with_numbers_not_text(lab_api: Api) -> None:
     header = [c.value for c in sheet[1]]
     pc1 = dict(zip(header, [c.value for c in sheet[2]], strict=True))
     assert pc1["Bene"] == "pc-01"
-    assert pc1["Ore di utilizzo"] == 2.0
+    assert pc1["Ore di utilizzo in orario"] == 2.0
     assert pc1["Tasso di utilizzo"] == 0.5
     assert sheet.cell(2, header.index("Tasso di utilizzo") + 1).number_format == "0.0%"
     assert "2. Inventario" in book.sheetnames
@@ -92,7 +93,7 @@ def test_html_has_sections_charts_and_italian_formats(lab_api: Api) -> None:
     assert html.count("<svg") == 3
     assert "02/03/2026" in html  # Italian dates
     assert "1.800,00" in html  # Italian numbers: pc-01's cost
-    assert "Tasso di utilizzo = ore di utilizzo" in html
+    assert "Tasso di utilizzo = ore di utilizzo in orario di apertura" in html
     assert "Utilisation = hours in use" in _get(lab_api, "html", "en").decode()
 
 
@@ -107,7 +108,7 @@ def test_pdf_text_contains_the_tables(lab_api: Api, tmp_path: Path) -> None:
     assert "Rapporto di utilizzo" in text
     assert "4. Utilizzo per attrezzatura" in text
     line = next(row for row in text.splitlines() if row.strip().startswith("pc-01") and "%" in row)
-    assert line.split()[:8] == ["pc-01", "lab-cad", "pc", "2,0", "4,0", "50,0", "%", "3,0"]
+    assert line.split()[:9] == ["pc-01", "lab-cad", "pc", "2,0", "0,0", "4,0", "50,0", "%", "3,0"]
     assert "Quota esterna" in text and "J19J21000120007" in text
 
 

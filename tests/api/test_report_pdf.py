@@ -48,7 +48,9 @@ def test_300_assets_keep_rows_whole_and_headers_on_every_page(lab_api: Api, tmp_
         assert page.rstrip().endswith(f"{n} / {len(pages)}")
     use = [line.split() for line in text.splitlines() if USE_ROW.match(line)]
     assert len(use) == 300  # section 4: one line per asset, its figures on it
-    assert {tuple(row[1:8]) for row in use} == {("lab-cad", "pc", "2,0", "4,0", "50,0", "%", "3,0")}
+    assert {tuple(row[1:9]) for row in use} == {
+        ("lab-cad", "pc", "2,0", "0,0", "4,0", "50,0", "%", "3,0")
+    }
     for page in pages:
         if any(USE_ROW.match(line) for line in page.splitlines()):
             assert "osservate" in page  # the header of section 4 ("Ore osservate") repeated
