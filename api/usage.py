@@ -31,6 +31,7 @@ from labmeter.opening import (
     OPEN_FIELDS,
     OpeningHours,
     base_name,
+    h1_name,
 )
 
 HOUR_MS = 3600_000
@@ -236,30 +237,87 @@ class UsageReader:
             step = HOUR_MS if part.source == "hourly" else HALF_HOUR_MS
             q = self._query(part, filters, f"time({step // 60_000}m), {by} fill(none)", exclude,
                             read)  # fmt: skip
-        split_at = self.opening.split_hour if part.source == "hourly" else self.opening.split_half
+        return self._fold(q, tags, fields, opens, split_here, carries_open, part.source, day_tz)
+
+    def _fold(
+        self,
+        query: str,
+        tags: tuple[str, ...],
+        fields: tuple[str, ...],
+        opens: list[str],
+        split_here: bool,
+        carries_open: bool,
+        source: str,
+        day_tz: str | None,
+    ) -> Iterable[Mapping[str, Any]]:
+        """Sum rows of (time, fields) per ``tags`` (and local day), splitting each row at
+        opening hours when asked; column by column, without a dict per row (a report reads
+        ~100k rows)."""
         out: dict[tuple[Any, ...], dict[str, Any]] = {}
         days: dict[int, int] = {}
         zone = ZoneInfo(day_tz) if day_tz else None
-        for r in all_records(self.influx.query(q)):
-            t = int(r["time"])
-            if split_here:
-                r.update(split_at(r, t))
-            elif not carries_open:
-                r.update({f: r.get(base_name(f)) for f in opens})
-            day = None
-            if zone is not None:
-                day = days.get(t // HALF_HOUR_MS)
-                if day is None:
-                    day = days[t // HALF_HOUR_MS] = _local_day(t, zone)
-            key = (day, *(r.get(tag) for tag in tags))
-            acc = out.get(key)
-            if acc is None:
-                acc = out[key] = {tag: r.get(tag) for tag in tags} | dict.fromkeys(fields, 0.0)
-                if day is not None:
-                    acc["time"] = day
-            for f in fields:
-                acc[f] += float(r.get(f) or 0.0)
+        is_open = self.opening.is_open
+        halves = (0, HALF_HOUR_MS) if source == "hourly" else (0,)
+        for series in self.influx.query(query):
+            col = {c: i for i, c in enumerate(series.columns)}
+            it = col["time"]
+            site, lab = series.tags.get("site", ""), series.tags.get("lab", "")
+            # Per field: the column holding it, and for open ones the column(s) to split.
+            plain = [(f, col[f]) for f in fields if f not in OPEN_FIELDS and f in col]
+            opened = [(f, col.get(base_name(f)), col.get(f), col.get(h1_name(base_name(f))))
+                      for f in opens]  # fmt: skip
+            rows = series.values
+            if zone is None and not split_here:  # one sum per column
+                acc = self._acc(out, series.tags, tags, fields, None)
+                for f, i in plain:
+                    acc[f] += sum(r[i] or 0.0 for r in rows)
+                for f, base, own, _h1 in opened:
+                    column = own if carries_open else base
+                    if column is not None:
+                        acc[f] += sum(r[column] or 0.0 for r in rows)
+                continue
+            for r in rows:
+                t = r[it]
+                day = None
+                if zone is not None:
+                    day = days.get(t // HALF_HOUR_MS)
+                    if day is None:
+                        day = days[t // HALF_HOUR_MS] = _local_day(t, zone)
+                acc = self._acc(out, series.tags, tags, fields, day)
+                for f, i in plain:
+                    acc[f] += r[i] or 0.0
+                for f, base, own, h1 in opened:
+                    if not split_here:
+                        column = own if carries_open else base
+                        acc[f] += (r[column] or 0.0) if column is not None else 0.0
+                        continue
+                    total = (r[base] or 0.0) if base is not None else 0.0
+                    if len(halves) == 1:
+                        acc[f] += total if is_open(site, lab, t) else 0.0
+                        continue
+                    head = (r[h1] or 0.0) if h1 is not None else 0.0
+                    acc[f] += (head if is_open(site, lab, t) else 0.0) + (
+                        total - head if is_open(site, lab, t + HALF_HOUR_MS) else 0.0
+                    )
         return out.values()
+
+    @staticmethod
+    def _acc(
+        out: dict[tuple[Any, ...], dict[str, Any]],
+        series_tags: Mapping[str, str],
+        tags: tuple[str, ...],
+        fields: tuple[str, ...],
+        day: int | None,
+    ) -> dict[str, Any]:
+        key = (day, *(series_tags.get(tag) for tag in tags))
+        acc = out.get(key)
+        if acc is None:
+            acc = out[key] = {tag: series_tags.get(tag) for tag in tags} | dict.fromkeys(
+                fields, 0.0
+            )
+            if day is not None:
+                acc["time"] = day
+        return acc
 
     def _query(
         self,
@@ -319,38 +377,40 @@ class UsageReader:
                 for record in self._sums(part, filters, tags, exclude, fields):
                     out[(a, _fact_key(record))].add(record)
         if monthly:
-            for record in self._month_points(monthly, filters, tags, exclude, fields):
-                a = starts[bisect_right(starts, int(record["time"])) - 1]
-                out[(a, _fact_key(record))].add(record)
+            self._add_month_points(out, starts, monthly, filters, tags, exclude, fields)
         return dict(out)
 
-    def _month_points(
+    def _add_month_points(
         self,
+        out: dict[tuple[int, FactKey], Totals],
+        starts: list[int],
         parts: list[Part],
         filters: Filters,
         tags: tuple[str, ...],
         exclude: Collection[tuple[str, str, str]],
         fields: tuple[str, ...],
-    ) -> list[dict[str, Any]]:
-        """The monthly rollup points inside ``parts`` (no sums: one point per month)."""
-        opens = [f for f in fields if f in OPEN_FIELDS]
-        read = fields
-        if self.opening.inventory is None:
-            read = tuple(dict.fromkeys(f for f in (*fields, *map(base_name, opens))
-                                       if f not in opens))  # fmt: skip
+    ) -> None:
+        """Add the monthly rollup points inside ``parts`` (one point per month, no sums) to
+        the span that holds each."""
+        has_open = self.opening.inventory is not None  # else every second counts as open
+        source = {f: f if has_open or f not in OPEN_FIELDS else base_name(f) for f in fields}
+        read = tuple(dict.fromkeys(source.values()))
         q = (
             f"SELECT {', '.join(quote_ident(f) for f in read)} FROM rollup_device_monthly "
             f"WHERE {time_range(parts[0].start_ms, parts[-1].end_ms)}{tag_filter(filters)}"
             f"{_exclude(exclude)} GROUP BY {', '.join(tags)}"
         )
-        out = []
-        for r in all_records(self.influx.query(q)):
-            t = int(r["time"])
-            if any(p.start_ms <= t < p.end_ms for p in parts):
-                if self.opening.inventory is None:
-                    r.update({f: r.get(base_name(f)) for f in opens})
-                out.append(r)
-        return out
+        for series in self.influx.query(q):
+            col = {c: i for i, c in enumerate(series.columns)}
+            key, it = _fact_key(series.tags), col["time"]
+            columns = [(f, col[source[f]]) for f in fields]
+            for r in series.values:
+                t = r[it]
+                if not any(p.start_ms <= t < p.end_ms for p in parts):
+                    continue
+                seconds = out[(starts[bisect_right(starts, t) - 1], key)].seconds
+                for f, i in columns:
+                    seconds[f] += r[i] or 0.0
 
     def daily_facts(
         self,
@@ -401,8 +461,12 @@ class UsageReader:
                 f"{measurement} WHERE {time_range(part.start_ms, part.end_ms)}"
                 f"{tag_filter(filters)} GROUP BY site, lab, device, app"
             )
-            for r in all_records(self.influx.query(q)):
-                out[(r["site"], r["lab"], r["device"], r["app"])] += float(r["running_s"] or 0)
+            for series in self.influx.query(q):
+                t = series.tags
+                i = series.columns.index("running_s")
+                out[(t["site"], t["lab"], t["device"], t["app"])] += sum(
+                    r[i] or 0.0 for r in series.values
+                )
         return dict(out)
 
     def peak_seats(

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import httpx
+import orjson
 
 from labmeter.config import InfluxConfig
 from labmeter.errors import WriteError
@@ -157,7 +158,7 @@ class InfluxV1:
         if response.status_code >= 300:
             raise classify(response)
         out: list[QueryResult] = []
-        for result in response.json().get("results", []):
+        for result in orjson.loads(response.content).get("results", []):
             if "error" in result:
                 raise WriteError(400, str(result["error"]), retryable=False)
             for series in result.get("series", []):

@@ -82,12 +82,6 @@ class OpeningHours:
             out[open_name(name)] = (head if first else 0.0) + (total - head if second else 0.0)
         return out
 
-    def split_half(self, record: Mapping[str, Any], half_ms: int) -> dict[str, float]:
-        """The open seconds of a record summed over one half hour of raw points."""
-        site, lab = str(record.get("site") or ""), str(record.get("lab") or "")
-        is_open = self.is_open(site, lab, half_ms)
-        return {open_name(n): float(record.get(n) or 0.0) if is_open else 0.0 for n in SPLIT_FIELDS}
-
     def label(self, site: str, lab: str, day_start_ms: int, day_end_ms: int) -> str:
         """The lab's hours over one local day as ``HH:MM-HH:MM,...`` ("" when closed, "*"
         without an inventory): what the daily rollups of that day were computed with."""
