@@ -38,6 +38,9 @@ POLL_S = 0.005  # how often the worker looks for new messages when it has none
 # Messages in a batch plus those waiting after its write that mean the collector is behind
 # (a backlog drains): at a steady load a batch holds a handful, in a drain thousands.
 BEHIND = 200
+# How long written batches wait for paho's thread to ack them before the worker does: paho's
+# thread gets to them within a message when messages flow; the worker is only the fallback.
+ACK_WAIT_S = 0.02
 
 
 @dataclass(slots=True)
@@ -88,9 +91,10 @@ class Collector:
         # message cost two thread switches per message and capped the drain at ~1/3 of a bare
         # subscriber. append/popleft are atomic; polling adds at most POLL_S of latency.
         self._inbox: deque[Received] = deque()
-        # Written batches whose acks are owed, oldest first. paho's thread sends them as the
-        # next message arrives (see ``_send_acks``); the worker only when nothing arrives.
-        self._acks: deque[list[Received]] = deque()
+        # Written batches whose acks are owed, oldest first, with the time each was queued.
+        # paho's thread sends them as the next message arrives (see ``_send_acks``); the
+        # worker only when they waited ACK_WAIT_S, when nothing arrives.
+        self._acks: deque[tuple[float, list[Received]]] = deque()
         self._stop = threading.Event()
         self._drain_deadline = float("inf")
         self._last_behind = 0.0  # monotonic time a batch last showed a backlog (BEHIND)
@@ -265,10 +269,10 @@ class Collector:
                     return
                 batch, lines, hours = [], [], set()
             if not inbox:
-                # Nothing arriving, so paho's thread will not send the acks owed: send them.
-                self._send_acks()
                 if self._stop.is_set() and not batch:
+                    self._send_acks()
                     return
+                self._send_late_acks()
                 time.sleep(POLL_S)
 
     def _reject(self, exc: PayloadRejected, topic: str, payload: bytes, received_ms: int) -> None:
@@ -289,7 +293,7 @@ class Collector:
         self.dead_letters.sync()  # refused messages are on disk before they are acked
         if self.rollups is not None and hours:
             self.rollups.touch(hours)  # owed hours are on disk before they are acked
-        self._acks.append(batch)
+        self._acks.append((time.monotonic(), batch))
         self.metrics.written_total.inc(len(lines))
         self.metrics.batch_lines.observe(len(lines))
         self.metrics.batch_seconds.observe(time.monotonic() - started)
@@ -307,7 +311,7 @@ class Collector:
         # and the two threads cannot interleave batches (PUBACKs go in arrival order).
         with self._gen_lock:
             while self._acks:
-                batch = self._acks.popleft()
+                _, batch = self._acks.popleft()
                 given += len(batch)
                 for item in batch:
                     if item.generation == self._generation and item.qos > 0:
@@ -316,6 +320,15 @@ class Collector:
         if given:
             self.metrics.acked_total.inc(acked)
             self.metrics.unacked.dec(given)
+
+    def _send_late_acks(self) -> None:
+        """The worker's fallback: ack what paho's thread has left waiting (nothing arrives)."""
+        try:
+            queued, _ = self._acks[0]
+        except IndexError:  # none owed, or paho's thread took the last one meanwhile
+            return
+        if time.monotonic() - queued >= ACK_WAIT_S:
+            self._send_acks()
 
     def _write(self, lines: list[str]) -> None:
         """Write until it succeeds; split on 413; bisect a 400/422 down to the lines refused."""
