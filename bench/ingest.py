@@ -221,23 +221,35 @@ class CollectorProc:
         self.proc.wait(30)
 
 
+def _cpu(ps: psutil.Process) -> float:
+    times = ps.cpu_times()
+    return float(times.user + times.system)
+
+
 def drain_collector(
-    port: int, influx_url: str, workdir: Path, client_id: str, site: str, n: int
+    port: int, influx_url: str, workdir: Path, client_id: str, site: str, n: int, influxd_pid: int
 ) -> dict[str, float]:
     proc = CollectorProc(workdir, port, influx_url, client_id, site)
+    influxd_ps = psutil.Process(influxd_pid)  # it shares the two cores with the collector
     try:
         while proc.metric("labmeter_collector_received_total") == 0:
             time.sleep(POLL_S)
-        started, cpu0 = time.monotonic(), proc.cpu()
+        started, cpu0, db0 = time.monotonic(), proc.cpu(), _cpu(influxd_ps)
         while proc.metric("labmeter_collector_acked_total") < n:
             time.sleep(POLL_S)
             if proc.proc.poll() is not None:
                 raise RuntimeError("collector exited")
         seconds, cpu = time.monotonic() - started, proc.cpu() - cpu0
+        db_cpu = _cpu(influxd_ps) - db0
         rss = proc.peak_rss_mb()
     finally:
         proc.stop()
-    return {"rate": n / seconds, "cpu_per_100k": cpu / n * 100_000, "rss_mb": rss}
+    return {
+        "rate": n / seconds,
+        "cpu_per_100k": cpu / n * 100_000,
+        "rss_mb": rss,
+        "influxd_cpu_per_100k": db_cpu / n * 100_000,
+    }
 
 
 def latency(port: int, influx_url: str, workdir: Path, rate: float, seconds: float) -> list[float]:
@@ -326,8 +338,11 @@ def main() -> None:
                 bare.append(drain_bare(broker.port, f"bare-{r}", n))
                 create_session(broker.port, f"collector-{r}", subscription(site))
                 publish_backlog(broker.port, messages)
+                assert db.proc is not None
                 coll.append(
-                    drain_collector(broker.port, url, work / f"c{r}", f"collector-{r}", site, n)
+                    drain_collector(
+                        broker.port, url, work / f"c{r}", f"collector-{r}", site, n, db.proc.pid
+                    )
                 )
                 influx = InfluxV1(InfluxConfig(url=url, database="bench"))
                 rows = influx.query(f"SELECT count(seq) FROM sample WHERE site = '{site}'")
@@ -337,7 +352,9 @@ def main() -> None:
                 print(
                     f"round {r + 1}: backlog of {n} published in {pub_s:.1f} s; bare "
                     f"{bare[-1]['rate']:,.0f} msg/s, collector {coll[-1]['rate']:,.0f} msg/s "
-                    f"(ratio {ratio:.0%}); sample points in InfluxDB: {written}",
+                    f"(ratio {ratio:.0%}); CPU-s/100k bare {bare[-1]['cpu_per_100k']:.2f}, "
+                    f"collector {coll[-1]['cpu_per_100k']:.2f}, influxd "
+                    f"{coll[-1]['influxd_cpu_per_100k']:.2f}; sample points in InfluxDB: {written}",
                     flush=True,
                 )
                 if written != n:
@@ -357,7 +374,8 @@ def main() -> None:
     )
     print(
         f"collector -> InfluxDB:     {med['rate']:,.0f} msg/s, "
-        f"{med['cpu_per_100k']:.2f} CPU-s/100k, peak RSS {med['rss_mb']:.0f} MB"
+        f"{med['cpu_per_100k']:.2f} CPU-s/100k, peak RSS {med['rss_mb']:.0f} MB "
+        f"(influxd meanwhile: {med['influxd_cpu_per_100k']:.2f} CPU-s/100k)"
     )
     print(
         f"ratio (median of rates): {med['rate'] / ceiling['rate']:.0%}; "

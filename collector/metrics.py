@@ -58,7 +58,7 @@ class Metrics:
         )
         self.batch_seconds = Histogram(
             f"{PREFIX}_batch_seconds",
-            "time to write and ack one batch, retries included",
+            "time to write one batch, retries included (its acks follow)",
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
             registry=r,
         )

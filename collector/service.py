@@ -40,6 +40,9 @@ POLL_S = 0.005  # how often the worker looks for new messages when it has none
 # Messages in a batch plus those waiting after its write that mean the collector is behind
 # (a backlog drains): at a steady load a batch holds a handful, in a drain thousands.
 BEHIND = 200
+# How long written batches wait for paho's thread to ack them before the worker does: paho's
+# thread gets to them within a message when messages flow; the worker is only the fallback.
+ACK_WAIT_S = 0.02
 
 
 @dataclass(slots=True)
@@ -93,6 +96,10 @@ class Collector:
         # message cost two thread switches per message and capped the drain at ~1/3 of a bare
         # subscriber. append/popleft are atomic; polling adds at most POLL_S of latency.
         self._inbox: deque[Received] = deque()
+        # Written batches whose acks are owed, oldest first, with the time each was queued.
+        # paho's thread sends them as the next message arrives (see ``_send_acks``); the
+        # worker only when they waited ACK_WAIT_S, when nothing arrives.
+        self._acks: deque[tuple[float, list[Received]]] = deque()
         self._stop = threading.Event()
         self._drain_deadline = float("inf")
         self._last_behind = 0.0  # monotonic time a batch last showed a backlog (BEHIND)
@@ -160,6 +167,8 @@ class Collector:
         # select() per message, and after each one it waited for the GIL behind a CPU-bound
         # converter thread (the convoy effect), which capped the drain at ~1/3 of a bare
         # subscriber. Parsing never blocks and only raises PayloadRejected.
+        if self._acks:
+            self._send_acks()
         if self._stop.is_set():
             # Draining: what arrives now stays unacked in the broker for the next start.
             return
@@ -261,11 +270,14 @@ class Collector:
                 try:
                     self._flush(batch, lines, hours)
                 except _Abandon:
+                    self._send_acks()  # what was written before
                     return
                 batch, lines, hours = [], [], set()
-            if self._stop.is_set() and not batch and not inbox:
-                return
             if not inbox:
+                if self._stop.is_set() and not batch:
+                    self._send_acks()
+                    return
+                self._send_late_acks()
                 time.sleep(POLL_S)
 
     def _reject(self, exc: PayloadRejected, topic: str, payload: bytes, received_ms: int) -> None:
@@ -286,18 +298,42 @@ class Collector:
         self.dead_letters.sync()  # refused messages are on disk before they are acked
         if self.rollups is not None and hours:
             self.rollups.touch(hours)  # owed hours are on disk before they are acked
-        acked = 0
-        # Held across the acks: a reconnect cannot slip in between the check and the send.
-        with self._gen_lock:
-            for item in batch:
-                if item.generation == self._generation and item.qos > 0:
-                    self.client.ack(item.mid, item.qos)
-                    acked += 1
-        self.metrics.acked_total.inc(acked)
-        self.metrics.unacked.dec(len(batch))
+        self._acks.append((time.monotonic(), batch))
         self.metrics.written_total.inc(len(lines))
         self.metrics.batch_lines.observe(len(lines))
         self.metrics.batch_seconds.observe(time.monotonic() - started)
+
+    def _send_acks(self) -> None:
+        """Ack the written batches, in order; from paho's thread, or the worker's when idle.
+
+        Acking from the worker cost paho's thread a GIL hand-off per ack: every ``ack()``
+        writes to paho's wake-up socket, releasing the GIL, and paho's thread releases it four
+        times per message it reads, so the two threads took turns ack by ack. In paho's own
+        thread the acks run between two messages, as a bare subscriber's do.
+        """
+        acked = given = 0
+        # Held across the acks: a reconnect cannot slip in between the check and the send,
+        # and the two threads cannot interleave batches (PUBACKs go in arrival order).
+        with self._gen_lock:
+            while self._acks:
+                _, batch = self._acks.popleft()
+                given += len(batch)
+                for item in batch:
+                    if item.generation == self._generation and item.qos > 0:
+                        self.client.ack(item.mid, item.qos)
+                        acked += 1
+        if given:
+            self.metrics.acked_total.inc(acked)
+            self.metrics.unacked.dec(given)
+
+    def _send_late_acks(self) -> None:
+        """The worker's fallback: ack what paho's thread has left waiting (nothing arrives)."""
+        try:
+            queued, _ = self._acks[0]
+        except IndexError:  # none owed, or paho's thread took the last one meanwhile
+            return
+        if time.monotonic() - queued >= ACK_WAIT_S:
+            self._send_acks()
 
     def _write(self, lines: list[str]) -> None:
         """Write until it succeeds; split on 413; bisect a 400/422 down to the lines refused."""

@@ -110,6 +110,8 @@ def collector(
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Subscribe to the broker and write every valid message to InfluxDB (ack after write)."""
+    import gc
+
     from collector.service import Collector
     from labmeter.influx import InfluxV1, make_writer
 
@@ -118,6 +120,7 @@ def collector(
     stop = _stop_on_signals()
     writer, reader = make_writer(cfg.influx), InfluxV1(cfg.influx)  # reads: InfluxQL /query
     service = Collector(cfg, writer, reader)
+    gc.freeze()  # startup objects live forever: full collections in a drain skip them
     service.start()
     stop.wait()
     service.stop()

@@ -207,6 +207,7 @@ _SAMPLE_KEYS: Final = frozenset(
 )
 _EVENT_KEYS: Final = frozenset({"v", "ts", "seq", "type", "user", "category", "data"})
 _STATUS_KEYS: Final = frozenset({"v", "status", "ts", "kind", "interval_s", "agent"})
+_EMPTY: Final[dict[str, Any]] = {}  # the default of an absent map; never mutated
 
 
 def _is_int(value: object) -> bool:
@@ -215,6 +216,36 @@ def _is_int(value: object) -> bool:
 
 def _is_number(value: object) -> bool:
     return type(value) in (int, float)
+
+
+class _Known:
+    """Strings already matched against a pattern: a set lookup instead of a regex per message.
+
+    Names, kinds and pseudonyms repeat from message to message; a regex per name was a fifth
+    of decoding a sample in a collector drain. Bounded (emptied when full) so input full of
+    distinct names cannot grow it without limit.
+    """
+
+    __slots__ = ("pattern", "seen")
+    LIMIT: Final = 65536
+
+    def __init__(self, pattern: str) -> None:
+        self.pattern = re.compile(pattern)
+        self.seen: set[str] = set()
+
+    def check(self, value: object) -> bool:
+        """``value`` is a string matching the pattern (the slow path, after a miss in ``seen``)."""
+        if not isinstance(value, str) or self.pattern.fullmatch(value) is None:
+            return False
+        if len(self.seen) >= self.LIMIT:
+            self.seen.clear()
+        self.seen.add(value)
+        return True
+
+
+_NAMES: Final = _Known(_NAME.pattern)
+_KINDS: Final = _Known(_SEGMENT.pattern)
+_USERS: Final = _Known(_PSEUDONYM.pattern)
 
 
 def _ts(obj: Mapping[str, Any], now_ms: int, *, required: bool = True) -> int | None:
@@ -243,7 +274,9 @@ def _seq(obj: Mapping[str, Any]) -> int:
 
 def _identity(obj: Mapping[str, Any]) -> tuple[str | None, str]:
     user = obj.get("user")
-    if user is not None and (not isinstance(user, str) or not _PSEUDONYM.fullmatch(user)):
+    if user is not None and (
+        type(user) is not str or (user not in _USERS.seen and not _USERS.check(user))
+    ):
         # Guard against an agent leaking a login name or badge id.
         raise PayloadRejected("user_not_pseudonym", "user must be p_ + 16 hex digits")
     category = obj.get("category", "unknown")
@@ -255,32 +288,36 @@ def _identity(obj: Mapping[str, Any]) -> tuple[str | None, str]:
 def _seconds_map(
     obj: Mapping[str, Any], key: str, allowed: tuple[str, ...] | None, interval_s: float
 ) -> dict[str, float]:
-    raw = obj.get(key, {})
-    if not isinstance(raw, dict):
+    raw = obj.get(key, _EMPTY)
+    if type(raw) is not dict:
         raise PayloadRejected("field_type", f"{key} must be an object")
     if len(raw) > 64:
         raise PayloadRejected("field_type", f"{key} has more than 64 entries")
+    limit = interval_s + SUM_TOLERANCE_S
     out: dict[str, float] = {}
     for name, secs in raw.items():
-        if allowed is not None and name not in allowed:
-            raise PayloadRejected("state_unknown", f"{key} has unknown state {name[:40]!r}")
-        if allowed is None and not _NAME.fullmatch(name):
+        if allowed is not None:
+            if name not in allowed:
+                raise PayloadRejected("state_unknown", f"{key} has unknown state {name[:40]!r}")
+        elif name not in _NAMES.seen and not _NAMES.check(name):
             raise PayloadRejected(
                 "field_type", f"{key} name {name[:40]!r} is not [a-z0-9_.-]{{1,64}}"
             )
-        if not _is_number(secs):
+        kind = type(secs)
+        if kind is not float and kind is not int:
             raise PayloadRejected("field_type", f"{key}.{name} must be a number")
-        if not math.isfinite(secs) or secs < 0:
-            raise PayloadRejected("seconds_invalid", f"{key}.{name} must be finite and >= 0")
-        if secs > interval_s + SUM_TOLERANCE_S:
+        # One chained comparison on the common path; NaN and infinities fail it too.
+        if not 0 <= secs <= limit:
+            if not math.isfinite(secs) or secs < 0:
+                raise PayloadRejected("seconds_invalid", f"{key}.{name} must be finite and >= 0")
             raise PayloadRejected("seconds_invalid", f"{key}.{name} exceeds interval_s")
         out[name] = float(secs)
     return out
 
 
 def _decode_sample(obj: Mapping[str, Any], now_ms: int) -> Sample:
-    unknown = obj.keys() - _SAMPLE_KEYS
-    if unknown:
+    if not obj.keys() <= _SAMPLE_KEYS:
+        unknown = obj.keys() - _SAMPLE_KEYS
         raise PayloadRejected("unknown_field", ", ".join(sorted(unknown))[:200])
     ts = _ts(obj, now_ms)
     assert ts is not None
@@ -299,17 +336,24 @@ def _decode_sample(obj: Mapping[str, Any], now_ms: int) -> Sample:
     apps_s = _seconds_map(obj, "apps_s", None, interval_s)
     user, category = _identity(obj)
     kind = obj.get("kind")
-    if kind is not None and (not isinstance(kind, str) or not _SEGMENT.fullmatch(kind)):
+    if kind is not None and (
+        type(kind) is not str or (kind not in _KINDS.seen and not _KINDS.check(kind))
+    ):
         raise PayloadRejected("field_type", "kind must be [a-z0-9_-]{1,64}")
     state = obj.get("state")
     if state is not None and state not in STATES:
         raise PayloadRejected("state_unknown", f"state {str(state)[:40]!r}")
-    metrics_raw = obj.get("metrics", {})
-    if not isinstance(metrics_raw, dict) or len(metrics_raw) > 32:
+    metrics_raw = obj.get("metrics", _EMPTY)
+    if type(metrics_raw) is not dict or len(metrics_raw) > 32:
         raise PayloadRejected("field_type", "metrics must be an object of at most 32 numbers")
     metrics: dict[str, float] = {}
     for name, value in metrics_raw.items():
-        if not _NAME.fullmatch(name) or not _is_number(value) or not math.isfinite(value):
+        number = type(value)
+        if (
+            (number is not float and number is not int)
+            or not math.isfinite(value)
+            or (name not in _NAMES.seen and not _NAMES.check(name))
+        ):
             raise PayloadRejected("field_type", f"metrics.{name[:40]} must be a finite number")
         metrics[name] = float(value)
     return Sample(ts, seq, interval_s, state_s, category, user, kind, state, apps_s, metrics)

@@ -99,6 +99,14 @@ def test_topic_round_trip_and_segments() -> None:
         (TOPIC, sample(category="visitor"), "category_unknown"),
         (TOPIC, sample(window_title="Budget 2026.xlsx"), "unknown_field"),
         (TOPIC, sample(metrics={"cpu_pct": "high"}), "field_type"),
+        (TOPIC, sample(metrics={"CPU": 1.0}), "field_type"),
+        (TOPIC, sample(apps_s={"Solid Works": 1.0}), "field_type"),
+        (TOPIC, sample(state_s={"in_use": 61}), "seconds_invalid"),
+        (TOPIC, sample(state_s={"in_use": True}), "field_type"),
+        (TOPIC, sample(user=["p_3f9a0c1d2e4b5a69"]), "user_not_pseudonym"),
+        (TOPIC, sample(kind={"pc": 1}), "field_type"),
+        (TOPIC, sample(kind="PC"), "field_type"),
+        (TOPIC, sample(apps_s=None), "field_type"),
         ("labmeter/v1/its-prime/Lab CAD/pc-01/sample", sample(), "topic_invalid"),
         ("labmeter/v1/its-prime/lab-cad/pc-01", sample(), "topic_invalid"),
         ("labmeter/v1/its-prime/lab-cad/pc-01/telemetry", sample(), "topic_invalid"),
@@ -126,3 +134,22 @@ def test_nan_and_infinity_are_not_json_numbers() -> None:
     assert reason(TOPIC, orjson.dumps(sample()).replace(b"41.5,", b"NaN,", 1)) == "not_json"
     huge = orjson.dumps(sample()).replace(b'"interval_s":60', b'"interval_s":1e400')
     assert reason(TOPIC, huge) in ("not_json", "interval_invalid")
+
+
+def test_names_seen_before_still_leave_invalid_ones_rejected() -> None:
+    """The cache of valid names, kinds and pseudonyms only ever holds strings that matched."""
+    ok = sample(kind="pc", user="p_0123456789abcdef", metrics={"cpu_pct": 1.0})
+    for _ in range(2):  # the second time from the cache
+        decode(TOPIC, orjson.dumps(ok), NOW)
+    assert reason(TOPIC, sample(kind="pc ")) == "field_type"
+    assert reason(TOPIC, sample(user="p_0123456789abcdeF")) == "user_not_pseudonym"
+    assert reason(TOPIC, sample(metrics={"cpu_pct ": 1.0})) == "field_type"
+
+
+def test_name_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from labmeter import contract
+
+    monkeypatch.setattr(contract._Known, "LIMIT", 10)
+    for i in range(25):
+        decode(TOPIC, orjson.dumps(sample(apps_s={f"app{i}": 1.0})), NOW)
+        assert len(contract._NAMES.seen) <= 10
