@@ -28,13 +28,13 @@ from labmeter.influx import InfluxV1, all_records, quote_ident, quote_str, tag_f
 from labmeter.opening import (
     H1_FIELDS,
     HALF_HOUR_MS,
+    HOUR_MS,
     OPEN_FIELDS,
     OpeningHours,
     base_name,
     h1_name,
 )
 
-HOUR_MS = 3600_000
 POINTS_MAX_MS = 31 * 24 * HOUR_MS  # rollup parts up to this long are read as points
 # Only the fields a figure uses: a year's read costs time per field read, not per field stored.
 STATE_FIELDS = ("in_use_s", "alarm_s", "off_s", "observed_s", *OPEN_FIELDS)
@@ -55,6 +55,15 @@ class Part:
     def measurement(self, raw: str, rollup: str) -> str:
         """``raw`` for raw points, else the ``rollup_<rollup>_<source>`` measurement."""
         return raw if self.source == "raw" else f"rollup_{rollup}_{self.source}"
+
+    @property
+    def read_as_points(self) -> bool:
+        """Rollups of up to ``POINTS_MAX_MS``, and months, are read as points and summed in
+        Python: InfluxDB 1.6's ``sum()`` costs per series and field whatever the span (a
+        5-day edge cost as much as a year of daily points), a plain read about half."""
+        return self.source == "monthly" or (
+            self.source != "raw" and self.end_ms - self.start_ms <= POINTS_MAX_MS
+        )
 
 
 def split(
@@ -198,45 +207,32 @@ class UsageReader:
     ) -> Iterable[Mapping[str, Any]]:
         """Sums of ``fields`` over one part, per ``tags`` (and per local day of ``day_tz``).
 
-        Rollup parts of at most ``POINTS_MAX_MS`` are read as points and summed here:
-        InfluxDB 1.6's ``sum()`` costs per series and field whatever the span (a 5-day edge
-        cost as much as a year of daily points), a plain read of the points about half.
         Daily and monthly points carry their open seconds; hourly points and raw half hours
-        are split at opening hours here.
+        are split at opening hours here, so they are read per hour (half hour).
         """
         inventory = self.opening.inventory
         opens = [f for f in fields if f in OPEN_FIELDS]
         plain = tuple(dict.fromkeys(f for f in (*fields, *map(base_name, opens)) if f not in opens))
         carries_open = part.source in ("daily", "monthly") and inventory is not None
         split_here = bool(opens) and inventory is not None and not carries_open
-        points = part.source == "monthly" or (
-            part.source != "raw" and part.end_ms - part.start_ms <= POINTS_MAX_MS
-        )
         read = fields if carries_open else plain
-        if not points and not split_here:  # InfluxDB sums it all
-            group = ", ".join(tags)
-            if day_tz:
-                group = f"time(1d), {group} fill(none) tz({_quote_tz(day_tz)})"
-            records = all_records(self.influx.query(self._query(part, filters, group, exclude,
-                                                                 read)))  # fmt: skip
-            if not carries_open:  # no inventory, or not asked: every second counts as open
-                for r in records:
-                    r.update({f: r.get(base_name(f)) for f in opens})
-            return records
         if split_here and part.source == "hourly":
             read += H1_FIELDS
-        by = ", ".join(dict.fromkeys(("site", "lab", *tags)))
-        if points:
-            measurement = part.measurement("sample", "device")
-            q = (
-                f"SELECT {', '.join(quote_ident(f) for f in read)} FROM {measurement} WHERE "
-                f"{time_range(part.start_ms, part.end_ms)}{tag_filter(filters)}"
-                f"{_exclude(exclude)} GROUP BY {by}"
-            )
+        by = ", ".join(dict.fromkeys(("site", "lab", *tags)) if split_here else tags)
+        if part.read_as_points:
+            columns = ", ".join(quote_ident(f) for f in read)
+            group = by
         else:
-            step = HOUR_MS if part.source == "hourly" else HALF_HOUR_MS
-            q = self._query(part, filters, f"time({step // 60_000}m), {by} fill(none)", exclude,
-                            read)  # fmt: skip
+            columns = ", ".join(f"sum({quote_ident(f)}) AS {quote_ident(f)}" for f in read)
+            if split_here:
+                step = HOUR_MS if part.source == "hourly" else HALF_HOUR_MS
+                group = f"time({step // 60_000}m), {by} fill(none)"
+            elif day_tz:
+                group = f"time(1d), {by} fill(none) tz({_quote_tz(day_tz)})"
+            else:
+                group = by
+        measurement = part.measurement("sample", "device")
+        q = _select(columns, measurement, part.start_ms, part.end_ms, filters, exclude, group)
         return self._fold(q, tags, fields, opens, split_here, carries_open, part.source, day_tz)
 
     def _fold(
@@ -252,29 +248,30 @@ class UsageReader:
     ) -> Iterable[Mapping[str, Any]]:
         """Sum rows of (time, fields) per ``tags`` (and local day), splitting each row at
         opening hours when asked; column by column, without a dict per row (a report reads
-        ~100k rows)."""
+        ~100k rows). Without an inventory, or from daily and monthly points, an open field is
+        read from its own column or (every second open) its base field's."""
         out: dict[tuple[Any, ...], dict[str, Any]] = {}
         days: dict[int, int] = {}
         zone = ZoneInfo(day_tz) if day_tz else None
-        is_open = self.opening.is_open
-        halves = (0, HALF_HOUR_MS) if source == "hourly" else (0,)
+        opening = self.opening
         for series in self.influx.query(query):
             col = {c: i for i, c in enumerate(series.columns)}
             it = col["time"]
             site, lab = series.tags.get("site", ""), series.tags.get("lab", "")
-            # Per field: the column holding it, and for open ones the column(s) to split.
-            plain = [(f, col[f]) for f in fields if f not in OPEN_FIELDS and f in col]
-            opened = [(f, col.get(base_name(f)), col.get(f), col.get(h1_name(base_name(f))))
-                      for f in opens]  # fmt: skip
+            # Columns added as they are, and open fields split here from (total, first half).
+            direct = [(f, col[f]) for f in fields if f not in OPEN_FIELDS and f in col]
+            split: list[tuple[str, int | None, int | None]] = []
+            for f in opens:
+                base = col.get(base_name(f))
+                if split_here:
+                    split.append((f, base, col.get(h1_name(base_name(f)))))
+                elif (column := col.get(f) if carries_open else base) is not None:
+                    direct.append((f, column))
             rows = series.values
-            if zone is None and not split_here:  # one sum per column
+            if zone is None and not split:  # one sum per column
                 acc = self._acc(out, series.tags, tags, fields, None)
-                for f, i in plain:
+                for f, i in direct:
                     acc[f] += sum(r[i] or 0.0 for r in rows)
-                for f, base, own, _h1 in opened:
-                    column = own if carries_open else base
-                    if column is not None:
-                        acc[f] += sum(r[column] or 0.0 for r in rows)
                 continue
             for r in rows:
                 t = r[it]
@@ -284,21 +281,15 @@ class UsageReader:
                     if day is None:
                         day = days[t // HALF_HOUR_MS] = _local_day(t, zone)
                 acc = self._acc(out, series.tags, tags, fields, day)
-                for f, i in plain:
+                for f, i in direct:
                     acc[f] += r[i] or 0.0
-                for f, base, own, h1 in opened:
-                    if not split_here:
-                        column = own if carries_open else base
-                        acc[f] += (r[column] or 0.0) if column is not None else 0.0
-                        continue
+                for f, base, h1 in split:
                     total = (r[base] or 0.0) if base is not None else 0.0
-                    if len(halves) == 1:
-                        acc[f] += total if is_open(site, lab, t) else 0.0
+                    if source != "hourly":  # a raw half hour: open or not
+                        acc[f] += total if opening.is_open(site, lab, t) else 0.0
                         continue
                     head = (r[h1] or 0.0) if h1 is not None else 0.0
-                    acc[f] += (head if is_open(site, lab, t) else 0.0) + (
-                        total - head if is_open(site, lab, t + HALF_HOUR_MS) else 0.0
-                    )
+                    acc[f] += opening.hour_open_s(site, lab, t, total, head)
         return out.values()
 
     @staticmethod
@@ -318,21 +309,6 @@ class UsageReader:
             if day is not None:
                 acc["time"] = day
         return acc
-
-    def _query(
-        self,
-        part: Part,
-        filters: Filters,
-        group: str,
-        exclude: Collection[tuple[str, str, str]],
-        fields: Iterable[str],
-    ) -> str:
-        measurement = part.measurement("sample", "device")
-        sums = ", ".join(f"sum({quote_ident(f)}) AS {quote_ident(f)}" for f in fields)
-        return (
-            f"SELECT {sums} FROM {measurement} WHERE {time_range(part.start_ms, part.end_ms)}"
-            f"{tag_filter(filters)}{_exclude(exclude)} GROUP BY {group}"
-        )
 
     def facts(
         self,
@@ -395,11 +371,10 @@ class UsageReader:
         has_open = self.opening.inventory is not None  # else every second counts as open
         source = {f: f if has_open or f not in OPEN_FIELDS else base_name(f) for f in fields}
         read = tuple(dict.fromkeys(source.values()))
-        q = (
-            f"SELECT {', '.join(quote_ident(f) for f in read)} FROM rollup_device_monthly "
-            f"WHERE {time_range(parts[0].start_ms, parts[-1].end_ms)}{tag_filter(filters)}"
-            f"{_exclude(exclude)} GROUP BY {', '.join(tags)}"
-        )
+        q = _select(
+            ", ".join(quote_ident(f) for f in read), "rollup_device_monthly",
+            parts[0].start_ms, parts[-1].end_ms, filters, exclude, ", ".join(tags),
+        )  # fmt: skip
         for series in self.influx.query(q):
             col = {c: i for i, c in enumerate(series.columns)}
             key, it = _fact_key(series.tags), col["time"]
@@ -448,19 +423,14 @@ class UsageReader:
         rolled_until: int | None,
         daily_from: int | None = None,
     ) -> dict[tuple[str, str, str, str], float]:
-        """Seconds each app ran, per (site, lab, device, app); short rollup parts read as
-        points (see ``_sums``)."""
+        """Seconds each app ran, per (site, lab, device, app)."""
         out: dict[tuple[str, str, str, str], float] = defaultdict(float)
         for part in split(start_ms, end_ms, rolled_until, daily_from):
-            measurement = part.measurement("app_usage", "app")
-            points = part.source == "monthly" or (
-                part.source != "raw" and part.end_ms - part.start_ms <= POINTS_MAX_MS
-            )
-            q = (
-                f"SELECT {'running_s' if points else 'sum(running_s) AS running_s'} FROM "
-                f"{measurement} WHERE {time_range(part.start_ms, part.end_ms)}"
-                f"{tag_filter(filters)} GROUP BY site, lab, device, app"
-            )
+            q = _select(
+                "running_s" if part.read_as_points else "sum(running_s) AS running_s",
+                part.measurement("app_usage", "app"), part.start_ms, part.end_ms, filters, (),
+                "site, lab, device, app",
+            )  # fmt: skip
             for series in self.influx.query(q):
                 t = series.tags
                 i = series.columns.index("running_s")
@@ -544,6 +514,21 @@ class UsageReader:
 
 def _fact_key(record: Mapping[str, Any]) -> FactKey:
     return tuple(str(record.get(t) or "") for t in FACT_TAGS)  # type: ignore[return-value]
+
+
+def _select(
+    columns: str,
+    measurement: str,
+    start_ms: int,
+    end_ms: int,
+    filters: Filters,
+    exclude: Collection[tuple[str, str, str]],
+    group: str,
+) -> str:
+    return (
+        f"SELECT {columns} FROM {measurement} WHERE {time_range(start_ms, end_ms)}"
+        f"{tag_filter(filters)}{_exclude(exclude)} GROUP BY {group}"
+    )
 
 
 def _exclude(devices: Collection[tuple[str, str, str]]) -> str:

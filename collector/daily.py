@@ -25,7 +25,15 @@ from zoneinfo import ZoneInfo
 
 from labmeter.contract import STATES
 from labmeter.influx import FieldValue, LineWriter, QueryResult, line, quote_str, time_range
-from labmeter.opening import H1_FIELDS, HOUR_MS, OPEN_FIELDS, SPLIT_FIELDS, OpeningHours
+from labmeter.opening import (
+    H1_FIELDS,
+    HOUR_MS,
+    OPEN_FIELDS,
+    SPLIT_FIELDS,
+    OpeningHours,
+    h1_name,
+    open_name,
+)
 
 DAY_TZ = "Europe/Rome"  # the API reads daily rollups only for an inventory in this zone
 _TZ = ZoneInfo(DAY_TZ)
@@ -176,8 +184,12 @@ def _open_seconds(
             if day is None:
                 day = days[hour // HOUR_MS] = day_of(hour)
             acc = out.setdefault((key, day), dict.fromkeys(OPEN_FIELDS, 0.0))
-            for name, value in opening.split_hour(rec, hour).items():
-                acc[name] = float(acc[name]) + value
+            site, lab = series.tags["site"], series.tags["lab"]
+            for name in SPLIT_FIELDS:
+                total, head = float(rec[name] or 0.0), float(rec[h1_name(name)] or 0.0)
+                acc[open_name(name)] = float(acc[open_name(name)]) + opening.hour_open_s(
+                    site, lab, hour, total, head
+                )
     return out
 
 

@@ -32,11 +32,10 @@ from collector.metrics import Metrics
 from labmeter.contract import STATES
 from labmeter.errors import WriteError
 from labmeter.influx import FieldValue, LineWriter, line, quote_str, time_range
-from labmeter.opening import HALF_HOUR_MS, SPLIT_FIELDS, OpeningHours, h1_name
+from labmeter.opening import HALF_HOUR_MS, HOUR_MS, SPLIT_FIELDS, OpeningHours, h1_name
 
 log = logging.getLogger(__name__)
 
-HOUR_MS = 3_600_000
 MAX_DEFER_S = 300.0  # rollups wait for a backlog to drain, but never longer than this
 _STATE_FIELDS = [f"{s}_s" for s in STATES] + ["observed_s"]
 _H1_SUMS = ", ".join(f"sum({f}) AS {f}" for f in SPLIT_FIELDS)

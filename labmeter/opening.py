@@ -12,7 +12,6 @@ when its own inventory says otherwise and fall back to the hourly rollups.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -70,17 +69,10 @@ class OpeningHours:
             return True
         return half_ms in self._open_halves(site, lab, half_ms // DAY_MS)
 
-    def split_hour(self, record: Mapping[str, Any], hour_ms: int) -> dict[str, float]:
-        """The open seconds of an hourly rollup record (with its ``*_h1_s`` fields)."""
-        site, lab = str(record.get("site") or ""), str(record.get("lab") or "")
-        first = self.is_open(site, lab, hour_ms)
-        second = self.is_open(site, lab, hour_ms + HALF_HOUR_MS)
-        out = {}
-        for name in SPLIT_FIELDS:
-            total = float(record.get(name) or 0.0)
-            head = float(record.get(h1_name(name)) or 0.0)
-            out[open_name(name)] = (head if first else 0.0) + (total - head if second else 0.0)
-        return out
+    def hour_open_s(self, site: str, lab: str, hour_ms: int, total: float, head: float) -> float:
+        """The open part of an hour's ``total`` seconds, ``head`` of them in its first half."""
+        first = head if self.is_open(site, lab, hour_ms) else 0.0
+        return first + (total - head if self.is_open(site, lab, hour_ms + HALF_HOUR_MS) else 0.0)
 
     def label(self, site: str, lab: str, day_start_ms: int, day_end_ms: int) -> str:
         """The lab's hours over one local day as ``HH:MM-HH:MM,...`` ("" when closed, "*"

@@ -32,3 +32,21 @@ class EventLog:
         with self._lock:
             events, self._events = self._events, []
         return events
+
+
+class JobEdges:
+    """``job_start`` when a power reading begins a running spell, ``job_end`` (with the state
+    it fell to) when the spell ends: for sources that see power, not jobs."""
+
+    def __init__(self, events: EventLog) -> None:
+        self.events = events
+        self.in_job = False
+
+    def update(self, state: str) -> None:
+        if (state == "in_use") == self.in_job:
+            return
+        self.in_job = not self.in_job
+        if self.in_job:
+            self.events.add(stamped("job_start", {}))
+        else:
+            self.events.add(stamped("job_end", {"reason": state}))

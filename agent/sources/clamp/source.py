@@ -10,7 +10,7 @@ from agent.sources import SourceEvent
 from agent.sources.clamp.protocol import Classifier, Thresholds, parse_amps
 from agent.sources.options import Options
 from agent.sources.serial_link import LineBuffer, SerialLink
-from agent.sources.stamp import EventLog, stamped
+from agent.sources.stamp import EventLog, JobEdges, stamped
 from labmeter.config import AgentConfig
 from labmeter.errors import ConfigError
 
@@ -38,8 +38,8 @@ class ClampSource:
         self._classifier = Classifier(thresholds)
         self._amps: float | None = None
         self._last_t = 0.0
-        self._in_job = False
         self._events = EventLog()
+        self._jobs = JobEdges(self._events)
         self.counters = {"garbage_lines": 0, "readings": 0, "disconnects": 0}
         self.link = SerialLink(
             port,
@@ -93,9 +93,4 @@ class ClampSource:
                 self.counters["readings"] += 1
                 self._amps, self._last_t = amps, now
                 state = self._classifier.update(amps, now)
-                if state == "in_use" and not self._in_job:
-                    self._in_job = True
-                    self._events.add(stamped("job_start", {}))
-                elif state != "in_use" and self._in_job:
-                    self._in_job = False
-                    self._events.add(stamped("job_end", {"reason": state}))
+                self._jobs.update(state)

@@ -17,7 +17,7 @@ from agent.meter import Reading
 from agent.sources import SourceEvent
 from agent.sources.modbus.protocol import Register, parse_register_map
 from agent.sources.options import Options
-from agent.sources.stamp import EventLog, stamped
+from agent.sources.stamp import EventLog, JobEdges, stamped
 from labmeter.config import AgentConfig
 from labmeter.errors import ConfigError
 
@@ -63,8 +63,8 @@ class ModbusSource:
         self._values: dict[str, float] = {}
         self._good_t = 0.0
         self._failing = False
-        self._in_job = False
         self._events = EventLog()
+        self._jobs = JobEdges(self._events)
         self.counters = {"reads": 0, "errors": 0}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="labmeter-modbus", daemon=True)
@@ -126,9 +126,4 @@ class ModbusSource:
         with self._lock:
             self.counters["reads"] += 1
             self._values, self._good_t, self._failing = values, time.monotonic(), False
-            if state == "in_use" and not self._in_job:
-                self._in_job = True
-                self._events.add(stamped("job_start", {}))
-            elif state != "in_use" and self._in_job:
-                self._in_job = False
-                self._events.add(stamped("job_end", {"reason": state}))
+            self._jobs.update(state)
