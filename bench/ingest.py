@@ -4,12 +4,16 @@ For each round a backlog of QoS 1 samples is queued in Mosquitto for a persisten
 (the session is created first, then the backlog is published from several connections), then
 drained twice, each time from its own freshly queued backlog:
 
-- by a bare paho subscriber that only counts (the ceiling), and
+- by a bare paho subscriber that only counts (the ceiling),
+- by the same bare subscriber built on ``labmeter.mqtt.Client`` (paho reading through the
+  collector's ``ReadBuffer``): the ceiling of the collector's own MQTT client, so that the
+  ratio against stock paho is not mistaken for the collector doing less work, and
 - by ``labmeter collector`` (a child process, as deployed) writing into InfluxDB.
 
-It prints the median of the rounds: messages/s for both and their ratio, the collector's CPU
-seconds per 100k messages and peak RSS; then p50/p99 broker-to-queryable latency under a
-steady load. Run: ``.venv/bin/python bench/ingest.py`` (``--help`` for sizes).
+It prints the median of the rounds: messages/s of each and the ratios, CPU seconds per 100k
+messages and peak RSS (the collector's converter process included); then p50/p99
+broker-to-queryable latency under a steady load.
+Run: ``.venv/bin/python bench/ingest.py`` (``--help`` for sizes).
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from labmeter.config import InfluxConfig
 from labmeter.contract import Sample, Topic, encode, subscription
 from labmeter.influx import InfluxV1
 from labmeter.localstack import free_port, influxd, mosquitto, wait_influx_ready
+from labmeter.mqtt import Client
 
 DEVICES = 500
 POLL_S = 0.05  # how often the drain is read on /metrics: at most 50 ms of error per round
@@ -65,8 +70,9 @@ def backlog(site: str, n: int, start_ms: int) -> list[tuple[str, bytes]]:
     return out
 
 
-def _client(client_id: str = "") -> mqtt.Client:
-    return mqtt.Client(CallbackAPIVersion.VERSION2, client_id, protocol=mqtt.MQTTv5)
+def _client(client_id: str = "", *, buffered: bool = False) -> mqtt.Client:
+    cls = Client if buffered else mqtt.Client
+    return cls(CallbackAPIVersion.VERSION2, client_id, protocol=mqtt.MQTTv5)
 
 
 def _session_props(receive_maximum: int | None = None) -> Properties:
@@ -128,9 +134,9 @@ def publish_backlog(port: int, messages: list[tuple[str, bytes]], connections: i
     return time.monotonic() - started
 
 
-def _bare(port: int, client_id: str, n: int, out: mp.Queue) -> None:  # type: ignore[type-arg]
+def _bare(port: int, client_id: str, n: int, buffered: bool, out: mp.Queue) -> None:  # type: ignore[type-arg]
     """The ceiling: resume the session, count messages (paho acks them itself), nothing else."""
-    client = _client(client_id)
+    client = _client(client_id, buffered=buffered)
     times: list[float] = []
     done = threading.Event()
     count = [0]
@@ -155,9 +161,9 @@ def _bare(port: int, client_id: str, n: int, out: mp.Queue) -> None:  # type: ig
     out.put((count[0], times[1] - times[0], cpu, rss_mb))
 
 
-def drain_bare(port: int, client_id: str, n: int) -> dict[str, float]:
+def drain_bare(port: int, client_id: str, n: int, *, buffered: bool = False) -> dict[str, float]:
     queue: mp.Queue = mp.Queue()  # type: ignore[type-arg]
-    proc = mp.Process(target=_bare, args=(port, client_id, n, queue))
+    proc = mp.Process(target=_bare, args=(port, client_id, n, buffered, queue))
     proc.start()
     count, seconds, cpu, rss = queue.get(timeout=900)
     proc.join()
@@ -205,15 +211,20 @@ class CollectorProc:
                     return float(sample.value)
         return 0.0
 
+    def _processes(self) -> list[psutil.Process]:
+        """The collector and its converter process: both are its cost."""
+        return [self.ps, *self.ps.children(recursive=True)]
+
     def peak_rss_mb(self) -> float:
-        for row in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if row.startswith("VmHWM:"):
-                return int(row.split()[1]) / 1024
-        return float("nan")
+        total = 0.0
+        for ps in self._processes():
+            for row in Path(f"/proc/{ps.pid}/status").read_text().splitlines():
+                if row.startswith("VmHWM:"):
+                    total += int(row.split()[1]) / 1024
+        return total
 
     def cpu(self) -> float:
-        times = self.ps.cpu_times()
-        return float(times.user + times.system)
+        return sum(_cpu(ps) for ps in self._processes())
 
     def stop(self) -> None:
         self.http.close()
@@ -328,6 +339,7 @@ def main() -> None:
         now = int(time.time() * 1000)
         start_ms = now - now % 3_600_000 - 24 * 3_600_000
         bare: list[dict[str, float]] = []
+        buffered: list[dict[str, float]] = []
         coll: list[dict[str, float]] = []
         try:
             for r in range(args.rounds):
@@ -336,6 +348,9 @@ def main() -> None:
                 create_session(broker.port, f"bare-{r}", subscription(site))
                 pub_s = publish_backlog(broker.port, messages)
                 bare.append(drain_bare(broker.port, f"bare-{r}", n))
+                create_session(broker.port, f"buffered-{r}", subscription(site))
+                publish_backlog(broker.port, messages)
+                buffered.append(drain_bare(broker.port, f"buffered-{r}", n, buffered=True))
                 create_session(broker.port, f"collector-{r}", subscription(site))
                 publish_backlog(broker.port, messages)
                 assert db.proc is not None
@@ -351,8 +366,11 @@ def main() -> None:
                 ratio = coll[-1]["rate"] / bare[-1]["rate"]
                 print(
                     f"round {r + 1}: backlog of {n} published in {pub_s:.1f} s; bare "
-                    f"{bare[-1]['rate']:,.0f} msg/s, collector {coll[-1]['rate']:,.0f} msg/s "
-                    f"(ratio {ratio:.0%}); CPU-s/100k bare {bare[-1]['cpu_per_100k']:.2f}, "
+                    f"{bare[-1]['rate']:,.0f} msg/s, bare+ReadBuffer "
+                    f"{buffered[-1]['rate']:,.0f} msg/s, collector {coll[-1]['rate']:,.0f} msg/s "
+                    f"(ratio {ratio:.0%}, {coll[-1]['rate'] / buffered[-1]['rate']:.0%} of "
+                    f"bare+ReadBuffer); CPU-s/100k bare {bare[-1]['cpu_per_100k']:.2f}, "
+                    f"bare+ReadBuffer {buffered[-1]['cpu_per_100k']:.2f}, "
                     f"collector {coll[-1]['cpu_per_100k']:.2f}, influxd "
                     f"{coll[-1]['influxd_cpu_per_100k']:.2f}; sample points in InfluxDB: {written}",
                     flush=True,
@@ -365,6 +383,7 @@ def main() -> None:
             db.stop()
     med = {k: statistics.median(r[k] for r in coll) for k in coll[0]}
     ceiling = {k: statistics.median(r[k] for r in bare) for k in bare[0]}
+    same_client = {k: statistics.median(r[k] for r in buffered) for k in buffered[0]}
     ratios = [c["rate"] / b["rate"] for c, b in zip(coll, bare, strict=True)]
     lat.sort()
     print(f"\nmedian of {args.rounds} rounds, {n:,} QoS 1 samples each (3 lines per sample)")
@@ -373,13 +392,18 @@ def main() -> None:
         f"{ceiling['cpu_per_100k']:.2f} CPU-s/100k, peak RSS {ceiling['rss_mb']:.0f} MB"
     )
     print(
+        f"bare, labmeter's client:   {same_client['rate']:,.0f} msg/s, "
+        f"{same_client['cpu_per_100k']:.2f} CPU-s/100k (paho reading through ReadBuffer)"
+    )
+    print(
         f"collector -> InfluxDB:     {med['rate']:,.0f} msg/s, "
         f"{med['cpu_per_100k']:.2f} CPU-s/100k, peak RSS {med['rss_mb']:.0f} MB "
         f"(influxd meanwhile: {med['influxd_cpu_per_100k']:.2f} CPU-s/100k)"
     )
     print(
         f"ratio (median of rates): {med['rate'] / ceiling['rate']:.0%}; "
-        f"per round: {', '.join(f'{r:.0%}' for r in ratios)}"
+        f"per round: {', '.join(f'{r:.0%}' for r in ratios)}; against the bare subscriber "
+        f"on labmeter's client: {med['rate'] / same_client['rate']:.0%}"
     )
     print(
         f"latency broker->queryable at {args.rate:.0f} msg/s for {args.latency_seconds:.0f} s: "

@@ -1,10 +1,11 @@
 """MQTT -> InfluxDB with ack after write.
 
-paho's callback validates and converts the message (CPU only, never blocking: an HTTP write
-there stalls the client and made the broker drop messages, DESIGN.md) and queues its lines.
-One worker thread batches, writes, and only then acks, in arrival order. A crash before the
-write leaves the messages unacked in the broker's persistent session, which redelivers them;
-the rewrite lands on the same points.
+paho's callback only queues the message (never blocking: an HTTP write there stalls the
+client and made the broker drop messages, DESIGN.md). A converter thread hands queued
+messages in chunks to a child process that validates and converts them (``converter.py``);
+one worker thread batches the lines, writes, and only then acks, in arrival order. A crash
+before the write leaves the messages unacked in the broker's persistent session, which
+redelivers them; the rewrite lands on the same points.
 """
 
 from __future__ import annotations
@@ -22,13 +23,13 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from collector.convert import parse
+from collector.converter import Converter, Raw
 from collector.deadletter import DeadLetters
 from collector.metrics import HealthServer, Metrics
-from collector.rollups import Reader, Rollups, hour_of
+from collector.rollups import Reader, Rollups
 from labmeter.config import Config
-from labmeter.contract import Sample, subscription
-from labmeter.errors import PayloadRejected, WriteError
+from labmeter.contract import subscription
+from labmeter.errors import WriteError
 from labmeter.influx import LineWriter
 from labmeter.inventory import load as load_inventory
 from labmeter.mqtt import make_client
@@ -36,7 +37,8 @@ from labmeter.opening import OpeningHours
 
 log = logging.getLogger(__name__)
 
-POLL_S = 0.005  # how often the worker looks for new messages when it has none
+POLL_S = 0.005  # how often the converter and the worker look for work when they have none
+CHUNK = 250  # messages per trip to the converter process (~750 lines; a batch is ~5,000)
 # Messages in a batch plus those waiting after its write that mean the collector is behind
 # (a backlog drains): at a steady load a batch holds a handful, in a drain thousands.
 BEHIND = 200
@@ -46,14 +48,12 @@ ACK_WAIT_S = 0.02
 
 
 @dataclass(slots=True)
-class Received:
-    """A converted message waiting for its write: what to ack, and what to write."""
+class Chunk:
+    """Converted messages waiting for their write: what to ack, and what to write."""
 
-    mid: int
-    qos: int
-    generation: int
+    raw: list[Raw]  # in arrival order; each acked (mid, qos, generation) once written
     lines: list[str]
-    hour: int | None  # the hour a sample falls in, owed a rollup once written
+    hours: set[int]  # the hours its samples fall in, owed a rollup once written
 
 
 class _Abandon(Exception):
@@ -92,20 +92,25 @@ class Collector:
             self.health = HealthServer(
                 self.cfg.metrics_host, self.cfg.metrics_port, self.metrics, self.problems
             )
-        # A bare deque the worker polls, not a queue that wakes it: waking the worker for every
-        # message cost two thread switches per message and capped the drain at ~1/3 of a bare
-        # subscriber. append/popleft are atomic; polling adds at most POLL_S of latency.
-        self._inbox: deque[Received] = deque()
+        # Bare deques polled, not queues that wake their reader: waking a thread for every
+        # message cost two thread switches per message and capped the drain at ~1/3 of a
+        # bare subscriber. append/popleft are atomic; polling adds at most POLL_S of latency.
+        self._raw: deque[Raw] = deque()  # paho's thread -> converter thread
+        self._inbox: deque[Chunk] = deque()  # converter thread -> worker
         # Written batches whose acks are owed, oldest first, with the time each was queued.
         # paho's thread sends them as the next message arrives (see ``_send_acks``); the
         # worker only when they waited ACK_WAIT_S, when nothing arrives.
-        self._acks: deque[tuple[float, list[Received]]] = deque()
+        self._acks: deque[tuple[float, list[Chunk]]] = deque()
+        self.converter = Converter()
         self._stop = threading.Event()
         self._drain_deadline = float("inf")
         self._last_behind = 0.0  # monotonic time a batch last showed a backlog (BEHIND)
         self._generation = 0
         self._gen_lock = threading.Lock()
         self.connected = threading.Event()
+        self._converting = threading.Thread(
+            target=self._convert, name="collector-converter", daemon=True
+        )
         self._worker = threading.Thread(target=self._run, name="collector-writer", daemon=True)
         self.client = self._make_client()
 
@@ -163,28 +168,23 @@ class Collector:
             log.warning("disconnected from broker: %s", reason)
 
     def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
-        # Converting here rather than in a second thread is deliberate: paho's thread does a
-        # select() per message, and after each one it waited for the GIL behind a CPU-bound
-        # converter thread (the convoy effect), which capped the drain at ~1/3 of a bare
-        # subscriber. Parsing never blocks and only raises PayloadRejected.
+        # Only queued: paho's thread is the drain's bottleneck (it reads, decodes and acks
+        # every message under the GIL), so parsing happens in the converter process.
         if self._acks:
             self._send_acks()
         if self._stop.is_set():
             # Draining: what arrives now stays unacked in the broker for the next start.
             return
-        received_ms = time.time_ns() // 1_000_000
-        payload = bytes(msg.payload)  # already bytes from paho: no copy
-        lines: list[str] = []
-        hour = None
-        try:
-            message, lines = parse(msg._topic, payload, received_ms)  # raw topic bytes
-        except PayloadRejected as exc:
-            self._reject(exc, msg._topic.decode("utf-8", "replace"), payload, received_ms)
-        else:
-            body = message.payload
-            if isinstance(body, Sample):
-                hour = hour_of(body.ts - round(body.interval_s * 1000))
-        self._inbox.append(Received(msg.mid, msg.qos, self._generation, lines, hour))
+        self._raw.append(
+            (
+                msg.mid,
+                msg.qos,
+                self._generation,
+                msg._topic,  # raw topic bytes: parse() checks the UTF-8 and says why not
+                bytes(msg.payload),  # already bytes from paho: no copy
+                time.time_ns() // 1_000_000,
+            )
+        )
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -195,6 +195,8 @@ class Collector:
             out.append("not connected to the broker")
         if not self._worker.is_alive():
             out.append("writer thread not running")
+        if not self._converting.is_alive() and not self._stop.is_set():
+            out.append("converter thread not running")
         if self._held:
             out.append(f"InfluxDB refuses our writes ({self._held}): held, nothing dropped")
         return out
@@ -210,6 +212,8 @@ class Collector:
             log.info("metrics on http://%s:%d/metrics", self.cfg.metrics_host, self.health.port)
         if self.rollups is not None:
             self.rollups.start()
+        self.converter.start()
+        self._converting.start()
         self._worker.start()
         self.client.connect_async(
             mq.host, mq.port, mq.keepalive_s, clean_start=False, properties=props
@@ -225,6 +229,8 @@ class Collector:
         self._worker.join(drain_timeout + 5)
         self.client.disconnect()
         self.client.loop_stop()
+        self._converting.join(5)
+        self.converter.close()
         if self.rollups is not None:
             self.rollups.stop()
         if self.health is not None:
@@ -242,7 +248,8 @@ class Collector:
         flight is the next batch. Waiting for a 1 s timer at a steady 500 msg/s put most of
         a second into the p99 latency.
         """
-        batch: list[Received] = []
+        batch: list[Chunk] = []
+        messages = 0  # in the batch
         lines: list[str] = []
         hours: set[int] = set()
         oldest = 0.0  # monotonic time the batch's first message was taken
@@ -251,49 +258,74 @@ class Collector:
         while True:
             taken = 0
             while inbox and len(lines) < self.cfg.batch_lines:
-                item = inbox.popleft()
-                taken += 1
-                batch.append(item)
-                lines.extend(item.lines)
-                if item.hour is not None:
-                    hours.add(item.hour)
+                chunk = inbox.popleft()
+                taken += len(chunk.raw)
+                batch.append(chunk)
+                lines.extend(chunk.lines)
+                hours |= chunk.hours
             if taken:
                 self.metrics.received_total.inc(taken)
                 self.metrics.unacked.inc(taken)
-                if len(batch) == taken:
+                if messages == 0:
                     oldest = time.monotonic()
+                messages += taken
             if batch and (
                 len(lines) >= self.cfg.batch_lines
                 or self._stop.is_set()
                 or time.monotonic() - oldest >= linger
             ):
                 try:
-                    self._flush(batch, lines, hours)
+                    self._flush(batch, messages, lines, hours)
                 except _Abandon:
                     self._send_acks()  # what was written before
                     return
-                batch, lines, hours = [], [], set()
+                batch, messages, lines, hours = [], 0, [], set()
             if not inbox:
-                if self._stop.is_set() and not batch:
-                    self._send_acks()
-                    return
+                # The converter's last chunk may land between two looks at the inbox: only
+                # once the converter has finished is an empty inbox the end.
+                if self._stop.is_set() and not batch and not self._converting.is_alive():
+                    if not inbox:
+                        self._send_acks()
+                        return
+                    continue
                 self._send_late_acks()
                 time.sleep(POLL_S)
 
-    def _reject(self, exc: PayloadRejected, topic: str, payload: bytes, received_ms: int) -> None:
-        self.metrics.rejected_total.labels(exc.reason).inc()
-        self.dead_letters.add(
-            exc.reason, exc.detail, topic=topic, payload=payload, received_ms=received_ms
-        )
+    def _convert(self) -> None:
+        """Hand queued messages to the converter process in chunks, in order, until stopped.
+
+        Mostly waiting on the pipe, without the GIL. After a stop it converts what was queued,
+        so that the worker can write and ack it.
+        """
+        raw = self._raw
+        while True:
+            if not raw:
+                if self._stop.is_set():
+                    return
+                time.sleep(POLL_S)
+                continue
+            chunk = [raw.popleft() for _ in range(min(len(raw), CHUNK))]
+            converted = self.converter(chunk)
+            for i, reason, detail in converted.rejected:
+                _mid, _qos, _gen, topic, payload, received_ms = chunk[i]
+                self.metrics.rejected_total.labels(reason).inc()
+                self.dead_letters.add(
+                    reason,
+                    detail,
+                    topic=topic.decode("utf-8", "replace"),
+                    payload=payload,
+                    received_ms=received_ms,
+                )
+            self._inbox.append(Chunk(chunk, converted.lines, converted.hours))
 
     def _draining(self) -> bool:
         """True while batches are big or many messages wait behind them: a backlog drains."""
         return time.monotonic() - self._last_behind < 2.0
 
-    def _flush(self, batch: list[Received], lines: list[str], hours: set[int]) -> None:
+    def _flush(self, batch: list[Chunk], messages: int, lines: list[str], hours: set[int]) -> None:
         started = time.monotonic()
         self._write(lines)
-        if len(lines) >= self.cfg.batch_lines or len(batch) + len(self._inbox) >= BEHIND:
+        if len(lines) >= self.cfg.batch_lines or messages + len(self._raw) >= BEHIND:
             self._last_behind = time.monotonic()
         self.dead_letters.sync()  # refused messages are on disk before they are acked
         if self.rollups is not None and hours:
@@ -315,13 +347,15 @@ class Collector:
         # Held across the acks: a reconnect cannot slip in between the check and the send,
         # and the two threads cannot interleave batches (PUBACKs go in arrival order).
         with self._gen_lock:
+            generation = self._generation
             while self._acks:
                 _, batch = self._acks.popleft()
-                given += len(batch)
-                for item in batch:
-                    if item.generation == self._generation and item.qos > 0:
-                        self.client.ack(item.mid, item.qos)
-                        acked += 1
+                for chunk in batch:
+                    given += len(chunk.raw)
+                    for mid, qos, gen, _topic, _payload, _ms in chunk.raw:
+                        if gen == generation and qos > 0:
+                            self.client.ack(mid, qos)
+                            acked += 1
         if given:
             self.metrics.acked_total.inc(acked)
             self.metrics.unacked.dec(given)

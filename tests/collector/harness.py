@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import paho.mqtt.client as mqtt
+import psutil
 from paho.mqtt.enums import CallbackAPIVersion
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -156,6 +157,20 @@ rollup_settle_s = 1
                 if sample.name == name and (labels is None or sample.labels == labels):
                     return float(sample.value)
         return 0.0
+
+    def children(self) -> list[psutil.Process]:
+        """Its child processes: the converter and multiprocessing's resource tracker."""
+        assert self.proc is not None
+        return psutil.Process(self.proc.pid).children(recursive=True)
+
+    def converter(self) -> psutil.Process:
+        """The live converter process (``collector/converter.py``)."""
+        (child,) = [
+            c
+            for c in self.children()
+            if "spawn_main" in " ".join(c.cmdline()) and c.status() != psutil.STATUS_ZOMBIE
+        ]
+        return child
 
     def kill(self) -> None:
         assert self.proc is not None

@@ -1,4 +1,5 @@
-"""Property-based tests of the collector's parsing (``collector.convert.parse``).
+"""Property-based tests of the collector's parsing (``collector.convert.parse``, and
+``collector.converter.convert``, which the converter process runs on chunks of messages).
 
 Any topic and payload: nothing but ``PayloadRejected`` (with a reason) escapes. Any valid
 message: its lines are accepted by the real InfluxDB and read back with the same values.
@@ -16,6 +17,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from collector.convert import parse
+from collector.converter import convert
 from labmeter.contract import CATEGORIES, EVENT_TYPES, STATES
 from labmeter.errors import PayloadRejected
 from labmeter.influx import InfluxV1, quote_str
@@ -124,16 +126,17 @@ topics = st.one_of(
 )
 
 
-@given(
-    st.one_of(
-        st.tuples(topics.map(str.encode), st.binary(max_size=300)),
-        st.tuples(st.binary(max_size=80), st.binary(max_size=80)),
-        mutated().map(
-            lambda cb: (f"labmeter/v1/site/lab/dev/{cb[0]}".encode(), json.dumps(cb[1]).encode())
-        ),
-        st.tuples(topics.map(str.encode), json_value.map(lambda v: json.dumps(v).encode())),
-    )
+any_message = st.one_of(
+    st.tuples(topics.map(str.encode), st.binary(max_size=300)),
+    st.tuples(st.binary(max_size=80), st.binary(max_size=80)),
+    mutated().map(
+        lambda cb: (f"labmeter/v1/site/lab/dev/{cb[0]}".encode(), json.dumps(cb[1]).encode())
+    ),
+    st.tuples(topics.map(str.encode), json_value.map(lambda v: json.dumps(v).encode())),
 )
+
+
+@given(any_message)
 @settings(max_examples=300, deadline=None)
 def test_anything_parses_or_is_rejected_with_a_reason(message: tuple[bytes, bytes]) -> None:
     topic, payload = message
@@ -143,6 +146,26 @@ def test_anything_parses_or_is_rejected_with_a_reason(message: tuple[bytes, byte
         assert exc.reason and isinstance(exc.reason, str)
         return
     assert lines and all(isinstance(x, str) for x in lines)
+
+
+@given(st.lists(any_message, max_size=12))
+@settings(max_examples=100, deadline=None)
+def test_a_chunk_converts_to_what_its_messages_parse_to(
+    messages: list[tuple[bytes, bytes]],
+) -> None:
+    """What the converter process runs: each message is either in the lines or rejected."""
+    chunk = [(i, 1, 0, topic, payload, NOW_MS) for i, (topic, payload) in enumerate(messages)]
+    expected_lines: list[str] = []
+    expected_rejected: list[tuple[int, str, str]] = []
+    for i, (topic, payload) in enumerate(messages):
+        try:
+            expected_lines += parse(topic, payload, NOW_MS)[1]
+        except PayloadRejected as exc:
+            expected_rejected.append((i, exc.reason, exc.detail))
+    converted = convert(chunk)
+    assert converted.lines == expected_lines
+    assert converted.rejected == expected_rejected
+    assert all(reason for _, reason, _ in converted.rejected)
 
 
 @given(st.sampled_from(sorted(VALID)).flatmap(lambda c: st.tuples(st.just(c), VALID[c])))
