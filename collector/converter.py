@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import multiprocessing as mp
 import signal
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import NamedTuple
 
@@ -73,7 +74,8 @@ class Converter:
     locks a forked child would inherit held.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, on_restart: Callable[[], None] = lambda: None) -> None:
+        self._on_restart = on_restart  # a counter: the collector's /metrics shows restarts
         self._ctx = mp.get_context("spawn")
         self._proc: mp.process.BaseProcess | None = None
         self._conn: Connection | None = None
@@ -100,6 +102,7 @@ class Converter:
                 code = self._proc.exitcode if self._proc is not None else None
                 log.error("converter process died (exit code %s); starting another", code)
                 self.close()
+                self._on_restart()
         # A chunk that kills every child it is given: parse it here rather than stall.
         log.error("converter process died %d times on one chunk; parsing it in-process", ATTEMPTS)
         return convert(chunk)

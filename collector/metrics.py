@@ -70,6 +70,11 @@ class Metrics:
         self.rollups_total = Counter(
             f"{PREFIX}_rollup_hours", "hourly rollups recomputed", registry=r
         )
+        self.converter_restarts_total = Counter(
+            f"{PREFIX}_converter_restarts",
+            "converter processes that died and were replaced (their chunks resent)",
+            registry=r,
+        )
 
     def _value(self, name: str, labels: dict[str, str] | None = None) -> float:
         return self.registry.get_sample_value(name, labels) or 0.0

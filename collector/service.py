@@ -101,7 +101,7 @@ class Collector:
         # paho's thread sends them as the next message arrives (see ``_send_acks``); the
         # worker only when they waited ACK_WAIT_S, when nothing arrives.
         self._acks: deque[tuple[float, list[Chunk]]] = deque()
-        self.converter = Converter()
+        self.converter = Converter(self.metrics.converter_restarts_total.inc)
         self._stop = threading.Event()
         self._drain_deadline = float("inf")
         self._last_behind = 0.0  # monotonic time a batch last showed a backlog (BEHIND)

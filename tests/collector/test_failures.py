@@ -115,6 +115,7 @@ def test_converter_process_killed_mid_stream_loses_nothing(
         _check_exact(publisher, influx, in_use)
         assert proc.dead_letters() == []
         assert proc.converter().pid not in killed
+        assert proc.metric("labmeter_collector_converter_restarts_total") == 3
         assert proc.healthy()
     finally:
         assert proc.stop() == 0
