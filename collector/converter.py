@@ -80,7 +80,9 @@ class Converter:
         self._proc: mp.process.BaseProcess | None = None
         self._conn: Connection | None = None
 
-    def start(self) -> None:
+    def start(self, timeout: float = 60.0) -> None:
+        """Start a child and wait until it answers: importing takes ~0.5 s, and messages
+        that arrived meanwhile would wait for it (at 500 msg/s it was the p99 latency)."""
         parent, child = self._ctx.Pipe()
         proc = self._ctx.Process(
             target=_serve, args=(child,), name="labmeter-collector-convert", daemon=True
@@ -88,19 +90,24 @@ class Converter:
         proc.start()
         child.close()
         self._proc, self._conn = proc, parent
+        parent.send([])
+        if not parent.poll(timeout):
+            self.close()
+            raise TimeoutError(f"converter process did not answer within {timeout:.0f} s")
+        parent.recv()
 
     def __call__(self, chunk: list[Raw]) -> Converted:
         for _ in range(ATTEMPTS):
-            if self._conn is None:
-                self.start()
-            assert self._conn is not None
             try:
+                if self._conn is None:
+                    self.start()
+                assert self._conn is not None
                 self._conn.send(chunk)
                 result: Converted = self._conn.recv()
                 return result
-            except (EOFError, OSError):
+            except (EOFError, OSError) as exc:  # TimeoutError included
                 code = self._proc.exitcode if self._proc is not None else None
-                log.error("converter process died (exit code %s); starting another", code)
+                log.error("converter process lost (%r, exit code %s); starting another", exc, code)
                 self.close()
                 self._on_restart()
         # A chunk that kills every child it is given: parse it here rather than stall.
