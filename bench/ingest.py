@@ -200,14 +200,14 @@ class CollectorProc:
         # collector drained, on a 2-core machine: half the ratio we measured was the meter.
         self.http = httpx.Client(timeout=2)
 
-    def metric(self, name: str) -> float:
+    def metric(self, name: str, labels: dict[str, str] | None = None) -> float:
         try:
             text = self.http.get(f"http://127.0.0.1:{self.metrics_port}/metrics").text
         except httpx.HTTPError:
             return 0.0
         for family in text_string_to_metric_families(text):
             for sample in family.samples:
-                if sample.name == name:
+                if sample.name == name and (labels is None or sample.labels == labels):
                     return float(sample.value)
         return 0.0
 
@@ -263,8 +263,14 @@ def drain_collector(
     }
 
 
-def latency(port: int, influx_url: str, workdir: Path, rate: float, seconds: float) -> list[float]:
-    """Publish ``rate`` samples/s with known send times; note when each becomes queryable."""
+def latency(
+    port: int, influx_url: str, workdir: Path, rate: float, seconds: float
+) -> tuple[list[float], str]:
+    """Publish ``rate`` samples/s with known send times; note when each becomes queryable.
+
+    Also returns where the slowest ones came from: the worst second of sends, and how many
+    of the collector's batch writes took longer than 0.5 s (InfluxDB's share of the tail).
+    """
     site = "latency"
     proc = CollectorProc(workdir, port, influx_url, "bench-latency", site)
     influx = InfluxV1(InfluxConfig(url=influx_url, database="bench"))
@@ -307,12 +313,22 @@ def latency(port: int, influx_url: str, workdir: Path, rate: float, seconds: flo
                 low += 1
             time.sleep(0.05)
         publisher.join()
+        batches = proc.metric("labmeter_collector_batch_seconds_count")
+        fast = proc.metric("labmeter_collector_batch_seconds_bucket", {"le": "0.5"})
     finally:
         proc.stop()
         influx.close()
     if len(seen) < n:
         raise RuntimeError(f"only {len(seen)} of {n} latency samples became queryable")
-    return [seen[i] - sent[i] for i in range(n)]
+    lat = [seen[i] - sent[i] for i in range(n)]
+    per_s = int(rate)
+    worst = max(range(0, n, per_s), key=lambda i: max(lat[i : i + per_s]))
+    where = (
+        f"worst second of sends: {worst // per_s}-{worst // per_s + 1} s, max "
+        f"{max(lat[worst : worst + per_s]) * 1000:.0f} ms; batch writes over 0.5 s: "
+        f"{batches - fast:.0f} of {batches:.0f}"
+    )
+    return lat, where
 
 
 def main() -> None:
@@ -377,7 +393,7 @@ def main() -> None:
                 )
                 if written != n:
                     raise RuntimeError(f"{written} points written for {n} messages")
-            lat = latency(broker.port, url, work / "lat", args.rate, args.latency_seconds)
+            lat, where = latency(broker.port, url, work / "lat", args.rate, args.latency_seconds)
         finally:
             broker.stop()
             db.stop()
@@ -408,7 +424,7 @@ def main() -> None:
     print(
         f"latency broker->queryable at {args.rate:.0f} msg/s for {args.latency_seconds:.0f} s: "
         f"p50 {lat[len(lat) // 2] * 1000:.0f} ms, p99 {lat[int(len(lat) * 0.99)] * 1000:.0f} ms "
-        f"(poll every 50 ms)"
+        f"(poll every 50 ms); {where}"
     )
     print(
         f"load average before/after: {load0[0]:.1f} / {os.getloadavg()[0]:.1f} "
