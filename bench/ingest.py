@@ -19,6 +19,7 @@ Run: ``.venv/bin/python bench/ingest.py`` (``--help`` for sizes).
 from __future__ import annotations
 
 import argparse
+import gc
 import multiprocessing as mp
 import os
 import resource
@@ -28,6 +29,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -331,6 +333,18 @@ def latency(
     return lat, where
 
 
+def _gc_timer(pauses: list[float]) -> Callable[[str, dict[str, int]], None]:
+    started = [0.0]
+
+    def callback(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started[0] = time.monotonic()
+        else:
+            pauses.append(time.monotonic() - started[0])
+
+    return callback
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=200_000)
@@ -393,7 +407,20 @@ def main() -> None:
                 )
                 if written != n:
                     raise RuntimeError(f"{written} points written for {n} messages")
+            # This process holds what the rounds left behind: a full collection of it once
+            # paused the publisher and the poller for seconds mid-run (measured below).
+            del messages
+            full_gc = time.monotonic()
+            gc.collect()
+            full_gc = time.monotonic() - full_gc
+            gc.freeze()
+            pauses: list[float] = []
+            gc.callbacks.append(_gc_timer(pauses))
             lat, where = latency(broker.port, url, work / "lat", args.rate, args.latency_seconds)
+            where += (
+                f"\nthis process: a full GC took {full_gc * 1000:.0f} ms before the run (then "
+                f"frozen), its longest GC pause during it {max(pauses, default=0) * 1000:.0f} ms"
+            )
         finally:
             broker.stop()
             db.stop()
