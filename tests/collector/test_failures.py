@@ -61,9 +61,8 @@ def own_influx(tmp_path: Path) -> Iterator[Service]:
     service.stop()
 
 
-def test_sigkill_mid_stream_loses_nothing(
-    broker: Service, influx: InfluxV1, uid: str, tmp_path: Path
-) -> None:
+def _collector(broker: Service, influx: InfluxV1, uid: str, tmp_path: Path) -> CollectorProcess:
+    """A started collector process on the shared broker and database."""
     proc = CollectorProcess(
         tmp_path / "c",
         mqtt_port=broker.port,
@@ -73,6 +72,13 @@ def test_sigkill_mid_stream_loses_nothing(
         site=uid,
     )
     proc.start()
+    return proc
+
+
+def test_sigkill_mid_stream_loses_nothing(
+    broker: Service, influx: InfluxV1, uid: str, tmp_path: Path
+) -> None:
+    proc = _collector(broker, influx, uid, tmp_path)
     try:
         publisher, in_use = _stream(broker.port, uid)
         time.sleep(STREAM_S / 3)
@@ -94,15 +100,7 @@ def test_converter_process_killed_mid_stream_loses_nothing(
     broker: Service, influx: InfluxV1, uid: str, tmp_path: Path
 ) -> None:
     """The child that parses dies (OOM killer, an operator): another takes over its chunk."""
-    proc = CollectorProcess(
-        tmp_path / "c",
-        mqtt_port=broker.port,
-        influx_url=influx.config.url,
-        database=influx.config.database,
-        client_id=f"col-{uid}",
-        site=uid,
-    )
-    proc.start()
+    proc = _collector(broker, influx, uid, tmp_path)
     try:
         publisher, in_use = _stream(broker.port, uid)
         killed = set()
