@@ -67,10 +67,21 @@ def simulate_through_collector(
             is_open=is_open,
         )
         expected = truth["samples_published"]
+        site = config.collector.site
 
         def written() -> bool:
             rows = influx.query("SELECT count(seq) FROM sample")
-            return bool(rows) and rows[0].values[0][1] == expected
+            if not (rows and rows[0].values[0][1] == expected):
+                return False
+            # Each agent's last word ("offline", said as it closes) trails its samples: a
+            # collector stopped once the samples are in takes nothing more and would leave
+            # some in the broker. Once it keeps pace with the lab, that happened.
+            last = influx.query(
+                f"SELECT last(status) FROM status WHERE site = '{site}' GROUP BY device"
+            )
+            return len(last) == len(truth["devices"]) and all(
+                series.values[0][1] == "offline" for series in last
+            )
 
         wait_for(written, timeout=60)
     finally:
