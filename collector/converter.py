@@ -81,8 +81,8 @@ class Converter:
         self._conn: Connection | None = None
 
     def start(self, timeout: float = 60.0) -> None:
-        """Start a child and wait until it answers: importing takes ~0.5 s, and messages
-        that arrived meanwhile would wait for it (at 500 msg/s it was the p99 latency)."""
+        """Start a child and wait until it answers: importing takes ~0.5 s, and the first
+        messages would otherwise wait for it; a child that cannot start fails here, loudly."""
         parent, child = self._ctx.Pipe()
         proc = self._ctx.Process(
             target=_serve, args=(child,), name="labmeter-collector-convert", daemon=True
