@@ -49,7 +49,7 @@ def _sample(message: Message, sample: Sample) -> list[str]:
     kind = f",kind={sample.kind}" if sample.kind else ""
     state = f',state="{sample.state}"' if sample.state is not None else ""
     user = f',user="{sample.user}"' if sample.user is not None else ""
-    start = sample.ts - round(sample.interval_s * 1000)
+    start = sample.start_ms
     tags = f"category={sample.category},device={t.device}{kind},lab={t.lab},site={t.site}"
     lines = [
         f"sample,{tags} {fields},observed_s={float(sample.observed_s)!r},"

@@ -49,7 +49,7 @@ def convert(chunk: list[Raw]) -> Converted:
         lines.extend(out)
         body = message.payload
         if isinstance(body, Sample):
-            hours.add(hour_of(body.ts - round(body.interval_s * 1000)))
+            hours.add(hour_of(body.start_ms))
     return Converted(lines, hours, rejected)
 
 

@@ -281,13 +281,16 @@ class Collector:
                     return
                 batch, messages, lines, hours = [], 0, [], set()
             if not inbox:
-                # The converter's last chunk may land between two looks at the inbox: only
-                # once the converter has finished is an empty inbox the end.
-                if self._stop.is_set() and not batch and not self._converting.is_alive():
-                    if not inbox:
-                        self._send_acks()
-                        return
-                    continue
+                # Only an inbox found empty *after* the converter finished is the end: its
+                # last chunk may land between two looks (then the next turn takes it).
+                if (
+                    self._stop.is_set()
+                    and not batch
+                    and not self._converting.is_alive()
+                    and not inbox
+                ):
+                    self._send_acks()
+                    return
                 self._send_late_acks()
                 time.sleep(POLL_S)
 
@@ -308,8 +311,7 @@ class Collector:
             converted = self.converter(chunk)
             for i, reason, detail in converted.rejected:
                 _mid, _qos, _gen, topic, payload, received_ms = chunk[i]
-                self.metrics.rejected_total.labels(reason).inc()
-                self.dead_letters.add(
+                self._dead_letter(
                     reason,
                     detail,
                     topic=topic.decode("utf-8", "replace"),
@@ -317,6 +319,13 @@ class Collector:
                     received_ms=received_ms,
                 )
             self._inbox.append(Chunk(chunk, converted.lines, converted.hours))
+
+    def _dead_letter(
+        self, reason: str, detail: str, *, topic: str, payload: bytes, received_ms: int
+    ) -> None:
+        """Counted by reason and kept on disk: nothing refused is silent."""
+        self.metrics.rejected_total.labels(reason).inc()
+        self.dead_letters.add(reason, detail, topic=topic, payload=payload, received_ms=received_ms)
 
     def _draining(self) -> bool:
         """True while batches are big or many messages wait behind them: a backlog drains."""
@@ -392,8 +401,7 @@ class Collector:
                 if exc.status in (400, 422):
                     if len(lines) == 1:
                         # The data itself is refused (e.g. a field type conflict): keep it.
-                        self.metrics.rejected_total.labels("write_rejected").inc()
-                        self.dead_letters.add(
+                        self._dead_letter(
                             "write_rejected",
                             exc.message,
                             topic="",

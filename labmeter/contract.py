@@ -110,6 +110,11 @@ class Sample:
     def observed_s(self) -> float:
         return sum(self.state_s.values())
 
+    @property
+    def start_ms(self) -> int:
+        """Where the interval began: its point's time in InfluxDB (``collector/convert.py``)."""
+        return self.ts - round(self.interval_s * 1000)
+
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "v": VERSION,

@@ -26,6 +26,7 @@ class ReadBuffer:
         self._sock = sock
         self._buf = b""
         self._pos = 0
+        self._inner_pending = getattr(sock, "pending", None)  # an SSL socket's own buffer
 
     def recv(self, bufsize: int) -> bytes:
         pos = self._pos
@@ -38,8 +39,8 @@ class ReadBuffer:
         end = self._pos = pos + bufsize
         return self._buf[pos:end]
 
-    def pending(self) -> int:
-        inner = self._sock.pending() if hasattr(self._sock, "pending") else 0
+    def pending(self) -> int:  # paho asks once per packet
+        inner = self._inner_pending() if self._inner_pending is not None else 0
         return len(self._buf) - self._pos + inner
 
     def __getattr__(self, name: str) -> Any:

@@ -2,12 +2,12 @@
 
 Utilisation divides in-use time *within* opening hours by those hours; use after hours is
 real (an evening course) but has no denominator, so it is reported apart. The inventory
-declares hours on the hour or half hour, and the time zones it allows are whole hours from
-UTC, so every half hour of UTC is either wholly open or wholly closed. Hourly rollups carry
-the first half hour's seconds beside the hour's (``*_h1_s``); raw points are summed per half
-hour; daily rollups carry the open seconds themselves, computed by the collector with its
-inventory and labelled with the hours used (``rollup_hours_daily``), so the API can tell
-when its own inventory says otherwise and fall back to the hourly rollups.
+declares hours on the hour or half hour, and the time zones it allows are whole or half
+hours from UTC, so every half hour of UTC is either wholly open or wholly closed. Hourly
+rollups carry the first half hour's seconds beside the hour's (``*_h1_s``); raw points are
+summed per half hour; daily rollups carry the open seconds themselves, computed by the
+collector with its inventory and labelled with the hours used (``rollup_hours_daily``), so
+the API can tell when its own inventory says otherwise and fall back to the hourly rollups.
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ from agent.meter import Meter, Reading
 from agent.publisher import Publisher
 from labmeter.config import MqttConfig
 from labmeter.contract import Topic
+from labmeter.opening import HALF_HOUR_MS
 
 SECRET = "simulated-lab-secret-2026"  # pseudonyms only; the simulator has no real people
 MACHINE_KINDS = ("cnc", "printer3d", "laser")
@@ -131,7 +132,6 @@ def build_lab(
     return lab
 
 
-HALF_HOUR_MS = 1_800_000
 IsOpen = Callable[[int], bool]  # is the half hour starting at this epoch ms within opening hours?
 
 
