@@ -16,6 +16,7 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import NamedTuple
 
+from collector.admission import NO_LIMITS, Admission
 from collector.convert import parse
 from collector.rollups import hour_of
 from labmeter.contract import Sample
@@ -36,13 +37,15 @@ class Converted(NamedTuple):
     rejected: list[tuple[int, str, str]]  # index in the chunk, reason, detail
 
 
-def convert(chunk: list[Raw]) -> Converted:
+def convert(chunk: list[Raw], admission: Admission = NO_LIMITS) -> Converted:
+    """Validate and convert a chunk; ``admission`` refuses closed periods and old data."""
     lines: list[str] = []
     hours: set[int] = set()
     rejected: list[tuple[int, str, str]] = []
     for i, (_mid, _qos, _gen, topic, payload, received_ms) in enumerate(chunk):
         try:
             message, out = parse(topic, payload, received_ms)
+            admission.check(message, received_ms)
         except PayloadRejected as exc:
             rejected.append((i, exc.reason, exc.detail))
             continue
@@ -61,10 +64,10 @@ def _serve(conn: Connection) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     while True:
         try:
-            chunk = conn.recv()
+            chunk, admission = conn.recv()
         except (EOFError, OSError):
             return
-        conn.send(convert(chunk))
+        conn.send(convert(chunk, admission))
 
 
 class Converter:
@@ -90,19 +93,19 @@ class Converter:
         proc.start()
         child.close()
         self._proc, self._conn = proc, parent
-        parent.send([])
+        parent.send(([], NO_LIMITS))
         if not parent.poll(timeout):
             self.close()
             raise TimeoutError(f"converter process did not answer within {timeout:.0f} s")
         parent.recv()
 
-    def __call__(self, chunk: list[Raw]) -> Converted:
+    def __call__(self, chunk: list[Raw], admission: Admission = NO_LIMITS) -> Converted:
         for _ in range(ATTEMPTS):
             try:
                 if self._conn is None:
                     self.start()
                 assert self._conn is not None
-                self._conn.send(chunk)
+                self._conn.send((chunk, admission))
                 result: Converted = self._conn.recv()
                 return result
             except (EOFError, OSError) as exc:  # TimeoutError included
@@ -112,7 +115,7 @@ class Converter:
                 self._on_restart()
         # A chunk that kills every child it is given: parse it here rather than stall.
         log.error("converter process died %d times on one chunk; parsing it in-process", ATTEMPTS)
-        return convert(chunk)
+        return convert(chunk, admission)
 
     @property
     def pid(self) -> int | None:

@@ -70,6 +70,11 @@ class Metrics:
         self.rollups_total = Counter(
             f"{PREFIX}_rollup_hours", "hourly rollups recomputed", registry=r
         )
+        self.closed_periods = Gauge(
+            f"{PREFIX}_closed_periods",
+            "closed reporting periods applied (samples and events in them are refused)",
+            registry=r,
+        )
         self.converter_restarts_total = Counter(
             f"{PREFIX}_converter_restarts",
             "converter processes that died and were replaced (their chunks resent)",

@@ -119,7 +119,9 @@ class Rollups:
         settle_s: float,
         busy: Callable[[], bool] = lambda: False,
         opening: OpeningHours | None = None,
+        frozen: Callable[[int], bool] = lambda _hour: False,
     ) -> None:
+        """``frozen(hour)``: the hour lies in a closed period; its rollups are never redone."""
         self.reader = reader
         self.opening = opening or OpeningHours(None)
         self.writer = writer
@@ -129,6 +131,7 @@ class Rollups:
         self.grace_s = grace_s
         self.settle_s = settle_s
         self.busy = busy
+        self.frozen = frozen
         self._lock = threading.Lock()
         self._due: dict[int, _Due] = {}
         self._stop = threading.Event()
@@ -198,6 +201,15 @@ class Rollups:
         for i, (hour, due) in enumerate(ready):
             if self._stop.is_set():
                 return
+            if self.frozen(hour):
+                # Owed from before the closure by a collector that was down when the period
+                # was closed: the archived rollups are the evidence now, keep them as they are.
+                log.warning("hour %d lies in a closed period: its rollups are not recomputed", hour)
+                with self._lock:
+                    if self._due.get(hour) is due:
+                        del self._due[hour]
+                        self._save()
+                continue
             try:
                 lines = rollup_lines(self.reader, hour, self.site)
                 if lines:

@@ -23,7 +23,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from collector.converter import Converter, Raw
+from collector.admission import DAY_MS, PeriodWatch
+from collector.converter import Converted, Converter, Raw, convert
 from collector.deadletter import DeadLetters
 from collector.metrics import HealthServer, Metrics
 from collector.rollups import Reader, Rollups
@@ -54,6 +55,12 @@ class Chunk:
     raw: list[Raw]  # in arrival order; each acked (mid, qos, generation) once written
     lines: list[str]
     hours: set[int]  # the hours its samples fall in, owed a rollup once written
+    version: int  # the closed periods it was converted under (``collector/admission.py``)
+    rejected: frozenset[int]  # indices in ``raw`` already sent to dead letters
+
+
+class _Stale(Exception):
+    """Closed periods changed since the batch was converted: convert it again first."""
 
 
 class _Abandon(Exception):
@@ -70,6 +77,16 @@ class Collector:
         self.metrics = Metrics()
         self._held = ""  # why writes are held (401/403/404), empty while they flow
         self.rollups: Rollups | None = None
+        self.periods = PeriodWatch(
+            reader,
+            writer,
+            collector=self.cfg.client_id,
+            max_age_ms=round(self.cfg.max_age_days * DAY_MS),
+            offset_ms=round(self.cfg.clock_offset_s * 1000),
+            refresh_s=self.cfg.periods_refresh_s,
+            owed_from=lambda: min(self.rollups.pending(), default=None) if self.rollups else None,
+            on_refresh=lambda admission: self.metrics.closed_periods.set(len(admission.closed)),
+        )
         if reader is not None and self.cfg.rollups:
             state = self.cfg.rollup_state_path or str(
                 Path(self.cfg.dead_letter_path).with_suffix(".rollups.json")
@@ -83,6 +100,7 @@ class Collector:
                 grace_s=self.cfg.rollup_grace_s,
                 settle_s=self.cfg.rollup_settle_s,
                 busy=self._draining,
+                frozen=lambda hour: self.periods.admission.frozen_hour(hour, self.cfg.site),
                 opening=OpeningHours(
                     load_inventory(self.cfg.inventory) if self.cfg.inventory else None
                 ),
@@ -212,6 +230,11 @@ class Collector:
             log.info("metrics on http://%s:%d/metrics", self.cfg.metrics_host, self.health.port)
         if self.rollups is not None:
             self.rollups.start()
+        try:  # closed periods before the first message; else the first write reads them
+            self.periods.refresh()
+        except WriteError as exc:
+            log.warning("closed periods not read at start (%s)", exc)
+        self.periods.start()
         self.converter.start()
         self._converting.start()
         self._worker.start()
@@ -231,6 +254,7 @@ class Collector:
         self.client.loop_stop()
         self._converting.join(5)
         self.converter.close()
+        self.periods.stop()
         if self.rollups is not None:
             self.rollups.stop()
         if self.health is not None:
@@ -308,17 +332,33 @@ class Collector:
                 time.sleep(POLL_S)
                 continue
             chunk = [raw.popleft() for _ in range(min(len(raw), CHUNK))]
-            converted = self.converter(chunk)
-            for i, reason, detail in converted.rejected:
-                _mid, _qos, _gen, topic, payload, received_ms = chunk[i]
-                self._dead_letter(
-                    reason,
-                    detail,
-                    topic=topic.decode("utf-8", "replace"),
-                    payload=payload,
-                    received_ms=received_ms,
-                )
-            self._inbox.append(Chunk(chunk, converted.lines, converted.hours))
+            admission = self.periods.admission
+            self._inbox.append(
+                self._chunk(chunk, self.converter(chunk, admission), admission.version)
+            )
+
+    def _chunk(
+        self,
+        raw: list[Raw],
+        converted: Converted,
+        version: int,
+        known: frozenset[int] = frozenset(),
+    ) -> Chunk:
+        """A converted chunk; its refusals (but those in ``known``) go to dead letters."""
+        for i, reason, detail in converted.rejected:
+            if i in known:
+                continue
+            _mid, _qos, _gen, topic, payload, received_ms = raw[i]
+            self._dead_letter(
+                reason,
+                detail,
+                topic=topic.decode("utf-8", "replace"),
+                payload=payload,
+                received_ms=received_ms,
+            )
+        refused = self.periods.refusal_lines((r, raw[i][3]) for i, r, _ in converted.rejected)
+        rejected = frozenset(i for i, _, _ in converted.rejected)
+        return Chunk(raw, converted.lines + refused, converted.hours, version, rejected)
 
     def _dead_letter(
         self, reason: str, detail: str, *, topic: str, payload: bytes, received_ms: int
@@ -333,7 +373,15 @@ class Collector:
 
     def _flush(self, batch: list[Chunk], messages: int, lines: list[str], hours: set[int]) -> None:
         started = time.monotonic()
-        self._write(lines)
+        while True:
+            version = self.periods.admission.version
+            if any(chunk.version != version for chunk in batch):
+                lines, hours = self._readmit(batch)
+            try:
+                self._write(lines, version)
+                break
+            except _Stale:
+                continue
         if len(lines) >= self.cfg.batch_lines or messages + len(self._raw) >= BEHIND:
             self._last_behind = time.monotonic()
         self.dead_letters.sync()  # refused messages are on disk before they are acked
@@ -378,14 +426,33 @@ class Collector:
         if time.monotonic() - queued >= ACK_WAIT_S:
             self._send_acks()
 
-    def _write(self, lines: list[str]) -> None:
-        """Write until it succeeds; split on 413; bisect a 400/422 down to the lines refused."""
+    def _readmit(self, batch: list[Chunk]) -> tuple[list[str], set[int]]:
+        """Convert again, in this thread, the chunks converted under older closed periods (a
+        period was closed meanwhile: rare); return the batch's lines and hours."""
+        admission = self.periods.admission
+        for n, chunk in enumerate(batch):
+            if chunk.version != admission.version:
+                converted = convert(chunk.raw, admission)
+                batch[n] = self._chunk(chunk.raw, converted, admission.version, chunk.rejected)
+        return [ln for chunk in batch for ln in chunk.lines], {h for c in batch for h in c.hours}
+
+    def _write(self, lines: list[str], version: int) -> None:
+        """Write until it succeeds; split on 413; bisect a 400/422 down to the lines refused.
+
+        Every attempt is checked against the closed periods the lines were converted under
+        (``_Stale`` when they changed): see ``collector/admission.py``.
+        """
         if not lines:
             return
         attempt = 0
         while True:
             try:
-                self.writer.write_lines(lines)
+                if not self.periods.begin_write(version):
+                    raise _Stale()
+                try:
+                    self.writer.write_lines(lines)
+                finally:
+                    self.periods.end_write()
                 if self._held:
                     log.warning("InfluxDB accepts writes again")
                     self._held = ""
@@ -395,8 +462,8 @@ class Collector:
                 self.metrics.write_errors_total.labels(str(exc.status)).inc()
                 if exc.status == 413 and len(lines) > 1:
                     half = len(lines) // 2
-                    self._write(lines[:half])
-                    self._write(lines[half:])
+                    self._write(lines[:half], version)
+                    self._write(lines[half:], version)
                     return
                 if exc.status in (400, 422):
                     if len(lines) == 1:
@@ -411,8 +478,8 @@ class Collector:
                         return
                     # Rewriting accepted lines is harmless: same points, same values.
                     half = len(lines) // 2
-                    self._write(lines[:half])
-                    self._write(lines[half:])
+                    self._write(lines[:half], version)
+                    self._write(lines[half:], version)
                     return
                 attempt += 1
                 delay = min(10.0, 0.2 * 2 ** min(attempt, 8)) * random.uniform(0.5, 1.0)

@@ -195,8 +195,24 @@ class CollectorConfig:
     # The inventory YAML whose opening hours split the daily rollups' in-use time (the same
     # file as api.inventory); empty: the API reads those days from the hourly rollups.
     inventory: str = ""
+    # Late-data horizon: samples and events older than this are refused (``too_old``), so a
+    # replay can complete the past but not rewrite it. Default: the agent queue's maximum
+    # age, the oldest thing an honest agent can still hold; 0 = no horizon.
+    max_age_days: float = AgentConfig.queue_max_age_days
+    # Shifts the collector's clock for the horizon (seconds, may be negative): only for
+    # tests and replays of a lab pinned in the past, where "now" is the lab's end.
+    clock_offset_s: float = 0.0
+    # How often closed periods are read from InfluxDB (and the heartbeat sent).
+    periods_refresh_s: float = 5.0
 
     def check(self) -> None:
+        if self.max_age_days < 0:
+            raise ConfigError("collector.max_age_days", "must be >= 0 (0 = no horizon)")
+        if not 0 < self.periods_refresh_s <= 10:
+            raise ConfigError(
+                "collector.periods_refresh_s",
+                "must be > 0 and <= 10 (a period close waits for every collector's heartbeat)",
+            )
         if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
             raise ConfigError("collector.metrics_port", "must be within 0..65535")
         if self.rollup_grace_s < 0 or self.rollup_settle_s < 0:
@@ -226,12 +242,33 @@ class ApiConfig:
 
 
 @dataclass(frozen=True)
+class EvidenceConfig:
+    """Closed periods and their evidence packages (``labmeter period close``)."""
+
+    # Where evidence packages are written, one folder per closed period; back it up.
+    archive_dir: str = ""
+    # Ed25519 private key (PEM, unencrypted) that signs each manifest; "" = unsigned.
+    signing_key: str = ""
+    # How long raw data must be kept: funds ask 5-10 years after the final payment.
+    retention_years: int = 10
+    # How long a close waits for every live collector to apply the closure.
+    close_wait_s: float = 900.0
+
+    def check(self) -> None:
+        if self.retention_years < 1:
+            raise ConfigError("evidence.retention_years", "must be >= 1")
+        if self.close_wait_s <= 0:
+            raise ConfigError("evidence.close_wait_s", "must be > 0")
+
+
+@dataclass(frozen=True)
 class Config:
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     influx: InfluxConfig = field(default_factory=InfluxConfig)
     agent: AgentConfig = field(default_factory=AgentConfig)
     collector: CollectorConfig = field(default_factory=CollectorConfig)
     api: ApiConfig = field(default_factory=ApiConfig)
+    evidence: EvidenceConfig = field(default_factory=EvidenceConfig)
 
 
 def _coerce(key: str, value: Any, hint: Any, from_env: bool) -> Any:
@@ -316,4 +353,5 @@ def load(path: Path | str | None = None, overrides: dict[str, Any] | None = None
     config.mqtt.check()
     config.influx.check()
     config.collector.check()
+    config.evidence.check()
     return config

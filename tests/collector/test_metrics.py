@@ -36,14 +36,20 @@ def test_metrics_and_healthz_over_http(config: Config, influx: InfluxV1, uid: st
     p = "labmeter_collector_"
     assert m[(f"{p}received_total", ())] == 22
     assert m[(f"{p}acked_total", ())] == 22
-    assert m[(f"{p}written_lines_total", ())] == 20
+    # 20 samples, and a ``refusals`` count point per reason refused (one message each here)
+    assert m[(f"{p}written_lines_total", ())] == 22
     assert m[(f"{p}rejected_total", (("reason", "not_json"),))] == 1
     assert m[(f"{p}rejected_total", (("reason", "not_object"),))] == 1
     assert m[(f"{p}unacked", ())] == 0
     assert m[(f"{p}connected", ())] == 1
     assert m[(f"{p}write_held", ())] == 0
     assert m[(f"{p}batch_lines_count", ())] >= 1
-    assert m[(f"{p}batch_lines_sum", ())] == 20
+    assert m[(f"{p}batch_lines_sum", ())] == 22
     assert m[(f"{p}batch_seconds_count", ())] == m[(f"{p}batch_lines_count", ())]
     assert (f"{p}rollup_lag_seconds", ()) in m
     assert not any(k[0] == f"{p}write_errors_total" for k in m)  # none happened
+    counted = influx.query("SELECT sum(count) FROM refusals GROUP BY reason, site")
+    assert {(s.tags["reason"], s.tags["site"], s.values[0][1]) for s in counted} == {
+        ("not_json", uid, 1),
+        ("not_object", uid, 1),
+    }

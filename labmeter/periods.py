@@ -1,0 +1,105 @@
+"""Closed reporting periods, kept in InfluxDB where every collector and the API already read.
+
+A closure is one point of ``closed_period`` (time = its id, tag ``site`` when it closes one
+site only). InfluxDB rather than a shared file: collectors on several hosts sharing one
+subscription need no shared file system, the closures survive restarts and are backed up
+with the data, and nothing else has to be deployed. Agents never write to InfluxDB (only
+the collector does), so a device credential cannot reopen a period.
+
+Collectors say what they have applied through ``collector_heartbeat`` (one point per
+collector run, overwritten every few seconds); ``labmeter period close`` waits until every
+live collector has applied a new closure and owes no rollup inside it before it exports.
+Refused messages are counted in ``refusals`` so that a report can state them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Final, Literal
+
+from labmeter.influx import FieldValue, QueryResult, line
+
+CLOSED: Final = "closed_period"
+HEARTBEAT: Final = "collector_heartbeat"
+REFUSALS: Final = "refusals"
+# Bookkeeping measurements: never part of the evidence of a period.
+BOOKKEEPING: Final = (CLOSED, HEARTBEAT)
+
+State = Literal["closing", "closed"]
+
+
+def iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclass(frozen=True, slots=True)
+class Closure:
+    """``[start_ms, end_ms)`` closed for ``site`` ("" = every site) since ``id`` (epoch ms).
+
+    ``closing`` while the evidence package is being written (messages are already refused),
+    ``closed`` once it is complete, with the manifest's hash.
+    """
+
+    id: int
+    start_ms: int
+    end_ms: int
+    site: str = ""
+    state: State = "closing"
+    manifest_sha256: str = ""
+    archive: str = ""
+
+    def overlaps(self, start_ms: int, end_ms: int, site: str = "") -> bool:
+        same_site = not self.site or not site or self.site == site
+        return same_site and start_ms < self.end_ms and end_ms > self.start_ms
+
+    def to_line(self) -> str:
+        fields: dict[str, FieldValue] = {
+            "start_ms": self.start_ms,
+            "end_ms": self.end_ms,
+            "state": self.state,
+            "manifest_sha256": self.manifest_sha256,
+            "archive": self.archive,
+        }
+        return line(CLOSED, {"site": self.site}, fields, self.id)
+
+    def __str__(self) -> str:
+        where = f" for site {self.site}" if self.site else ""
+        return f"{iso(self.start_ms)} - {iso(self.end_ms)}{where} ({self.state})"
+
+
+def closures_query() -> str:
+    return f"SELECT * FROM {CLOSED} WHERE time > 0"
+
+
+def parse_closures(results: list[QueryResult]) -> list[Closure]:
+    out = []
+    for series in results:
+        for rec in series.records():
+            state = rec.get("state")
+            out.append(
+                Closure(
+                    id=int(rec["time"]),
+                    start_ms=int(rec["start_ms"]),
+                    end_ms=int(rec["end_ms"]),
+                    site=str(rec.get("site") or ""),
+                    state="closed" if state == "closed" else "closing",
+                    manifest_sha256=str(rec.get("manifest_sha256") or ""),
+                    archive=str(rec.get("archive") or ""),
+                )
+            )
+    return sorted(out, key=lambda c: c.id)
+
+
+def heartbeat_line(collector: str, run_ms: int, seen_ms: int, applied: int, owed: int) -> str:
+    """A collector's word: alive at ``seen_ms``, writing under closures up to ``applied``,
+    owing rollups from hour ``owed`` (-1: none)."""
+    fields: dict[str, FieldValue] = {"seen_ms": seen_ms, "applied": applied, "owed_from_ms": owed}
+    return line(HEARTBEAT, {"collector": collector}, fields, run_ms)
+
+
+def heartbeats_query() -> str:
+    return (
+        "SELECT last(seen_ms) AS seen_ms, last(applied) AS applied, "
+        f"last(owed_from_ms) AS owed_from_ms FROM {HEARTBEAT} WHERE time > 0 GROUP BY collector"
+    )
