@@ -14,12 +14,14 @@ from rich.console import Console
 from labmeter import config as config_mod
 from labmeter.deploy_cli import deploy_app, grafana_app
 from labmeter.errors import ConfigError, LabmeterError
+from labmeter.period_cli import period_app
 
 app = typer.Typer(help="labmeter: measured usage of lab equipment.", no_args_is_help=True)
 influx_app = typer.Typer(help="InfluxDB set-up.", no_args_is_help=True)
 app.add_typer(influx_app, name="influx")
 app.add_typer(deploy_app, name="deploy")
 app.add_typer(grafana_app, name="grafana")
+app.add_typer(period_app, name="period")
 err = Console(stderr=True)
 
 ConfigOpt = Annotated[

@@ -39,3 +39,7 @@ class WriteError(LabmeterError):
 
 class ServiceError(LabmeterError):
     """A child process (mosquitto, influxd) is missing or would not start."""
+
+
+class EvidenceError(LabmeterError):
+    """A period cannot be closed or its evidence package does not verify; says why."""

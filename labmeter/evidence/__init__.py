@@ -1,0 +1,1 @@
+"""Evidence packages of closed periods: write them (``close``), check them (``verify``)."""

@@ -1,0 +1,79 @@
+"""The report of a period, built the same way when it is closed and when it is verified."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from labmeter.config import InfluxConfig
+from labmeter.influx import InfluxV1
+
+REPORT_JSON = "report/report.json"
+
+
+def settings() -> dict[str, Any]:
+    """The settings in the code that shape the report's figures (thresholds, definitions)."""
+    from api import analysis
+    from api.report import build
+    from collector.daily import DAY_TZ
+
+    return {
+        "underused_below": build.UNDERUSED_BELOW,
+        "low_coverage_below": build.LOW_COVERAGE_BELOW,
+        "durability_years": build.DURABILITY_YEARS,
+        "retention_years": build.RETENTION_YEARS,
+        "session_gap_tolerance_ms": analysis.SESSION_GAP_TOLERANCE_MS,
+        "max_session_window_ms": analysis.MAX_SESSION_WINDOW_MS,
+        "rollup_day_timezone": DAY_TZ,
+    }
+
+
+def build_report(
+    influx: InfluxConfig,
+    inventory_path: Path | None,
+    start_ms: int,
+    end_ms: int,
+    site: str,
+    now_ms: int,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> dict[str, Any]:
+    """The report's data for ``[start, end)`` (one site or all) as of ``now_ms``."""
+    from api.analysis import open_scope
+    from api.report.build import build
+    from api.usage import UsageReader
+    from labmeter.inventory import load
+    from labmeter.opening import OpeningHours
+
+    inventory = load(inventory_path) if inventory_path is not None else None
+    client = InfluxV1(influx)
+    try:
+        scope = open_scope(
+            UsageReader(client, OpeningHours(inventory)),
+            inventory,
+            start_ms,
+            end_ms,
+            {"site": site or None},
+            now_ms,
+        )
+        return build(scope, progress)
+    finally:
+        client.close()
+
+
+def write_formats(report: dict[str, Any], folder: Path) -> list[Path]:
+    """The report in every format and both languages; JSON once (it has no language)."""
+    from api.report.formats import Format, filename, produce
+    from api.report.i18n import Lang
+
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    json_path = folder.parent / REPORT_JSON
+    json_path.write_bytes(produce(report, Format.json, Lang.it))
+    out.append(json_path)
+    for fmt in (Format.csv, Format.xlsx, Format.html, Format.pdf):
+        for lang in (Lang.it, Lang.en):
+            path = folder / filename(report, fmt, lang)
+            path.write_bytes(produce(report, fmt, lang))
+            out.append(path)
+    return out

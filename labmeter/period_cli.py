@@ -1,0 +1,129 @@
+"""``labmeter period close|verify|list|keygen``: closed periods and their evidence packages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from labmeter.errors import LabmeterError
+
+period_app = typer.Typer(
+    help="Closed reporting periods: close one (evidence package), verify a package.",
+    no_args_is_help=True,
+)
+err = Console(stderr=True, soft_wrap=True)
+
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", "-c", help="TOML config file", envvar="LABMETER_CONFIG")
+]
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:,.0f}"),
+        TimeElapsedColumn(),
+        console=err,
+    )
+
+
+@period_app.command("close")
+def close(
+    start: Annotated[str, typer.Option(help="first day: RFC 3339 local midnight or epoch s")],
+    end: Annotated[str, typer.Option(help="end (exclusive): a local midnight")],
+    site: Annotated[str, typer.Option(help="one site only (default: every site)")] = "",
+    config: ConfigOpt = None,
+) -> None:
+    """Refuse new data in [start, end) and write its evidence package (admin)."""
+    from api.timeparse import parse_time
+    from labmeter.cli import _load
+    from labmeter.evidence.close import close_period
+
+    cfg = _load(config)
+    try:
+        start_ms, end_ms = parse_time(start), parse_time(end)
+    except ValueError as exc:
+        err.print(f"[red]period close:[/] {escape(str(exc))}")
+        raise typer.Exit(2) from exc
+    try:
+        with _progress() as bar:
+            task = bar.add_task("closing", total=None)
+
+            def progress(stage: str, done: float | None, total: float | None) -> None:
+                bar.update(task, description=stage, completed=done or 0, total=total)
+
+            closed = close_period(cfg, start_ms, end_ms, site, progress)
+    except LabmeterError as exc:
+        err.print(f"[red]period close failed:[/] {escape(str(exc))}")
+        raise typer.Exit(1) from exc
+    err.print(
+        f"closed {closed.closure}\npackage {closed.folder}\n"
+        f"{closed.points:,} points archived in {closed.seconds:.1f} s"
+    )
+    print(closed.manifest_sha256)  # the manifest's SHA-256: cite it with the report
+
+
+@period_app.command("verify")
+def verify(
+    archive: Annotated[Path, typer.Argument(help="an evidence package folder")],
+    public_key: Annotated[
+        Path | None, typer.Option(help="the lab's Ed25519 public key (PEM) the package must bear")
+    ] = None,
+) -> None:
+    """Check hashes and signature, restore into a fresh InfluxDB, rebuild and compare the
+    report; exit 1 naming every file or figure that differs."""
+    from labmeter.evidence.verify import verify as run
+
+    try:
+        with _progress() as bar:
+            task = bar.add_task("verifying", total=None)
+
+            def progress(stage: str, done: float | None, total: float | None) -> None:
+                bar.update(task, description=stage, completed=done or 0, total=total)
+
+            problems, signer = run(archive, public_key, progress)
+    except LabmeterError as exc:
+        err.print(f"[red]period verify failed:[/] {escape(str(exc))}")
+        raise typer.Exit(1) from exc
+    for problem in problems:
+        err.print(f"[red]FAIL[/] {escape(problem)}")
+    if problems:
+        err.print(f"[red]{len(problems)} problem(s)[/]: {archive} does not verify")
+        raise typer.Exit(1)
+    err.print(f"[green]OK[/] {archive}: every hash, the signature ({signer}) and every figure")
+
+
+@period_app.command("list")
+def list_periods(config: ConfigOpt = None) -> None:
+    """Closed periods, oldest first."""
+    from labmeter.cli import _load
+    from labmeter.evidence.close import list_closures
+
+    try:
+        closures = list_closures(_load(config))
+    except LabmeterError as exc:
+        err.print(f"[red]period list failed:[/] {escape(str(exc))}")
+        raise typer.Exit(1) from exc
+    for c in closures:
+        print(f"{c}\t{c.manifest_sha256 or '-'}\t{c.archive or '-'}")
+
+
+@period_app.command("keygen")
+def keygen(
+    out: Annotated[Path, typer.Argument(help="private key file to create (mode 600)")],
+) -> None:
+    """Create an Ed25519 signing key for evidence.signing_key (public key beside it)."""
+    from labmeter.evidence.manifest import generate_key
+
+    try:
+        public = generate_key(out)
+    except LabmeterError as exc:
+        err.print(f"[red]period keygen:[/] {escape(str(exc))}")
+        raise typer.Exit(1) from exc
+    err.print(f"private key {out} (keep it secret), public key {public} (publish it)")

@@ -1,0 +1,230 @@
+"""Closing a period on real Mosquitto, collector and InfluxDB; verifying its package.
+
+The lab's day is pinned (2026-03-02, a Monday in Europe/Rome) and the collector's clock is
+shifted to two days later (``collector.clock_offset_s``), so nothing here reads the wall
+clock's date: only the close's wait for the collector's heartbeat runs in real time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import shutil
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import orjson
+import pytest
+
+from collector.service import Collector
+from labmeter.config import ApiConfig, Config, EvidenceConfig
+from labmeter.contract import Event, Sample, Status, Topic, encode
+from labmeter.errors import EvidenceError
+from labmeter.evidence.close import Closed, close_period
+from labmeter.evidence.manifest import SEALS, check, generate_key
+from labmeter.evidence.report import REPORT_JSON, build_report
+from labmeter.evidence.verify import differences, verify
+from labmeter.influx import InfluxV1
+from tests.helpers import publish_raw, wait_for
+
+pytestmark = pytest.mark.e2e
+
+ROME = ZoneInfo("Europe/Rome")
+DAY = int(datetime(2026, 3, 2, tzinfo=ROME).timestamp() * 1000)
+NEXT = int(datetime(2026, 3, 3, tzinfo=ROME).timestamp() * 1000)
+NOW = NEXT + 86_400_000  # the collector's and the close's "now"
+DEVICES = ("pc-01", "pc-02", "cnc-01")
+USERS = [("p_" + f"{i:016x}", cat) for i, cat in enumerate(("its_student", "school", "company"))]
+
+
+def _inventory(path: Path, site: str) -> Path:
+    equipment = "\n".join(
+        f"  - {{id: {d}, site: {site}, lab: lab-a, kind: {d[:-3]}, fund: FESR, cost: 1000}}"
+        for d in DEVICES
+    )
+    path.write_text(
+        f"""version: 1
+timezone: Europe/Rome
+sites: [{{id: {site}}}]
+labs:
+  - {{id: lab-a, site: {site}, hours: {{mon-fri: "08:00-18:00"}}}}
+equipment:
+{equipment}
+software:
+  - {{id: solidworks, site: {site}, seats: 2}}
+"""
+    )
+    return path
+
+
+def _messages(site: str, day_ms: int, seed: int) -> list[tuple[str, bytes]]:
+    """Ten-minute samples from 07:00 to 19:00 local on every device, with users, apps and
+    session events; values drawn from ``seed``."""
+    rng = random.Random(seed)
+    out: list[tuple[str, bytes]] = []
+    for n, device in enumerate(DEVICES):
+        topic = Topic(site, "lab-a", device, "sample")
+        out.append(
+            (
+                str(topic.with_channel("status")),
+                encode(Status("online", day_ms + 6 * 3_600_000, device[:-3], 600.0, "0.9.1")),
+            )
+        )
+        user, category = USERS[n]
+        for k in range(72):
+            end = day_ms + 7 * 3_600_000 + (k + 1) * 600_000
+            in_use = round(rng.uniform(0, 600), 3)
+            apps = {"solidworks": in_use} if device.startswith("pc") and k % 3 else {}
+            sample = Sample(end, k, 600.0, {"in_use": in_use, "idle": 600.0 - in_use}, category,
+                            user, device[:-3], "in_use", apps)  # fmt: skip
+            out.append((str(topic), encode(sample)))
+        for k, kind in ((0, "session_start"), (71, "session_end")):
+            event = Event(day_ms + 7 * 3_600_000 + k * 600_000, k, kind, category, user)
+            out.append((str(topic.with_channel("event")), encode(event)))
+    return out
+
+
+@pytest.fixture
+def lab(
+    config: Config, influx: InfluxV1, uid: str, tmp_path: Path
+) -> Iterator[tuple[Config, Collector]]:
+    """A collector with rollups, the inventory and a clock at ``NOW``, holding the lab's day."""
+    inventory = _inventory(tmp_path / "inventory.yaml", uid)
+    key = tmp_path / "signing.pem"
+    generate_key(key)
+    cfg = dataclasses.replace(
+        config,
+        collector=dataclasses.replace(
+            config.collector,
+            inventory=str(inventory),
+            rollup_grace_s=0.0,
+            rollup_settle_s=0.2,
+            periods_refresh_s=0.5,
+            max_age_days=3.0,
+            clock_offset_s=(NOW - time.time() * 1000) / 1000,
+        ),
+        api=ApiConfig(inventory=str(inventory)),
+        evidence=EvidenceConfig(archive_dir=str(tmp_path / "archive"), signing_key=str(key)),
+    )
+    collector = Collector(cfg, influx, influx)
+    collector.start()
+    assert collector.connected.wait(10)
+    time.sleep(0.2)
+    try:
+        messages = _messages(uid, DAY, seed=1)
+        publish_raw(cfg.mqtt.host, cfg.mqtt.port, messages)
+        wait_for(lambda: collector.metrics.acked == len(messages))
+        assert collector.rollups is not None
+        wait_for(lambda: not collector.rollups.pending(), timeout=60)  # type: ignore[union-attr]
+        yield cfg, collector
+    finally:
+        collector.stop()
+
+
+@pytest.fixture
+def closed(lab: tuple[Config, Collector]) -> Closed:
+    cfg, _collector = lab
+    return close_period(cfg, DAY, NEXT, now_ms=NOW)
+
+
+def test_a_closed_period_refuses_new_and_old_data_and_its_report_stays(
+    lab: tuple[Config, Collector], closed: Closed, influx: InfluxV1, uid: str
+) -> None:
+    cfg, collector = lab
+    before = collector.metrics.acked
+    again = [m for m in _messages(uid, DAY, seed=2) if "/status" not in m[0]]  # other values
+    old = [m for m in _messages(uid, DAY - 4 * 86_400_000, seed=3) if "/sample" in m[0]]
+    publish_raw(cfg.mqtt.host, cfg.mqtt.port, again + old)
+    wait_for(lambda: collector.metrics.acked == before + len(again) + len(old))
+    assert collector.dead_letters.counts == {"period_closed": len(again), "too_old": len(old)}
+    records = [orjson.loads(r) for r in collector.dead_letters.path.read_text().splitlines()]
+    assert {r["reason"] for r in records} == {"period_closed", "too_old"}
+    archived = orjson.loads((closed.folder / REPORT_JSON).read_bytes())
+    assert archived["equipment"] and archived["equipment"][0]["in_use_s"] > 0
+    now = build_report(cfg.influx, Path(cfg.api.inventory), DAY, NEXT, "", NOW)
+    from api.report.formats import Format, produce
+    from api.report.i18n import Lang
+
+    assert differences(archived, orjson.loads(produce(now, Format.json, Lang.it))) == []
+    assert closed.closure.state == "closed" and len(closed.manifest_sha256) == 64
+
+
+def test_the_package_holds_every_format_the_raw_data_and_verifies(closed: Closed) -> None:
+    files = {p.relative_to(closed.folder).as_posix() for p in closed.folder.rglob("*")}
+    reports = [f for f in files if f.startswith("report/")]
+    assert len(reports) == 9  # JSON once, then CSV, XLSX, HTML, PDF in Italian and English
+    assert {f"data/{m}.lp.gz" for m in ("sample", "app_usage", "event", "status")} <= files
+    assert {"data/rollup_device_hourly.lp.gz", "data/rollup_device_daily.lp.gz"} <= files
+    assert set(SEALS) <= files and "settings.json" in files and "inventory/inventory.yaml" in files
+    problems, signer = verify(closed.folder)
+    assert problems == []
+    assert signer.startswith("ed25519:")
+
+
+def test_one_flipped_byte_in_any_file_or_a_missing_file_names_it(
+    closed: Closed, tmp_path: Path
+) -> None:
+    for path in sorted(p for p in closed.folder.rglob("*") if p.is_file()):
+        rel = path.relative_to(closed.folder).as_posix()
+        copy = tmp_path / "copy"
+        shutil.rmtree(copy, ignore_errors=True)
+        shutil.copytree(closed.folder, copy)
+        target = copy / rel
+        data = bytearray(target.read_bytes())
+        data[len(data) // 2] ^= 0x01
+        target.write_bytes(bytes(data))
+        problems, _ = check(copy)
+        assert problems and any(rel in p for p in problems), (rel, problems)
+        target.unlink()
+        problems, _ = check(copy)
+        assert problems and any(rel in p for p in problems), (rel, problems)
+
+
+def test_restored_data_altered_names_the_figure(closed: Closed) -> None:
+    def tamper(influx: InfluxV1) -> None:
+        rows = influx.query("SELECT * FROM rollup_device_hourly WHERE device = 'pc-01' GROUP BY *")
+        series = rows[0]
+        record = series.records()[0]
+        influx.write_lines(
+            [f"rollup_device_hourly,{','.join(f'{k}={v}' for k, v in sorted(series.tags.items()))} "
+             f"in_use_s={float(record['in_use_s']) + 3600.0} {record['time']}"]
+        )  # fmt: skip
+
+    problems, _ = verify(closed.folder, on_restored=tamper)
+    assert any("pc-01" in p and "in_use_s" in p for p in problems), problems
+
+
+def test_clear_errors_before_anything_is_written(
+    lab: tuple[Config, Collector], closed: Closed, tmp_path: Path
+) -> None:
+    cfg, _ = lab
+    with pytest.raises(EvidenceError, match="overlaps the period closed"):
+        close_period(cfg, DAY - 86_400_000, NEXT, now_ms=NOW)
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    readonly = dataclasses.replace(cfg.evidence, archive_dir=str(locked / "sub"))
+    if not _writable(locked):  # root writes anywhere: a file in the way then
+        with pytest.raises(EvidenceError, match="not writable"):
+            close_period(dataclasses.replace(cfg, evidence=readonly), NEXT, NOW, now_ms=NOW)
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    in_the_way = dataclasses.replace(cfg.evidence, archive_dir=str(blocked / "sub"))
+    with pytest.raises(EvidenceError, match="not writable"):
+        close_period(dataclasses.replace(cfg, evidence=in_the_way), NEXT, NOW, now_ms=NOW)
+    no_key = dataclasses.replace(cfg.evidence, signing_key=str(tmp_path / "missing.pem"))
+    with pytest.raises(EvidenceError, match="does not exist"):
+        close_period(dataclasses.replace(cfg, evidence=no_key), NEXT, NOW, now_ms=NOW)
+    with pytest.raises(EvidenceError, match="not a local midnight"):
+        close_period(cfg, NEXT + 3_600_000, NOW, now_ms=NOW)
+
+
+def _writable(folder: Path) -> bool:
+    try:
+        (folder / "probe").write_text("")
+    except OSError:
+        return False
+    (folder / "probe").unlink()
+    return True
