@@ -209,23 +209,41 @@ def demo(
 
 
 @influx_app.command("init")
-def influx_init(config: ConfigOpt = None, influx_url: InfluxOpt = None) -> None:
-    """1.x: create the database. 2.x (influx.flavour = "v2"): bucket, DBRP mapping, write token."""
+def influx_init(
+    config: ConfigOpt = None,
+    influx_url: InfluxOpt = None,
+    retention_days: Annotated[
+        int | None,
+        typer.Option(
+            help="days to keep data, 0 = forever (default: evidence.retention_years); shorter "
+            "than the evidence retention only with evidence.archive_dir"
+        ),
+    ] = None,
+) -> None:
+    """1.x: the database and its retention policy. 2.x (influx.flavour = "v2"): the bucket
+    with its retention, the DBRP mapping and a write token."""
     from labmeter.influx import InfluxV1, init_v2
+    from labmeter.retention import apply_v1, retention_s
 
     cfg = _load(config, influx__url=influx_url)
     influx = InfluxV1(cfg.influx)
     try:
+        seconds = retention_s(cfg, retention_days)
         if cfg.influx.flavour == "v2":
-            token = init_v2(cfg.influx)
-            err.print(f"bucket {cfg.influx.bucket!r} mapped to database {cfg.influx.database!r}")
+            token = init_v2(cfg.influx, seconds)
+            err.print(
+                f"bucket {cfg.influx.bucket!r} (retention {seconds // 86400 or 'forever'} days) "
+                f"mapped to database {cfg.influx.database!r}"
+            )
             print(token)  # the collector's write token: put it in influx.token
             return
-        influx.create_database()
+        done = apply_v1(influx, seconds)
     except LabmeterError as exc:
         err.print(f"[red]influx init failed:[/] {exc}")
         raise typer.Exit(1) from exc
-    err.print(f"database {cfg.influx.database!r} ready at {cfg.influx.url}")
+    finally:
+        influx.close()
+    err.print(f"database {cfg.influx.database!r} ready at {cfg.influx.url}; {done}")
 
 
 rollups_app = typer.Typer(help="The collector's rollups.", no_args_is_help=True)

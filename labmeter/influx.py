@@ -239,8 +239,9 @@ def make_writer(config: InfluxConfig) -> LineWriter:
 
 
 def init_v2(config: InfluxConfig, retention_s: int = 0) -> str:
-    """On InfluxDB 2.x: the bucket, a DBRP mapping (database -> bucket, so InfluxQL over
-    ``/query`` works) and a write+read token for the collector, which is returned.
+    """On InfluxDB 2.x: the bucket with its retention (0 = forever), a DBRP mapping
+    (database -> bucket, so InfluxQL over ``/query`` works) and a write+read token for the
+    collector, which is returned.
 
     ``config.token`` must be an operator token allowed to create them. Idempotent for the
     bucket and the mapping; each call makes a new token.
@@ -259,11 +260,14 @@ def init_v2(config: InfluxConfig, retention_s: int = 0) -> str:
         org_id = orgs[0].id
         buckets = client.buckets_api()
         bucket = buckets.find_bucket_by_name(config.bucket)
+        rules = [BucketRetentionRules(type="expire", every_seconds=retention_s)]
         if bucket is None:
-            rules = [BucketRetentionRules(type="expire", every_seconds=retention_s)]
             bucket = buckets.create_bucket(
                 bucket_name=config.bucket, org_id=org_id, retention_rules=rules
             )
+        else:  # the retention is set on purpose (labmeter/retention.py), also on a bucket kept
+            bucket.retention_rules = rules
+            bucket = buckets.update_bucket(bucket)
         dbrps = DBRPsService(client.api_client)
         existing = dbrps.get_dbr_ps(org_id=org_id, bucket_id=bucket.id).content or []
         if not any(d.database == config.database for d in existing):

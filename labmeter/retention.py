@@ -1,0 +1,53 @@
+"""How long InfluxDB keeps data, set on purpose by ``labmeter influx init``.
+
+Grants ask that evidence be kept 5-10 years after the final payment (DESIGN.md), so the
+raw data and rollups are kept at least ``evidence.retention_years`` unless every closed
+period's package (which restores exactly) is kept in ``evidence.archive_dir`` instead.
+"""
+
+from __future__ import annotations
+
+import math
+
+from labmeter.config import Config
+from labmeter.errors import EvidenceError
+from labmeter.influx import InfluxV1, quote_ident
+
+DAY_S = 86_400
+YEAR_DAYS = 365.25
+
+
+def retention_s(config: Config, days: int | None) -> int:
+    """The retention to set in seconds (0 = forever): ``days`` or the evidence retention;
+    refused when shorter than the evidence retention and no archive folder keeps packages."""
+    floor = math.ceil(config.evidence.retention_years * YEAR_DAYS)
+    wanted = days if days is not None else floor
+    if wanted < 0:
+        raise EvidenceError("the retention must be >= 0 days (0 = keep forever)")
+    if wanted and wanted < floor and not config.evidence.archive_dir:
+        raise EvidenceError(
+            f"a retention of {wanted} days is shorter than the evidence retention "
+            f"({config.evidence.retention_years} years = {floor} days) and no "
+            "evidence.archive_dir keeps the closed periods' packages: keep the data longer, "
+            "or set evidence.archive_dir, close every period before it expires and back it up"
+        )
+    return wanted * DAY_S
+
+
+def apply_v1(influx: InfluxV1, seconds: int) -> str:
+    """Create the database and set its retention policy (``influx.retention_policy``, or
+    ``autogen``) as the default; return what was set."""
+    influx.create_database()
+    db = quote_ident(influx.config.database)
+    name = influx.config.retention_policy or "autogen"
+    duration = f"{seconds // 3600}h" if seconds else "INF"
+    existing = {
+        str(row[0])
+        for series in influx.query(f"SHOW RETENTION POLICIES ON {db}")
+        for row in series.values
+    }
+    verb = "ALTER" if name in existing else "CREATE"
+    replication = "" if verb == "ALTER" else " REPLICATION 1"
+    policy = f"{verb} RETENTION POLICY {quote_ident(name)} ON {db}"
+    influx.query(f"{policy} DURATION {duration}{replication} DEFAULT")
+    return f"retention policy {name!r} on {influx.config.database!r}: {duration}"
