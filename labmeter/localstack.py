@@ -110,12 +110,20 @@ class Service:
     argv: list[str]
     port: int
     workdir: Path
+    # In its own process group, a Ctrl-C in the terminal does not reach the process: whoever
+    # started it stops it, after the parts that still need it (the demo: after the collector's
+    # last write).
+    own_group: bool = False
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     def start(self, timeout: float = 30.0) -> None:
         log = (self.workdir / f"{self.name}.out").open("ab")
         self.proc = subprocess.Popen(
-            self.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            self.argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            process_group=0 if self.own_group else None,
         )
         log.close()
         _wait_port(self.port, self.proc, self.name, timeout)
@@ -166,10 +174,11 @@ def wait_influx_ready(url: str, timeout: float = 30.0) -> None:
 
 
 @contextlib.contextmanager
-def stack(workdir: Path) -> Iterator[tuple[Service, Service]]:
-    """Mosquitto and InfluxDB running for the duration of the block."""
+def stack(workdir: Path, *, own_group: bool = False) -> Iterator[tuple[Service, Service]]:
+    """Mosquitto and InfluxDB running for the duration of the block (``own_group``: see Service)."""
     broker = mosquitto(workdir / "mosquitto")
     db = influxd(workdir / "influxdb")
+    broker.own_group = db.own_group = own_group
     try:
         broker.start()
         db.start()

@@ -1,12 +1,24 @@
-"""``labmeter demo``: a whole simulated lab on real Mosquitto and InfluxDB child processes."""
+"""``labmeter demo``: a whole simulated lab on real Mosquitto and InfluxDB child processes.
+
+Started in the order broker and database, API, collector, agents, and stopped in the reverse
+order, so that each part still has what it writes to while it stops: the collector makes its
+last write before InfluxDB goes. Mosquitto and influxd run in their own process groups, since a
+Ctrl-C in the terminal goes to the whole foreground group and would stop them at the same
+moment as the demo; SIGTERM and SIGHUP (the terminal closed) stop the demo like Ctrl-C.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
+from typing import Any
 
 import httpx
 import uvicorn
@@ -17,7 +29,7 @@ from api.keys import KeyStore, Role
 from api.main import create_app
 from collector.service import Collector
 from labmeter.config import ApiConfig, CollectorConfig, Config, InfluxConfig, MqttConfig
-from labmeter.influx import InfluxV1
+from labmeter.influx import InfluxV1, all_records
 from labmeter.localstack import free_port, stack
 from simulators import lab
 
@@ -26,7 +38,8 @@ console = Console()
 INVENTORY = Path(__file__).parents[1] / "deploy" / "inventory.example.yaml"
 
 
-def _serve_api(config: Config) -> tuple[uvicorn.Server, threading.Thread]:
+@contextlib.contextmanager
+def _api(config: Config) -> Iterator[None]:
     server = uvicorn.Server(
         uvicorn.Config(
             create_app(config), host=config.api.host, port=config.api.port, log_level="warning"
@@ -37,10 +50,82 @@ def _serve_api(config: Config) -> tuple[uvicorn.Server, threading.Thread]:
     deadline = time.monotonic() + 15
     while not server.started and time.monotonic() < deadline:
         time.sleep(0.05)
-    return server, thread
+    try:
+        yield
+    finally:
+        server.should_exit = True
+        thread.join(10)
 
 
-def _show(api: str, hours: float, headers: dict[str, str]) -> None:
+@contextlib.contextmanager
+def _collector(config: Config) -> Iterator[Collector]:
+    influx = InfluxV1(config.influx)
+    influx.create_database()
+    collector = Collector(config, influx, influx)  # reader: hourly rollups on
+    collector.start()
+    try:
+        yield collector
+    finally:
+        collector.stop()
+        influx.close()
+
+
+@contextlib.contextmanager
+def _agents(config: Config, workdir: Path, **run: Any) -> Iterator[threading.Thread]:
+    """The simulated lab's agents: a backfill of the past at ``speed``x, then live."""
+    stop = threading.Event()
+    sim = threading.Thread(
+        target=lab.run,
+        kwargs={
+            "mqtt": config.mqtt,
+            "truth_path": workdir / "truth.json",
+            "live": True,
+            "stop": stop,
+        }
+        | run,
+        name="simulated-lab",
+        daemon=True,
+    )
+    sim.start()
+    try:
+        yield sim
+    finally:
+        stop.set()
+        sim.join(30)
+
+
+def _wait_live(config: Config, devices: int, sim: threading.Thread, timeout: float) -> None:
+    """Return once ``devices`` devices have a sample recent enough to count as online.
+
+    During the backfill the agents are connected but their newest samples are hours old, so
+    the API rightly shows them offline; how long the backfill takes depends on the machine's
+    load. This is the API's own test of "online" (a sample within ``stale_intervals``), asked
+    of the raw samples so that a device with no sample yet does not pass it.
+    """
+    query = (
+        "SELECT last(interval_s) AS interval_s FROM sample WHERE time > now() - 1h "
+        "GROUP BY site, lab, device"
+    )
+    deadline = time.monotonic() + timeout
+    influx = InfluxV1(config.influx)
+    try:
+        with console.status("backfilling the simulated lab's history…"):
+            while sim.is_alive() and time.monotonic() < deadline:
+                now_ms = time.time() * 1000
+                live = sum(
+                    1
+                    for r in all_records(influx.query(query))
+                    if r["time"] + (1 + config.api.stale_intervals) * r["interval_s"] * 1000
+                    >= now_ms
+                )
+                if live >= devices:
+                    return
+                time.sleep(1.0)
+    finally:
+        influx.close()
+
+
+def _show_occupancy(api: str, headers: dict[str, str]) -> None:
     occupancy = httpx.get(f"{api}/api/v1/occupancy", headers=headers, timeout=10).json()
     table = Table(title=f"Occupancy now ({api}/api/v1/occupancy)")
     for col in ("site", "lab", "device", "state", "last seen"):
@@ -48,6 +133,9 @@ def _show(api: str, hours: float, headers: dict[str, str]) -> None:
     for row in occupancy:
         table.add_row(row["site"], row["lab"], row["device"], row["state"], row["last_seen"] or "-")
     console.print(table)
+
+
+def _show_utilisation(api: str, hours: float, headers: dict[str, str]) -> None:
     start = int(time.time() - hours * 3600 - 120)
     rows = httpx.get(
         f"{api}/api/v1/utilisation",
@@ -74,10 +162,15 @@ def _show(api: str, hours: float, headers: dict[str, str]) -> None:
         )
     console.print(table)
     console.print(
-        "open h: the labs' opening hours in deploy/inventory.example.yaml, summed over their "
-        "devices; utilisation = in use within them / open h. The simulated lab also works at "
-        "night: that use is 'after h'. '-' = no opening hours in the window"
+        "in use h: in use within opening hours; after h: in use outside them; open h: the "
+        "labs' opening hours in deploy/inventory.example.yaml, summed over their devices; "
+        "util. = in use h / open h; cover. = observed within opening hours / open h; "
+        "'-' = no opening hours in the window"
     )
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
 
 
 def run_demo(devices: int, hours: float, speed: float, seed: int, duration: float | None) -> None:
@@ -85,79 +178,62 @@ def run_demo(devices: int, hours: float, speed: float, seed: int, duration: floa
     logging.basicConfig(
         level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s"
     )
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _interrupt)
+    started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="labmeter-demo-") as tmp:
         workdir = Path(tmp)
         console.print(f"[bold]labmeter demo[/] — starting mosquitto and influxd in {workdir}")
-        with stack(workdir) as (broker, db):
-            inventory = str(INVENTORY) if INVENTORY.exists() else ""
-            config = Config(
-                mqtt=MqttConfig(url=f"mqtt://127.0.0.1:{broker.port}"),
-                influx=InfluxConfig(url=f"http://127.0.0.1:{db.port}", database="labmeter"),
-                collector=CollectorConfig(
-                    dead_letter_path=str(workdir / "deadletters.jsonl"), inventory=inventory
-                ),
-                api=ApiConfig(
-                    port=free_port(),
-                    inventory=inventory,
-                    keys_path=str(workdir / "apikeys.sqlite"),
-                ),
-            )
-            _, token = KeyStore(config.api.keys_path).create("demo", Role.evaluator)
-            influx = InfluxV1(config.influx)
-            influx.create_database()
-            collector = Collector(config, influx, influx)  # reader: hourly rollups on
-            collector.start()
-            server, api_thread = _serve_api(config)
-            api = f"http://{config.api.host}:{config.api.port}"
-            console.print(f"  MQTT broker  mqtt://127.0.0.1:{broker.port}")
-            console.print(f"  InfluxDB     {config.influx.url} (database labmeter)")
-            console.print(f"  API          {api}/docs")
-            console.print(f"  API key      {token}  (evaluator; header X-API-Key)")
-            console.print(f"  board        {api}/board?key={token}")
-            console.print(f"  report       {api}/api/v1/report?format=html&key={token}")
-            console.print(f"  occupancy    {api}/api/v1/occupancy")
-            console.print(f"  utilisation  {api}/api/v1/utilisation?group_by=lab")
-            stop = threading.Event()
-
-            sim = threading.Thread(
-                target=lab.run,
-                kwargs={
-                    "mqtt": config.mqtt,
-                    "devices": devices,
-                    "hours": hours,
-                    "seed": seed,
-                    "speed": speed,
-                    "truth_path": workdir / "truth.json",
-                    "live": True,
-                    "stop": stop,
-                },
-                name="simulated-lab",
-                daemon=True,
-            )
-            sim.start()
-            backfill_s = hours * 3600 / speed if speed > 0 else 5.0
-            console.print(
-                f"Simulating {devices} devices: {hours:g} h of history at {speed:g}x "
-                f"(~{backfill_s:.0f} s), then live. Ctrl-C stops everything."
-            )
-            started = time.monotonic()
+        # Exits run in reverse: agents, collector, API, then broker and database.
+        with contextlib.ExitStack() as running:
             try:
-                stop.wait(backfill_s + 3)
-                _show(api, hours, {"X-API-Key": token})
+                broker, db = running.enter_context(stack(workdir, own_group=True))
+                inventory = str(INVENTORY) if INVENTORY.exists() else ""
+                config = Config(
+                    mqtt=MqttConfig(url=f"mqtt://127.0.0.1:{broker.port}"),
+                    influx=InfluxConfig(url=f"http://127.0.0.1:{db.port}", database="labmeter"),
+                    collector=CollectorConfig(
+                        dead_letter_path=str(workdir / "deadletters.jsonl"), inventory=inventory
+                    ),
+                    api=ApiConfig(
+                        port=free_port(),
+                        inventory=inventory,
+                        keys_path=str(workdir / "apikeys.sqlite"),
+                    ),
+                )
+                _, token = KeyStore(config.api.keys_path).create("demo", Role.evaluator)
+                headers = {"X-API-Key": token}
+                running.enter_context(_api(config))
+                collector = running.enter_context(_collector(config))
+                api = f"http://{config.api.host}:{config.api.port}"
+                console.print(f"  MQTT broker  mqtt://127.0.0.1:{broker.port}")
+                console.print(f"  InfluxDB     {config.influx.url} (database labmeter)")
+                console.print(f"  API          {api}/docs")
+                console.print(f"  API key      {token}  (evaluator; header X-API-Key)")
+                console.print(f"  board        {api}/board?key={token}")
+                console.print(f"  report       {api}/report?key={token}")
+                console.print(f"  occupancy    {api}/api/v1/occupancy")
+                console.print(f"  utilisation  {api}/api/v1/utilisation?group_by=lab")
+                backfill_s = hours * 3600 / speed if speed > 0 else 5.0
+                console.print(
+                    f"Simulating {devices} devices: {hours:g} h of history at {speed:g}x "
+                    f"(~{backfill_s:.0f} s), then live. Ctrl-C stops everything."
+                )
+                sim = running.enter_context(
+                    _agents(config, workdir, devices=devices, hours=hours, seed=seed, speed=speed)
+                )
+                _wait_live(config, devices, sim, 4 * backfill_s + 120)
+                _show_occupancy(api, headers)
+                _show_utilisation(api, hours, headers)
                 console.print(
                     f"collector: {collector.metrics.received} messages received, "
                     f"{collector.metrics.written_lines} lines written, "
-                    f"{sum(collector.dead_letters.counts.values())} dead letters"
+                    f"{sum(collector.dead_letters.counts.values())} dead letters. "
+                    "The lab keeps running live."
                 )
                 while duration is None or time.monotonic() - started < duration:
                     time.sleep(0.5)
             except KeyboardInterrupt:
-                console.print("stopping…")
-            finally:
-                stop.set()
-                sim.join(30)
-                collector.stop()
-                server.should_exit = True
-                api_thread.join(10)
-                influx.close()
-        console.print("stopped: mosquitto, influxd, collector, API and the simulated lab")
+                pass
+            console.print("stopping: agents, collector, API, then mosquitto and influxd")
+    console.print(f"stopped ({time.monotonic() - started:.0f} s after start)")
