@@ -1,47 +1,75 @@
 """``labmeter agent check``: what the agent detects on this machine right now.
 
-For the technician installing an agent: it shows sessions (pseudonymised, as they would be
-published), idle time, the state the PC would be in, catalogued apps running, serial ports
-and the queue, without connecting to the broker.
+For the technician installing an agent, who runs it first, before any config exists: without a
+config file it shows what the machine offers the agent (sessions, pseudonymised under a
+throwaway key; idle signals; catalogued apps; serial ports) and then what the config must still
+say. With a config file it validates it and adds the state the PC would be in and the queue.
+It never connects to the broker.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import secrets
 import time
+import tomllib
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from agent.identity import pseudonym
-from agent.platform import current
-from labmeter.config import Config
+from agent.platform import Session, current
+from labmeter.config import AgentConfig, Config, MqttConfig
+from labmeter.contract import Topic
+from labmeter.errors import ConfigError, PayloadRejected
+
+# The PC source's commented sample config: its catalogue stands in until the site writes one.
+EXAMPLE_CONFIG = Path(__file__).parent / "sources" / "pc" / "sample.toml"
 
 
 def _seconds(value: float | None) -> str:
     return "unknown" if value is None else f"{value:.0f} s"
 
 
-def sessions_table(config: Config) -> tuple[Table, str]:
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "no"
+
+
+# One column per fact about a session: (heading, value). A new fact is one more entry.
+SESSION_COLUMNS: list[tuple[str, Callable[[AgentConfig, Session], str]]] = [
+    ("session", lambda cfg, s: s.id or "-"),
+    ("user", lambda cfg, s: pseudonym(cfg.pseudonym_secret, s.login)),
+    ("category", lambda cfg, s: cfg.categories.get(s.login, cfg.default_category)),
+    ("idle", lambda cfg, s: _seconds(s.idle_s)),
+    ("locked", lambda cfg, s: _yes(s.locked)),
+    ("remote", lambda cfg, s: _yes(s.remote)),
+    ("active", lambda cfg, s: _yes(s.active)),
+]
+
+
+def session_rows(cfg: AgentConfig, found: list[Session]) -> Table:
+    table = Table(title="Interactive sessions (logins shown only as pseudonyms)")
+    for heading, _ in SESSION_COLUMNS:
+        table.add_column(heading)
+    for s in found:
+        table.add_row(*(escape(value(cfg, s)) for _, value in SESSION_COLUMNS))
+    if not found:
+        table.caption = "no interactive session now"
+    return table
+
+
+def sessions_table(cfg: AgentConfig, catalogue_from: str = "") -> tuple[Table, str]:
+    """The sessions as the PC source sees them, and a summary: state, idle, catalogued apps."""
     from agent.sources.pc.source import PcSource, classify
 
-    cfg = config.agent
     source = PcSource(cfg)
     found = source.sessions()
-    table = Table(title="Interactive sessions (logins shown only as pseudonyms)")
-    for column in ("session", "user", "category", "idle", "locked", "remote", "active"):
-        table.add_column(column)
-    for s in found:
-        table.add_row(
-            s.id or "-",
-            pseudonym(cfg.pseudonym_secret, s.login),
-            cfg.categories.get(s.login, cfg.default_category),
-            _seconds(s.idle_s),
-            "yes" if s.locked else "no",
-            "yes" if s.remote else "no",
-            "yes" if s.active else "no",
-        )
+    table = session_rows(cfg, found)
     source.scan()
     time.sleep(0.5)  # a second scan gives CPU deltas: which apps are busy
     source.scan()
@@ -53,7 +81,8 @@ def sessions_table(config: Config) -> tuple[Table, str]:
     summary = (
         f"state now: [bold]{state}[/] (idle threshold {cfg.idle_threshold_s} s)\n"
         f"own desktop input idle: {_seconds(current().input_idle_s())}\n"
-        f"catalogued apps running: {apps} (of {len(source.apps)} in the catalogue); busy: {busy}"
+        f"catalogued apps running: {apps} (of {len(source.apps)} in the catalogue"
+        f"{catalogue_from}); busy: {busy}"
     )
     return table, summary
 
@@ -70,10 +99,102 @@ def ports_table() -> Table:
     return table
 
 
-def run_check(config: Config, console: Console) -> int:
-    """Print the report; 0 when the configuration is valid, 2 when it is not."""
-    from labmeter.errors import ConfigError
+def example_catalogue() -> dict[str, Any]:
+    with EXAMPLE_CONFIG.open("rb") as f:
+        apps: dict[str, Any] = tomllib.load(f)["agent"]["apps"]
+    return apps
 
+
+def still_missing(config: Config) -> list[tuple[str, str]]:
+    """(key, what to write) for everything a working agent config still lacks."""
+    cfg = config.agent
+    out = []
+    try:
+        Topic(cfg.site, cfg.lab, cfg.device, "sample")
+    except PayloadRejected:
+        out.append(
+            (
+                "agent.site, agent.lab, agent.device",
+                "required: where the device is, as in the inventory (each [a-z0-9_-], at most "
+                '64 characters), e.g. site = "its-prime", lab = "lab-cad", device = "pc-01"',
+            )
+        )
+    if len(cfg.pseudonym_secret) < 16:
+        out.append(
+            (
+                "agent.pseudonym_secret",
+                "required: the site's secret (at least 16 characters), the same on all its "
+                "agents, rotated each reporting period",
+            )
+        )
+    if config.mqtt.url == MqttConfig.url:
+        out.append(
+            (
+                "mqtt.url, mqtt.ca_file, mqtt.username, mqtt.password",
+                "the broker and this device's account: mqtts://<broker>:8883 "
+                "(`labmeter deploy add-device` on the server prints them)",
+            )
+        )
+    if not cfg.categories:
+        out.append(
+            (
+                "agent.categories",
+                f"login -> stakeholder category; without it every session counts as "
+                f"{cfg.default_category!r} (agent.default_category)",
+            )
+        )
+    if not cfg.apps:
+        out.append(
+            (
+                "agent.apps.<title>",
+                "licensed software to count: patterns = [executable names], seats = owned",
+            )
+        )
+    if cfg.source == "pc":
+        out.append(
+            (
+                "agent.source, agent.options.port",
+                "only for a machine on a serial port: grbl | marlin | clamp | modbus | badge | "
+                "with_badge, and the port (agent/sources/<name>/sample.toml)",
+            )
+        )
+    return out
+
+
+def discover(config: Config, console: Console) -> int:
+    """No config file yet: what this machine shows the agent, then what the config must say."""
+    cfg = config.agent
+    console.print(
+        "No config file: what this machine shows the agent. Logins appear as pseudonyms under "
+        "a throwaway key (not the site's), categories as the default."
+    )
+    catalogue_from = "" if cfg.apps else f": the example of {EXAMPLE_CONFIG.name} for PCs"
+    probe = dataclasses.replace(
+        cfg, pseudonym_secret=secrets.token_hex(16), apps=cfg.apps or example_catalogue()
+    )
+    table, summary = sessions_table(probe, catalogue_from)
+    console.print(table)
+    console.print(summary)
+    console.print(ports_table())
+    missing = Table(title="What the config must still say")
+    missing.add_column("key")
+    missing.add_column("what to write")
+    for key, what in still_missing(config):
+        missing.add_row(escape(key), escape(what))
+    console.print(missing)
+    console.print(
+        escape(
+            "Write it to a TOML file (sections [mqtt] and [agent]; example: "
+            f"{EXAMPLE_CONFIG}) and check it with: labmeter agent check -c agent.toml"
+        )
+    )
+    return 0
+
+
+def run_check(config: Config, console: Console, config_file: Path | None = None) -> int:
+    """Print the report; 0 when the configuration is valid or absent, 2 when it is invalid."""
+    if config_file is None:
+        return discover(config, console)
     cfg = config.agent
     try:
         cfg.check()
@@ -85,7 +206,7 @@ def run_check(config: Config, console: Console) -> int:
         f"broker {config.mqtt.url}"
     )
     if cfg.source == "pc":
-        table, summary = sessions_table(config)
+        table, summary = sessions_table(cfg)
         console.print(table)
         console.print(summary)
     console.print(ports_table())

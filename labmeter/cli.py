@@ -98,10 +98,10 @@ def agent_idle_helper(
 
 @agent_app.command("check")
 def agent_check(config: ConfigOpt = None) -> None:
-    """Print what the agent detects here now: sessions, idle, apps, serial ports, queue."""
+    """Print what the agent detects here now; without a config, also what the config must say."""
     from agent.check import run_check
 
-    raise typer.Exit(run_check(_load(config), Console()))
+    raise typer.Exit(run_check(_load(config), Console(), config))
 
 
 @app.command()

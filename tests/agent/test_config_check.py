@@ -83,3 +83,47 @@ def test_the_shipped_sample_config_is_valid() -> None:
     cfg = config_mod.load(sample)
     cfg.agent.check()
     assert set(cfg.agent.apps) == {"solidworks", "matlab", "blender"}
+
+
+def test_check_without_a_config_shows_what_it_sees_and_what_is_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agent.platform import current
+
+    monkeypatch.delenv("LABMETER_CONFIG", raising=False)
+    monkeypatch.chdir(tmp_path)  # no config file here, and nothing written here
+    result = CliRunner().invoke(app, ["agent", "check"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    out = result.output
+    for seen in ("Interactive sessions", "state now:", "own desktop input idle:", "Serial ports"):
+        assert seen in out
+    assert "of 3 in the catalogue: the example of sample.toml" in out
+    missing = out[out.index("What the config must still say") :]
+    for key in ("agent.site, agent.lab, agent.device", "agent.pseudonym_secret", "mqtt.url"):
+        assert key in missing
+    assert "labmeter agent check -c agent.toml" in missing
+    # Logins are shown only as pseudonyms, as the agent would send them.
+    sessions = out[out.index("Interactive sessions") : out.index("state now:")]
+    for session in current().sessions():
+        assert f" {session.login} " not in sessions
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_check_without_a_config_lists_only_what_is_still_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("LABMETER_CONFIG", raising=False)
+    monkeypatch.chdir(tmp_path)
+    env = {
+        "COLUMNS": "200",
+        "LABMETER_AGENT_SITE": "its-prime",
+        "LABMETER_AGENT_LAB": "lab-cad",
+        "LABMETER_AGENT_DEVICE": "pc-01",
+        "LABMETER_AGENT_PSEUDONYM_SECRET": "0123456789abcdef0123",
+    }
+    result = CliRunner().invoke(app, ["agent", "check"], env=env)
+    assert result.exit_code == 0, result.output
+    missing = result.output[result.output.index("What the config must still say") :]
+    assert "agent.site" not in missing
+    assert "agent.pseudonym_secret" not in missing
+    assert "mqtt.url" in missing
