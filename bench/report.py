@@ -336,7 +336,7 @@ def main() -> None:
         raw_from = int((now - timedelta(days=RAW_DAYS)).timestamp() * 1000)
         if not loaded:
             # Reads pay per series per shard: a year in 7-day shards is 53 times the work of
-            # the same year in one 52-week shard (README: API and reports).
+            # the same year in one 52-week shard (docs/api-and-report.md).
             influx.query(f'CREATE DATABASE "bench" WITH SHARD DURATION {args.shard_duration}')
             t0 = time.perf_counter()
             points, write_s = load(influx, generate(start_ms, raw_from, end_ms, random.Random(1)))

@@ -4,7 +4,7 @@ the HTML.
 A region's yearly report holds about 8,000 table cells. WeasyPrint, which rendered the HTML,
 spent 12-17 s of CPU on them (CSS cascade, automatic table layout, collapsed borders, a Pango
 layout per cell); placing each cell as one PDF text line costs about 0.05 ms
-(``bench/report.py``, README "API and reports").
+(``bench/report.py``, docs/benchmarks.md).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 # same mosquitto.conf, acl and conf.d as the compose stack, moved to Debian's paths. As root:
 #   bash deploy/mosquitto/install-debian.sh [ROOT]     (ROOT: / by default; the tests use a
 #                                                       scratch folder)
-# then make the certificates and broker passwords (README "Deployment", B.2).
+# then make the certificates and broker passwords (docs/deployment.md, B.2).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=${1:-/}

@@ -1,7 +1,7 @@
 """A GRBL 1.1 / grblHAL controller: answers real-time status queries, runs a scripted life.
 
 The truth it records is GRBL's own state name (``Run``, ``Hold:0``, ...), so a test can check
-the agent's mapping against the table in the README rather than against itself.
+the agent's mapping against the table in docs/agent.md rather than against itself.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ import math
 import re
 from dataclasses import dataclass
 
-# GRBL machine state -> labmeter state. The choice for each is written in the README.
+# GRBL machine state -> labmeter state. The choice for each is written in docs/agent.md.
 STATE_MAP: dict[str, str] = {
     "Idle": "idle",
     "Run": "in_use",  # executing a program: the machine works
