@@ -162,3 +162,17 @@ def test_a_command_that_does_not_exist_is_caught() -> None:
     assert slug("B. Server without Docker (Debian/Ubuntu, apt + venv + systemd)") == (
         "b-server-without-docker-debianubuntu-apt--venv--systemd"
     )
+
+
+def test_the_wire_contract_page_names_what_the_code_defines() -> None:
+    """docs/architecture.md lists every state, category, event type and refusal reason."""
+    from labmeter import contract
+
+    page = (ROOT / "docs" / "architecture.md").read_text()
+    reasons = set()
+    for folder in ("labmeter", "collector", "agent", "api"):
+        for source in (ROOT / folder).rglob("*.py"):
+            reasons |= set(re.findall(r'PayloadRejected\(\s*"([a-z_]+)"', source.read_text()))
+    assert len(reasons) > 15
+    names = [*contract.STATES, *contract.CATEGORIES, *contract.EVENT_TYPES, *sorted(reasons)]
+    assert [name for name in names if f"`{name}`" not in page] == []
