@@ -1,7 +1,8 @@
 """MQTT publishing for one device: QoS 1, ``online`` on connect, ``offline`` as the last will.
 
-The agent publishes from its durable queue (``pump``): rows go to paho in order, at most a
-window of them unacknowledged, and a row leaves the queue only when its PUBACK came.
+The agent publishes from its durable queue (``pump``): rows go to paho in order under the
+topic each was measured under, at most a window of them unacknowledged, and a row leaves the
+queue only when its PUBACK came.
 """
 
 from __future__ import annotations
@@ -185,8 +186,9 @@ class Publisher:
                 if not rows:
                     break
                 for row in rows:
+                    # The row's own topic: a backlog from before a move keeps its old identity.
                     info = self.client.publish(
-                        str(self.topic.with_channel(row.channel)),  # type: ignore[arg-type]
+                        row.topic,
                         row.payload,
                         qos=1,
                     )

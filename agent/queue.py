@@ -3,6 +3,8 @@
 A row is deleted only when the broker acknowledged it (PUBACK), so a crash, a reboot or days
 offline lose nothing that fits the bounds; the backlog is replayed in insertion order with
 its original payload (same ``ts``), which the collector turns into the same InfluxDB point.
+Each row keeps the full topic it was measured under, so a backlog queued before a device moved
+to another lab (or was renamed) is published under its old identity, not the new one.
 The queue is bounded by rows, bytes and age; when a bound is hit the oldest rows go first and
 the eviction is counted (per reason and in total, persisted) so the runner can publish it as
 a ``queue_eviction`` event instead of losing data silently.
@@ -20,17 +22,18 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from labmeter.contract import Topic
 from labmeter.errors import LabmeterError
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS outbox (
+_OUTBOX = """
+CREATE TABLE {name} (
     id INTEGER PRIMARY KEY AUTOINCREMENT,  -- AUTOINCREMENT: ids never reused, order is total
-    channel TEXT NOT NULL,
+    topic TEXT NOT NULL,  -- the full topic the row was measured under (identity at that time)
     ts INTEGER NOT NULL,
     payload BLOB NOT NULL
-);
-CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+)
 """
+_COUNTERS = "CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)"
 
 _EVICTION_COUNTERS = ("evicted_size", "evicted_age", "evicted_oldest_ts", "evicted_newest_ts")
 
@@ -39,14 +42,22 @@ class QueueBusy(LabmeterError):
     """Another agent holds this queue file: one agent per device, or samples would double."""
 
 
+class QueueNeedsIdentity(LabmeterError):
+    """A queue file from before rows kept their topic, opened without the device's identity."""
+
+
 @dataclass(frozen=True)
 class Queued:
     """One stored message, in the order it was written."""
 
     id: int
-    channel: str
+    topic: str
     ts: int
     payload: bytes
+
+    @property
+    def channel(self) -> str:
+        return self.topic.rsplit("/", 1)[1]
 
 
 @dataclass(frozen=True)
@@ -79,7 +90,11 @@ class DurableQueue:
         max_bytes: int = 128 * 1024 * 1024,
         max_age_s: float = 90 * 24 * 3600,
         clock_ms: Callable[[], int] = _now_ms,
+        identity: Topic | None = None,
     ) -> None:
+        """``identity``: the device's topic now, needed only to migrate a queue file written
+        before rows kept their topic (its rows were measured under the identity the agent has
+        when it is upgraded: an upgrade is not a move)."""
         if max_rows < 1 or max_bytes < 1 or max_age_s <= 0:
             raise ValueError("queue bounds must be positive")
         self.max_rows = max_rows
@@ -103,7 +118,8 @@ class DurableQueue:
                 self._db.close()
                 raise QueueBusy(f"{path} is in use by another agent ({exc})") from exc
             self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(_SCHEMA)
+            self._db.execute(_COUNTERS)
+            self._migrate(path, identity)
             rows, size = self._db.execute(
                 "SELECT count(*), coalesce(sum(length(payload)), 0) FROM outbox"
             ).fetchone()
@@ -119,16 +135,52 @@ class DurableQueue:
         with self._lock:
             return self._bytes
 
+    def _migrate(self, path: Path | str, identity: Topic | None) -> None:
+        """Create the outbox, or rebuild one of the first layout (a ``channel`` column only)
+        with each row's full topic, keeping every row, its id and the id sequence."""
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(outbox)")}
+        if "topic" in columns:
+            return
+        if not columns:
+            self._db.execute(_OUTBOX.format(name="outbox"))
+            return
+        if identity is None:
+            self._db.close()
+            raise QueueNeedsIdentity(
+                f"{path} was written by an older agent: open it with the device's identity "
+                "(as the agent does) to give its queued rows their topic"
+            )
+        prefix = str(identity).rsplit("/", 1)[0] + "/"
+        self._db.execute("BEGIN IMMEDIATE")
+        found = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'").fetchone()
+        self._db.execute(_OUTBOX.format(name="outbox_v2"))
+        self._db.execute(
+            "INSERT INTO outbox_v2 (id, topic, ts, payload) "
+            "SELECT id, ? || channel, ts, payload FROM outbox ORDER BY id",
+            (prefix,),
+        )
+        self._db.execute("DROP TABLE outbox")
+        self._db.execute("ALTER TABLE outbox_v2 RENAME TO outbox")
+        # Ids are never reused: the new table goes on from the old sequence, not from max(id).
+        last = max(
+            int(found[0]) if found else 0,
+            int(self._db.execute("SELECT coalesce(max(id), 0) FROM outbox").fetchone()[0]),
+        )
+        self._db.execute("DELETE FROM sqlite_sequence WHERE name = 'outbox'")
+        self._db.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('outbox', ?)", (last,))
+        self._db.execute("COMMIT")
+
     def put(
-        self, channel: str, ts: int, payload: bytes, counters: dict[str, int] | None = None
+        self, topic: Topic, ts: int, payload: bytes, counters: dict[str, int] | None = None
     ) -> int:
-        """Store one message (and set ``counters`` in the same transaction); return its id."""
+        """Store one message under its full topic (and set ``counters`` in the same
+        transaction); return its id."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 cur = self._db.execute(
-                    "INSERT INTO outbox (channel, ts, payload) VALUES (?, ?, ?)",
-                    (channel, ts, payload),
+                    "INSERT INTO outbox (topic, ts, payload) VALUES (?, ?, ?)",
+                    (str(topic), ts, payload),
                 )
                 self._rows += 1
                 self._bytes += len(payload)
@@ -147,7 +199,7 @@ class DurableQueue:
         """Up to ``limit`` messages with an id above ``last_id``, oldest first."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT id, channel, ts, payload FROM outbox WHERE id > ? ORDER BY id LIMIT ?",
+                "SELECT id, topic, ts, payload FROM outbox WHERE id > ? ORDER BY id LIMIT ?",
                 (last_id, limit),
             ).fetchall()
         return [Queued(int(i), str(c), int(t), bytes(p)) for i, c, t, p in rows]

@@ -41,7 +41,14 @@ def open_queue(config: Config) -> DurableQueue:
         max_rows=cfg.queue_max_rows,
         max_bytes=int(cfg.queue_max_mb * 1024 * 1024),
         max_age_s=cfg.queue_max_age_days * 86400,
+        identity=identity(config),
     )
+
+
+def identity(config: Config) -> Topic:
+    """The device's topic now (channel ``sample``); queued rows keep the one they had."""
+    cfg = config.agent
+    return Topic(cfg.site, cfg.lab, cfg.device, "sample")
 
 
 class Agent:
@@ -66,9 +73,10 @@ class Agent:
         self.config = config
         self.source = source
         self.queue = open_queue(config)
+        self.topic = identity(config)
         self.publisher = Publisher(
             config.mqtt,
-            Topic(cfg.site, cfg.lab, cfg.device, "sample"),
+            self.topic,
             kind=cfg.kind,
             interval_s=cfg.interval_s,
         )
@@ -102,7 +110,7 @@ class Agent:
     def _samples(self, samples: list[Sample]) -> None:
         for sample in samples:
             self.queue.put(
-                "sample", sample.ts, encode(sample), counters={"sample_seq": sample.seq + 1}
+                self.topic, sample.ts, encode(sample), counters={"sample_seq": sample.seq + 1}
             )
         self.report_evictions()
 
@@ -119,7 +127,10 @@ class Agent:
                 data=event.data,
             )
             return self.queue.put(
-                "event", payload.ts, encode(payload), counters={"event_seq": seq + 1}
+                self.topic.with_channel("event"),
+                payload.ts,
+                encode(payload),
+                counters={"event_seq": seq + 1},
             )
 
     def report_evictions(self) -> None:

@@ -63,11 +63,16 @@ class Subscriber:
 
     def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
         with self._lock:
-            self.messages.append((msg.topic.rsplit("/", 1)[1], orjson.loads(msg.payload)))
+            self.messages.append((msg.topic, orjson.loads(msg.payload)))
 
     def of(self, channel: str) -> list[dict[str, object]]:
         with self._lock:
-            return [p for c, p in self.messages if c == channel]
+            return [p for t, p in self.messages if t.rsplit("/", 1)[1] == channel]
+
+    def on(self, channel: str) -> list[tuple[str, dict[str, object]]]:
+        """(lab, payload) of each message of ``channel``, in arrival order."""
+        with self._lock:
+            return [(t.split("/")[3], p) for t, p in self.messages if t.endswith("/" + channel)]
 
     def close(self) -> None:
         self.client.disconnect()
@@ -90,7 +95,7 @@ def test_backlog_from_an_outage_arrives_once_in_order(
     publisher.start()
     try:
         for i in range(300):
-            queue.put("sample", sample(i).ts, encode(sample(i)))
+            queue.put(publisher.topic, sample(i).ts, encode(sample(i)))
         assert publisher.pump(queue) == 0  # offline: nothing handed to paho, all on disk
         own_broker.start()
         assert publisher.connected.wait(30)
@@ -116,12 +121,12 @@ class Steady:
         return None
 
 
-def agent_config(port: int, site: str, db: Path, **agent: object) -> Config:
+def agent_config(port: int, site: str, db: Path, lab: str = "lab", **agent: object) -> Config:
     return Config(
         mqtt=MqttConfig(url=f"mqtt://127.0.0.1:{port}"),
         agent=AgentConfig(
             site=site,
-            lab="lab",
+            lab=lab,
             device="pc-1",
             interval_s=60,
             pseudonym_secret=SECRET,
@@ -183,6 +188,46 @@ def test_eviction_is_published_and_a_restarted_agent_replays(
     assert seqs == list(range(cut - len(seqs), cut)) and seqs
     # seq goes on across the restart: the second run's meter starts where the first stopped.
     assert online.meter.seq == cut
+
+
+def test_a_backlog_queued_before_a_move_keeps_the_lab_it_was_measured_in(
+    own_broker: Service, uid: str, tmp_path: Path
+) -> None:
+    sub = Subscriber(own_broker.port, uid)
+    db = tmp_path / "agent-queue.db"
+    # In the CAD lab, offline: ten minutes of samples wait on disk.
+    t0 = (time.time_ns() // 60_000_000_000 - 60) * 60_000  # a minute boundary an hour ago
+    cad_config = agent_config(free_port(), uid, db, lab="cad", poll_s=10.0)
+    cad = Agent(cad_config, Steady(), clocks=(t0, 10_000_000))
+    for step in range(10_000, 600_001, 10_000):
+        cad.tick(wall=t0 + step, mono=10_000_000 + step)
+    cad.publisher.close(timeout=0)
+    queued = [r.ts for r in cad.queue.after(0, 1000) if r.channel == "sample"]
+    cad.queue.close()
+    # Moved to the fablab (its config edited), restarted on the same queue, broker reachable.
+    fab_config = agent_config(own_broker.port, uid, db, lab="fablab", poll_s=10.0)
+    fab = Agent(fab_config, Steady(), clocks=(t0 + 600_000, 20_000_000))
+    for step in range(10_000, 240_001, 10_000):
+        fab.tick(wall=t0 + 600_000 + step, mono=20_000_000 + step)
+    made = len(fab.queue)
+    fab.publisher.start()
+    assert fab.publisher.connected.wait(10) and fab.publisher.drain(fab.queue, 20)
+    wait_for(lambda: len(sub.on("sample")) + len(sub.on("event")) >= made)
+    time.sleep(0.3)
+    fab.publisher.close()
+    fab.queue.close()
+    sub.close()
+    samples = sub.on("sample")
+    before = [int(str(p["ts"])) for lab, p in samples if lab == "cad"]
+    after = [int(str(p["ts"])) for lab, p in samples if lab == "fablab"]
+    # Every sample measured in the CAD lab arrives under it, and only those.
+    assert before == queued and len(before) >= 10 and max(before) <= t0 + 600_000
+    assert len(after) >= 3 and min(after) > t0 + 600_000
+    events = [(lab, p["type"]) for lab, p in sub.on("event")]
+    assert events == [("cad", "agent_start"), ("fablab", "agent_start")]
+    assert len(samples) + len(events) == made
+    # The status (retained, from the connection) is the device's identity now.
+    assert {lab for lab, _ in sub.on("status")} == {"fablab"}
 
 
 def test_agent_killed_while_offline_loses_and_duplicates_nothing(
@@ -250,7 +295,7 @@ def test_paho_queue_full_pushes_back_without_loss(
     publisher.connect()
     try:
         for i in range(200):
-            queue.put("sample", sample(i).ts, encode(sample(i)))
+            queue.put(publisher.topic, sample(i).ts, encode(sample(i)))
         deadline = time.monotonic() + 30
         while len(queue) and time.monotonic() < deadline:
             publisher.pump(queue)
