@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from agent.categories import Categories
 from agent.identity import pseudonym
 from agent.platform import Session, current
 from labmeter.config import AgentConfig, Config, MqttConfig
@@ -36,6 +37,10 @@ def _seconds(value: float | None) -> str:
     return "unknown" if value is None else f"{value:.0f} s"
 
 
+def _categories(cfg: AgentConfig) -> Categories:
+    return Categories(cfg.categories, cfg.default_category, current().groups)
+
+
 def _yes(flag: bool) -> str:
     return "yes" if flag else "no"
 
@@ -44,7 +49,7 @@ def _yes(flag: bool) -> str:
 SESSION_COLUMNS: list[tuple[str, Callable[[AgentConfig, Session], str]]] = [
     ("session", lambda cfg, s: s.id or "-"),
     ("user", lambda cfg, s: pseudonym(cfg.pseudonym_secret, s.login)),
-    ("category", lambda cfg, s: cfg.categories.get(s.login, cfg.default_category)),
+    ("category", lambda cfg, s: _categories(cfg).of(s.login, s.domain)),
     ("idle", lambda cfg, s: _seconds(s.idle_s)),
     ("locked", lambda cfg, s: _yes(s.locked)),
     ("remote", lambda cfg, s: _yes(s.remote)),

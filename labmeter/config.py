@@ -88,7 +88,9 @@ class AgentConfig:
     idle_threshold_s: int = 180
     # HMAC key for pseudonyms; rotate it each reporting period. Never sent anywhere.
     pseudonym_secret: str = ""
-    # login or group name -> stakeholder category, resolved on the agent.
+    # login or group name -> stakeholder category, resolved on the agent: the login first,
+    # then the first group listed here that the user is in (POSIX groups on Linux, local and
+    # domain groups on Windows), then default_category. Names compare case-insensitively.
     categories: dict[str, str] = field(default_factory=dict)
     default_category: str = "its_student"
     # Source-specific settings ([agent.options]); each source checks its own keys.

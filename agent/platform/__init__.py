@@ -1,7 +1,8 @@
 """Operating-system specifics behind one interface, one module per OS (as ActivityWatch does).
 
 Each module exports ``sessions() -> list[Session]`` (interactive sessions with their idle
-seconds) and ``input_idle_s() -> float | None`` (seconds since the last keyboard or mouse
+seconds), ``groups(login, domain) -> list[str]`` (the login's group names, for categories)
+and ``input_idle_s() -> float | None`` (seconds since the last keyboard or mouse
 input seen from this process's own desktop session, None when it cannot tell). ``current()``
 picks the module for ``sys.platform``; every module imports everywhere so its pure parts are
 tested on Linux.
@@ -25,6 +26,7 @@ class Session:
     active: bool = True
     id: str = ""
     display: bool = False  # a graphical session (X11, Wayland, console desktop, RDP)
+    domain: str = ""  # Windows: the account's domain (or the computer, for local accounts)
 
 
 def current() -> ModuleType:

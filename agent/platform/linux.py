@@ -195,6 +195,26 @@ def input_idle_s() -> float | None:
     return _x11.idle_s()
 
 
+def groups(login: str, domain: str = "") -> list[str]:
+    """POSIX group names of ``login`` (primary and supplementary, through NSS: local files,
+    LDAP or SSSD alike); empty for a login the system does not know. ``domain`` is unused:
+    NSS names domain users itself (``user@domain`` with SSSD)."""
+    import grp
+    import pwd
+
+    try:
+        primary = pwd.getpwnam(login).pw_gid
+    except KeyError:
+        return []
+    names = []
+    for gid in os.getgrouplist(login, primary):
+        try:
+            names.append(grp.getgrgid(gid).gr_name)
+        except KeyError:  # a gid without a name
+            continue
+    return names
+
+
 def own_session_id() -> str | None:
     """The logind session this process runs in (set by pam_systemd), if any."""
     return os.environ.get("XDG_SESSION_ID")

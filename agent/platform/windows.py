@@ -12,6 +12,7 @@ module imports and is tested on Linux.
 from __future__ import annotations
 
 import ctypes
+import os
 import sys
 
 from agent.platform import Session
@@ -21,6 +22,9 @@ WTS_ACTIVE, WTS_CONNECTED, WTS_DISCONNECTED = 0, 1, 4
 # WTS_INFO_CLASS
 WTS_USER_NAME, WTS_CLIENT_PROTOCOL_TYPE, WTS_SESSION_INFO_EX = 5, 16, 25
 PROTOCOL_RDP = 2
+# NetUserGetLocalGroups / NetUserGetGroups
+NERR_SUCCESS, NERR_USER_NOT_FOUND, LG_INCLUDE_INDIRECT = 0, 2221, 1
+MAX_PREFERRED_LENGTH = 0xFFFFFFFF
 # WTSINFOEX_LEVEL1.SessionFlags
 WTS_SESSIONSTATE_LOCK, WTS_SESSIONSTATE_UNLOCK = 0, 1
 FILETIME_PER_S = 10_000_000  # 100 ns units
@@ -56,6 +60,7 @@ def session_from_wts(
     last_input_filetime: int,
     current_filetime: int,
     windows_version: tuple[int, int] = (10, 0),
+    domain: str = "",
 ) -> Session | None:
     """One interactive session from what WTS reports; None for sessions nobody is logged on to
     (session 0 of the services, the RDP listener, the console before logon)."""
@@ -73,6 +78,7 @@ def session_from_wts(
         active=state == WTS_ACTIVE,
         id=str(session_id),
         display=True,
+        domain=domain,
     )
 
 
@@ -175,6 +181,7 @@ def sessions() -> list[Session]:
                     ex.LastInputTime if ex else 0,
                     ex.CurrentTime if ex else 0,
                     (version.major, version.minor),
+                    ex.DomainName if ex else "",
                 )
             finally:
                 for buf in (user_buf, proto_buf, ex_buf):
@@ -185,3 +192,55 @@ def sessions() -> list[Session]:
     finally:
         wts.WTSFreeMemory(listing)
     return found
+
+
+def _net_names(call: str, server: str | None, user: str, *flags: int) -> list[str]:
+    """Names from a NetUserGet*Groups call at level 0 (entries of one string each)."""
+    if sys.platform != "win32":
+        return []
+    net = ctypes.windll.netapi32
+    buffer, read, total = ctypes.c_void_p(), ctypes.c_uint32(), ctypes.c_uint32()
+    status = getattr(net, call)(
+        server,
+        user,
+        0,
+        *flags,
+        ctypes.byref(buffer),
+        MAX_PREFERRED_LENGTH,
+        ctypes.byref(read),
+        ctypes.byref(total),
+    )
+    try:
+        if status == NERR_USER_NOT_FOUND:
+            return []
+        if status != NERR_SUCCESS:
+            raise OSError(status, f"{call} failed for {user!r}")
+        entries = ctypes.cast(buffer, ctypes.POINTER(ctypes.c_wchar_p))
+        return [str(entries[i]) for i in range(read.value)]
+    finally:
+        if buffer:
+            net.NetApiBufferFree(buffer)
+
+
+def groups(login: str, domain: str = "") -> list[str]:
+    """Local groups of ``domain\\login`` (also those held through a domain group) and, for a
+    domain account, its domain groups from a domain controller; empty outside Windows.
+
+    Raises OSError when a domain controller cannot be reached: the caller keeps what it knew.
+    """
+    if sys.platform != "win32":
+        return []
+    qualified = f"{domain}\\{login}" if domain else login
+    names = _net_names("NetUserGetLocalGroups", None, qualified, LG_INCLUDE_INDIRECT)
+    computer = os.environ.get("COMPUTERNAME", "")
+    if domain and domain.casefold() != computer.casefold():
+        net = ctypes.windll.netapi32
+        dc = ctypes.c_void_p()
+        status = net.NetGetAnyDCName(None, domain, ctypes.byref(dc))
+        if status != NERR_SUCCESS:
+            raise OSError(status, f"no domain controller of {domain!r} reachable")
+        try:
+            names += _net_names("NetUserGetGroups", ctypes.wstring_at(dc), login)
+        finally:
+            net.NetApiBufferFree(dc)
+    return names

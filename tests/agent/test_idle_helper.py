@@ -67,6 +67,9 @@ class Service(SimpleNamespace):
     def own_session_id(self) -> None:
         return None
 
+    def groups(self, login: str, domain: str = "") -> list[str]:
+        return []
+
 
 def test_pc_source_takes_each_sessions_idle_from_its_helper(tmp_path: Path) -> None:
     now = T0 / 1000

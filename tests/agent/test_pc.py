@@ -61,6 +61,9 @@ class FakePlatform(SimpleNamespace):
     def own_session_id(self) -> None:
         return None
 
+    def groups(self, login: str, domain: str = "") -> list[str]:
+        return []
+
 
 def pc(
     platform: FakePlatform, now: list[float], procs: list[Proc] | None = None, **kw: object

@@ -108,6 +108,7 @@ def test_windows_sessions_from_wts() -> None:
     assert windows.session_from_wts(65536, 6, "x", 0, 1, 0, 0) is None  # the RDP listener
     # Off Windows the module imports and reports nothing rather than failing.
     assert windows.sessions() == [] and windows.input_idle_s() is None
+    assert windows.groups("mrossi", "scuola") == []
 
 
 def test_suspend_is_the_jump_between_wall_and_monotonic_clocks() -> None:
@@ -139,6 +140,6 @@ def test_every_platform_module_offers_the_same_interface() -> None:
     from agent.platform import current
 
     for module in (linux, windows, current()):
-        for name in ("sessions", "input_idle_s", "own_session_id"):
+        for name in ("sessions", "input_idle_s", "own_session_id", "groups"):
             assert callable(getattr(module, name)), (module.__name__, name)
     assert current() is linux  # these tests run on Linux

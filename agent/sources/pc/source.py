@@ -19,6 +19,7 @@ from types import ModuleType
 
 import psutil
 
+from agent.categories import Categories
 from agent.identity import pseudonym
 from agent.idle_helper import read_idle
 from agent.meter import Reading
@@ -94,6 +95,9 @@ class PcSource:
         self._owner: tuple[str, str] | None = None  # (pseudonym, category) of the open session
         self._events: list[SourceEvent] = []
         self._login = getpass.getuser()
+        self.categories = Categories(
+            config.categories, config.default_category, self.platform.groups
+        )
         self._gpu = Gpu.open()
         psutil.cpu_percent(None)  # prime: the first call has no previous sample
 
@@ -144,7 +148,7 @@ class PcSource:
         session = verdict.session
         if session is not None and session.login:
             user = pseudonym(self.config.pseudonym_secret, session.login)
-            category = self.config.categories.get(session.login, self.config.default_category)
+            category = self.categories.of(session.login, session.domain)
         self._track(user, category, session)
         metrics = {
             "cpu_pct": float(psutil.cpu_percent(None)),
