@@ -14,6 +14,16 @@ import sys
 from dataclasses import dataclass
 from types import ModuleType
 
+# Where a session's idle seconds come from (``labmeter agent check`` shows it per session).
+X11 = "x11"  # the X screensaver extension, read from inside the session's display
+MUTTER = "mutter"  # GNOME's idle monitor over D-Bus (Wayland sessions)
+WINDOWS_INPUT = "getlastinputinfo"  # Windows, from inside the session
+HELPER = "helper"  # a session helper's file in idle_dir
+LOGIND = "logind"  # the IdleHint a desktop declared to logind
+TTY = "tty"  # a text session's terminal access time (through logind, or utmp)
+WTS = "wts"  # Windows Remote Desktop Services' last input of a remote session
+NONE = "none"  # nothing: the session's seconds are unknown
+
 
 @dataclass(frozen=True)
 class Session:
@@ -27,6 +37,8 @@ class Session:
     id: str = ""
     display: bool = False  # a graphical session (X11, Wayland, console desktop, RDP)
     domain: str = ""  # Windows: the account's domain (or the computer, for local accounts)
+    idle_signal: str = NONE  # where ``idle_s`` comes from (one of the names above)
+    uid: int | None = None  # POSIX: the session's user, who alone may write its helper file
 
 
 def current() -> ModuleType:

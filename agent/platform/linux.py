@@ -1,9 +1,13 @@
-"""Linux: sessions from systemd-logind (``loginctl``), idle from logind or the X11 screensaver.
+"""Linux: sessions from systemd-logind (``loginctl``), idle from logind, X11 or a session helper.
 
-logind's ``IdleSinceHint`` is exact for text sessions (the tty's last input) but for desktop
-sessions it is when the desktop *declared* idleness, after its own delay; with a display, the
-X11 screensaver extension gives the real milliseconds since the last input. Without logind
-(containers, old systems) ``psutil.users()`` with tty access times is the fallback.
+What logind knows of a session's input depends on its type. For a text session it reads the
+terminal's access time: ``IdleSinceHint`` is the last input. A desktop session has only what
+the desktop declares (``SetIdleHint``), after its own delay, and some desktops never declare
+anything: their ``IdleHint`` stays ``no`` and ``IdleSinceHint`` stays 0 for the whole session,
+which says nothing about input at all. Such a session's seconds are unknown, never in use,
+unless the X11 screensaver extension (read from inside the display) or a session helper gives
+the real time since the last input. Without logind (containers, old systems),
+``psutil.users()`` with tty access times is the fallback.
 """
 
 from __future__ import annotations
@@ -18,9 +22,10 @@ import time
 
 import psutil
 
-from agent.platform import Session
+from agent.platform import LOGIND, MUTTER, NONE, TTY, X11, Session
 
-PROPERTIES = "Id,Name,Class,Type,Remote,Active,State,LockedHint,IdleHint,IdleSinceHint"
+PROPERTIES = "Id,Name,User,Class,Type,Remote,Active,State,LockedHint,IdleHint,IdleSinceHint"
+GRAPHICAL = ("x11", "wayland", "mir")
 RELIST_S = 15.0  # the session list changes rarely; each poll reads only the known sessions
 
 
@@ -29,16 +34,26 @@ def parse_show_session(text: str, now_us: int) -> list[Session]:
 
     Only class ``user``: greeters, lock screens of the display manager and background
     sessions are nobody's use. A closing session (logged out, processes lingering) is gone.
+    ``IdleSinceHint`` 0 means logind never had an idle signal for the session (a desktop that
+    never declared idleness, a session without a terminal): its idle time is unknown.
     """
     found: list[Session] = []
     for block in text.split("\n\n"):
         props = dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
         if props.get("Class") != "user" or props.get("State") == "closing":
             continue
-        idle_s: float | None = 0.0
-        if props.get("IdleHint") == "yes":
-            since = int(props.get("IdleSinceHint") or 0)
-            idle_s = max(0.0, (now_us - since) / 1e6) if since else None
+        since = int(props.get("IdleSinceHint") or 0)
+        graphical = props.get("Type") in GRAPHICAL
+        idle_s: float | None = None
+        signal = NONE
+        if since and graphical:
+            # The desktop declares idleness: "no" since it last saw input, "yes" since it
+            # declared the session idle (its own delay after the last input).
+            idle_s = max(0.0, (now_us - since) / 1e6) if props.get("IdleHint") == "yes" else 0.0
+            signal = LOGIND
+        elif since:
+            idle_s, signal = max(0.0, (now_us - since) / 1e6), TTY  # the terminal's last input
+        uid = props.get("User", "")
         found.append(
             Session(
                 login=props.get("Name", ""),
@@ -47,7 +62,9 @@ def parse_show_session(text: str, now_us: int) -> list[Session]:
                 remote=props.get("Remote") == "yes",
                 active=props.get("Active") == "yes",
                 id=props.get("Id", ""),
-                display=props.get("Type") in ("x11", "wayland", "mir"),
+                display=graphical,
+                idle_signal=signal,
+                uid=int(uid) if uid.isdigit() else None,
             )
         )
     return found
@@ -109,6 +126,7 @@ def tty_sessions(
                 idle_s=None if atime is None else max(0.0, now - atime),
                 remote=bool(host),
                 id=terminal or "",
+                idle_signal=NONE if atime is None else TTY,
             )
         )
     return found
@@ -184,15 +202,65 @@ class X11Idle:
 _x11: X11Idle | None = None
 
 
+def parse_mutter_idletime(text: str) -> float | None:
+    """Seconds from ``gdbus call ... GetIdletime`` output, ``(uint64 1234,)`` (milliseconds)."""
+    parts = text.strip().strip("(),").split()
+    if len(parts) != 2 or parts[0] != "uint64" or not parts[1].isdigit():
+        return None
+    return int(parts[1]) / 1000.0
+
+
+def mutter_idle_s() -> float | None:
+    """Idle seconds from GNOME's idle monitor on the session bus (X11 and Wayland alike)."""
+    gdbus = shutil.which("gdbus")
+    if gdbus is None or not os.environ.get("DBUS_SESSION_BUS_ADDRESS"):
+        return None
+    try:
+        done = subprocess.run(
+            [
+                gdbus,
+                "call",
+                "--session",
+                "--dest=org.gnome.Mutter.IdleMonitor",
+                "--object-path=/org/gnome/Mutter/IdleMonitor/Core",
+                "--method=org.gnome.Mutter.IdleMonitor.GetIdletime",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=2,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return parse_mutter_idletime(done.stdout) if done.returncode == 0 else None
+
+
+def wayland() -> bool:
+    return (
+        bool(os.environ.get("WAYLAND_DISPLAY")) or os.environ.get("XDG_SESSION_TYPE") == "wayland"
+    )
+
+
 def input_idle_s() -> float | None:
-    """Seconds since the last input on this process's X display; None without one."""
+    """Seconds since the last input of this process's desktop; None when it cannot tell.
+
+    On Wayland the X server (XWayland) sees only its own clients' input, so its screensaver
+    counter would call a busy user idle: only GNOME's idle monitor is asked there.
+    """
     global _x11
+    if wayland():
+        return mutter_idle_s()
     if _x11 is None:
         try:
             _x11 = X11Idle()
         except OSError:  # a library that is there but does not load
             return None
     return _x11.idle_s()
+
+
+def own_idle_signal() -> str:
+    """Where ``input_idle_s`` reads from, named for ``labmeter agent check``."""
+    return MUTTER if wayland() else X11
 
 
 def groups(login: str, domain: str = "") -> list[str]:
@@ -215,6 +283,33 @@ def groups(login: str, domain: str = "") -> list[str]:
     return names
 
 
+_own_session: list[str | None] = []  # looked up once: a process never changes session
+
+
 def own_session_id() -> str | None:
-    """The logind session this process runs in (set by pam_systemd), if any."""
-    return os.environ.get("XDG_SESSION_ID")
+    """The logind session this process's desktop belongs to, if any.
+
+    ``XDG_SESSION_ID`` (set by pam_systemd) is there for programs the session starts itself;
+    a ``systemd --user`` unit runs in the user's manager, outside any session, so there the
+    answer is the user's graphical session as logind names it (``Display`` of the user).
+    """
+    if not _own_session:
+        _own_session.append(os.environ.get("XDG_SESSION_ID") or _display_session())
+    return _own_session[0]
+
+
+def _display_session() -> str | None:
+    loginctl = shutil.which("loginctl")
+    if loginctl is None:
+        return None
+    try:
+        done = subprocess.run(
+            [loginctl, "show-user", str(os.getuid()), "--property=Display", "--value"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.strip() or None if done.returncode == 0 else None

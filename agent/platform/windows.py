@@ -15,7 +15,7 @@ import ctypes
 import os
 import sys
 
-from agent.platform import Session
+from agent.platform import NONE, WINDOWS_INPUT, WTS, Session
 
 # WTS_CONNECTSTATE_CLASS
 WTS_ACTIVE, WTS_CONNECTED, WTS_DISCONNECTED = 0, 1, 4
@@ -79,6 +79,7 @@ def session_from_wts(
         id=str(session_id),
         display=True,
         domain=domain,
+        idle_signal=NONE if idle_s is None else WTS,
     )
 
 
@@ -129,6 +130,10 @@ def input_idle_s() -> float | None:
         return None  # session 0 (a service) has no input of its own
     ctypes.windll.kernel32.GetTickCount64.restype = ctypes.c_uint64
     return idle_ms(ctypes.windll.kernel32.GetTickCount64(), info.dwTime) / 1000.0
+
+
+def own_idle_signal() -> str:
+    return WINDOWS_INPUT
 
 
 def own_session_id() -> str | None:

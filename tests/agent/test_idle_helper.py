@@ -70,6 +70,9 @@ class Service(SimpleNamespace):
     def groups(self, login: str, domain: str = "") -> list[str]:
         return []
 
+    def own_idle_signal(self) -> str:
+        return "x11"
+
 
 def test_pc_source_takes_each_sessions_idle_from_its_helper(tmp_path: Path) -> None:
     now = T0 / 1000

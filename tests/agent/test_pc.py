@@ -64,6 +64,9 @@ class FakePlatform(SimpleNamespace):
     def groups(self, login: str, domain: str = "") -> list[str]:
         return []
 
+    def own_idle_signal(self) -> str:
+        return "x11"
+
 
 def pc(
     platform: FakePlatform, now: list[float], procs: list[Proc] | None = None, **kw: object

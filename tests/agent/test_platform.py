@@ -10,6 +10,7 @@ T0 = 1_764_147_600_000
 
 SHOW = """Id=2
 Name=gdm
+User=120
 Class=greeter
 Type=wayland
 Remote=no
@@ -21,6 +22,7 @@ IdleSinceHint=0
 
 Id=5
 Name=mrossi
+User=1001
 Class=user
 Type=x11
 Remote=no
@@ -32,6 +34,7 @@ IdleSinceHint=1764147540000000
 
 Id=9
 Name=lbianchi
+User=1002
 Class=user
 Type=tty
 Remote=yes
@@ -39,10 +42,11 @@ Active=yes
 State=online
 LockedHint=no
 IdleHint=no
-IdleSinceHint=0
+IdleSinceHint=1764147580000000
 
 Id=11
 Name=gone
+User=1003
 Class=user
 Type=tty
 Remote=no
@@ -51,14 +55,45 @@ State=closing
 LockedHint=no
 IdleHint=no
 IdleSinceHint=0
+
+Id=12
+Name=gverdi
+User=1004
+Class=user
+Type=wayland
+Remote=no
+Active=yes
+State=active
+LockedHint=no
+IdleHint=no
+IdleSinceHint=1764147000000000
+
+Id=14
+Name=abianco
+User=1005
+Class=user
+Type=x11
+Remote=no
+Active=yes
+State=active
+LockedHint=no
+IdleHint=no
+IdleSinceHint=0
 """
 
 
-def test_logind_sessions_skip_greeters_and_closing_sessions() -> None:
+def test_logind_sessions_and_the_idle_signal_each_has() -> None:
     found = linux.parse_show_session(SHOW, now_us=T0 * 1000)
-    assert [(s.id, s.login, s.locked, s.remote, s.display, s.idle_s) for s in found] == [
-        ("5", "mrossi", True, False, True, 60.0),
-        ("9", "lbianchi", False, True, False, 0.0),
+    assert [
+        (s.id, s.login, s.uid, s.locked, s.remote, s.display, s.idle_s, s.idle_signal)
+        for s in found
+    ] == [
+        # Greeters and closing sessions are nobody's use.
+        ("5", "mrossi", 1001, True, False, True, 60.0, "logind"),  # declared idle 60 s ago
+        ("9", "lbianchi", 1002, False, True, False, 20.0, "tty"),  # the terminal's last input
+        ("12", "gverdi", 1004, False, False, True, 0.0, "logind"),  # declared active again
+        # A desktop that never set IdleHint: "no" means nothing, the idle time is unknown.
+        ("14", "abianco", 1005, False, False, True, None, "none"),
     ]
 
 
@@ -140,6 +175,6 @@ def test_every_platform_module_offers_the_same_interface() -> None:
     from agent.platform import current
 
     for module in (linux, windows, current()):
-        for name in ("sessions", "input_idle_s", "own_session_id", "groups"):
+        for name in ("sessions", "input_idle_s", "own_session_id", "groups", "own_idle_signal"):
             assert callable(getattr(module, name)), (module.__name__, name)
     assert current() is linux  # these tests run on Linux

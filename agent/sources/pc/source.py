@@ -23,7 +23,7 @@ from agent.categories import Categories
 from agent.identity import pseudonym
 from agent.idle_helper import read_idle
 from agent.meter import Reading
-from agent.platform import Session, current
+from agent.platform import HELPER, X11, Session, current
 from agent.sources import SourceEvent
 from agent.sources.pc.apps import App, Proc, ProcessScan, catalogue, processes
 from agent.sources.pc.gpu import Gpu
@@ -38,31 +38,50 @@ class Verdict:
 
 
 def with_own_idle(
-    found: list[Session], idle_s: float | None, own_id: str | None, own_login: str
+    found: list[Session],
+    idle_s: float | None,
+    own_id: str | None,
+    own_login: str,
+    signal: str = X11,
 ) -> list[Session]:
     """Put the exact idle time of this process's own desktop (X11, GetLastInputInfo) on its
-    session: logind's hint for desktops lags by the desktop's own idle delay."""
+    session: logind's hint for desktops lags by the desktop's own idle delay, or is absent."""
     if idle_s is None:
         return found
+    own = replace_idle(idle_s, signal)
     ids = {s.id for s in found}
     if own_id and own_id in ids:
-        return [replace(s, idle_s=idle_s) if s.id == own_id else s for s in found]
+        return [own(s) if s.id == own_id else s for s in found]
     mine = [s for s in found if s.login == own_login and s.display and not s.remote]
     if mine:
-        return [replace(s, idle_s=idle_s) if s in mine else s for s in found]
-    return [*found, Session(login=own_login, idle_s=idle_s, id=own_id or "", display=True)]
+        return [own(s) if s in mine else s for s in found]
+    return [
+        *found,
+        Session(login=own_login, idle_s=idle_s, id=own_id or "", display=True, idle_signal=signal),
+    ]
+
+
+def replace_idle(idle_s: float, signal: str) -> Callable[[Session], Session]:
+    return lambda s: replace(s, idle_s=idle_s, idle_signal=signal)
 
 
 def classify(found: list[Session], idle_threshold_s: float, busy_app: bool) -> Verdict:
-    """The PC's state and the session that decides it (the most recently active one)."""
+    """The PC's state and the session that decides it (the most recently active one).
+
+    A usable session whose idle time nobody can tell makes the PC's time unknown unless some
+    session is known to be in use: it may be in use itself, so "idle" would be a guess.
+    """
     usable = [s for s in found if s.active and not s.locked]
     known = [s for s in usable if s.idle_s is not None]
+    blind = [s for s in usable if s.idle_s is None]
     if known:
         best = min(known, key=lambda s: s.idle_s or 0.0)
         idle = best.idle_s or 0.0
         if idle < idle_threshold_s:
             return Verdict("in_use", best, idle)
-        return Verdict("in_use", best, None) if busy_app else Verdict("idle", best, idle)
+        if busy_app:
+            return Verdict("in_use", best, None)
+        return Verdict(None, blind[0], None) if blind else Verdict("idle", best, idle)
     owner = usable[0] if usable else next((s for s in found if s.active), None)
     if busy_app:
         return Verdict("in_use", owner, None)
@@ -116,11 +135,13 @@ class PcSource:
         return self._busy
 
     def sessions(self) -> list[Session]:
+        """Sessions with the best idle signal each has (``Session.idle_signal`` says which)."""
         found = with_own_idle(
             self.platform.sessions(),
             self.platform.input_idle_s(),
             self.platform.own_session_id(),
             self._login,
+            self.platform.own_idle_signal(),
         )
         if not self.config.idle_dir:
             return found
@@ -129,8 +150,8 @@ class PcSource:
         max_age_ms = int(3 * self.config.poll_s * 1000) + 2000
         out = []
         for s in found:
-            idle = read_idle(folder, s.id, now_ms, max_age_ms)
-            out.append(s if idle is None else replace(s, idle_s=idle))
+            idle = read_idle(folder, s.id, now_ms, max_age_ms, s.uid)
+            out.append(s if idle is None else replace_idle(idle, HELPER)(s))
         return out
 
     def poll(self) -> Reading:
