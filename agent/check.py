@@ -51,6 +51,8 @@ SESSION_COLUMNS: list[tuple[str, Callable[[AgentConfig, Session], str]]] = [
     ("user", lambda cfg, s: pseudonym(cfg.pseudonym_secret, s.login)),
     ("category", lambda cfg, s: _categories(cfg).of(s.login, s.domain)),
     ("idle", lambda cfg, s: _seconds(s.idle_s)),
+    # x11, helper, logind, tty, ... or none: then the session's time is unknown.
+    ("idle signal", lambda cfg, s: s.idle_signal),
     ("locked", lambda cfg, s: _yes(s.locked)),
     ("remote", lambda cfg, s: _yes(s.remote)),
     ("active", lambda cfg, s: _yes(s.active)),

@@ -35,6 +35,10 @@ def test_classify_states() -> None:
     assert classify([session(900)], 180, True).state == "in_use"
     assert classify([locked], 180, True) == Verdict("in_use", locked, None)
     assert classify([session(2, active=False)], 180, False).state == "idle"
+    # Another session idle for long does not make a session nobody can see into idle.
+    blind = session(None, login="b", display=True)
+    assert classify([session(900), blind], 180, False) == Verdict(None, blind, None)
+    assert classify([session(5), blind], 180, False).state == "in_use"  # someone works
 
 
 def test_own_display_idle_replaces_the_desktop_hint() -> None:

@@ -5,7 +5,9 @@ the last ``idle_threshold_s`` is ``in_use``, from its first input to its *last* 
 meter back-dates idleness to the last input, not to when T ran out); a catalogued app busy
 above ``busy_cpu_pct`` keeps the PC ``in_use`` while the user is idle or the screen locked;
 otherwise a session that is idle or locked, or no session at all, is ``idle``; a session whose
-idle time the OS cannot tell is unknown (in no state).
+idle time nothing can tell (no X11 access, no session helper, a desktop that never sets
+logind's IdleHint) makes the PC's time unknown (in no state), unless another session is in
+use: it might be in use itself, so neither ``in_use`` nor ``idle`` would be honest.
 """
 
 from __future__ import annotations
