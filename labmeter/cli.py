@@ -141,9 +141,11 @@ def api(
     import uvicorn
 
     from api.main import create_app
+    from api.redact import log_config
 
     cfg = _load(config, influx__url=influx_url, api__host=host, api__port=port)
-    uvicorn.run(create_app(cfg), host=cfg.api.host, port=cfg.api.port)
+    # Access log on (who asked what, for journald), with every API key redacted from it.
+    uvicorn.run(create_app(cfg), host=cfg.api.host, port=cfg.api.port, log_config=log_config())
 
 
 @app.command()

@@ -1,17 +1,16 @@
 """Web pages served by the API: a live occupancy board and the report page.
 
-The board is one static page that fetches ``/api/v1/occupancy`` every few seconds with the key
-it was opened with (``/board?key=...``), so a lab screen needs nothing but a browser.
+The board is one static page that fetches ``/api/v1/occupancy`` every few seconds, so a lab
+screen needs nothing but a browser and a bookmark (``/board?key=...``): the key is traded for
+a cookie on the first visit (``api.auth.exchange_key``) and the page's own requests carry it.
 """
 
 from __future__ import annotations
 
-from html import escape
-
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import HTMLResponse
 
-from api.auth import require_page
+from api.auth import exchange_key, require_page
 from api.deps import ScopeDep
 from api.keys import Role
 from api.report.build import build
@@ -41,7 +40,6 @@ section { margin-top: 16px; } h2 { font-size: 16px; margin: 0 0 8px; }
 <span class="offline">non in linea</span></div>
 <div id="labs"></div>
 <script>
-const key = new URLSearchParams(location.search).get("key") || "";
 const LABELS = {in_use: "in uso", idle: "inattivo", setup: "preparazione", paused: "in pausa",
   alarm: "allarme", off: "spento", offline: "non in linea", unknown: "sconosciuto"};
 function tile(d) {
@@ -57,7 +55,7 @@ function tile(d) {
 }
 async function refresh() {
   try {
-    const r = await fetch("/api/v1/occupancy", {headers: {"X-API-Key": key}});
+    const r = await fetch("/api/v1/occupancy", {credentials: "same-origin"});
     if (!r.ok) throw new Error("HTTP " + r.status);
     const rows = await r.json();
     const labs = new Map();
@@ -97,9 +95,9 @@ REFRESH_MS = 5000
     response_class=HTMLResponse,
     dependencies=[Depends(require_page(Role.viewer))],
 )
-def board() -> HTMLResponse:
+def board(request: Request) -> Response:
     """Live occupancy board: a grid of devices per lab that refreshes itself."""
-    return HTMLResponse(BOARD.replace("REFRESH_MS", str(REFRESH_MS)))
+    return exchange_key(request) or HTMLResponse(BOARD.replace("REFRESH_MS", str(REFRESH_MS)))
 
 
 @router.get(
@@ -107,13 +105,16 @@ def board() -> HTMLResponse:
     response_class=HTMLResponse,
     dependencies=[Depends(require_page(Role.evaluator))],
 )
-def report_page(scope: ScopeDep, lang: Lang = Lang.it, key: str | None = None) -> HTMLResponse:
-    """The report with its charts, plus links to download it in every format."""
-    query = f"start={scope.start_ms / 1000:.0f}&end={scope.end_ms / 1000:.0f}&lang={lang.value}"
-    if key:
-        query += f"&key={escape(key)}"
+def report_page(request: Request, scope: ScopeDep, lang: Lang = Lang.it) -> Response:
+    """The report with its charts, plus links to download it in every format (by cookie)."""
+    moved = exchange_key(request)
+    if moved is not None:
+        return moved
+    query = (
+        f"start={scope.start_ms / 1000:.0f}&amp;end={scope.end_ms / 1000:.0f}&amp;lang={lang.value}"
+    )
     links = " | ".join(
-        f'<a href="/api/v1/report?{query}&format={f}">{f.upper()}</a>'
+        f'<a href="/api/v1/report?{query}&amp;format={f}">{f.upper()}</a>'
         for f in ("pdf", "xlsx", "csv", "json")
     )
     html = to_html(build(scope), lang)
