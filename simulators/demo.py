@@ -219,8 +219,18 @@ def run_demo(devices: int, hours: float, speed: float, seed: int, duration: floa
                     f"Simulating {devices} devices: {hours:g} h of history at {speed:g}x "
                     f"(~{backfill_s:.0f} s), then live. Ctrl-C stops everything."
                 )
+                # The lab's plan of classes and bookings follows the inventory's hours.
+                opening = lab.inventory_opening(inventory) if inventory else None
                 sim = running.enter_context(
-                    _agents(config, workdir, devices=devices, hours=hours, seed=seed, speed=speed)
+                    _agents(
+                        config,
+                        workdir,
+                        devices=devices,
+                        hours=hours,
+                        seed=seed,
+                        speed=speed,
+                        opening=opening,
+                    )
                 )
                 _wait_live(config, devices, sim, 4 * backfill_s + 120)
                 _show_occupancy(api, headers)

@@ -1,12 +1,16 @@
 """A simulated lab with known ground truth, driven through the agent's real publishing path.
 
-Each device gets a random but seeded timeline of segments (state, user, category) on whole
-seconds. The ground truth is computed from the timeline directly, not from the agent's meter,
-so a test that compares the API with it checks meter, wire, collector and queries together.
+The lab follows a plan of activities (``simulators/schedule.py``: classes and bookings in
+opening hours, some evening courses, quiet closed days). Each device's timeline of segments
+(state, user, category, apps) on whole seconds is drawn from the activities it takes part
+in, with the background in between (idle, off, the agent down). The ground truth is computed
+from the timeline directly, not from the agent's meter, so a test that compares the API with
+it checks meter, wire, collector and queries together.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import threading
 import time
@@ -21,19 +25,22 @@ import orjson
 from agent.identity import pseudonym
 from agent.meter import Meter, Reading
 from agent.publisher import Publisher
+from labmeter import inventory
 from labmeter.config import MqttConfig
 from labmeter.contract import Topic
-from labmeter.opening import HALF_HOUR_MS
+from labmeter.opening import HALF_HOUR_MS, OpeningHours
+from simulators.schedule import (
+    MIN_MS,
+    ORGANISATIONS,
+    Activity,
+    Opening,
+    plan,
+    school_hours,
+)
 
 SECRET = "simulated-lab-secret-2026"  # pseudonyms only; the simulator has no real people
 MACHINE_KINDS = ("cnc", "printer3d", "laser")
-USERS = [
-    ("student-{}", "its_student", 12),
-    ("school-{}", "school", 6),
-    ("company-{}", "company", 4),
-    ("agency-{}", "training_agency", 3),
-    ("staff-{}", "staff", 2),
-]
+CAD, FAB = "lab-cad", "lab-fab"
 
 
 @dataclass(frozen=True)
@@ -52,94 +59,151 @@ class SimDevice:
     segments: list[Segment] = field(default_factory=list)
 
 
-def _user(rng: random.Random) -> tuple[str, str]:
-    pattern, category, count = rng.choices(USERS, weights=[u[2] for u in USERS])[0]
-    return pseudonym(SECRET, pattern.format(rng.randrange(count))), category
+@dataclass
+class SimLab:
+    devices: list[SimDevice]
+    activities: list[Activity]
 
 
 def _minutes(rng: random.Random, low: int, high: int) -> int:
     return rng.randint(low * 60, high * 60) * 1000
 
 
-def _pc_timeline(rng: random.Random, start: int, end: int) -> list[Segment]:
+def _person(rng: random.Random, act: Activity) -> tuple[str, str]:
+    org = ORGANISATIONS[act.organisation]
+    return pseudonym(SECRET, f"{org.slug}-{rng.randrange(org.people)}"), org.category
+
+
+def _background(rng: random.Random, machine: bool, a: int, b: int) -> list[Segment]:
+    """Nobody at the device: idle or off, now and then the agent down (unknown)."""
     out: list[Segment] = []
-    t = start
-    while t < end:
-        roll = rng.random()
-        if roll < 0.08:  # agent down or PC unplugged: unknown, neither idle nor in use
+    t = a
+    while t < b:
+        if rng.random() < (0.05 if machine else 0.08):
             out.append(Segment(t, None))
-            t += _minutes(rng, 3, 25)
-        elif roll < 0.35:
+            t += _minutes(rng, 2 if machine else 3, 20 if machine else 25)
+        else:
             out.append(Segment(t, rng.choice(("idle", "off"))))
-            t += _minutes(rng, 5, 40)
-        else:  # a session: spells of input and idleness by one user
-            user, category = _user(rng)
-            apps = frozenset(
-                rng.sample(("solidworks", "autocad", "matlab", "tia_portal"), k=rng.randint(0, 2))
-            )
-            session_end = t + _minutes(rng, 20, 120)
-            while t < min(session_end, end):
-                out.append(Segment(t, "in_use", user, category, apps))
-                t += _minutes(rng, 4, 30)
-                out.append(Segment(t, "idle", user, category, apps))
-                t += _minutes(rng, 1, 6)
+            t += _minutes(rng, 5, 60 if machine else 40)
     return out
 
 
-def _machine_timeline(rng: random.Random, start: int, end: int) -> list[Segment]:
-    out: list[Segment] = []
-    t = start
-    while t < end:
-        roll = rng.random()
-        if roll < 0.05:
+def _pc_session(rng: random.Random, act: Activity, t: int) -> tuple[list[Segment], int]:
+    """One person at a PC for the activity: spells of input and idleness, a late arrival,
+    sometimes a stay past its end; rarely the agent restarts meanwhile."""
+    user, category = _person(rng, act)
+    apps = frozenset(act.apps)
+    out = [Segment(t, "idle")]
+    t = max(t, act.start_ms + _minutes(rng, 0, 8))
+    leave = act.end_ms + (_minutes(rng, 1, 20) if rng.random() < 0.2 else -_minutes(rng, 0, 10))
+    while t < leave:
+        if rng.random() < 0.03:
             out.append(Segment(t, None))
-            t += _minutes(rng, 2, 20)
-        elif roll < 0.3:
-            out.append(Segment(t, rng.choice(("idle", "off"))))
-            t += _minutes(rng, 5, 60)
-        else:  # a job: set-up, run (perhaps paused or alarmed), by one badge holder
-            user, category = _user(rng)
-            out.append(Segment(t, "setup", user, category))
-            t += _minutes(rng, 2, 15)
-            out.append(Segment(t, "in_use", user, category))
-            t += _minutes(rng, 10, 90)
-            if rng.random() < 0.2:
-                out.append(Segment(t, rng.choice(("paused", "alarm")), user, category))
-                t += _minutes(rng, 1, 10)
-                out.append(Segment(t, "in_use", user, category))
-                t += _minutes(rng, 5, 30)
-            out.append(Segment(t, "idle"))
+            t += _minutes(rng, 2, 10)
+            continue
+        out.append(Segment(t, "in_use", user, category, apps))
+        t += _minutes(rng, 4, 30)
+        out.append(Segment(t, "idle", user, category, apps))
+        t += _minutes(rng, 1, 6)
+    return out, t
+
+
+def _machine_jobs(rng: random.Random, act: Activity, t: int) -> tuple[list[Segment], int]:
+    """Jobs for the activity: set-up, run (perhaps paused or alarmed), each by one badge
+    holder; the last job may run past the activity's end (a print finishing after closing)."""
+    out = [Segment(t, "idle")]
+    t = max(t, act.start_ms + _minutes(rng, 0, 10))
+    while t < act.end_ms - 10 * MIN_MS:
+        user, category = _person(rng, act)
+        out.append(Segment(t, "setup", user, category))
+        t += _minutes(rng, 2, 15)
+        out.append(Segment(t, "in_use", user, category))
+        t += _minutes(rng, 10, 90)
+        if rng.random() < 0.2:
+            out.append(Segment(t, rng.choice(("paused", "alarm")), user, category))
             t += _minutes(rng, 1, 10)
-    return out
+            out.append(Segment(t, "in_use", user, category))
+            t += _minutes(rng, 5, 30)
+        out.append(Segment(t, "idle"))
+        t += _minutes(rng, 1, 10)
+    return out, t
+
+
+def _timeline(
+    device: str, machine: bool, acts: list[Activity], start_ms: int, end_ms: int, seed: int
+) -> list[Segment]:
+    """The device's segments over ``[start_ms, end_ms)``; the first starts at ``start_ms``."""
+    begin = min([start_ms] + [a.start_ms for a in acts])
+    out: list[Segment] = []
+    t = begin
+    for act in acts:
+        # Per activity and per gap, so that a day's timeline does not depend on the window.
+        rng = random.Random(f"{seed}/{device}/{act.start_ms}")
+        if act.start_ms > t:
+            out.extend(_background(rng, machine, t, act.start_ms))
+            t = act.start_ms
+        spells, t = (_machine_jobs if machine else _pc_session)(rng, act, t)
+        out.extend(spells)
+    if t < end_ms:
+        out.extend(_background(random.Random(f"{seed}/{device}/{t}"), machine, t, end_ms))
+    # Clip to the window: the segment holding at ``start_ms`` starts there.
+    first = max(i for i, s in enumerate(out) if s.start_ms <= start_ms)
+    kept = [s for s in out[first:] if s.start_ms < end_ms]
+    kept[0] = dataclasses.replace(kept[0], start_ms=start_ms)
+    return kept
 
 
 def build_lab(
-    devices: int, start_ms: int, end_ms: int, seed: int, site: str = "its-prime"
-) -> list[SimDevice]:
-    """PCs in a CAD lab, machines in a fabrication lab; 60/40."""
-    rng = random.Random(seed)
-    lab: list[SimDevice] = []
+    devices: int,
+    start_ms: int,
+    end_ms: int,
+    seed: int,
+    site: str = "its-prime",
+    opening: Opening | None = None,
+) -> SimLab:
+    """PCs in a CAD lab, machines in a fabrication lab (60/40), used as their plan says."""
     pcs = max(1, round(devices * 0.6)) if devices > 1 else devices
+    sims: list[SimDevice] = []
     for i in range(devices):
         if i < pcs:
-            device = SimDevice(Topic(site, "lab-cad", f"pc-{i + 1:02d}", "sample"), "pc")
-            device.segments = _pc_timeline(rng, start_ms, end_ms)
+            sims.append(SimDevice(Topic(site, CAD, f"pc-{i + 1:02d}", "sample"), "pc"))
         else:
             kind = MACHINE_KINDS[(i - pcs) % len(MACHINE_KINDS)]
-            device = SimDevice(Topic(site, "lab-fab", f"{kind}-{i - pcs + 1:02d}", "sample"), kind)
-            device.segments = _machine_timeline(rng, start_ms, end_ms)
-        lab.append(device)
-    return lab
+            sims.append(SimDevice(Topic(site, FAB, f"{kind}-{i - pcs + 1:02d}", "sample"), kind))
+    activities: list[Activity] = []
+    for lab_id in (CAD, FAB):
+        members = [d for d in sims if d.topic.lab == lab_id]
+        if not members:
+            continue
+        acts = plan(
+            lab_id,
+            [d.topic.device for d in members],
+            machines=lab_id == FAB,
+            start_ms=start_ms,
+            end_ms=end_ms,
+            seed=seed,
+            opening=opening or school_hours(),
+        )
+        activities.extend(acts)
+        for dev in members:
+            mine = [a for a in acts if dev.topic.device in a.devices]
+            dev.segments = _timeline(
+                dev.topic.device, dev.kind != "pc", mine, start_ms, end_ms, seed
+            )
+    return SimLab(sims, sorted(activities, key=lambda a: (a.start_ms, a.lab, a.devices)))
 
 
-IsOpen = Callable[[int], bool]  # is the half hour starting at this epoch ms within opening hours?
+def inventory_opening(path: str | Path, site: str = "its-prime") -> Opening:
+    """The labs' opening hours as an inventory file states them (the demo's, for its plan)."""
+    hours = OpeningHours(inventory.load(path))
+    return lambda lab, half: hours.is_open(site, lab, half)
 
 
-def open_ms(a: int, b: int, is_open: IsOpen) -> int:
-    """How much of ``[a, b)`` falls in open half hours."""
+def open_ms(lab: str, a: int, b: int, is_open: Opening) -> int:
+    """How much of ``[a, b)`` falls in the lab's open half hours."""
     total = 0
     for half in range(a - a % HALF_HOUR_MS, b, HALF_HOUR_MS):
-        if is_open(half):
+        if is_open(lab, half):
             total += max(0, min(b, half + HALF_HOUR_MS) - max(a, half))
     return total
 
@@ -149,11 +213,12 @@ def ground_truth(
     start_ms: int,
     end_ms: int,
     interval_s: int,
-    is_open: IsOpen = lambda _half: True,
+    is_open: Opening | None = None,
 ) -> dict[str, Any]:
     """Per device: in-use and observed seconds (all, and within the opening hours that
-    ``is_open`` states), in-use by category, app seconds, final state; per app: peak
-    concurrent seats (one lab = one site)."""
+    ``is_open`` states; every half hour without it), in-use by category, app seconds, final
+    state; per app: peak concurrent seats (one lab = one site)."""
+    is_open = is_open or (lambda _lab, _half: True)
     out: dict[str, Any] = {
         "start_ms": start_ms,
         "end_ms": end_ms,
@@ -175,11 +240,11 @@ def ground_truth(
             a = max(seg.start_ms, start_ms)
             if seg.state is not None:
                 observed += span
-                observed_open += open_ms(a, a + span, is_open)
+                observed_open += open_ms(dev.topic.lab, a, a + span, is_open)
                 final = seg.state
             if seg.state == "in_use":
                 in_use += span
-                in_use_open += open_ms(a, a + span, is_open)
+                in_use_open += open_ms(dev.topic.lab, a, a + span, is_open)
                 by_category[seg.category] += span
             for app in seg.apps:
                 apps[app] += span
@@ -238,19 +303,27 @@ def run(
     live: bool = False,
     stop: threading.Event | None = None,
     progress: Callable[[int, int], None] | None = None,
-    is_open: IsOpen = lambda _half: True,
+    end_ms: int | None = None,
+    opening: Opening | None = None,
 ) -> dict[str, Any]:
     """Publish the lab's samples; ``speed`` 0 = as fast as the broker takes them.
 
-    The simulated clock starts ``hours`` before now on a minute boundary, so every timestamp
-    is in the past. With ``live`` it then keeps going in real time until ``stop`` is set.
+    The simulated clock runs for ``hours`` up to ``end_ms`` (tests pin it; by default now),
+    both on minute boundaries. With ``live`` it starts ``hours`` before now and then keeps
+    going in real time until ``stop`` is set. ``opening`` (per lab and half hour) shapes the
+    plan of activities and splits the ground truth's open seconds; without it the plan keeps
+    school hours and the truth counts every half hour open, as the API does without an
+    inventory.
     """
+    if live and end_ms is not None:
+        raise ValueError("a live lab ends now; end_ms is for a lab wholly in the past")
     stop = stop or threading.Event()
-    now_ms = int(time.time() * 1000)
-    start_ms = (now_ms - int(hours * 3600_000)) // 60_000 * 60_000
-    end_ms = start_ms + int(hours * 3600_000)
+    end = int(time.time() * 1000) if end_ms is None else end_ms
+    end_ms = end // MIN_MS * MIN_MS
+    start_ms = (end_ms - int(hours * 3600_000)) // MIN_MS * MIN_MS
     horizon = end_ms + (7 * 24 * 3600_000 if live else 0)
-    lab = build_lab(devices, start_ms, horizon, seed, site)
+    sim = build_lab(devices, start_ms, horizon, seed, site, opening)
+    lab = sim.devices
     meters = [Meter(interval_s, start_ms, kind=d.kind) for d in lab]
     publishers = [Publisher(mqtt, d.topic, kind=d.kind, interval_s=interval_s) for d in lab]
     for p in publishers:
@@ -291,7 +364,9 @@ def run(
     finally:
         for pub in publishers:
             pub.close()
-    truth = ground_truth(lab, start_ms, final_ms, interval_s, is_open)
+    truth = ground_truth(lab, start_ms, final_ms, interval_s, opening)
+    seen = [a for a in sim.activities if a.start_ms < final_ms and a.end_ms > start_ms]
+    truth["activities"] = [dataclasses.asdict(a) for a in seen]
     truth["samples_published"] = published
     if truth_path is not None:
         truth_path.write_bytes(orjson.dumps(truth, option=orjson.OPT_INDENT_2))

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
+
+
+def utc_ms(text: str) -> int:
+    """Epoch ms of an ISO 8601 time with its offset: how tests pin simulated times."""
+    moment = datetime.fromisoformat(text)
+    assert moment.tzinfo is not None, f"{text}: say the offset"
+    return int(moment.timestamp() * 1000)
 
 
 def wait_for(check: Callable[[], Any], timeout: float = 30.0, interval: float = 0.1) -> Any:
@@ -42,9 +50,11 @@ def simulate_through_collector(
     devices: int,
     hours: float,
     seed: int,
-    is_open: Callable[[int], bool] = lambda _half: True,
+    end_ms: int,
+    opening: Callable[[str, int], bool] | None = None,
 ) -> tuple[dict[str, Any], Any]:
-    """Run a simulated lab through real Mosquitto and a collector into InfluxDB.
+    """Run a simulated lab that ended at ``end_ms`` through real Mosquitto and a collector
+    into InfluxDB (a pinned end: no figure may depend on the hour the test runs at).
 
     Returns the ground truth and the (stopped) collector once every published sample is
     queryable, so a test can compare API figures with the truth and read its dead letters.
@@ -64,7 +74,8 @@ def simulate_through_collector(
             seed=seed,
             speed=0,
             site=config.collector.site,
-            is_open=is_open,
+            end_ms=end_ms,
+            opening=opening,
         )
         expected = truth["samples_published"]
         site = config.collector.site

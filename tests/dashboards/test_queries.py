@@ -26,11 +26,13 @@ from labmeter.localstack import Service
 from simulators import lab
 from tests.api.client import make_api
 from tests.dashboards.grafana import DASHBOARDS, interpolate, interval_s, load, targets
-from tests.helpers import wait_for
+from tests.helpers import utc_ms, wait_for
 
 pytestmark = pytest.mark.e2e
 SITE = f"dash-{int(time.time()) % 10**6}"
 EVICTIONS = 3
+# A pinned Wednesday morning (classes, bookings, jobs), never the hour the suite runs at.
+END_MS = utc_ms("2025-11-26T12:00+00:00")
 
 
 @dataclass
@@ -38,7 +40,9 @@ class Lab:
     config: Config
     influx: InfluxV1
     truth: dict[str, Any]
-    now_ms: int  # status points are stamped when the agents connected: after the lab's end
+    # Status points are stamped with the real time the agents connected and said goodbye,
+    # samples and events with the lab's pinned, simulated time: panels on status read here.
+    status_window: tuple[int, int]
     api: TestClient  # the real API on the same database, with a viewer's key
 
 
@@ -67,8 +71,9 @@ def simulated(
     collector.start()
     assert collector.connected.wait(10)
     time.sleep(0.2)
+    ran_from = int(time.time() * 1000) - 60_000
     try:
-        truth = lab.run(config.mqtt, devices=8, hours=3, seed=5, speed=0, site=SITE)
+        truth = lab.run(config.mqtt, devices=8, hours=3, seed=5, speed=0, site=SITE, end_ms=END_MS)
         # One agent reports that its disk queue overflowed (the data quality dashboard shows it).
         first = next(iter(truth["devices"].values()))
         agent = Publisher(config.mqtt, Topic(SITE, first["lab"], first["device"], "event"))
@@ -94,7 +99,7 @@ def simulated(
     finally:
         collector.stop()
     api = make_api(config, tmp_path_factory.mktemp("api"), None).client_as(Role.viewer)
-    yield Lab(config, influx, truth, int(time.time() * 1000) + 60_000, api)
+    yield Lab(config, influx, truth, (ran_from, int(time.time() * 1000) + 60_000), api)
     influx.query(f'DROP DATABASE "{config.influx.database}"')
     influx.close()
 
@@ -129,12 +134,13 @@ def _panel_rows(lab: Lab, uid: str, title: str, tag: str) -> dict[str, float]:
 @pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.stem)
 def test_every_variable_and_panel_query_returns_rows(simulated: Lab, path: Path) -> None:
     board = load(path)
-    start, end = simulated.truth["start_ms"], simulated.now_ms
+    start, end = simulated.truth["start_ms"], simulated.truth["end_ms"]
     values = _variable_values(simulated, board, start, end)
     assert values["site"] == [SITE]
     checked = 0
     for target in targets(board):
-        query = interpolate(target.query, values, start, end, interval_s(target.panel))
+        a, b = simulated.status_window if 'FROM "status"' in target.query else (start, end)
+        query = interpolate(target.query, values, a, b, interval_s(target.panel))
         rows = _rows(simulated, query)
         assert rows, f"{target.name}: no rows for {query}"
         assert any(v is not None for row in rows for v in row[1:]), f"{target.name}: all null"
@@ -175,7 +181,7 @@ def test_utilisation_panels_show_the_api_numbers(simulated: Lab) -> None:
 def test_queue_evictions_panel_counts_the_evictions(simulated: Lab) -> None:
     board = next(load(p) for p in DASHBOARDS if load(p)["uid"] == "labmeter-data-quality")
     panel = next(p for p in board["panels"] if p["title"] == "Queue evictions")
-    start, end = simulated.truth["start_ms"], simulated.now_ms
+    start, end = simulated.truth["start_ms"], simulated.truth["end_ms"]
     query = interpolate(
         panel["targets"][0]["query"], _variable_values(simulated, board, start, end), start, end
     )
@@ -263,7 +269,7 @@ def test_peak_seats_equal_a_count_from_the_raw_points(simulated: Lab) -> None:
 
 
 def test_live_panels_match_the_api_occupancy(simulated: Lab) -> None:
-    start, end = simulated.truth["start_ms"], simulated.now_ms
+    start, end = simulated.truth["start_ms"], simulated.truth["end_ms"]
     board = next(load(p) for p in DASHBOARDS if load(p)["uid"] == "labmeter-live")
     values = _variable_values(simulated, board, start, end)
     panel = next(p for p in board["panels"] if p["title"] == "Devices by state (last sample)")
@@ -275,7 +281,9 @@ def test_live_panels_match_the_api_occupancy(simulated: Lab) -> None:
     quality = next(load(p) for p in DASHBOARDS if load(p)["uid"] == "labmeter-data-quality")
     panel = next(p for p in quality["panels"] if p["title"] == "Agents offline now")
     query = interpolate(
-        panel["targets"][0]["query"], _variable_values(simulated, quality, start, end), start, end
+        panel["targets"][0]["query"],
+        _variable_values(simulated, quality, start, end),
+        *simulated.status_window,
     )
     offline = sum(not row["online"] for row in occupancy)
     assert offline > 0

@@ -11,7 +11,7 @@ from api.keys import Role
 from labmeter.config import Config
 from labmeter.influx import InfluxV1
 from tests.api.client import make_api
-from tests.helpers import simulate_through_collector
+from tests.helpers import simulate_through_collector, utc_ms
 
 pytestmark = pytest.mark.e2e
 
@@ -19,7 +19,12 @@ pytestmark = pytest.mark.e2e
 def test_api_utilisation_equals_ground_truth_to_the_second(
     config: Config, influx: InfluxV1, uid: str, tmp_path: Path
 ) -> None:
-    truth, collector = simulate_through_collector(config, influx, devices=10, hours=4, seed=7)
+    # A Tuesday morning: classes in the CAD lab, jobs in the fab lab.
+    end = utc_ms("2025-11-25T12:00+00:00")
+    truth, collector = simulate_through_collector(
+        config, influx, devices=10, hours=4, seed=7, end_ms=end
+    )
+    assert (truth["start_ms"], truth["end_ms"]) == (end - 4 * 3600_000, end)
     assert truth["samples_published"] >= 10 * 4 * 60
     assert sum(collector.dead_letters.counts.values()) == 0
 
