@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -43,6 +44,15 @@ def publish_raw(url_host: str, port: int, messages: list[tuple[str, bytes]], qos
         client.loop_stop()
 
 
+def pinned_collector(config: Any, end_ms: int) -> Any:
+    """The config with the collector's late-data horizon reckoned from ``end_ms``, as if
+    now were the end of a lab pinned in the past (its samples are older than the horizon)."""
+    offset_s = (end_ms - time.time() * 1000) / 1000
+    return dataclasses.replace(
+        config, collector=dataclasses.replace(config.collector, clock_offset_s=offset_s)
+    )
+
+
 def simulate_through_collector(
     config: Any,
     influx: Any,
@@ -62,6 +72,7 @@ def simulate_through_collector(
     from collector.service import Collector
     from simulators import lab
 
+    config = pinned_collector(config, end_ms)
     collector = Collector(config, influx)
     collector.start()
     assert collector.connected.wait(10)

@@ -26,7 +26,7 @@ from labmeter.localstack import Service
 from simulators import lab
 from tests.api.client import make_api
 from tests.dashboards.grafana import DASHBOARDS, interpolate, interval_s, load, targets
-from tests.helpers import utc_ms, wait_for
+from tests.helpers import pinned_collector, utc_ms, wait_for
 
 pytestmark = pytest.mark.e2e
 SITE = f"dash-{int(time.time()) % 10**6}"
@@ -65,6 +65,7 @@ def simulated(
             rollup_settle_s=0.2,
         ),
     )
+    config = pinned_collector(config, END_MS)
     influx = InfluxV1(config.influx)
     influx.create_database()
     collector = Collector(config, influx, reader=influx)  # with its hourly rollups
