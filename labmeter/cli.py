@@ -153,8 +153,18 @@ def simulate(
     config: ConfigOpt = None,
     mqtt_url: MqttOpt = None,
     devices: Annotated[int, typer.Option(min=1, max=2000, help="simulated devices")] = 10,
-    hours: Annotated[float, typer.Option(min=0.02, help="simulated hours, ending now")] = 4.0,
-    seed: Annotated[int, typer.Option(help="random seed: same seed, same lab")] = 1,
+    hours: Annotated[float, typer.Option(min=0.02, help="simulated hours, ending at --end")] = 4.0,
+    end: Annotated[
+        str | None, typer.Option(help="end of the lab, RFC 3339 or epoch seconds (default: now)")
+    ] = None,
+    inventory: Annotated[
+        Path | None,
+        typer.Option(
+            help="inventory whose opening hours the lab's plan follows (default: "
+            "Monday to Friday 08:30-18:30 in Rome)"
+        ),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="random seed: same seed and end, same lab")] = 1,
     speed: Annotated[
         float, typer.Option(min=0, help="time acceleration; 0 = as fast as possible")
     ] = 0,
@@ -166,9 +176,16 @@ def simulate(
     """Publish a simulated lab through the agent's real publishing path; write its ground truth."""
     from rich.progress import Progress
 
+    from api.timeparse import parse_time
     from simulators import lab
 
     cfg = _load(config, mqtt__url=mqtt_url)
+    try:
+        end_ms = parse_time(end) if end else None
+        opening = lab.inventory_opening(inventory) if inventory else None
+    except (ValueError, LabmeterError) as exc:
+        err.print(f"[red]simulate:[/] {exc}")
+        raise typer.Exit(2) from exc
     stop = _stop_on_signals()
     with Progress(console=err) as bar:
         task = bar.add_task("simulating", total=None)
@@ -186,6 +203,8 @@ def simulate(
             truth_path=truth,
             stop=stop,
             progress=progress,
+            end_ms=end_ms,
+            opening=opening,
         )
     err.print(f"{len(result['devices'])} devices simulated; ground truth in {truth}")
 
