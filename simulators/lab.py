@@ -153,15 +153,8 @@ def _timeline(
     return kept
 
 
-def build_lab(
-    devices: int,
-    start_ms: int,
-    end_ms: int,
-    seed: int,
-    site: str = "its-prime",
-    opening: Opening | None = None,
-) -> SimLab:
-    """PCs in a CAD lab, machines in a fabrication lab (60/40), used as their plan says."""
+def layout(devices: int, site: str = "its-prime") -> list[SimDevice]:
+    """PCs in a CAD lab, machines in a fabrication lab (60/40), with no timeline yet."""
     pcs = max(1, round(devices * 0.6)) if devices > 1 else devices
     sims: list[SimDevice] = []
     for i in range(devices):
@@ -170,6 +163,19 @@ def build_lab(
         else:
             kind = MACHINE_KINDS[(i - pcs) % len(MACHINE_KINDS)]
             sims.append(SimDevice(Topic(site, FAB, f"{kind}-{i - pcs + 1:02d}", "sample"), kind))
+    return sims
+
+
+def build_lab(
+    devices: int,
+    start_ms: int,
+    end_ms: int,
+    seed: int,
+    site: str = "its-prime",
+    opening: Opening | None = None,
+) -> SimLab:
+    """The lab's devices, used as their plan says."""
+    sims = layout(devices, site)
     activities: list[Activity] = []
     for lab_id in (CAD, FAB):
         members = [d for d in sims if d.topic.lab == lab_id]

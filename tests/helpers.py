@@ -6,6 +6,7 @@ import dataclasses
 import time
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 
@@ -62,18 +63,28 @@ def simulate_through_collector(
     seed: int,
     end_ms: int,
     opening: Callable[[str, int], bool] | None = None,
+    rollups: Path | None = None,
 ) -> tuple[dict[str, Any], Any]:
     """Run a simulated lab that ended at ``end_ms`` through real Mosquitto and a collector
     into InfluxDB (a pinned end: no figure may depend on the hour the test runs at).
 
-    Returns the ground truth and the (stopped) collector once every published sample is
-    queryable, so a test can compare API figures with the truth and read its dead letters.
+    With ``rollups`` (an inventory file) the collector also writes its hourly, daily and
+    monthly rollups, with that inventory's opening hours, before it stops. Returns the ground
+    truth and the (stopped) collector once every published sample is queryable, so a test can
+    compare API figures with the truth and read its dead letters.
     """
     from collector.service import Collector
     from simulators import lab
 
     config = pinned_collector(config, end_ms)
-    collector = Collector(config, influx)
+    if rollups is not None:
+        config = dataclasses.replace(
+            config,
+            collector=dataclasses.replace(
+                config.collector, rollup_grace_s=0, rollup_settle_s=0.2, inventory=str(rollups)
+            ),
+        )
+    collector = Collector(config, influx, reader=influx if rollups else None)
     collector.start()
     assert collector.connected.wait(10)
     time.sleep(0.2)  # let the SUBSCRIBE land before the lab publishes
@@ -106,6 +117,9 @@ def simulate_through_collector(
             )
 
         wait_for(written, timeout=60)
+        owed = collector.rollups
+        if owed is not None:  # every hour rolled up and confirmed, its day and month too
+            wait_for(lambda: not owed.pending(), timeout=120)
     finally:
         collector.stop()
     return truth, collector

@@ -6,7 +6,6 @@ from __future__ import annotations
 import functools
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -20,6 +19,7 @@ from tests.api.client import make_api
 from tests.helpers import simulate_through_collector, utc_ms
 
 pytestmark = pytest.mark.e2e
+DEVICES = 10
 UNLISTED = "pc-02"  # left out of the inventory on purpose
 
 
@@ -54,15 +54,16 @@ def _is_open(_lab: str, half_ms: int) -> bool:
     return any(a <= half_ms < b for d in (day - timedelta(days=1), day) for a, b in _spans(d))
 
 
-def _inventory(tmp_path: Path, site: str, truth: dict[str, Any]) -> Path:
+def _inventory(tmp_path: Path, site: str) -> Path:
     equipment = "\n".join(
-        f"  - {{id: {d['device']}, site: {site}, lab: {d['lab']}, kind: {d['kind']}}}"
-        for d in truth["devices"].values()
-        if d["device"] != UNLISTED
+        f"  - {{id: {d.topic.device}, site: {site}, lab: {d.topic.lab}, kind: {d.kind}}}"
+        for d in lab.layout(DEVICES, site)
+        if d.topic.device != UNLISTED
     )
     path = tmp_path / "inventory.yaml"
     path.write_text(
         f"""version: 1
+timezone: Europe/Rome
 sites: [{{id: {site}}}]
 labs:
   - {{id: lab-cad, site: {site}, hours: {{mon-sun: "{HOURS}"}}, public_holidays: false}}
@@ -76,17 +77,33 @@ software:
     return path
 
 
-@pytest.mark.parametrize("window", WINDOWS)
+@pytest.mark.parametrize(
+    ("window", "read"),
+    [
+        ("monday-00:10-utc", "raw"),
+        ("monday-00:10-utc", "rollups"),
+        ("dst-spring", "rollups"),
+        ("dst-autumn", "rollups"),
+    ],
+)
 def test_report_figures_equal_ground_truth(
-    config: Config, influx: InfluxV1, uid: str, tmp_path: Path, window: str
+    config: Config, influx: InfluxV1, uid: str, tmp_path: Path, window: str, read: str
 ) -> None:
+    """``raw``: the API sums raw points per half hour. ``rollups``: the collector rolls the
+    closed hours up, and whole local days (23 and 25 hours long on the DST days) with the
+    same inventory, and the API reads those."""
     end, hours = WINDOWS[window]
+    inventory = _inventory(tmp_path, uid)
     truth, collector = simulate_through_collector(
-        config, influx, devices=10, hours=hours, seed=11, end_ms=utc_ms(end), opening=_is_open
-    )
+        config, influx, devices=DEVICES, hours=hours, seed=11, end_ms=utc_ms(end),
+        opening=_is_open, rollups=inventory if read == "rollups" else None,
+    )  # fmt: skip
     assert sum(collector.dead_letters.counts.values()) == 0
+    if read == "rollups":
+        days = influx.query('SELECT count("hours") FROM rollup_hours_daily')
+        assert days and days[0].values[0][1] > 0
 
-    api = make_api(config, tmp_path, _inventory(tmp_path, uid, truth))
+    api = make_api(config, tmp_path, inventory)
     bounds = {"start": truth["start_ms"] // 1000, "end": truth["end_ms"] // 1000}
     span = lab.open_ms("lab-cad", truth["start_ms"], truth["end_ms"], _is_open) / 1000
     assert 0 < span < (truth["end_ms"] - truth["start_ms"]) / 1000
