@@ -20,12 +20,14 @@ Run: ``.venv/bin/python bench/ingest.py`` (``--help`` for sizes).
 from __future__ import annotations
 
 import argparse
+import io
 import multiprocessing as mp
 import os
 import resource
 import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 import threading
 import time
@@ -39,11 +41,11 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from prometheus_client.parser import text_string_to_metric_families
 
-from labmeter.config import InfluxConfig
+from collector.workers import default_workers, worker_client_id
+from labmeter.config import InfluxConfig, MqttConfig
 from labmeter.contract import Sample, Topic, encode, subscription
 from labmeter.influx import InfluxV1
 from labmeter.localstack import free_port, influxd, mosquitto, wait_influx_ready
-from labmeter.mqtt import Client
 
 DEVICES = 500
 POLL_S = 0.05  # how often the drain is read on /metrics: at most 50 ms of error per round
@@ -71,9 +73,15 @@ def backlog(site: str, n: int, start_ms: int) -> list[tuple[str, bytes]]:
     return out
 
 
-def _client(client_id: str = "", *, buffered: bool = False) -> mqtt.Client:
-    cls = Client if buffered else mqtt.Client
-    return cls(CallbackAPIVersion.VERSION2, client_id, protocol=mqtt.MQTTv5)
+def _client(client_id: str = "", *, v311: bool = False) -> mqtt.Client:
+    if v311:  # a 3.1.1 session persists when clean_session is off (it needs a client id)
+        return mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id,
+            clean_session=not client_id,
+            protocol=mqtt.MQTTv311,
+        )
+    return mqtt.Client(CallbackAPIVersion.VERSION2, client_id, protocol=mqtt.MQTTv5)
 
 
 def _session_props(receive_maximum: int | None = None) -> Properties:
@@ -84,12 +92,15 @@ def _session_props(receive_maximum: int | None = None) -> Properties:
     return props
 
 
-def create_session(port: int, client_id: str, topic_filter: str) -> None:
+def create_session(port: int, client_id: str, topic_filter: str, *, v311: bool = False) -> None:
     """Connect once with a persistent session and subscribe, so the broker queues for us."""
-    client = _client(client_id)
+    client = _client(client_id, v311=v311)
     subscribed = threading.Event()
     client.on_subscribe = lambda *_: subscribed.set()
-    client.connect("127.0.0.1", port, clean_start=False, properties=_session_props())
+    if v311:
+        client.connect("127.0.0.1", port)
+    else:
+        client.connect("127.0.0.1", port, clean_start=False, properties=_session_props())
     client.loop_start()
     client.subscribe(topic_filter, qos=1)
     if not subscribed.wait(10):
@@ -135,65 +146,161 @@ def publish_backlog(port: int, messages: list[tuple[str, bytes]], connections: i
     return time.monotonic() - started
 
 
-def _bare(port: int, client_id: str, n: int, buffered: bool, out: mp.Queue) -> None:  # type: ignore[type-arg]
-    """The ceiling: resume the session, count messages (paho acks them itself), nothing else."""
-    client = _client(client_id, buffered=buffered)
-    times: list[float] = []
-    done = threading.Event()
-    count = [0]
+class Counter:
+    """Counts deliveries; notes the time of the first and of the ``n``-th."""
 
-    def on_message(*_: object) -> None:
-        count[0] += 1
-        if count[0] == 1:
-            times.append(time.monotonic())
-        if count[0] == n:
-            times.append(time.monotonic())
-            done.set()
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.count = 0
+        self.times: list[float] = []
+        self.done = threading.Event()
 
-    client.on_message = on_message
-    cpu0 = time.process_time()
-    client.connect("127.0.0.1", port, clean_start=False, properties=_session_props())
+    def add(self, k: int = 1) -> None:
+        if self.count == 0:
+            self.times.append(time.monotonic())
+        self.count += k
+        if self.count >= self.n and not self.done.is_set():
+            self.times.append(time.monotonic())
+            self.done.set()
+
+
+def _paho(port: int, client_id: str, counter: Counter, v311: bool) -> None:
+    """paho-mqtt 2.x: its network thread acks each QoS 1 message after the callback."""
+    client = _client(client_id, v311=v311)
+    client.on_message = lambda *_: counter.add()
+    if v311:
+        client.connect("127.0.0.1", port)
+    else:
+        client.connect("127.0.0.1", port, clean_start=False, properties=_session_props())
     client.loop_start()
-    done.wait(600)
-    cpu = time.process_time() - cpu0
+    counter.done.wait(600)
     client.disconnect()
     client.loop_stop()
+
+
+def _gmqtt(port: int, client_id: str, counter: Counter) -> None:
+    """gmqtt 0.8 (asyncio, MQTT 5), PUBACK after the handler: manual acknowledgement."""
+    import asyncio
+
+    import gmqtt
+
+    async def run() -> None:
+        client = gmqtt.Client(
+            client_id,
+            clean_session=False,
+            optimistic_acknowledgement=False,
+            session_expiry_interval=3600,
+            receive_maximum=10000,
+        )
+
+        # A coroutine: gmqtt 0.8 sends the PUBACK when it completes (a Task per message). With
+        # a plain function and optimistic_acknowledgement=False it never sends one.
+        async def on_message(*_: object) -> int:
+            counter.add()
+            return 0  # PUBACK reason code: success
+
+        client.on_message = on_message
+        await client.connect("127.0.0.1", port, version=gmqtt.constants.MQTTv50)
+        while not counter.done.is_set():
+            await asyncio.sleep(0.01)
+        await client.disconnect()
+
+    asyncio.run(run())
+
+
+def _labmeter(port: int, client_id: str, counter: Counter) -> None:
+    """labmeter's collector session (``collector/subscriber.py``): acks each read at once."""
+    from collector.subscriber import Delivery, Subscriber
+
+    def on_messages(generation: int, deliveries: list[Delivery]) -> None:
+        counter.add(len(deliveries))
+        sub.ack(generation, [mid for mid, *_ in deliveries])
+
+    sub = Subscriber(
+        MqttConfig(url=f"mqtt://127.0.0.1:{port}"),
+        client_id,
+        "labmeter/v1/none/#",  # the session's own subscription was made by create_session
+        receive_max=10000,
+        session_expiry_s=3600,
+        on_messages=on_messages,
+    )
+    sub.start()
+    counter.done.wait(600)
+    sub.stop()
+
+
+BARE = {
+    "paho-v5": lambda port, cid, c: _paho(port, cid, c, v311=False),
+    "paho-v311": lambda port, cid, c: _paho(port, cid, c, v311=True),
+    "gmqtt-v5": _gmqtt,
+    "labmeter-v5": _labmeter,
+}
+
+
+def _bare(kind: str, port: int, client_id: str, n: int, out: mp.Queue) -> None:  # type: ignore[type-arg]
+    """A bare subscriber: resume the session, count messages, ack them, nothing else."""
+    counter = Counter(n)
+    cpu0 = time.process_time()
+    BARE[kind](port, client_id, counter)
+    cpu = time.process_time() - cpu0
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    out.put((count[0], times[1] - times[0], cpu, rss_mb))
+    out.put((counter.count, counter.times[1] - counter.times[0], cpu, rss_mb))
 
 
-def drain_bare(port: int, client_id: str, n: int, *, buffered: bool = False) -> dict[str, float]:
-    queue: mp.Queue = mp.Queue()  # type: ignore[type-arg]
-    proc = mp.Process(target=_bare, args=(port, client_id, n, buffered, queue))
+def drain_bare(kind: str, port: int, client_id: str, n: int) -> dict[str, float]:
+    # spawn: a fresh interpreter, so its RSS is the subscriber's own, not the bench's pages.
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_bare, args=(kind, port, client_id, n, queue))
     proc.start()
     count, seconds, cpu, rss = queue.get(timeout=900)
     proc.join()
     if count != n:
-        raise RuntimeError(f"bare subscriber got {count} of {n}")
+        raise RuntimeError(f"{kind} subscriber got {count} of {n}")
     return {"rate": n / seconds, "cpu_per_100k": cpu / n * 100_000, "rss_mb": rss}
 
 
 class CollectorProc:
-    """``labmeter collector`` as deployed, in a child process; scraped on its /metrics."""
+    """``labmeter collector`` as deployed, in a child process; scraped on its /metrics.
+
+    ``code``: a tree extracted from an older commit (``--baseline``), first on the child's path.
+    ``workers``: the collector's ``--workers`` (None: its default); with more than one they
+    share the subscription of group ``bench``.
+    """
 
     def __init__(
-        self, workdir: Path, mqtt_port: int, influx_url: str, client_id: str, site: str
+        self,
+        workdir: Path,
+        mqtt_port: int,
+        influx_url: str,
+        client_id: str,
+        site: str,
+        *,
+        workers: int | None = 1,
+        code: Path | None = None,
     ) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         self.metrics_port = free_port()
         config = workdir / "collector.toml"
+        shared = 'shared_group = "bench"\n' if workers != 1 else ""
         config.write_text(
             f'[mqtt]\nurl = "mqtt://127.0.0.1:{mqtt_port}"\n'
             f'[influx]\nurl = "{influx_url}"\ndatabase = "bench"\n'
-            f'[collector]\nclient_id = "{client_id}"\nsite = "{site}"\n'
+            f'[collector]\nclient_id = "{client_id}"\nsite = "{site}"\n{shared}'
             f'dead_letter_path = "{workdir}/deadletters.jsonl"\n'
             f"metrics_port = {self.metrics_port}\nsession_expiry_s = 3600\n"
         )
-        cli = Path(sys.executable).parent / "labmeter"
+        args = ["collector", "-c", str(config)]
+        if workers is not None and code is None:
+            args += ["--workers", str(workers)]
+        env = dict(os.environ)
+        if code is not None:
+            env["PYTHONPATH"] = str(code)
         self.proc = subprocess.Popen(
-            [str(cli), "collector", "-c", str(config)],
+            [sys.executable, "-c", "from labmeter.cli import app; app()", *args],
             stdout=(workdir / "collector.log").open("ab"),
             stderr=subprocess.STDOUT,
+            env=env,
         )
         self.ps = psutil.Process(self.proc.pid)
         # One reused client: ``httpx.get`` builds a client (and its TLS context) per call,
@@ -239,9 +346,17 @@ def _cpu(ps: psutil.Process) -> float:
 
 
 def drain_collector(
-    port: int, influx_url: str, workdir: Path, client_id: str, site: str, n: int, influxd_pid: int
+    port: int,
+    influx_url: str,
+    workdir: Path,
+    site: str,
+    n: int,
+    influxd_pid: int,
+    *,
+    workers: int = 1,
+    code: Path | None = None,
 ) -> dict[str, float]:
-    proc = CollectorProc(workdir, port, influx_url, client_id, site)
+    proc = CollectorProc(workdir, port, influx_url, site, site, workers=workers, code=code)
     influxd_ps = psutil.Process(influxd_pid)  # it shares the two cores with the collector
     try:
         while proc.metric("labmeter_collector_received_total") == 0:
@@ -273,7 +388,7 @@ def latency(
     of the collector's batch writes took longer than 0.5 s (InfluxDB's share of the tail).
     """
     site = "latency"
-    proc = CollectorProc(workdir, port, influx_url, "bench-latency", site)
+    proc = CollectorProc(workdir, port, influx_url, "bench-latency", site, workers=None)
     influx = InfluxV1(InfluxConfig(url=influx_url, database="bench"))
     n = int(rate * seconds)
     sent: dict[int, float] = {}
@@ -285,6 +400,8 @@ def latency(
 
         def publish() -> None:
             client = _client()
+            acked = threading.Semaphore(0)
+            client.on_publish = lambda *_: acked.release()
             client.connect("127.0.0.1", port)
             client.loop_start()
             t0 = time.monotonic()
@@ -297,6 +414,8 @@ def latency(
                 pause = t0 + (i + 1) / rate - time.monotonic()
                 if pause > 0:
                     time.sleep(pause)
+            for _ in range(n):  # every PUBACK before DISCONNECT, or the last ones are lost
+                acked.acquire(timeout=30)
             client.disconnect()
             client.loop_stop()
 
@@ -332,110 +451,178 @@ def latency(
     return lat, where
 
 
+def baseline_tree(ref: str, into: Path) -> Path:
+    """The collector's code at git ``ref`` (its packages), to run with the same venv."""
+    root = Path(__file__).resolve().parent.parent
+    archive = subprocess.run(
+        ["git", "-C", str(root), "archive", ref, "collector", "labmeter"],
+        check=True, capture_output=True,
+    ).stdout  # fmt: skip
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(into, filter="data")
+    return into
+
+
+def _median(runs: list[dict[str, float]]) -> dict[str, float]:
+    return {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n\n", 1)[1],
+    )  # fmt: skip
     parser.add_argument("--messages", type=int, default=200_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--rate", type=float, default=500.0, help="msg/s for the latency run")
     parser.add_argument("--latency-seconds", type=float, default=30.0)
+    parser.add_argument(
+        "--baseline", metavar="REF", help="also drain with the collector of this git commit"
+    )
+    parser.add_argument(
+        "--workers", type=int, default=default_workers(),
+        help="the collector's worker count besides 1 (default: its own default, %(default)s)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--only", default="", help=f"comma-separated subset of the drains: {', '.join(BARE)}, "
+        "collector-1, collector-N, baseline; 'none' for the latency run alone",
+    )  # fmt: skip
     args = parser.parse_args()
     n = args.messages
+    drains = [*BARE, "collector-1"]
+    if args.workers != 1:
+        drains.append("collector-N")
+    if args.baseline:
+        drains.append("baseline")
+    if args.only:
+        drains = [d for d in drains if d in args.only.split(",")]
     load0 = os.getloadavg()
+    runs: dict[str, list[dict[str, float]]] = {d: [] for d in drains}
     with tempfile.TemporaryDirectory(prefix="labmeter-bench-") as tmp:
         work = Path(tmp)
+        code = baseline_tree(args.baseline, work / "baseline") if args.baseline else None
         # Persistence stays on, but the test stack's 1 s autosave rewrites the whole queue
         # file every second: at 200k queued messages that slowed the broker (and the publish
-        # timed out) for both subscribers alike. The shipped config saves every 30 s.
-        broker = mosquitto(work / "mosquitto", extra_conf="autosave_interval 30\n")
+        # timed out) for every subscriber alike. The shipped config saves every 30 s.
+        # max_inflight_messages: a 3.1.1 client has no Receive Maximum; 20 would throttle it.
+        broker = mosquitto(
+            work / "mosquitto", extra_conf="autosave_interval 30\nmax_inflight_messages 1000\n"
+        )
         db = influxd(work / "influxd")
         broker.start()
         db.start()
         url = f"http://127.0.0.1:{db.port}"
         wait_influx_ready(url)
-        InfluxV1(InfluxConfig(url=url, database="bench")).create_database()
+        influx = InfluxV1(InfluxConfig(url=url, database="bench"))
+        influx.create_database()
         now = int(time.time() * 1000)
         start_ms = now - now % 3_600_000 - 24 * 3_600_000
-        bare: list[dict[str, float]] = []
-        buffered: list[dict[str, float]] = []
-        coll: list[dict[str, float]] = []
-        drains = ["bare", "buff", "coll"]
+        assert db.proc is not None
         try:
             for r in range(args.rounds):
                 # Each drain has its own site, so its backlog is queued for its session only:
-                # with one site for the three, every later backlog was queued again for the
-                # sessions already drained (1.8 M messages held by the end), and the broker's
-                # autosave of them stalled deliveries for seconds. The order turns each round.
-                pub_s = 0.0
-                for kind in drains[r % 3 :] + drains[: r % 3]:
-                    site = f"b{r}{kind}"  # same length for all: the same bytes per message
-                    create_session(broker.port, site, subscription(site))
-                    pub_s = max(pub_s, publish_backlog(broker.port, backlog(site, n, start_ms)))
-                    if kind == "bare":
-                        bare.append(drain_bare(broker.port, site, n))
-                    elif kind == "buff":
-                        buffered.append(drain_bare(broker.port, site, n, buffered=True))
+                # with one site for all, every later backlog was queued again for the
+                # sessions already drained, and the broker's autosave of them stalled
+                # deliveries for seconds. The order turns each round.
+                k = r % len(drains) if drains else 0
+                for i, kind in enumerate(drains[k:] + drains[:k]):
+                    site = f"r{r}d{(i + k) % len(drains)}"  # same length: same bytes per message
+                    workers = args.workers if kind == "collector-N" else 1
+                    if workers == 1:
+                        create_session(broker.port, site, subscription(site), v311="v311" in kind)
                     else:
-                        assert db.proc is not None
-                        coll.append(
-                            drain_collector(
-                                broker.port, url, work / site, site, site, n, db.proc.pid
-                            )
-                        )
-                        written_site = site
-                influx = InfluxV1(InfluxConfig(url=url, database="bench"))
-                rows = influx.query(f"SELECT count(seq) FROM sample WHERE site = '{written_site}'")
-                influx.close()
-                written = int(rows[0].values[0][1]) if rows else 0
-                ratio = coll[-1]["rate"] / bare[-1]["rate"]
-                print(
-                    f"round {r + 1}: backlog of {n} published in {pub_s:.1f} s; bare "
-                    f"{bare[-1]['rate']:,.0f} msg/s, bare+ReadBuffer "
-                    f"{buffered[-1]['rate']:,.0f} msg/s, collector {coll[-1]['rate']:,.0f} msg/s "
-                    f"(ratio {ratio:.0%}, {coll[-1]['rate'] / buffered[-1]['rate']:.0%} of "
-                    f"bare+ReadBuffer); CPU-s/100k bare {bare[-1]['cpu_per_100k']:.2f}, "
-                    f"bare+ReadBuffer {buffered[-1]['cpu_per_100k']:.2f}, "
-                    f"collector {coll[-1]['cpu_per_100k']:.2f}, influxd "
-                    f"{coll[-1]['influxd_cpu_per_100k']:.2f}; sample points in InfluxDB: {written}",
-                    flush=True,
+                        for w in range(workers):
+                            shared = f"$share/bench/{subscription(site)}"
+                            create_session(broker.port, worker_client_id(site, w), shared)
+                    pub_s = publish_backlog(broker.port, backlog(site, n, start_ms))
+                    if kind in BARE:
+                        runs[kind].append(drain_bare(kind, broker.port, site, n))
+                    else:
+                        result = drain_collector(
+                            broker.port, url, work / site, site, n, db.proc.pid,
+                            workers=workers, code=code if kind == "baseline" else None,
+                        )  # fmt: skip
+                        rows = influx.query(f"SELECT count(seq) FROM sample WHERE site = '{site}'")
+                        written = int(rows[0].values[0][1]) if rows else 0
+                        if written != n:
+                            raise RuntimeError(f"{kind}: {written} points written for {n}")
+                        runs[kind].append(result)
+                    print(f"round {r + 1} {_row(kind, runs[kind][-1])} (backlog published in "
+                          f"{pub_s:.1f} s)", flush=True)  # fmt: skip
+            if "collector-1" in drains or not args.only or args.only == "none":
+                lat, where = latency(
+                    broker.port, url, work / "lat", args.rate, args.latency_seconds
                 )
-                if written != n:
-                    raise RuntimeError(f"{written} points written for {n} messages")
-            lat, where = latency(broker.port, url, work / "lat", args.rate, args.latency_seconds)
+            else:
+                lat, where = [], ""
         finally:
+            influx.close()
             broker.stop()
             db.stop()
-    med = {k: statistics.median(r[k] for r in coll) for k in coll[0]}
-    ceiling = {k: statistics.median(r[k] for r in bare) for k in bare[0]}
-    same_client = {k: statistics.median(r[k] for r in buffered) for k in buffered[0]}
-    ratios = [c["rate"] / b["rate"] for c, b in zip(coll, bare, strict=True)]
-    lat.sort()
+    report(args, drains, runs, lat, where, load0)
+
+
+def _row(kind: str, run: dict[str, float]) -> str:
+    extra = (
+        f", influxd meanwhile {run['influxd_cpu_per_100k']:5.2f} CPU-s/100k"
+        if "influxd_cpu_per_100k" in run else ""
+    )  # fmt: skip
+    return (
+        f"{kind:<12} {run['rate']:>8,.0f} msg/s {run['cpu_per_100k']:6.2f} CPU-s/100k "
+        f"peak RSS {run['rss_mb']:4.0f} MB{extra}"
+    )
+
+
+def report(
+    args: argparse.Namespace,
+    drains: list[str],
+    runs: dict[str, list[dict[str, float]]],
+    lat: list[float],
+    where: str,
+    load0: tuple[float, float, float],
+) -> None:
+    n = args.messages
     print(f"\nmedian of {args.rounds} rounds, {n:,} QoS 1 samples each (3 lines per sample)")
+    med = {kind: _median(runs[kind]) for kind in drains if runs[kind]}
+    for kind in drains:
+        if kind in med:
+            print(_row(kind, med[kind]))
+    bare = [k for k in BARE if k in med]
+    if bare:
+        best = max(bare, key=lambda k: med[k]["rate"])
+        print(f"best bare subscriber: {best}")
+        for kind in drains:
+            if kind not in BARE and kind in med:
+                per_round = [
+                    c["rate"] / max(runs[b][i]["rate"] for b in bare)
+                    for i, c in enumerate(runs[kind])
+                ]
+                print(
+                    f"{kind}: {med[kind]['rate'] / med[best]['rate']:.0%} of the best bare "
+                    f"subscriber (per round: {', '.join(f'{x:.0%}' for x in per_round)})"
+                )
+    if "baseline" in med:
+        for kind in ("collector-1", "collector-N"):
+            if kind in med:
+                print(
+                    f"{kind} / baseline ({args.baseline}): "
+                    f"{med[kind]['rate'] / med['baseline']['rate']:.2f}x"
+                )
+    if "collector-1" in med and "collector-N" in med:
+        print(
+            f"{args.workers} workers / 1 worker: "
+            f"{med['collector-N']['rate'] / med['collector-1']['rate']:.2f}x"
+        )
+    if lat:
+        lat.sort()
+        print(
+            f"latency broker->queryable at {args.rate:.0f} msg/s for {args.latency_seconds:.0f} "
+            f"s (default workers): p50 {lat[len(lat) // 2] * 1000:.0f} ms, "
+            f"p99 {lat[int(len(lat) * 0.99)] * 1000:.0f} ms (poll every 50 ms); {where}"
+        )
     print(
-        f"bare subscriber (ceiling): {ceiling['rate']:,.0f} msg/s, "
-        f"{ceiling['cpu_per_100k']:.2f} CPU-s/100k, peak RSS {ceiling['rss_mb']:.0f} MB"
-    )
-    print(
-        f"bare, labmeter's client:   {same_client['rate']:,.0f} msg/s, "
-        f"{same_client['cpu_per_100k']:.2f} CPU-s/100k (paho reading through ReadBuffer)"
-    )
-    print(
-        f"collector -> InfluxDB:     {med['rate']:,.0f} msg/s, "
-        f"{med['cpu_per_100k']:.2f} CPU-s/100k, peak RSS {med['rss_mb']:.0f} MB "
-        f"(influxd meanwhile: {med['influxd_cpu_per_100k']:.2f} CPU-s/100k)"
-    )
-    print(
-        f"ratio (median of rates): {med['rate'] / ceiling['rate']:.0%}; "
-        f"per round: {', '.join(f'{r:.0%}' for r in ratios)}; against the bare subscriber "
-        f"on labmeter's client: {med['rate'] / same_client['rate']:.0%}"
-    )
-    print(
-        f"latency broker->queryable at {args.rate:.0f} msg/s for {args.latency_seconds:.0f} s: "
-        f"p50 {lat[len(lat) // 2] * 1000:.0f} ms, p99 {lat[int(len(lat) * 0.99)] * 1000:.0f} ms "
-        f"(poll every 50 ms); {where}"
-    )
-    print(
-        f"load average before/after: {load0[0]:.1f} / {os.getloadavg()[0]:.1f} "
-        f"on {os.cpu_count()} cores"
+        f"load average before/after: {load0[0]:.1f} {load0[1]:.1f} {load0[2]:.1f} / "
+        f"{' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} cores"
     )
 
 

@@ -10,9 +10,16 @@ sample covering 08:59-09:00 would be counted in the 09:00 hour.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
+from collector.admission import NO_LIMITS, Admission
+from collector.rollups import hour_of
 from labmeter.contract import STATES, Event, Message, Sample, Status, decode
 from labmeter.errors import PayloadRejected
 from labmeter.influx import FieldValue, line
+
+# mid (0 for QoS 0), qos, topic, payload: one PUBLISH as the MQTT session hands it over
+Delivery = tuple[int, int, bytes, bytes]
 
 
 def _tags(message: Message) -> dict[str, str]:
@@ -107,3 +114,33 @@ def to_lines(message: Message, received_ms: int) -> list[str]:
     if isinstance(payload, Event):
         return _event(message, payload)
     return _status(message, payload, received_ms)
+
+
+class Converted(NamedTuple):
+    """A chunk's lines, the hours its samples fall in, and its refusals."""
+
+    lines: list[str]
+    hours: set[int]
+    rejected: list[tuple[int, str, str]]  # index in the chunk, reason, detail
+
+
+def convert(chunk: list[Delivery], received_ms: int, admission: Admission = NO_LIMITS) -> Converted:
+    """The lines of ``chunk``'s messages; a refusal's index is its place in ``chunk``.
+
+    ``admission`` refuses closed periods and data older than the horizon.
+    """
+    lines: list[str] = []
+    hours: set[int] = set()
+    rejected: list[tuple[int, str, str]] = []
+    for i, (_mid, _qos, topic, payload) in enumerate(chunk):
+        try:
+            message, out = parse(topic, payload, received_ms)
+            admission.check(message, received_ms)
+        except PayloadRejected as exc:
+            rejected.append((i, exc.reason, exc.detail))
+            continue
+        lines.extend(out)
+        body = message.payload
+        if isinstance(body, Sample):
+            hours.add(hour_of(body.start_ms))
+    return Converted(lines, hours, rejected)

@@ -12,8 +12,51 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.parser import text_string_to_metric_families
 
 PREFIX = "labmeter_collector"
+
+
+# Gauges every worker reports alike: the summed exposition takes their maximum.
+SHARED_GAUGES = frozenset({f"{PREFIX}_closed_periods"})
+
+
+def summed(texts: list[str]) -> bytes:
+    """Prometheus text expositions added up sample by sample (same name and labels).
+
+    Counters and histograms add up as they should; gauges become totals (``connected``: how
+    many workers are connected, ``unacked``: messages unacked in all of them), but for
+    SHARED_GAUGES. ``_created`` timestamps are left out: a sum of them means nothing.
+    """
+    families: dict[str, tuple[str, str]] = {}  # name -> (type, help), first seen order
+    values: dict[str, dict[tuple[tuple[str, str], ...], float]] = {}
+    for text in texts:
+        for family in text_string_to_metric_families(text):
+            families.setdefault(family.name, (family.type, family.documentation))
+            rows = values.setdefault(family.name, {})
+            for sample in family.samples:
+                if sample.name.endswith("_created"):
+                    continue
+                key = ((" name", sample.name), *sorted(sample.labels.items()))
+                if sample.name in SHARED_GAUGES:
+                    rows[key] = max(rows.get(key, 0.0), sample.value)
+                else:
+                    rows[key] = rows.get(key, 0.0) + sample.value
+    out = []
+    for name, (kind, doc) in families.items():
+        out.append(f"# HELP {name} {doc}")
+        out.append(f"# TYPE {name} {kind}")
+        for key, value in values[name].items():
+            sample_name = key[0][1]
+            labels = ",".join(f'{k}="{_escape(v)}"' for k, v in key[1:])
+            out.append(
+                f"{sample_name}{{{labels}}} {value!r}" if labels else f"{sample_name} {value!r}"
+            )
+    return ("\n".join(out) + "\n").encode()
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
 class Metrics:
@@ -75,11 +118,6 @@ class Metrics:
             "closed reporting periods applied (samples and events in them are refused)",
             registry=r,
         )
-        self.converter_restarts_total = Counter(
-            f"{PREFIX}_converter_restarts",
-            "converter processes that died and were replaced (their chunks resent)",
-            registry=r,
-        )
 
     def _value(self, name: str, labels: dict[str, str] | None = None) -> float:
         return self.registry.get_sample_value(name, labels) or 0.0
@@ -93,6 +131,10 @@ class Metrics:
         return int(self._value(f"{PREFIX}_acked_total"))
 
     @property
+    def unacked_now(self) -> int:
+        return int(self._value(f"{PREFIX}_unacked"))
+
+    @property
     def written_lines(self) -> int:
         return int(self._value(f"{PREFIX}_written_lines_total"))
 
@@ -101,18 +143,28 @@ class Metrics:
 
 
 class HealthServer:
-    """``GET /metrics`` (Prometheus text) and ``GET /healthz`` (200 healthy, 503 with why not)."""
+    """``GET /metrics`` (Prometheus text) and ``GET /healthz`` (200 healthy, 503 with why not).
+
+    ``exposition``: what ``/metrics`` serves instead of ``metrics``' own registry (the parent
+    of ``--workers N`` serves the sum of its workers').
+    """
 
     def __init__(
-        self, host: str, port: int, metrics: Metrics, health: Callable[[], list[str]]
+        self,
+        host: str,
+        port: int,
+        metrics: Metrics,
+        health: Callable[[], list[str]],
+        exposition: Callable[[], bytes] | None = None,
     ) -> None:
         registry = metrics.registry
+        render = exposition or (lambda: generate_latest(registry))
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 path = self.path.split("?", 1)[0]
                 if path == "/metrics":
-                    self._reply(200, generate_latest(registry), CONTENT_TYPE_LATEST)
+                    self._reply(200, render(), CONTENT_TYPE_LATEST)
                 elif path == "/healthz":
                     problems = health()
                     body = ("\n".join(problems) if problems else "ok").encode() + b"\n"

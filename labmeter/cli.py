@@ -109,17 +109,37 @@ def collector(
     config: ConfigOpt = None,
     mqtt_url: MqttOpt = None,
     influx_url: InfluxOpt = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=64,
+            help="subscriber processes on one shared subscription "
+            "[default: one per core, at most 4]",
+        ),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Subscribe to the broker and write every valid message to InfluxDB (ack after write)."""
     import gc
 
-    from collector.service import Collector
-    from labmeter.influx import InfluxV1, make_writer
+    from collector.workers import default_workers, workers_in_use
 
     _logging(verbose)
     cfg = _load(config, mqtt__url=mqtt_url, influx__url=influx_url)
     stop = _stop_on_signals()
+    count = workers or default_workers()
+    if count > 1 or workers_in_use(cfg) > 1:  # also when sessions of more workers remain
+        from collector.workers import Workers
+
+        parent = Workers(cfg, count, verbose=verbose)
+        parent.start()
+        parent.supervise(stop)
+        return
+
+    from collector.service import Collector
+    from labmeter.influx import InfluxV1, make_writer
+
     writer, reader = make_writer(cfg.influx), InfluxV1(cfg.influx)  # reads: InfluxQL /query
     service = Collector(cfg, writer, reader)
     gc.freeze()  # startup objects live forever: full collections in a drain skip them

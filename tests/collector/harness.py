@@ -107,9 +107,11 @@ class CollectorProcess:
         client_id: str,
         site: str,
         shared_group: str = "",
+        workers: int = 1,
     ) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         self.workdir = workdir
+        self.workers = workers
         self.metrics_port = free_port()
         self.config_path = workdir / "collector.toml"
         self.config_path.write_text(
@@ -137,8 +139,9 @@ rollup_settle_s = 1
     def start(self) -> None:
         cli = Path(sys.executable).parent / "labmeter"
         log = (self.workdir / "collector.log").open("ab")
+        workers = ["--workers", str(self.workers)]
         self.proc = subprocess.Popen(
-            [str(cli), "collector", "-v", "-c", str(self.config_path)],
+            [str(cli), "collector", "-v", "-c", str(self.config_path), *workers],
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -158,20 +161,6 @@ rollup_settle_s = 1
                     return float(sample.value)
         return 0.0
 
-    def children(self) -> list[psutil.Process]:
-        """Its child processes: the converter and multiprocessing's resource tracker."""
-        assert self.proc is not None
-        return psutil.Process(self.proc.pid).children(recursive=True)
-
-    def converter(self) -> psutil.Process:
-        """The live converter process (``collector/converter.py``)."""
-        (child,) = [
-            c
-            for c in self.children()
-            if "spawn_main" in " ".join(c.cmdline()) and c.status() != psutil.STATUS_ZOMBIE
-        ]
-        return child
-
     def kill(self) -> None:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGKILL)
@@ -189,9 +178,22 @@ rollup_settle_s = 1
             self.proc.wait()
             return -9
 
+    def worker_pids(self) -> list[int]:
+        """With ``workers`` > 1: the worker processes (each has a converter child of its own)."""
+        assert self.proc is not None
+        return [
+            c.pid
+            for c in psutil.Process(self.proc.pid).children()
+            if "spawn_main" in " ".join(c.cmdline()) and c.status() != psutil.STATUS_ZOMBIE
+        ]
+
     def dead_letters(self) -> list[str]:
-        path = self.workdir / "deadletters.jsonl"
-        return path.read_text().splitlines() if path.exists() else []
+        """Every worker's dead letters (worker 0 keeps the configured file, N the .wN one)."""
+        return [
+            line
+            for path in sorted(self.workdir.glob("deadletters*.jsonl"))
+            for line in path.read_text().splitlines()
+        ]
 
 
 def count_points(influx: InfluxV1) -> int:

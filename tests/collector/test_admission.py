@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from collector.admission import Admission
-from collector.converter import convert
+from collector.convert import convert
 from collector.service import Collector
 from labmeter.config import Config
 from labmeter.contract import Event, Message, Sample, Status, Topic, encode
@@ -29,8 +29,8 @@ def _sample(site: str, end_ms: int, value: float = 60.0, device: str = "pc-1") -
     )
 
 
-def _raw(message: Message, received_ms: int) -> tuple[int, int, int, bytes, bytes, int]:
-    return (1, 1, 0, str(message.topic).encode(), encode(message.payload), received_ms)
+def _raw(message: Message) -> tuple[int, int, bytes, bytes]:
+    return (1, 1, str(message.topic).encode(), encode(message.payload))
 
 
 def _reason(admission: Admission, message: Message, received_ms: int) -> str | None:
@@ -73,11 +73,8 @@ def test_the_horizon_refuses_old_samples_and_follows_the_clock_offset() -> None:
 
 def test_convert_refuses_through_the_admission() -> None:
     admission = Admission(3, (Closure(3, T0, T0 + HOUR),))
-    chunk = [
-        _raw(_sample("s1", T0 + 60_000), T0 + 5 * HOUR),
-        _raw(_sample("s1", T0 + HOUR + 60_000), T0 + 5 * HOUR),
-    ]
-    converted = convert(chunk, admission)
+    chunk = [_raw(_sample("s1", T0 + 60_000)), _raw(_sample("s1", T0 + HOUR + 60_000))]
+    converted = convert(chunk, T0 + 5 * HOUR, admission)
     assert [(i, reason) for i, reason, _ in converted.rejected] == [(0, "period_closed")]
     assert len(converted.lines) == 1
 
@@ -163,12 +160,13 @@ def test_a_batch_converted_before_a_closure_is_converted_again_before_its_write(
         collector.periods.refresh()
         before = collector.periods.admission
         raw = [
-            (i, 1, 0, t.encode(), p, now)
+            (i, 1, t.encode(), p)
             for i, (t, p) in enumerate(
                 [_message(uid, window[0] + 60_000, 30.0), _message(uid, window[1] + 60_000, 30.0)]
             )
         ]
-        chunk = collector._chunk(raw, convert(raw, before), before.version)
+        acks = [(0, [m for m, *_ in raw])]
+        chunk = collector._chunk(acks, raw, now, convert(raw, now, before), before.version)
         assert len(chunk.lines) == 2 and not chunk.rejected  # both admitted, then
         _closure(influx, *window, site=uid)
         collector.periods.refresh()

@@ -1,5 +1,5 @@
 """Property-based tests of the collector's parsing (``collector.convert.parse``, and
-``collector.converter.convert``, which the converter process runs on chunks of messages).
+``collector.convert.convert``, which the collector runs on chunks of messages).
 
 Any topic and payload: nothing but ``PayloadRejected`` (with a reason) escapes. Any valid
 message: its lines are accepted by the real InfluxDB and read back with the same values.
@@ -16,8 +16,7 @@ import orjson
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from collector.convert import parse
-from collector.converter import convert
+from collector.convert import convert, parse
 from labmeter.contract import CATEGORIES, EVENT_TYPES, STATES
 from labmeter.errors import PayloadRejected
 from labmeter.influx import InfluxV1, quote_str
@@ -153,8 +152,8 @@ def test_anything_parses_or_is_rejected_with_a_reason(message: tuple[bytes, byte
 def test_a_chunk_converts_to_what_its_messages_parse_to(
     messages: list[tuple[bytes, bytes]],
 ) -> None:
-    """What the converter process runs: each message is either in the lines or rejected."""
-    chunk = [(i, 1, 0, topic, payload, NOW_MS) for i, (topic, payload) in enumerate(messages)]
+    """What the collector runs: each message is either in the lines or rejected."""
+    chunk = [(i, 1, topic, payload) for i, (topic, payload) in enumerate(messages)]
     expected_lines: list[str] = []
     expected_rejected: list[tuple[int, str, str]] = []
     for i, (topic, payload) in enumerate(messages):
@@ -162,7 +161,7 @@ def test_a_chunk_converts_to_what_its_messages_parse_to(
             expected_lines += parse(topic, payload, NOW_MS)[1]
         except PayloadRejected as exc:
             expected_rejected.append((i, exc.reason, exc.detail))
-    converted = convert(chunk)
+    converted = convert(chunk, NOW_MS)
     assert converted.lines == expected_lines
     assert converted.rejected == expected_rejected
     assert all(reason for _, reason, _ in converted.rejected)

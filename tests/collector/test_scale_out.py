@@ -1,4 +1,4 @@
-"""Two collectors on one shared subscription: each message written once, rollups agree.
+"""Collectors on one shared subscription: each message written once, rollups agree.
 
 The collectors are child processes with rollups on (grace 0 so the test need not wait for an
 hour to close). A second wave of samples lands late in the already rolled-up hour, as an
@@ -12,11 +12,19 @@ from collections import defaultdict
 from pathlib import Path
 
 import orjson
+import psutil
 import pytest
 
 from labmeter.influx import InfluxV1
 from labmeter.localstack import Service
-from tests.collector.harness import HOUR_MS, CollectorProcess, Publisher, count_points, samples
+from tests.collector.harness import (
+    HOUR_MS,
+    CollectorProcess,
+    Publisher,
+    count_points,
+    samples,
+    sum_in_use,
+)
 from tests.helpers import wait_for
 
 pytestmark = pytest.mark.failure
@@ -120,3 +128,112 @@ def test_two_collectors_write_each_message_once_and_rollups_follow_late_data(
     finally:
         for proc in procs:
             assert proc.stop() == 0
+
+
+def _collectors(
+    broker: Service, influx: InfluxV1, uid: str, tmp_path: Path, count: int, workers: int = 1
+) -> list[CollectorProcess]:
+    return [
+        CollectorProcess(
+            tmp_path / f"c{i}",
+            mqtt_port=broker.port,
+            influx_url=influx.config.url,
+            database=influx.config.database,
+            client_id=f"col{i}-{uid}",
+            site=uid,
+            shared_group=uid,
+            workers=workers,
+        )
+        for i in range(count)
+    ]
+
+
+def test_one_of_two_collectors_sigkilled_mid_stream_each_message_written_once(
+    broker: Service, influx: InfluxV1, uid: str, tmp_path: Path
+) -> None:
+    """Its unacked messages wait in its session (as does its share meanwhile) until systemd
+    starts it again; the rewrite lands on the same points."""
+    now = int(time.time() * 1000)
+    messages = samples(uid, N, now - now % HOUR_MS - 3 * HOUR_MS)
+    procs = _collectors(broker, influx, uid, tmp_path, 2)
+    for proc in procs:
+        proc.start()
+    try:
+        publisher = Publisher(broker.port, messages, 6.0, f"pub-{uid}")
+        publisher.start()
+        time.sleep(2.0)
+        procs[1].kill()
+        assert 0 < count_points(influx) < N  # mid-stream, with work in flight
+        time.sleep(1.0)
+        procs[1].start()
+        assert publisher.done.wait(60) and publisher.failures == []
+        wait_for(lambda: count_points(influx) == N, timeout=60, interval=0.5)
+        assert sum_in_use(influx) == pytest.approx(sum(m[2] for m in messages))
+        assert all(p.dead_letters() == [] for p in procs)
+        wait_for(lambda: _close(_rollups(influx), _expected(messages)), timeout=30)
+    finally:
+        for proc in procs:
+            assert proc.stop() == 0
+
+
+def test_workers_share_one_subscription_sum_their_metrics_and_roll_up_once(
+    broker: Service, influx: InfluxV1, uid: str, tmp_path: Path
+) -> None:
+    """``--workers 2``: one process, two sessions; a worker SIGKILLed is started again."""
+    now = int(time.time() * 1000)
+    messages = samples(uid, N, now - now % HOUR_MS - 3 * HOUR_MS)
+    (proc,) = _collectors(broker, influx, uid, tmp_path, 1, workers=2)
+    proc.start()
+    try:
+        assert proc.metric("labmeter_collector_connected") == 2  # the sum of both workers
+        first = Publisher(broker.port, messages[:FIRST_WAVE], 2.0, f"pub1-{uid}")
+        first.start()
+        assert first.done.wait(60) and first.failures == []
+        wait_for(lambda: proc.metric("labmeter_collector_acked_total") == FIRST_WAVE, timeout=30)
+        assert count_points(influx) == FIRST_WAVE
+        wait_for(lambda: _close(_rollups(influx), _expected(messages[:FIRST_WAVE])), timeout=30)
+
+        rest = Publisher(broker.port, messages[FIRST_WAVE:], 3.0, f"pub2-{uid}")
+        rest.start()
+        time.sleep(1.0)
+        victim = proc.worker_pids()[1]
+        psutil.Process(victim).kill()
+        assert rest.done.wait(60) and rest.failures == []
+        wait_for(lambda: count_points(influx) == N, timeout=60, interval=0.5)
+        assert sum_in_use(influx) == pytest.approx(sum(m[2] for m in messages))
+        wait_for(lambda: _close(_rollups(influx), _expected(messages)), timeout=30)
+        wait_for(lambda: len(proc.worker_pids()) == 2 and victim not in proc.worker_pids())
+        wait_for(proc.healthy, timeout=20)
+        assert proc.dead_letters() == []
+    finally:
+        assert proc.stop() == 0
+
+
+def test_fewer_workers_retire_the_sessions_of_the_others(
+    broker: Service, influx: InfluxV1, uid: str, tmp_path: Path
+) -> None:
+    """Mosquitto keeps queueing an offline member's share of a shared subscription: from two
+    workers down to one, worker 1's session is drained and ended, so nothing waits in it."""
+    now = int(time.time() * 1000)
+    messages = samples(uid, 1200, now - now % HOUR_MS - 3 * HOUR_MS)
+    (proc,) = _collectors(broker, influx, uid, tmp_path, 1, workers=2)
+    proc.start()
+    assert proc.stop() == 0
+    offline = Publisher(broker.port, messages[:1000], 1.0, f"pub1-{uid}")
+    offline.start()  # both sessions queue their share while nobody runs
+    assert offline.done.wait(60) and offline.failures == []
+    proc.workers = 1
+    proc.start()
+    try:
+        wait_for(lambda: count_points(influx) == 1000, timeout=60, interval=0.5)
+        state = tmp_path / "c0" / "deadletters.workers.json"
+        wait_for(lambda: orjson.loads(state.read_bytes()) == {"workers": 1}, timeout=30)
+        later = Publisher(broker.port, messages[1000:], 1.0, f"pub2-{uid}")
+        later.start()  # all of it to worker 0: the retired session takes no share
+        assert later.done.wait(60) and later.failures == []
+        wait_for(lambda: count_points(influx) == 1200, timeout=30, interval=0.5)
+        assert proc.dead_letters() == []
+    finally:
+        assert proc.stop() == 0
+    log = (tmp_path / "c0" / "collector.log").read_text()
+    assert "retiring the session of worker 1" in log and "is empty: ending it" in log

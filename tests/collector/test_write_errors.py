@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import httpx
+import pytest
 
 from collector.service import Collector
 from labmeter.config import Config, InfluxConfig
@@ -174,3 +176,32 @@ def test_graceful_shutdown_drains_and_acks(config: Config, influx: InfluxV1, uid
     with running(config, influx) as again:
         time.sleep(1.0)
         assert again.metrics.received == 0
+
+
+def test_stop_gives_up_a_write_it_cannot_make_within_the_drain_budget(
+    config: Config, influx: InfluxV1, uid: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """InfluxDB gone at shutdown (a Ctrl-C to the demo's process group): the collector stops
+    within its budget with one log line; the messages stay unacked for the next start."""
+    with influx_proxy(config.influx.url) as proxy:
+        proxy.rule = lambda _lines: (503, {})
+        cfg, writer = _via_proxy(config, proxy.url)
+        collector = Collector(cfg, writer)
+        collector.start()
+        assert collector.connected.wait(10)
+        time.sleep(0.2)
+        _publish(cfg, _samples(uid, 10, _now_minute()))
+        wait_for(lambda: collector.metrics.write_errors(503) >= 2)
+        caplog.clear()
+        started = time.monotonic()
+        collector.stop(drain_timeout=2.0)
+        assert time.monotonic() - started < 4.0
+    records = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert [r.getMessage() for r in records] == [
+        "stopping: InfluxDB did not take the last writes within the drain budget; "
+        "10 messages stay unacked in the broker for the next start"
+    ]
+    assert collector.metrics.acked == 0
+    with running(config, influx) as again:  # the same session: the broker kept them
+        wait_for(lambda: again.metrics.acked == 10)
+    assert count_points(influx) == 10

@@ -1,0 +1,121 @@
+"""The collector's MQTT 5 session against a real Mosquitto: reads, acks, window, generations."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+from collector.convert import Delivery
+from collector.subscriber import Subscriber
+from labmeter.config import Config, MqttConfig
+from labmeter.localstack import mosquitto
+from tests.helpers import publish_raw, wait_for
+
+
+class Inbox:
+    def __init__(self) -> None:
+        self.got: list[tuple[int, Delivery]] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, generation: int, deliveries: list[Delivery]) -> None:
+        with self.lock:
+            self.got += [(generation, d) for d in deliveries]
+
+
+def _session(mqtt: MqttConfig, client_id: str, topic: str, inbox: Inbox, **kw: int) -> Subscriber:
+    sub = Subscriber(
+        mqtt,
+        client_id,
+        topic,
+        receive_max=kw.get("receive_max", 1000),
+        session_expiry_s=300,
+        on_messages=inbox,
+    )
+    sub.start()
+    return sub
+
+
+def test_reads_every_size_in_order_and_acked_messages_do_not_come_back(
+    config: Config, uid: str
+) -> None:
+    """Payloads of 0 B to 300 KiB (remaining lengths of one to three bytes, packets split
+    across reads), QoS 0 and 1, in publish order; acked ones are gone from the session."""
+    sizes = [0, 1, 100, 127, 128, 300, 16_383, 16_384, 70_000, 300_000] * 20
+    messages = [(f"test/{uid}/{i % 3}", bytes([i % 251]) * n) for i, n in enumerate(sizes)]
+    inbox = Inbox()
+    sub = _session(config.mqtt, f"sub-{uid}", f"test/{uid}/#", inbox)
+    try:
+        time.sleep(0.3)
+        publish_raw(config.mqtt.host, config.mqtt.port, messages)
+        publish_raw(config.mqtt.host, config.mqtt.port, [(f"test/{uid}/q0", b"zero")], qos=0)
+        wait_for(lambda: len(inbox.got) == len(messages) + 1, timeout=20)
+        got = [(topic.decode(), payload) for _, (_, _, topic, payload) in inbox.got]
+        assert got[:-1] == messages
+        assert inbox.got[-1][1][:2] == (0, 0)  # QoS 0: no packet id, nothing to ack
+        generation = inbox.got[0][0]
+        sub.ack(generation, [mid for _, (mid, *_rest) in inbox.got])
+        time.sleep(0.5)
+    finally:
+        sub.stop()
+    again = Inbox()
+    sub = _session(config.mqtt, f"sub-{uid}", f"test/{uid}/#", again)
+    try:
+        time.sleep(1.0)
+        assert again.got == []
+    finally:
+        sub.stop()
+
+
+def test_receive_maximum_caps_unacked_and_an_old_generation_is_never_acked(
+    tmp_path: Path, uid: str
+) -> None:
+    """The broker sends Receive Maximum messages and no more until acked; after a reconnect
+    (a new generation) acks of the old one are dropped, and the broker redelivers."""
+    broker = mosquitto(tmp_path / "mosquitto")
+    broker.start()
+    mqtt = MqttConfig(url=f"mqtt://127.0.0.1:{broker.port}", keepalive_s=5)
+    inbox = Inbox()
+    sub = _session(mqtt, f"sub-{uid}", f"test/{uid}", inbox, receive_max=50)
+    try:
+        time.sleep(0.3)
+        publish_raw("127.0.0.1", broker.port, [(f"test/{uid}", b"%d" % i) for i in range(120)])
+        wait_for(lambda: len(inbox.got) == 50)
+        time.sleep(0.5)
+        assert len(inbox.got) == 50  # the window, nothing beyond it
+        first = sub.generation
+        old = [mid for _, (mid, *_rest) in inbox.got]
+        broker.stop()  # saves the session; the client reconnects to the restarted broker
+        broker.start()
+        wait_for(lambda: sub.generation == first + 1, timeout=20)
+        sub.ack(first, old)  # stale: must not ack whatever now carries those ids
+        wait_for(lambda: len(inbox.got) == 100)
+        time.sleep(0.5)
+        assert len(inbox.got) == 100  # the same 50 again, still unacked
+        payloads = [d[3] for g, d in inbox.got if g == first + 1]
+        assert payloads == [b"%d" % i for i in range(50)]
+        for _ in range(3):  # ack in windows until all 120 are through
+            batch = [mid for g, (mid, *_rest) in inbox.got if g == first + 1]
+            sub.ack(first + 1, batch)
+            time.sleep(0.5)
+        assert sorted({d[3] for _, d in inbox.got}) == sorted(b"%d" % i for i in range(120))
+    finally:
+        sub.stop()
+        broker.stop()
+
+
+def test_keepalive_holds_an_idle_connection(tmp_path: Path, uid: str) -> None:
+    broker = mosquitto(tmp_path / "mosquitto")
+    broker.start()
+    mqtt = MqttConfig(url=f"mqtt://127.0.0.1:{broker.port}", keepalive_s=1)
+    inbox = Inbox()
+    sub = _session(mqtt, f"sub-{uid}", f"test/{uid}", inbox)
+    try:
+        wait_for(lambda: sub.generation == 1)
+        time.sleep(4.0)  # past 1.5 keepalives with nothing to read
+        assert sub.generation == 1
+        publish_raw("127.0.0.1", broker.port, [(f"test/{uid}", b"still here")])
+        wait_for(lambda: len(inbox.got) == 1)
+    finally:
+        sub.stop()
+        broker.stop()
