@@ -206,9 +206,7 @@ class Subscriber:
         pending = getattr(sock, "pending", None)  # an SSL socket's decrypted bytes
         wake = self._wake_r
         generation = self.generation
-        buf = b""
-        if self._buf:  # what came with the CONNACK
-            self._feed(generation, self._buf)
+        buf = self._feed(generation, self._buf) if self._buf else b""  # came with CONNACK
         while True:
             if self._acks and self._send_acks(sock, generation):
                 last_sent = time.monotonic()

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from pathlib import Path
+
+import mqtt5
 
 from collector.convert import Delivery
 from collector.subscriber import Subscriber
@@ -119,3 +122,52 @@ def test_keepalive_holds_an_idle_connection(tmp_path: Path, uid: str) -> None:
     finally:
         sub.stop()
         broker.stop()
+
+
+def test_a_backlog_that_arrives_with_the_connack_is_read_whole(config: Config, uid: str) -> None:
+    """A resumed session gets its queue right behind the CONNACK, in the same read."""
+    topic = f"test/{uid}"
+    inbox = Inbox()
+    sub = _session(config.mqtt, f"sub-{uid}", topic, inbox)
+    wait_for(lambda: sub.generation == 1)
+    time.sleep(0.3)
+    sub.stop()
+    payloads = [b"%d:" % i + b"x" * (i % 700) for i in range(3000)]
+    publish_raw(config.mqtt.host, config.mqtt.port, [(topic, p) for p in payloads])
+    again = Inbox()
+    sub = _session(config.mqtt, f"sub-{uid}", topic, again, receive_max=5000)
+    try:
+        wait_for(lambda: len(again.got) >= 3000, timeout=20)
+        time.sleep(0.5)
+        assert [d[3] for _, d in again.got] == payloads
+        assert sub.generation == 1  # no protocol error, no reconnect
+    finally:
+        sub.stop()
+
+
+def test_a_packet_split_right_after_the_connack_is_joined(uid: str) -> None:
+    """The CONNACK's read may end inside a PUBLISH: its rest comes with the next read. A
+    broker played by the test, so that the split falls exactly there."""
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    first = mqtt5.PublishPacket("t/a", b"one", qos=mqtt5.QoS.AT_LEAST_ONCE, packet_id=1).write()
+    second = mqtt5.PublishPacket("t/b", b"two" * 50, qos=mqtt5.QoS.AT_LEAST_ONCE, packet_id=2)
+    split = second.write()
+    inbox = Inbox()
+    sub = _session(MqttConfig(url=f"mqtt://127.0.0.1:{port}"), f"sub-{uid}", "t/#", inbox)
+    try:
+        conn, _ = server.accept()
+        conn.recv(65536)  # CONNECT
+        conn.sendall(mqtt5.ConnAckPacket(session_present=True).write() + first + split[:20])
+        time.sleep(0.3)
+        conn.sendall(split[20:])
+        wait_for(lambda: len(inbox.got) == 2)
+        assert [(d[0], d[2], d[3]) for _, d in inbox.got] == [
+            (1, b"t/a", b"one"),
+            (2, b"t/b", b"two" * 50),
+        ]
+        assert sub.generation == 1
+        conn.close()
+    finally:
+        sub.stop()
+        server.close()
