@@ -1,20 +1,27 @@
-"""Collector drain benchmark against real Mosquitto and InfluxDB, with its ceiling in the same run.
+"""Collector drain benchmark against real Mosquitto and InfluxDB, with its ceilings in the same run.
 
-For each round a backlog of QoS 1 samples is queued in Mosquitto for a persistent session
-(the session is created first, then the backlog is published from several connections), then
-drained, three times, each from its own freshly queued backlog on its own topics, in an order
-that turns from round to round:
+For each round a backlog of QoS 1 samples is queued in Mosquitto for a persistent session (the
+session is created first, then the backlog is published from several connections), then
+drained; every drain has its own freshly queued backlog on its own topics, in an order that
+turns from round to round:
 
-- by a bare paho subscriber that only counts (the ceiling),
-- by the same bare subscriber built on ``labmeter.mqtt.Client`` (paho reading through the
-  collector's ``ReadBuffer``): the ceiling of the collector's own MQTT client, so that the
-  ratio against stock paho is not mistaken for the collector doing less work, and
-- by ``labmeter collector`` (a child process, as deployed) writing into InfluxDB.
+- bare subscribers that only count and ack, each in its own process: paho-mqtt on MQTT 5
+  (``paho-v5``) and on MQTT 3.1.1 (``paho-v311``), gmqtt 0.8 on MQTT 5 with its PUBACK after
+  the handler (``gmqtt-v5``), and the collector's own session, ``collector/subscriber.py``
+  (``labmeter-v5``): the best of them is the ceiling the ratios use;
+- ``labmeter collector`` as deployed (a child process) writing into InfluxDB, with one worker
+  (``collector-1``) and with ``--workers`` (``collector-N``, its default: one per core);
+- with ``--baseline REF``, the collector of that git commit (``baseline``: its packages
+  extracted to a temp dir, first on the child's path; same venv, broker and database).
 
-It prints the median of the rounds: messages/s of each and the ratios, CPU seconds per 100k
-messages and peak RSS (the collector's converter process included); then p50/p99
-broker-to-queryable latency under a steady load.
-Run: ``.venv/bin/python bench/ingest.py`` (``--help`` for sizes).
+It checks that InfluxDB holds exactly as many sample points as messages, and prints per round
+and as medians: messages/s, CPU seconds per 100k messages (the collector's process tree,
+workers included) and peak RSS, influxd's CPU during each collector drain, the ratios to the
+best bare subscriber and to the baseline, 1 vs N workers; then p50/p99 broker-to-queryable
+latency under a steady load with the default workers, and the load average.
+
+    .venv/bin/python bench/ingest.py --baseline 4485809     # 200,000 x 3 rounds, ~40 min here
+    .venv/bin/python bench/ingest.py --only labmeter-v5,collector-1 --rounds 1 --messages 50000
 """
 
 from __future__ import annotations
@@ -48,7 +55,8 @@ from labmeter.influx import InfluxV1
 from labmeter.localstack import free_port, influxd, mosquitto, wait_influx_ready
 
 DEVICES = 500
-POLL_S = 0.05  # how often the drain is read on /metrics: at most 50 ms of error per round
+POLL_S = 0.2  # how often the drain is read on /metrics: <= 0.2 s of error (~1 % of a round)
+# (every 50 ms the scrapes cost the collector ~7 % of a core, more with workers to sum)
 
 
 def backlog(site: str, n: int, start_ms: int) -> list[tuple[str, bytes]]:
