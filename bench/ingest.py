@@ -30,7 +30,6 @@ import argparse
 import io
 import multiprocessing as mp
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -251,8 +250,8 @@ def _bare(kind: str, port: int, client_id: str, n: int, out: mp.Queue) -> None: 
     cpu0 = time.process_time()
     BARE[kind](port, client_id, counter)
     cpu = time.process_time() - cpu0
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    out.put((counter.count, counter.times[1] - counter.times[0], cpu, rss_mb))
+    # VmHWM, not ru_maxrss: that one keeps the bench's RSS from before the spawn's exec.
+    out.put((counter.count, counter.times[1] - counter.times[0], cpu, _peak_rss_mb(os.getpid())))
 
 
 def drain_bare(kind: str, port: int, client_id: str, n: int) -> dict[str, float]:
@@ -332,12 +331,7 @@ class CollectorProc:
         return [self.ps, *self.ps.children(recursive=True)]
 
     def peak_rss_mb(self) -> float:
-        total = 0.0
-        for ps in self._processes():
-            for row in Path(f"/proc/{ps.pid}/status").read_text().splitlines():
-                if row.startswith("VmHWM:"):
-                    total += int(row.split()[1]) / 1024
-        return total
+        return sum(_peak_rss_mb(ps.pid) for ps in self._processes())
 
     def cpu(self) -> float:
         return sum(_cpu(ps) for ps in self._processes())
@@ -346,6 +340,13 @@ class CollectorProc:
         self.http.close()
         self.proc.terminate()
         self.proc.wait(30)
+
+
+def _peak_rss_mb(pid: int) -> float:
+    for row in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if row.startswith("VmHWM:"):
+            return int(row.split()[1]) / 1024
+    return 0.0
 
 
 def _cpu(ps: psutil.Process) -> float:
