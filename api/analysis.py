@@ -22,12 +22,13 @@ from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from api.usage import FactKey, Filters, Totals, UsageReader
+from api.plan import DeviceKey, Filters, ReadPlan, make_plan
+from api.usage import FactKey, Totals, UsageReader
 from labmeter.contract import CATEGORIES, EXTERNAL_CATEGORIES
-from labmeter.influx import all_records, tag_filter
+from labmeter.influx import InfluxV1
 from labmeter.inventory import Inventory
+from labmeter.opening import OpeningHours
 
-DeviceKey = tuple[str, str, str]
 MAX_SESSION_WINDOW_MS = 31 * 24 * 3600_000
 QUERY_THREADS = 2
 SESSION_GAP_TOLERANCE_MS = 1000
@@ -49,17 +50,12 @@ class Every(StrEnum):
 
 @dataclass
 class Scope:
-    """What a query covers: the window, the filters, the inventory and what was seen."""
+    """What a request's figures cover: its read plan, the inventory, and the figures already
+    read for it (a report asks for the same ones several times)."""
 
     reader: UsageReader
     inventory: Inventory | None
-    start_ms: int
-    end_ms: int
-    filters: Filters
-    now_ms: int
-    rolled_until: int | None = None
-    daily_from: int | None = None
-    seen: set[DeviceKey] = field(default_factory=set)
+    plan: ReadPlan
     _available: dict[tuple[str, str, int, int], int] = field(default_factory=dict)
     _open: dict[tuple[str, str], tuple[list[int], list[int], list[int]]] = field(
         default_factory=dict
@@ -67,12 +63,28 @@ class Scope:
     _facts: dict[tuple[int, int], dict[FactKey, Totals]] = field(default_factory=dict)
     _months: list[tuple[tuple[int, int], dict[FactKey, Totals]]] | None = None
 
+    @property
+    def start_ms(self) -> int:
+        return self.plan.start_ms
+
+    @property
+    def end_ms(self) -> int:
+        return self.plan.end_ms
+
+    @property
+    def filters(self) -> Filters:
+        return self.plan.filters
+
+    @property
+    def seen(self) -> frozenset[DeviceKey]:
+        return self.plan.seen
+
     def month_facts(self) -> list[tuple[tuple[int, int], dict[FactKey, Totals]]]:
         """Facts per calendar month of the window, read once; the window's facts are their
         sum, so a report that needs both pays for one read of the monthly rollups."""
         if self._months is None:
             spans = periods(self, Every.month)
-            per = self.reader.period_facts(spans, self.filters, self.rolled_until, self.daily_from)
+            per = self.reader.period_facts(self.plan, spans)
             months: dict[int, dict[FactKey, Totals]] = {a: {} for a, _ in spans}
             total: dict[FactKey, Totals] = defaultdict(Totals)
             for (a, key), totals in per.items():
@@ -83,16 +95,14 @@ class Scope:
         return self._months
 
     def facts(self, start_ms: int, end_ms: int) -> dict[FactKey, Totals]:
-        """Usage facts of a span, read once per scope (a report asks for the same ones)."""
+        """Usage facts of a span, read once per scope."""
         if (start_ms, end_ms) not in self._facts:
-            self._facts[(start_ms, end_ms)] = self.reader.facts(
-                start_ms, end_ms, self.filters, self.rolled_until, self.daily_from
-            )
+            self._facts[(start_ms, end_ms)] = self.reader.facts(self.plan, start_ms, end_ms)
         return self._facts[(start_ms, end_ms)]
 
     @property
     def tz(self) -> str:
-        return self.inventory.timezone if self.inventory else "Europe/Rome"
+        return self.plan.calendar.tz
 
     def registered(self) -> dict[DeviceKey, str]:
         """Registered devices within the filters -> kind."""
@@ -101,10 +111,7 @@ class Scope:
         return {
             key: eq.kind
             for key, eq in self.inventory.equipment.items()
-            if all(
-                not v or dict(zip(("site", "lab", "device"), key, strict=True))[k] == v
-                for k, v in self.filters.items()
-            )
+            if self.filters.matches(key)
         }
 
     def is_registered(self, key: DeviceKey) -> bool:
@@ -155,28 +162,16 @@ class Scope:
 
 
 def open_scope(
-    reader: UsageReader,
-    inventory: Inventory | None,
+    influx: InfluxV1,
+    opening: OpeningHours,
     start_ms: int,
     end_ms: int,
     filters: Filters,
     now_ms: int,
 ) -> Scope:
-    scope = Scope(reader, inventory, start_ms, end_ms, filters, now_ms)
-    q = (
-        "SELECT last(online) FROM status "
-        f"WHERE time > 0{tag_filter(filters)} GROUP BY site, lab, device"
-    )
-    scope.seen = {(r["site"], r["lab"], r["device"]) for r in all_records(reader.influx.query(q))}
-    sites = {k[0] for k in scope.seen}
-    if inventory is not None:
-        sites |= {k[0] for k in scope.registered()}
-    scope.rolled_until = reader.rolled_until(now_ms, sites, filters.get("site"))
-    if scope.rolled_until is not None:
-        scope.daily_from = reader.daily_from(sites, filters.get("site"))
-    if scope.daily_from is not None:
-        reader.check_daily(max(start_ms, scope.daily_from), end_ms, filters)
-    return scope
+    """The scope of one request: its plan read from the database once."""
+    plan = make_plan(influx, opening, start_ms, end_ms, filters, now_ms)
+    return Scope(UsageReader(influx, opening), opening.inventory, plan)
 
 
 MAX_PERIODS = 4000
@@ -221,9 +216,7 @@ def bucket_facts(
     if every in (Every.day, Every.week):
         out: list[dict[FactKey, Totals]] = [defaultdict(Totals) for _ in spans]
         starts = [a for a, _ in spans]
-        for (day_ms, key), totals in r.daily_facts(
-            s.start_ms, s.end_ms, s.filters, s.rolled_until, s.tz, daily_from=s.daily_from
-        ).items():
+        for (day_ms, key), totals in r.daily_facts(s.plan).items():
             moment = max(day_ms, s.start_ms)
             index = max(i for i, a in enumerate(starts) if a <= moment)
             target = out[index][key]
@@ -368,8 +361,8 @@ def openness(scope: Scope, by_lab: bool = False) -> dict[str, Any]:
 def software(scope: Scope) -> list[dict[str, Any]]:
     """Hours per title and peak concurrent seats against the seats owned."""
     s = scope
-    seconds = s.reader.app_seconds(s.start_ms, s.end_ms, s.filters, s.rolled_until, s.daily_from)
-    peaks = s.reader.peak_seats(s.start_ms, s.end_ms, s.filters, s.rolled_until, s.daily_from)
+    seconds = s.reader.app_seconds(s.plan)
+    peaks = s.reader.peak_seats(s.plan)
     titles: dict[tuple[str, str], dict[str, Any]] = {}
     for (site, _lab, _device, app), secs in seconds.items():
         entry = titles.setdefault((site, app), {"seconds": 0.0, "devices": 0})
@@ -377,7 +370,7 @@ def software(scope: Scope) -> list[dict[str, Any]]:
         entry["devices"] += 1 if secs > 0 else 0
     if s.inventory is not None:
         for site, app in s.inventory.software:
-            if not s.filters.get("site") or s.filters["site"] == site:
+            if not s.filters.site or s.filters.site == site:
                 titles.setdefault((site, app), {"seconds": 0.0, "devices": 0})
     rows = []
     for (site, app), entry in sorted(titles.items()):
@@ -401,7 +394,7 @@ def software(scope: Scope) -> list[dict[str, Any]]:
 def sessions(scope: Scope) -> list[dict[str, Any]]:
     """Sessions per device: from the agent's session events where it sends them, otherwise
     runs of consecutive samples with the same pseudonym, at most 1 s apart."""
-    samples = scope.reader.samples(scope.start_ms, scope.end_ms, scope.filters)
+    samples = scope.reader.samples(scope.plan)
     by_events = _event_sessions(scope, samples)
     with_events = {(s["site"], s["lab"], s["device"]) for s in by_events}
     out = by_events + [
@@ -420,7 +413,7 @@ def _event_sessions(scope: Scope, samples: list[dict[str, Any]]) -> list[dict[st
     seconds are those of the device's samples that start inside the session."""
     open_: dict[tuple[DeviceKey, str], dict[str, Any]] = {}
     out: list[dict[str, Any]] = []
-    for e in scope.reader.session_events(scope.start_ms, scope.end_ms, scope.filters):
+    for e in scope.reader.session_events(scope.plan):
         key = (e["site"], e["lab"], e["device"])
         user = e.get("user") or ""
         if e["type"] == "session_start":

@@ -7,9 +7,9 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Query, Request
 
 from api.analysis import Scope, open_scope
+from api.plan import Filters
 from api.store import Store
 from api.timeparse import parse_time
-from api.usage import UsageReader
 from labmeter.config import Config
 from labmeter.inventory import Inventory
 
@@ -59,18 +59,16 @@ class Window:
 SEGMENT = r"^[a-z0-9_-]{1,64}$"  # a topic segment (labmeter.contract); nothing else can match
 
 
-class Filters:
-    def __init__(
-        self,
-        site: Annotated[str | None, Query(pattern=SEGMENT)] = None,
-        lab: Annotated[str | None, Query(pattern=SEGMENT)] = None,
-        device: Annotated[str | None, Query(pattern=SEGMENT)] = None,
-    ) -> None:
-        self.tags: dict[str, str | None] = {"site": site, "lab": lab, "device": device}
+def get_filters(
+    site: Annotated[str | None, Query(pattern=SEGMENT)] = None,
+    lab: Annotated[str | None, Query(pattern=SEGMENT)] = None,
+    device: Annotated[str | None, Query(pattern=SEGMENT)] = None,
+) -> Filters:
+    return Filters(site, lab, device)
 
 
 WindowDep = Annotated[Window, Depends()]
-FiltersDep = Annotated[Filters, Depends()]
+FiltersDep = Annotated[Filters, Depends(get_filters)]
 
 
 def get_inventory(request: Request) -> Inventory | None:
@@ -81,15 +79,17 @@ def get_inventory(request: Request) -> Inventory | None:
 InventoryDep = Annotated[Inventory | None, Depends(get_inventory)]
 
 
-def get_scope(
-    request: Request, window: WindowDep, filters: FiltersDep, inventory: InventoryDep
-) -> Scope:
+def get_scope(request: Request, window: WindowDep, filters: FiltersDep) -> Scope:
     """The window, filters, inventory and what was seen: what every figure needs."""
     import time
 
-    reader = UsageReader(request.app.state.store.influx, request.app.state.opening)
     return open_scope(
-        reader, inventory, window.start_ms, window.end_ms, filters.tags, int(time.time() * 1000)
+        request.app.state.store.influx,
+        request.app.state.opening,
+        window.start_ms,
+        window.end_ms,
+        filters,
+        int(time.time() * 1000),
     )
 
 

@@ -1,69 +1,34 @@
-"""Every figure the API shows, read from InfluxDB with InfluxQL (portable across 1.x-3.x)."""
+"""The live side of the API: each device's last sample and last status (occupancy)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
-from labmeter.influx import InfluxV1, all_records, tag_filter, time_range
-
-DEVICE_KEYS = ("site", "lab", "device")
-
-
-@dataclass(frozen=True)
-class DeviceTotals:
-    site: str
-    lab: str
-    device: str
-    in_use_s: float
-    observed_s: float
-
-
-def _key(record: dict[str, Any]) -> tuple[str, str, str]:
-    return (record["site"], record["lab"], record["device"])
+from api.plan import DeviceKey, Filters
+from labmeter.influx import InfluxV1
+from labmeter.influxql import agg, col, select
+from labmeter.schema import DEVICE, DEVICE_TAGS, LAB, SAMPLE, SITE, STATUS
 
 
 class Store:
     def __init__(self, influx: InfluxV1) -> None:
         self.influx = influx
 
-    def known_devices(self, filters: dict[str, str | None]) -> set[tuple[str, str, str]]:
-        """Devices that ever announced themselves: they count in the denominator even if silent."""
-        q = (
-            "SELECT last(online) FROM status "
-            f"WHERE time > 0{tag_filter(filters)} GROUP BY site, lab, device"
-        )
-        return {_key(r) for r in all_records(self.influx.query(q))}
+    def _last_per_device(self, *columns: str, filters: Filters, source: Any) -> dict[
+        DeviceKey, dict[str, Any]
+    ]:
+        q = select(*columns, source=source).since(0).where_tags(filters.tags)
+        return {
+            (r[SITE], r[LAB], r[DEVICE]): r
+            for series in self.influx.query(q.group_by(*DEVICE_TAGS))
+            for r in series.records()
+        }
 
-    def device_totals(
-        self, start_ms: int, end_ms: int, filters: dict[str, str | None]
-    ) -> list[DeviceTotals]:
-        q = (
-            "SELECT sum(in_use_s) AS in_use_s, sum(observed_s) AS observed_s FROM sample "
-            f"WHERE {time_range(start_ms, end_ms)}{tag_filter(filters)} GROUP BY site, lab, device"
+    def last_samples(self, filters: Filters) -> dict[DeviceKey, dict[str, Any]]:
+        """Each device's last sample: its interval and the state at its end."""
+        return self._last_per_device(
+            agg("last", "interval_s"), col("state"), filters=filters, source=SAMPLE
         )
-        found = {_key(r): r for r in all_records(self.influx.query(q))}
-        for key in self.known_devices(filters):
-            found.setdefault(key, {"in_use_s": 0.0, "observed_s": 0.0})
-        return [
-            DeviceTotals(*key, float(r["in_use_s"] or 0.0), float(r["observed_s"] or 0.0))
-            for key, r in sorted(found.items())
-        ]
 
-    def last_samples(
-        self, filters: dict[str, str | None]
-    ) -> dict[tuple[str, str, str], dict[str, Any]]:
-        q = (
-            "SELECT last(interval_s) AS interval_s, state FROM sample "
-            f"WHERE time > 0{tag_filter(filters)} GROUP BY site, lab, device"
-        )
-        return {_key(r): r for r in all_records(self.influx.query(q))}
-
-    def last_status(
-        self, filters: dict[str, str | None]
-    ) -> dict[tuple[str, str, str], dict[str, Any]]:
-        q = (
-            "SELECT last(status) AS status FROM status "
-            f"WHERE time > 0{tag_filter(filters)} GROUP BY site, lab, device"
-        )
-        return {_key(r): r for r in all_records(self.influx.query(q))}
+    def last_status(self, filters: Filters) -> dict[DeviceKey, dict[str, Any]]:
+        return self._last_per_device(agg("last", "status"), filters=filters, source=STATUS)

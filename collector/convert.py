@@ -17,6 +17,9 @@ from collector.rollups import hour_of
 from labmeter.contract import STATES, Event, Message, Sample, Status, decode
 from labmeter.errors import PayloadRejected
 from labmeter.influx import FieldValue, line
+from labmeter.schema import APP_USAGE, DEVICE_METRICS, EVENT, EVENT_DATA_PREFIX, SAMPLE, STATUS
+
+_SAMPLE, _APP_USAGE, _METRICS = SAMPLE.name, APP_USAGE.name, DEVICE_METRICS.name
 
 # mid (0 for QoS 0), qos, topic, payload: one PUBLISH as the MQTT session hands it over
 Delivery = tuple[int, int, bytes, bytes]
@@ -59,15 +62,15 @@ def _sample(message: Message, sample: Sample) -> list[str]:
     start = sample.start_ms
     tags = f"category={sample.category},device={t.device}{kind},lab={t.lab},site={t.site}"
     lines = [
-        f"sample,{tags} {fields},observed_s={float(sample.observed_s)!r},"
+        f"{_SAMPLE},{tags} {fields},observed_s={float(sample.observed_s)!r},"
         f"interval_s={sample.interval_s!r},seq={sample.seq}i{state}{user} {start}"
     ]
     apps = sample.apps_s
     for app in sorted(apps) if len(apps) > 1 else apps:
-        lines.append(f"app_usage,app={app},{tags} running_s={apps[app]!r}{user} {start}")
+        lines.append(f"{_APP_USAGE},app={app},{tags} running_s={apps[app]!r}{user} {start}")
     if sample.metrics:
         values = ",".join([f"{k}={v!r}" for k, v in sample.metrics.items()])
-        lines.append(f"device_metrics,device={t.device},lab={t.lab},site={t.site} {values} {start}")
+        lines.append(f"{_METRICS},device={t.device},lab={t.lab},site={t.site} {values} {start}")
     return lines
 
 
@@ -76,8 +79,8 @@ def _event(message: Message, event: Event) -> list[str]:
     fields: dict[str, FieldValue] = {"seq": event.seq}
     if event.user is not None:
         fields["user"] = event.user
-    fields.update({f"d_{k}": v for k, v in event.data.items()})
-    return [line("event", tags, fields, event.ts)]
+    fields.update({f"{EVENT_DATA_PREFIX}{k}": v for k, v in event.data.items()})
+    return [line(EVENT.name, tags, fields, event.ts)]
 
 
 def _status(message: Message, status: Status, received_ms: int) -> list[str]:
@@ -89,9 +92,8 @@ def _status(message: Message, status: Status, received_ms: int) -> list[str]:
     if status.agent is not None:
         fields["agent"] = status.agent
     # The last will carries no ts (it was set at connect): it happened when it reached us.
-    return [
-        line("status", _tags(message), fields, status.ts if status.ts is not None else received_ms)
-    ]
+    ts = status.ts if status.ts is not None else received_ms
+    return [line(STATUS.name, _tags(message), fields, ts)]
 
 
 def parse(topic: bytes, payload: bytes, received_ms: int) -> tuple[Message, list[str]]:

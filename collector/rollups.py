@@ -27,22 +27,40 @@ from pathlib import Path
 import orjson
 
 from collector.daily import Reader as Reader  # re-exported: the collector's query protocol
-from collector.daily import daily_lines, day_of, month_of, monthly_lines, next_day
+from collector.daily import daily_lines, monthly_lines
 from collector.metrics import Metrics
-from labmeter.contract import STATES
 from labmeter.errors import WriteError
-from labmeter.influx import FieldValue, LineWriter, line, quote_str, time_range
-from labmeter.opening import HALF_HOUR_MS, HOUR_MS, SPLIT_FIELDS, OpeningHours, h1_name
+from labmeter.influx import FieldValue, LineWriter, line
+from labmeter.influxql import Select, agg, select, sums
+from labmeter.opening import OpeningHours
+from labmeter.schema import (
+    APP,
+    APP_TAGS,
+    APP_USAGE,
+    DEVICE,
+    FACT_TAGS,
+    HALF_HOUR_MS,
+    HOUR_MS,
+    OBSERVED,
+    PEAK_SEATS,
+    RUNNING,
+    SAMPLE,
+    SAMPLES,
+    SEAT_HOURS,
+    SEAT_TAGS,
+    SECONDS_FIELDS,
+    SITE,
+    SPLIT_FIELDS,
+    Period,
+    app_rollup,
+    device_rollup,
+    h1_name,
+    seats_rollup,
+)
 
 log = logging.getLogger(__name__)
 
 MAX_DEFER_S = 300.0  # rollups wait for a backlog to drain, but never longer than this
-_STATE_FIELDS = [f"{s}_s" for s in STATES] + ["observed_s"]
-_H1_SUMS = ", ".join(f"sum({f}) AS {f}" for f in SPLIT_FIELDS)
-
-
-def hour_of(ts_ms: int) -> int:
-    return ts_ms - ts_ms % HOUR_MS
 
 
 @dataclass
@@ -53,54 +71,51 @@ class _Due:
 
 def rollup_lines(reader: Reader, hour: int, site: str) -> list[str]:
     """The rollup points of one hour, computed with InfluxQL from the raw points."""
-    where = time_range(hour, hour + HOUR_MS)
-    if site != "+":
-        where += f" AND site = {quote_str(site)}"
-    sums = ", ".join(f"sum({f}) AS {f}" for f in _STATE_FIELDS)
+
+    def scoped(q: Select, end_ms: int = hour + HOUR_MS) -> Select:
+        return q.between(hour, end_ms).where(site=None if site == "+" else site)
+
     lines: list[str] = []
     # The first half hour apart, so that opening hours on the half hour can split the hour.
+    q = select(*sums(SPLIT_FIELDS), source=SAMPLE)
     heads = {
         tuple(sorted(series.tags.items())): series.records()[0]
-        for series in reader.query(
-            f"SELECT {_H1_SUMS} FROM sample WHERE {where} AND time < {hour + HALF_HOUR_MS}ms "
-            "GROUP BY site, lab, device, kind, category"
-        )
+        for series in reader.query(scoped(q, hour + HALF_HOUR_MS).group_by(*FACT_TAGS))
     }
-    for series in reader.query(
-        f"SELECT {sums}, count(observed_s) AS samples FROM sample WHERE {where} "
-        "GROUP BY site, lab, device, kind, category"
-    ):
+    device = device_rollup(Period.hourly).name
+    q = select(*sums(SECONDS_FIELDS), agg("count", OBSERVED, SAMPLES), source=SAMPLE)
+    for series in reader.query(scoped(q).group_by(*FACT_TAGS)):
         head = heads.get(tuple(sorted(series.tags.items())), {})
         for rec in series.records():
-            fields: dict[str, FieldValue] = {f: float(rec[f] or 0.0) for f in _STATE_FIELDS}
+            fields: dict[str, FieldValue] = {f: float(rec[f] or 0.0) for f in SECONDS_FIELDS}
             fields |= {h1_name(f): float(head.get(f) or 0.0) for f in SPLIT_FIELDS}
-            fields["samples"] = int(rec["samples"])
-            lines.append(line("rollup_device_hourly", series.tags, fields, hour))
-    for series in reader.query(
-        f"SELECT sum(running_s) AS running_s FROM app_usage WHERE {where} "
-        "GROUP BY site, lab, device, category, app"
-    ):
+            fields[SAMPLES] = int(rec[SAMPLES])
+            lines.append(line(device, series.tags, fields, hour))
+    q = select(agg("sum", RUNNING), source=APP_USAGE)
+    for series in reader.query(scoped(q).group_by(*APP_TAGS)):
         for rec in series.records():
-            running: dict[str, FieldValue] = {"running_s": float(rec["running_s"])}
-            lines.append(line("rollup_app_hourly", series.tags, running, hour))
+            running: dict[str, FieldValue] = {RUNNING: float(rec[RUNNING])}
+            lines.append(line(app_rollup(Period.hourly).name, series.tags, running, hour))
     # Seats: devices with the app running in each minute (a device's several points in one
     # minute, e.g. cut at a category change, count once), then the hour's maximum.
-    peaks = reader.query(
-        "SELECT max(n) AS peak FROM (SELECT count(running_s) AS n FROM "
-        f"(SELECT sum(running_s) AS running_s FROM app_usage WHERE {where} "
-        "GROUP BY time(1m), site, app, device) WHERE running_s > 0 "
-        "GROUP BY time(1m), site, app) GROUP BY site, app"
+    per_device = scoped(select(agg("sum", RUNNING), source=APP_USAGE)).group_by(
+        SITE, APP, DEVICE, every_ms=60_000
     )
-    peak = {(s.tags["site"], s.tags["app"]): int(s.values[0][1] or 0) for s in peaks}
-    for series in reader.query(
-        f"SELECT sum(running_s) AS running_s FROM app_usage WHERE {where} GROUP BY site, app"
-    ):
-        key = (series.tags["site"], series.tags["app"])
+    per_minute = (
+        select(agg("count", RUNNING, "n"), source=per_device)
+        .where_field(RUNNING, ">", 0)
+        .group_by(SITE, APP, every_ms=60_000)
+    )
+    peaks = reader.query(select(agg("max", "n", "peak"), source=per_minute).group_by(SITE, APP))
+    peak = {(s.tags[SITE], s.tags[APP]): int(s.values[0][1] or 0) for s in peaks}
+    q = select(agg("sum", RUNNING), source=APP_USAGE)
+    for series in reader.query(scoped(q).group_by(*SEAT_TAGS)):
+        key = (series.tags[SITE], series.tags[APP])
         seats: dict[str, FieldValue] = {
-            "peak_seats": peak.get(key, 0),
-            "seat_hours": float(series.values[0][1]) / 3600.0,
+            PEAK_SEATS: peak.get(key, 0),
+            SEAT_HOURS: float(series.values[0][1]) / 3600.0,
         }
-        lines.append(line("rollup_app_concurrency_hourly", series.tags, seats, hour))
+        lines.append(line(seats_rollup(Period.hourly).name, series.tags, seats, hour))
     return lines
 
 
@@ -216,14 +231,19 @@ class Rollups:
                     self.writer.write_lines(lines)
                 # The day follows its hours: recomputed after the last of them in this pass
                 # (from the hourly rollups just written); if that fails, so does this hour.
-                if i + 1 == len(ready) or day_of(ready[i + 1][0]) != day_of(hour):
-                    day = day_of(hour)
-                    days = daily_lines(self.reader, day, next_day(day), self.site, self.opening)
+                calendar = self.opening.calendar
+                day = calendar.day_of(hour)
+                if i + 1 == len(ready) or calendar.day_of(ready[i + 1][0]) != day:
+                    days = daily_lines(
+                        self.reader, day, calendar.next_day(day), self.site, self.opening
+                    )
                     if days:
                         self.writer.write_lines(days)
                         # And the month follows its days, from the daily rollups just written.
                         self.writer.write_lines(
-                            monthly_lines(self.reader, month_of(day), self.site)
+                            monthly_lines(
+                                self.reader, calendar.month_of(day), self.site, self.opening
+                            )
                         )
             except WriteError as exc:
                 log.warning("rollup of hour %d failed (%s); will retry", hour, exc)

@@ -381,7 +381,8 @@ def report(
     influx_url: InfluxOpt = None,
 ) -> None:
     """The evaluators' utilisation report (Rapporto di utilizzo) from InfluxDB and the inventory."""
+    from api.plan import Filters
     from api.report.cli import run
 
     cfg = _load(config, influx__url=influx_url)
-    raise typer.Exit(run(cfg, start, end, format, lang, out, {"site": site, "lab": lab}))
+    raise typer.Exit(run(cfg, start, end, format, lang, out, Filters(site, lab)))

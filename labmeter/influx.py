@@ -9,15 +9,18 @@ from __future__ import annotations
 import gzip
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import httpx
 import orjson
 
+from labmeter import influxql
 from labmeter.config import InfluxConfig
 from labmeter.errors import WriteError
+from labmeter.influxql import Select
 
 FieldValue = float | int | str | bool
 
@@ -30,12 +33,21 @@ class LineWriter(Protocol):
     def close(self) -> None: ...
 
 
+# InfluxDB 1.x keeps a backslash in a name or tag as it is, unless it escapes one of , = and
+# space: so a backslash before one of those, or at the end, cannot be written at all.
+_UNWRITABLE = re.compile(r"\\(?:[,= ]|$)")
+
+
 def _escape_key(value: str) -> str:
-    return value.replace("\\", "\\\\").replace(",", "\\,").replace("=", "\\=").replace(" ", "\\ ")
+    if "\\" in value and _UNWRITABLE.search(value):
+        raise ValueError(f"line protocol cannot carry {value!r} (a backslash before , = space)")
+    return value.replace(",", "\\,").replace("=", "\\=").replace(" ", "\\ ")
 
 
 def _escape_measurement(value: str) -> str:
-    return value.replace("\\", "\\\\").replace(",", "\\,").replace(" ", "\\ ")
+    if "\\" in value and _UNWRITABLE.search(value):
+        raise ValueError(f"line protocol cannot carry {value!r} (a backslash before , = space)")
+    return value.replace(",", "\\,").replace(" ", "\\ ")
 
 
 def _field(value: FieldValue) -> str:
@@ -147,11 +159,15 @@ class InfluxV1:
         if response.status_code >= 300:
             raise classify(response)
 
-    def query(self, influxql: str, *, epoch: str = "ms") -> list[QueryResult]:
-        """Run InfluxQL statements and return every series of every result."""
+    def query(self, statement: Select | str, *, epoch: str = "ms") -> list[QueryResult]:
+        """Run InfluxQL statements and return every series of every result.
+
+        labmeter's own code passes ``Select``s (``labmeter/influxql.py`` is where query text
+        is built); text is for tests, benchmarks and statements an operator typed.
+        """
         try:
             response = self._client.post(
-                "/query", data={"q": influxql, "db": self.config.database, "epoch": epoch}
+                "/query", data={"q": str(statement), "db": self.config.database, "epoch": epoch}
             )
         except httpx.HTTPError as exc:
             raise WriteError(0, f"{type(exc).__name__}: {exc}", retryable=True) from exc
@@ -174,8 +190,7 @@ class InfluxV1:
 
     def create_database(self) -> None:
         """Create the database (idempotent on 1.x)."""
-        name = self.config.database.replace('"', '\\"')
-        self.query(f'CREATE DATABASE "{name}"')
+        self.query(influxql.create_database(self.config.database))
 
 
 class InfluxV2Writer:
@@ -289,25 +304,3 @@ def init_v2(config: InfluxConfig, retention_s: int = 0) -> str:
             ],
         )
         return str(auth.token)
-
-
-def quote_ident(name: str) -> str:
-    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def quote_str(value: str) -> str:
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-def time_range(start_ms: int, end_ms: int) -> str:
-    """A half-open time filter in InfluxQL."""
-    return f"time >= {start_ms}ms AND time < {end_ms}ms"
-
-
-def tag_filter(filters: Mapping[str, str | None]) -> str:
-    parts = [f"{quote_ident(k)} = {quote_str(v)}" for k, v in filters.items() if v]
-    return "".join(f" AND {p}" for p in parts)
-
-
-def all_records(results: Iterable[QueryResult]) -> list[dict[str, Any]]:
-    return [record for series in results for record in series.records()]

@@ -16,28 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from labmeter.inventory import Inventory
-
-HALF_HOUR_MS = 1_800_000
-HOUR_MS = 3_600_000
-DAY_MS = 86_400_000
-# The seconds split at opening hours: open part = ``<name>_open_s``, first half = ``_h1_s``.
-SPLIT_FIELDS = ("in_use_s", "observed_s")
-
-
-def open_name(field: str) -> str:
-    return field.removesuffix("_s") + "_open_s"
-
-
-def base_name(open_field: str) -> str:
-    return open_field.removesuffix("_open_s") + "_s"
-
-
-def h1_name(field: str) -> str:
-    return field.removesuffix("_s") + "_h1_s"
-
-
-OPEN_FIELDS = tuple(open_name(f) for f in SPLIT_FIELDS)
-H1_FIELDS = tuple(h1_name(f) for f in SPLIT_FIELDS)
+from labmeter.schema import DAY_MS, DEFAULT_TZ, HALF_HOUR_MS, Calendar
 
 
 class OpeningHours:
@@ -45,6 +24,8 @@ class OpeningHours:
 
     def __init__(self, inventory: Inventory | None) -> None:
         self.inventory = inventory
+        # Daily and monthly rollups are cut at the local days of the inventory's zone.
+        self.calendar = Calendar(inventory.timezone if inventory else DEFAULT_TZ)
         self._open: dict[tuple[str, str, int], frozenset[int]] = {}
         self._labels: dict[tuple[str, str, int, int], str] = {}
 

@@ -28,7 +28,8 @@ from agent.publisher import Publisher
 from labmeter import inventory
 from labmeter.config import MqttConfig
 from labmeter.contract import Topic
-from labmeter.opening import HALF_HOUR_MS, OpeningHours
+from labmeter.opening import OpeningHours
+from labmeter.schema import HALF_HOUR_MS
 from simulators.schedule import (
     MIN_MS,
     ORGANISATIONS,

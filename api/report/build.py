@@ -61,7 +61,7 @@ def build(scope: Scope, progress: Progress | None = None) -> dict[str, Any]:
     with ThreadPoolExecutor(max_workers=analysis.QUERY_THREADS) as pool:
         year = pool.submit(scope.month_facts)  # also the window's facts: one read
         licences_future = pool.submit(analysis.software, scope)
-        versions_future = pool.submit(scope.reader.agent_versions, scope.filters)
+        versions_future = pool.submit(scope.reader.agent_versions, scope.plan)
         sessions_future = (
             pool.submit(_session_counts, scope)
             if scope.end_ms - scope.start_ms <= analysis.MAX_SESSION_WINDOW_MS
@@ -177,8 +177,8 @@ def build(scope: Scope, progress: Progress | None = None) -> dict[str, Any]:
             "timezone": scope.tz,
             "inventory": inv.path if inv else None,
             "labmeter": __version__,
-            "filters": {k: v for k, v in scope.filters.items() if v},
-            "rolled_until_ms": scope.rolled_until,
+            "filters": {k: v for k, v in scope.filters.tags.items() if v},
+            "rolled_until_ms": scope.plan.rolled_until,
         },
         "framework": sorted(framework.values(), key=lambda e: (e["fund"], e["cup"])),
         "availability": availability,
@@ -223,12 +223,9 @@ def build(scope: Scope, progress: Progress | None = None) -> dict[str, Any]:
 
 
 def _in(scope: Scope, site: str, lab: str, device: str | None) -> bool:
-    f = scope.filters
-    return (
-        (not f.get("site") or f["site"] == site)
-        and (not f.get("lab") or f["lab"] == lab)
-        and (device is None or not f.get("device") or f["device"] == device)
-    )
+    if device is None:
+        return scope.filters.matches_lab(site, lab)
+    return scope.filters.matches((site, lab, device))
 
 
 def _session_counts(scope: Scope) -> dict[tuple[str, str, str], int]:

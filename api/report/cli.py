@@ -9,11 +9,11 @@ from rich.console import Console
 from rich.progress import Progress
 
 from api.analysis import open_scope
+from api.plan import Filters
 from api.report.build import STEPS, build
 from api.report.formats import Format, filename, produce
 from api.report.i18n import Lang
 from api.timeparse import parse_time
-from api.usage import UsageReader
 from labmeter.config import Config
 from labmeter.influx import InfluxV1
 from labmeter.inventory import load
@@ -29,7 +29,7 @@ def run(
     fmt: str,
     lang: str,
     out: Path | None,
-    filters: dict[str, str | None],
+    filters: Filters,
 ) -> int:
     try:
         format_, lang_ = Format(fmt), Lang(lang)
@@ -44,8 +44,8 @@ def run(
         with Progress(console=err) as bar:
             task = bar.add_task("report", total=STEPS + 2)
             scope = open_scope(
-                UsageReader(influx, OpeningHours(inventory)),
-                inventory,
+                influx,
+                OpeningHours(inventory),
                 start_ms,
                 end_ms,
                 filters,

@@ -36,16 +36,12 @@ def occupancy(
     Registered devices that never reported are listed too: offline, with no last state.
     """
     now = int(time.time() * 1000)
-    samples = store.last_samples(filters.tags)
-    statuses = store.last_status(filters.tags)
+    samples = store.last_samples(filters)
+    statuses = store.last_status(filters)
     out = []
     registered: set[tuple[str, str, str]] = set()
     if inventory is not None:
-        registered = {
-            k
-            for k in inventory.equipment
-            if all(not v or v == k[i] for i, v in enumerate(filters.tags.values()))
-        }
+        registered = {k for k in inventory.equipment if filters.matches(k)}
     for key in sorted(samples.keys() | statuses.keys() | registered):
         sample = samples.get(key)
         status = statuses.get(key)

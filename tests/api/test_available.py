@@ -8,10 +8,12 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from api.analysis import Every, Scope, periods
+from api.plan import Filters, ReadPlan
 from api.usage import UsageReader
 from labmeter.config import InfluxConfig
 from labmeter.influx import InfluxV1
 from labmeter.inventory import load
+from labmeter.schema import Calendar
 
 EXAMPLE = Path(__file__).parents[2] / "deploy" / "inventory.example.yaml"
 
@@ -22,7 +24,8 @@ def test_every_window_matches_the_inventory() -> None:
     start = int(datetime(2026, 1, 1, 7, 15, tzinfo=rome).timestamp() * 1000)
     end = int(datetime(2027, 1, 1, 7, 15, tzinfo=rome).timestamp() * 1000)
     influx = InfluxV1(InfluxConfig())  # never queried: available time is the inventory's
-    scope = Scope(UsageReader(influx), inventory, start, end, {}, end)
+    plan = ReadPlan(start, end, Filters(), Calendar(inventory.timezone), end)
+    scope = Scope(UsageReader(influx), inventory, plan)
     rng = random.Random(5)
     windows = [(start, end), *periods(scope, Every.month), *periods(scope, Every.week)]
     for _ in range(200):  # edges anywhere, inside a span or between two

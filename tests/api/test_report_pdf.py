@@ -10,12 +10,13 @@ from pathlib import Path
 import pytest
 
 from api.analysis import open_scope
+from api.plan import Filters
 from api.report.build import build
 from api.report.i18n import Lang
 from api.report.pdf import to_pdf
-from api.usage import UsageReader
 from labmeter.influx import InfluxV1
 from labmeter.inventory import load
+from labmeter.opening import OpeningHours
 from tests.api import lab_data as d
 from tests.api.client import Api
 
@@ -34,7 +35,8 @@ def _text(pdf: bytes, tmp_path: Path) -> str:
 def test_300_assets_keep_rows_whole_and_headers_on_every_page(lab_api: Api, tmp_path: Path) -> None:
     influx = InfluxV1(lab_api.config.influx)
     end = d.T0 + 24 * d.HOUR
-    scope = open_scope(UsageReader(influx), load(lab_api.config.api.inventory), d.T0, end, {}, end)
+    opening = OpeningHours(load(lab_api.config.api.inventory))
+    scope = open_scope(influx, opening, d.T0, end, Filters(), end)
     report = build(scope)
     influx.close()
     pc1 = next(e for e in report["equipment"] if e["device"] == "pc-01")

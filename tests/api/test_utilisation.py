@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 from api.keys import Role
-from api.usage import UsageReader, split
-from collector.daily import backfill, day_of
+from api.plan import Filters, make_plan
+from collector.daily import backfill
 from labmeter.config import Config
-from labmeter.influx import InfluxV1
+from labmeter.influx import InfluxV1, line
 from labmeter.inventory import load
 from labmeter.opening import OpeningHours
 from tests.api import lab_data as d
@@ -142,10 +142,23 @@ def test_rollups_for_closed_hours_give_the_same_figures_as_raw_points(
         rollups, raw = d.rollup_lines(d.raw_lines(), d.T0 + 9 * d.HOUR)
         assert rollups and raw
         rolled_db.write_lines(rollups + raw + d.status_lines())
-        reader = UsageReader(rolled_db)
-        assert reader.rolled_until(d.T0 + 48 * d.HOUR, {d.SITE}, None) == d.T0 + 9 * d.HOUR
+        now = d.T0 + 48 * d.HOUR
+        plan = make_plan(rolled_db, OpeningHours(None), d.T0, now, Filters(), now)
+        assert plan.rolled_until == d.T0 + 9 * d.HOUR
         # A site without rollups (its collector is behind or new): raw points everywhere.
-        assert reader.rolled_until(d.T0 + 48 * d.HOUR, {d.SITE, "its-other"}, None) is None
+        rolled_db.write_lines(
+            [
+                line(
+                    "status",
+                    {"site": "its-other", "lab": "l", "device": "x"},
+                    {"online": True},
+                    d.T0,
+                )
+            ]
+        )
+        plan = make_plan(rolled_db, OpeningHours(None), d.T0, now, Filters(), now)
+        assert plan.rolled_until is None
+        rolled_db.query("DROP SERIES FROM status WHERE site = 'its-other'")
         rolled = make_api(other, tmp_path / "r", d.inventory_file(tmp_path, hours))
         # A window with unaligned edges reads raw edges around the rolled hours.
         window = {"start": d.T0 // 1000 + 1234, "end": d.T0 // 1000 + 20 * 3600 + 17}
@@ -218,19 +231,20 @@ def test_daily_rollups_give_the_same_figures_as_raw_points(
         opening = OpeningHours(collector_inventory)
         first = d.T0 - 3 * day
         assert backfill(rolled_db, rolled_db, first, cutoff, d.SITE, opening) > 0
-        reader = UsageReader(rolled_db, OpeningHours(load(inventory)))
-        until = reader.rolled_until(cutoff + day, {d.SITE}, None)
-        assert until == cutoff
-        assert reader.daily_from({d.SITE}, None) == day_of(first)
-        stale = reader.check_daily(day_of(first), cutoff, {})
-        weekdays = {day_of(d.T0 + by) for by in shifts if by != 27 * day}
-        assert stale == (weekdays if hours != collector_hours else set())
-        rolled = make_api(other, tmp_path / "r", inventory)
+        api_opening = OpeningHours(load(inventory))
+        day_of = api_opening.calendar.day_of
         window = {
             "start": first // 1000 + 9 * 3600 + 1234,
             "end": (d.T0 + 30 * day) // 1000 + 20 * 3600,
         }
-        parts = split(window["start"] * 1000, window["end"] * 1000, until, day_of(first), stale)
+        plan = make_plan(rolled_db, api_opening, day_of(first), cutoff, Filters(), cutoff + day)
+        assert plan.rolled_until == cutoff
+        assert plan.daily_from == day_of(first)
+        weekdays = {day_of(d.T0 + by) for by in shifts if by != 27 * day}
+        stale = plan.stale_days
+        assert stale == (weekdays if hours != collector_hours else set())
+        rolled = make_api(other, tmp_path / "r", inventory)
+        parts = plan.parts(window["start"] * 1000, window["end"] * 1000)
         assert {p.source for p in parts} == (
             {"raw", "hourly", "daily", "monthly"} if not stale else {"raw", "hourly", "daily"}
         )

@@ -7,17 +7,24 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from collector.daily import day_of, first_day_within, month_of, next_day
 from collector.metrics import Metrics
-from collector.rollups import Rollups, hour_of
+from collector.rollups import Rollups
 from labmeter.cli import app
 from labmeter.config import Config
 from labmeter.influx import InfluxV1, line
 from labmeter.inventory import load
 from labmeter.opening import OpeningHours
+from labmeter.schema import Calendar, hour_of
 from tests.api import lab_data as d
 
 DAY = 24 * d.HOUR
+ROME = Calendar("Europe/Rome")
+day_of, first_day_within, month_of, next_day = (
+    ROME.day_of,
+    ROME.first_day_within,
+    ROME.month_of,
+    ROME.next_day,
+)
 # Sunday 29 March 2026: Rome moves to summer time, so that local day has 23 hours.
 DST_SHIFT = 27 * DAY
 

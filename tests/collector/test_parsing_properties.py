@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 from collector.convert import convert, parse
 from labmeter.contract import CATEGORIES, EVENT_TYPES, STATES
 from labmeter.errors import PayloadRejected
-from labmeter.influx import InfluxV1, quote_str
+from labmeter.influx import InfluxV1
+from labmeter.influxql import string
 
 NOW_MS = int(time.time() * 1000)
 _devices = itertools.count()
@@ -185,7 +186,7 @@ def test_every_valid_message_is_written_and_reads_back(
     influx.write_lines(lines)  # raises WriteError on any refused line
     rows = influx.query(
         "SELECT * FROM sample, app_usage, device_metrics, event, status "
-        f"WHERE device = {quote_str(device)} AND time >= 0 GROUP BY *"
+        f"WHERE device = {string(device)} AND time >= 0 GROUP BY *"
     )
     assert sum(len(s.values) for s in rows) == len(lines)
     records = [r for s in rows for r in s.records()]

@@ -7,9 +7,10 @@ from pathlib import Path
 
 from collector.convert import parse
 from collector.metrics import Metrics
-from collector.rollups import HOUR_MS, Rollups
+from collector.rollups import Rollups
 from labmeter.contract import Sample, Topic, encode
 from labmeter.influx import InfluxV1
+from labmeter.schema import HOUR_MS
 
 
 def _rollups(influx: InfluxV1, uid: str, state: Path, grace_s: float) -> Rollups:

@@ -1,0 +1,245 @@
+"""The read plan: what every read of one request needs, decided once and passed down.
+
+A year of raw one-minute samples for a region is too much to scan for a report, so every read
+is split in time (``ReadPlan.parts``): monthly and daily rollups cover whole local months and
+days, hourly rollups the whole hours around them, all up to the last rolled-up hour (the
+collector writes them from closed hours), and raw points the unaligned edges and the recent
+hours. The split is the same for every figure of a request, so a number never mixes the two
+sources for the same hour. Which hours are rolled up, from which day daily rollups exist,
+and which days were split at other opening hours than the API's are read once, when the
+plan is made; the plan is immutable, so no read can change what another one sees.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from typing import Literal
+
+from labmeter.influx import InfluxV1
+from labmeter.influxql import agg, col, select
+from labmeter.opening import OpeningHours
+from labmeter.schema import (
+    DEFAULT_TZ,
+    DEVICE,
+    DEVICE_TAGS,
+    HOUR_MS,
+    HOURS_DAILY,
+    HOURS_LABEL,
+    HOURS_TZ,
+    LAB,
+    SAMPLES,
+    SITE,
+    STATUS,
+    Calendar,
+    Measurement,
+    Period,
+    device_rollup,
+)
+
+DeviceKey = tuple[str, str, str]
+Source = Literal["raw", "hourly", "daily", "monthly"]
+POINTS_MAX_MS = 31 * 24 * HOUR_MS  # rollup parts up to this long are read as points
+
+
+@dataclass(frozen=True)
+class Filters:
+    """The tag filters of a request; None filters nothing."""
+
+    site: str | None = None
+    lab: str | None = None
+    device: str | None = None
+
+    @property
+    def tags(self) -> dict[str, str | None]:
+        return {SITE: self.site, LAB: self.lab, DEVICE: self.device}
+
+    def without_device(self) -> dict[str, str | None]:
+        return {SITE: self.site, LAB: self.lab}
+
+    def matches(self, key: DeviceKey) -> bool:
+        wanted = self.tags.values()
+        return all(not want or want == have for want, have in zip(wanted, key, strict=True))
+
+    def matches_lab(self, site: str, lab: str) -> bool:
+        return (not self.site or self.site == site) and (not self.lab or self.lab == lab)
+
+
+@dataclass(frozen=True)
+class Part:
+    """One piece of a window and where its data lives."""
+
+    start_ms: int
+    end_ms: int
+    source: Source
+
+    @property
+    def period(self) -> Period | None:
+        """The rollup period read, None for raw points."""
+        return None if self.source == "raw" else Period(self.source)
+
+    @property
+    def read_as_points(self) -> bool:
+        """Rollups of up to ``POINTS_MAX_MS``, and months, are read as points and summed in
+        Python: InfluxDB 1.6's ``sum()`` costs per series and field whatever the span (a
+        5-day edge cost as much as a year of daily points), a plain read about half."""
+        return self.source == "monthly" or (
+            self.source != "raw" and self.end_ms - self.start_ms <= POINTS_MAX_MS
+        )
+
+
+@dataclass(frozen=True)
+class ReadPlan:
+    """One request's window, filters and calendar, and what is rolled up: made once."""
+
+    start_ms: int
+    end_ms: int
+    filters: Filters
+    calendar: Calendar
+    now_ms: int
+    rolled_until: int | None = None  # end of the rolled-up hours; None: raw points only
+    daily_from: int | None = None  # first local day with daily rollups; None: none usable
+    stale_days: frozenset[int] = frozenset()  # days split at other hours: read hourly
+    seen: frozenset[DeviceKey] = field(default_factory=frozenset)  # devices ever announced
+
+    def parts(self, start_ms: int, end_ms: int, *, months: bool = True) -> list[Part]:
+        """Whole hours before ``rolled_until`` from rollups, the rest from raw points.
+
+        Of those hours, whole local days from ``daily_from`` on come from daily rollups (the
+        collector recomputes a day after each of its hours, so a day whose hours are all
+        rolled up is complete) and whole local months from monthly ones (``months``), the
+        hours around them from hourly ones, and so do the stale days (and their months).
+        """
+        if self.rolled_until is None:
+            return [Part(start_ms, end_ms, "raw")]
+        first = -(-start_ms // HOUR_MS) * HOUR_MS
+        last = min(end_ms // HOUR_MS * HOUR_MS, self.rolled_until)
+        if last <= first:
+            return [Part(start_ms, end_ms, "raw")]
+        rolled = [Part(first, last, "hourly")]
+        if self.daily_from is not None:
+            cal = self.calendar
+            day_a, day_b = cal.first_day_within(max(first, self.daily_from)), cal.day_of(last)
+            if day_a < day_b:
+                rolled = [Part(first, day_a, "hourly")]
+                self._add_days(rolled, day_a, day_b, months)
+                rolled.append(Part(day_b, last, "hourly"))
+        parts = [Part(start_ms, first, "raw"), *rolled, Part(last, end_ms, "raw")]
+        return [p for p in parts if p.end_ms > p.start_ms]
+
+    def _add_days(self, parts: list[Part], day_a: int, day_b: int, months: bool) -> None:
+        """Whole days ``[day_a, day_b)``: whole months monthly, other days daily, stale hourly."""
+        cal, stale = self.calendar, self.stale_days
+        stale_months = {cal.month_of(d) for d in stale}
+        day = day_a
+        while day < day_b:
+            month, after = cal.month_of(day), cal.next_day(day)
+            source: Source = "hourly" if day in stale else "daily"
+            whole_month = months and month == day and month not in stale_months
+            if whole_month and (month_end := cal.next_month(day)) <= day_b:
+                source, after = "monthly", month_end
+            if parts[-1].source == source and parts[-1].end_ms == day:
+                parts[-1] = Part(parts[-1].start_ms, after, source)
+            else:
+                parts.append(Part(day, after, source))
+            day = after
+
+
+def make_plan(
+    influx: InfluxV1,
+    opening: OpeningHours,
+    start_ms: int,
+    end_ms: int,
+    filters: Filters,
+    now_ms: int,
+) -> ReadPlan:
+    """Read what the request's reads depend on: devices seen, rolled-up hours, usable days."""
+    inventory = opening.inventory
+    q = select(agg("last", "online"), source=STATUS).since(0).where_tags(filters.tags)
+    seen = frozenset(
+        (s.tags[SITE], s.tags[LAB], s.tags[DEVICE]) for s in influx.query(q.group_by(*DEVICE_TAGS))
+    )
+    sites = {k[0] for k in seen}
+    if inventory is not None:
+        sites |= {k[0] for k in inventory.equipment if filters.matches(k)}
+    plan = ReadPlan(start_ms, end_ms, filters, opening.calendar, now_ms, seen=seen)
+    rolled_until = _rolled_until(influx, now_ms, sites, filters.site)
+    if rolled_until is None:
+        return plan
+    daily_from = _daily_from(influx, sites, filters.site)
+    stale: frozenset[int] = frozenset()
+    if daily_from is not None:
+        stale_or_none = _stale_days(influx, opening, max(start_ms, daily_from), end_ms, filters)
+        if stale_or_none is None:
+            daily_from = None
+        else:
+            stale = stale_or_none
+    return ReadPlan(
+        start_ms, end_ms, filters, opening.calendar, now_ms, rolled_until, daily_from, stale, seen
+    )
+
+
+def _time_per_site(
+    influx: InfluxV1,
+    function: Literal["first", "last"],
+    source: Measurement,
+    name: str,
+    site: str | None,
+) -> dict[str, int]:
+    """The time of the first or last point of ``source`` per site (or of ``site``)."""
+    q = select(agg(function, name), source=source).where(site=site)
+    return {
+        s.tags.get(SITE, site or ""): int(s.values[0][0])
+        for s in influx.query(q if site else q.group_by(SITE))
+    }
+
+
+def _rolled_until(
+    influx: InfluxV1, now_ms: int, sites: Collection[str], site: str | None
+) -> int | None:
+    """End of the rolled-up hours; only closed hours (before the current one) count.
+
+    Collectors may run per site and lag differently, so it is the earliest of the sites'
+    last rolled-up hours, and None (raw points only) when a site in ``sites`` has none.
+    """
+    last = _time_per_site(influx, "last", device_rollup(Period.hourly), SAMPLES, site)
+    if not last or any(s not in last for s in sites):
+        return None
+    return min(min(last.values()) + HOUR_MS, now_ms // HOUR_MS * HOUR_MS)
+
+
+def _daily_from(influx: InfluxV1, sites: Collection[str], site: str | None) -> int | None:
+    """First local day covered by daily rollups (for every site), None if a site has none.
+
+    Hourly rollups written before daily ones existed are not covered by them, so days
+    before a site's first daily rollup are read from hourly ones.
+    """
+    first = _time_per_site(influx, "first", HOURS_DAILY, HOURS_LABEL, site)
+    if not first or any(s not in first for s in sites):
+        return None
+    return max(first.values())
+
+
+def _stale_days(
+    influx: InfluxV1, opening: OpeningHours, start_ms: int, end_ms: int, filters: Filters
+) -> frozenset[int] | None:
+    """The days whose daily rollups the collector split at other opening hours than the
+    API's inventory states (it was edited, or the collector has none); None when any day in
+    the window was cut in another time zone than the API's calendar, whose days then do not
+    line up with the API's at all. Labs the API does not know are not checked for hours:
+    their devices are unregistered and have no denominator to be split for."""
+    inventory = opening.inventory
+    zone = opening.calendar.tz
+    q = select(col(HOURS_LABEL), col(HOURS_TZ), source=HOURS_DAILY).between(start_ms, end_ms)
+    stale: set[int] = set()
+    for series in influx.query(q.where_tags(filters.without_device()).group_by(SITE, LAB)):
+        site, lab = series.tags[SITE], series.tags[LAB]
+        checked = inventory is not None and (site, lab) in inventory.labs
+        for day, hours, tz in series.values:
+            if (tz or DEFAULT_TZ) != zone:
+                return None
+            if not checked or day in stale:
+                continue
+            if hours != opening.label(site, lab, day, opening.calendar.next_day(day)):
+                stale.add(day)
+    return frozenset(stale)

@@ -1,0 +1,170 @@
+"""The one place where identifiers and values become InfluxQL text.
+
+Every read of the API and every rollup query is a ``Select`` built here, so the safety of a
+query rests on two quoting functions tested against real InfluxDB, not on the care of each
+caller. Identifiers are always double-quoted and string values single-quoted, with the
+escapes InfluxQL's scanner knows (``\\\\``, ``\\'``, ``\\"`` and ``\\n``: a raw newline
+ends a string with an error); numbers and times are formatted from ints and floats only.
+InfluxQL over ``/query`` is the read language because it runs on InfluxDB 1.x, 2.x and 3.x.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, replace
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from labmeter.schema import Measurement
+
+Aggregate = Literal["sum", "count", "max", "min", "first", "last", "mean"]
+Comparison = Literal["=", "!=", "<", "<=", ">", ">="]
+_AGGREGATES = frozenset({"sum", "count", "max", "min", "first", "last", "mean"})
+_COMPARISONS = frozenset({"=", "!=", "<", "<=", ">", ">="})
+
+
+def _escape(text: str, quote: str) -> str:
+    return text.replace("\\", "\\\\").replace(quote, "\\" + quote).replace("\n", "\\n")
+
+
+def ident(name: str) -> str:
+    """An identifier (measurement, tag, field, alias) as InfluxQL text."""
+    return '"' + _escape(name, '"') + '"'
+
+
+def string(value: str) -> str:
+    """A string value as InfluxQL text."""
+    return "'" + _escape(value, "'") + "'"
+
+
+def number(value: int | float) -> str:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"not a number: {value!r}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("InfluxQL has no NaN or infinity")
+    return repr(value)
+
+
+def _ms(value: int) -> str:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"a time must be integer milliseconds: {value!r}")
+    return f"{value}ms"
+
+
+def col(name: str, alias: str | None = None) -> str:
+    """A plain field or tag column."""
+    return ident(name) + (f" AS {ident(alias)}" if alias else "")
+
+
+def agg(function: Aggregate, name: str, alias: str | None = None) -> str:
+    """``function(name) AS alias`` (alias defaults to the field's own name)."""
+    if function not in _AGGREGATES:
+        raise ValueError(f"unknown aggregate {function!r}")
+    return f"{function}({ident(name)}) AS {ident(alias or name)}"
+
+
+def sums(names: Iterable[str]) -> tuple[str, ...]:
+    """``sum(x) AS x`` for each field."""
+    return tuple(agg("sum", n) for n in names)
+
+
+@dataclass(frozen=True)
+class Select:
+    """One SELECT statement, immutable: each method returns a narrower copy, e.g.
+    ``select(agg("sum", IN_USE), source=SAMPLE).between(a, b).where(site=s).group_by(LAB)``.
+    """
+
+    columns: tuple[str, ...]
+    source: Measurement | Select
+    conditions: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()
+    every_ms: int | None = None
+    fill_none: bool = False
+    zone: str | None = None
+
+    def between(self, start_ms: int, end_ms: int) -> Select:
+        """``start <= time < end``: half-open, as every window in labmeter."""
+        return self._and(f"time >= {_ms(start_ms)} AND time < {_ms(end_ms)}")
+
+    def since(self, start_ms: int) -> Select:
+        return self._and(f"time >= {_ms(start_ms)}")
+
+    def where(self, **tags: str | None) -> Select:
+        """Tags equal to values; a None or empty value does not filter."""
+        return self.where_tags(tags)
+
+    def where_tags(self, tags: Mapping[str, str | None]) -> Select:
+        out = self
+        for key, value in tags.items():
+            if value:
+                out = out._and(f"{ident(key)} = {string(value)}")
+        return out
+
+    def where_field(self, name: str, op: Comparison, value: int | float) -> Select:
+        if op not in _COMPARISONS:
+            raise ValueError(f"unknown comparison {op!r}")
+        return self._and(f"{ident(name)} {op} {number(value)}")
+
+    def where_in(self, key: str, values: Collection[str]) -> Select:
+        """``key`` equal to one of ``values`` (none: nothing matches)."""
+        if not values:
+            return self._and(f"{ident(key)} = '' AND {ident(key)} != ''")
+        return self._and("(" + " OR ".join(f"{ident(key)} = {string(v)}" for v in values) + ")")
+
+    def excluding(self, keys: Iterable[tuple[str, ...]], tags: tuple[str, ...]) -> Select:
+        """Leave out the series whose ``tags`` equal each key (e.g. unregistered devices)."""
+        out = self
+        for key in keys:
+            parts = (f"{ident(t)} != {string(v)}" for t, v in zip(tags, key, strict=True))
+            out = out._and("(" + " OR ".join(parts) + ")")
+        return out
+
+    def group_by(
+        self,
+        *tags: str,
+        every_ms: int | None = None,
+        fill_none: bool = False,
+        zone: str | None = None,
+    ) -> Select:
+        """GROUP BY tags, and by time buckets of ``every_ms`` (local to ``zone``) if given."""
+        if every_ms is not None and (every_ms <= 0 or every_ms % 60_000):
+            raise ValueError("time buckets must be whole minutes")
+        if zone is not None:
+            try:
+                ZoneInfo(zone)  # only an IANA zone's name becomes query text
+            except (ZoneInfoNotFoundError, ValueError) as exc:
+                raise ValueError(f"unknown time zone {zone!r}") from exc
+        return replace(self, groups=tags, every_ms=every_ms, fill_none=fill_none, zone=zone)
+
+    def _and(self, condition: str) -> Select:
+        return replace(self, conditions=(*self.conditions, condition))
+
+    def __str__(self) -> str:
+        source = (
+            ident(self.source.name) if isinstance(self.source, Measurement) else f"({self.source})"
+        )
+        text = f"SELECT {', '.join(self.columns)} FROM {source}"
+        if self.conditions:
+            text += " WHERE " + " AND ".join(self.conditions)
+        groups = [ident(t) for t in self.groups]
+        if self.every_ms is not None:
+            groups.insert(0, f"time({self.every_ms // 60_000}m)")
+        if groups:
+            text += " GROUP BY " + ", ".join(groups)
+        if self.fill_none:
+            text += " fill(none)"
+        if self.zone:
+            text += f" tz({string(self.zone)})"
+        return text
+
+
+def select(*columns: str, source: Measurement | Select) -> Select:
+    """Start a query: ``select(agg("sum", "in_use_s"), source=SAMPLE)``."""
+    if not columns:
+        raise ValueError("a query needs at least one column")
+    return Select(columns, source)
+
+
+def create_database(name: str) -> str:
+    return f"CREATE DATABASE {ident(name)}"

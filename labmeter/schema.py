@@ -1,0 +1,182 @@
+"""The storage schema: every measurement, tag and field labmeter keeps in InfluxDB, and the
+calendar its rollups are cut by.
+
+The collector writes these and the API, the benchmarks and the evidence archive read them;
+both import the names from here, so a rename is one edit and a reader cannot drift from the
+writer. Tags stay low-cardinality (DESIGN.md): never a pseudonym, a session id or a number.
+
+Rollups are recomputed from InfluxDB by the collector (``collector/rollups.py``): hourly per
+UTC hour, daily per local day and monthly per local month of a ``Calendar`` (the inventory's
+time zone), so a year's report reads twelve points per series instead of 8,760.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from enum import StrEnum
+from functools import cached_property
+from typing import Final
+from zoneinfo import ZoneInfo
+
+from labmeter.contract import STATES
+
+HALF_HOUR_MS: Final = 1_800_000
+HOUR_MS: Final = 3_600_000
+DAY_MS: Final = 86_400_000
+
+DEFAULT_TZ: Final = "Europe/Rome"  # the labs' zone when no inventory says otherwise
+
+# --- tags -----------------------------------------------------------------------------------
+
+SITE, LAB, DEVICE, KIND, CATEGORY, APP, TYPE = (
+    "site", "lab", "device", "kind", "category", "app", "type",
+)  # fmt: skip
+DEVICE_TAGS: Final = (SITE, LAB, DEVICE)
+FACT_TAGS: Final = (SITE, LAB, DEVICE, KIND, CATEGORY)  # a device's usage, per category
+APP_TAGS: Final = (SITE, LAB, DEVICE, CATEGORY, APP)
+SEAT_TAGS: Final = (SITE, APP)
+
+# --- fields ---------------------------------------------------------------------------------
+
+STATE_FIELDS: Final = tuple(f"{s}_s" for s in STATES)  # seconds per state
+IN_USE, OBSERVED = "in_use_s", "observed_s"
+SECONDS_FIELDS: Final = (*STATE_FIELDS, OBSERVED)  # what a device rollup sums
+SAMPLES = "samples"  # raw samples summed into a rollup point
+RUNNING = "running_s"  # seconds an app ran
+PEAK_SEATS, SEAT_HOURS = "peak_seats", "seat_hours"
+HOURS_LABEL, HOURS_TZ = "hours", "tz"  # rollup_hours_daily: the opening hours a day used
+# The seconds split at opening hours (``labmeter/opening.py``): their open part is
+# ``<name>_open_s`` (daily and monthly rollups), their first half hour ``<name>_h1_s`` (hourly).
+SPLIT_FIELDS: Final = (IN_USE, OBSERVED)
+
+
+def open_name(field: str) -> str:
+    return field.removesuffix("_s") + "_open_s"
+
+
+def base_name(open_field: str) -> str:
+    return open_field.removesuffix("_open_s") + "_s"
+
+
+def h1_name(field: str) -> str:
+    return field.removesuffix("_s") + "_h1_s"
+
+
+OPEN_FIELDS: Final = tuple(open_name(f) for f in SPLIT_FIELDS)
+H1_FIELDS: Final = tuple(h1_name(f) for f in SPLIT_FIELDS)
+
+# --- measurements ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """A measurement's name with the tags its points carry and the fields a reader may ask."""
+
+    name: str
+    tags: tuple[str, ...]
+    fields: tuple[str, ...]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+# Raw points, one per message (collector/convert.py). A sample is stamped at its interval's
+# start; ``state`` is the state at its end (live occupancy), ``user`` a pseudonym.
+SAMPLE: Final = Measurement(
+    "sample", FACT_TAGS, (*SECONDS_FIELDS, "interval_s", "seq", "state", "user")
+)
+APP_USAGE: Final = Measurement("app_usage", (*APP_TAGS, KIND), (RUNNING, "user"))
+DEVICE_METRICS: Final = Measurement("device_metrics", DEVICE_TAGS, ())  # cpu_pct, mem_pct, ...
+EVENT: Final = Measurement("event", (*DEVICE_TAGS, TYPE, CATEGORY), ("seq", "user"))
+EVENT_DATA_PREFIX: Final = "d_"  # an event's ``data`` keys become fields d_<key>
+STATUS: Final = Measurement(
+    "status", DEVICE_TAGS, ("online", "status", KIND, "interval_s", "agent")
+)
+
+
+class Period(StrEnum):
+    """How much time one rollup point covers."""
+
+    hourly = "hourly"  # a UTC hour
+    daily = "daily"  # a local day of the calendar (23-25 hours)
+    monthly = "monthly"  # a local month of the calendar
+
+
+def device_rollup(period: Period) -> Measurement:
+    """Seconds per state per device and category; hourly points also carry each hour's first
+    half (``*_h1_s``), daily and monthly ones the seconds within opening hours."""
+    extra = H1_FIELDS if period is Period.hourly else OPEN_FIELDS
+    return Measurement(f"rollup_device_{period}", FACT_TAGS, (*SECONDS_FIELDS, SAMPLES, *extra))
+
+
+def app_rollup(period: Period) -> Measurement:
+    """Seconds each app ran, per device and category."""
+    return Measurement(f"rollup_app_{period}", APP_TAGS, (RUNNING,))
+
+
+def seats_rollup(period: Period) -> Measurement:
+    """Peak concurrent seats (devices running the app in the same minute) per site and app."""
+    return Measurement(f"rollup_app_concurrency_{period}", SEAT_TAGS, (PEAK_SEATS, SEAT_HOURS))
+
+
+# One point per lab and local day: the opening hours its daily rollups were split at and the
+# calendar's zone, so the API can tell days computed with other hours than its own.
+HOURS_DAILY: Final = Measurement("rollup_hours_daily", (SITE, LAB), (HOURS_LABEL, HOURS_TZ))
+
+ROLLUPS: Final = (
+    *(m(p) for p in Period for m in (device_rollup, app_rollup, seats_rollup)),
+    HOURS_DAILY,
+)
+RAW: Final = (SAMPLE, APP_USAGE, DEVICE_METRICS, EVENT, STATUS)
+ALL: Final = RAW + ROLLUPS
+
+# --- the rollup calendar ----------------------------------------------------------------------
+
+
+def hour_of(ts_ms: int) -> int:
+    return ts_ms - ts_ms % HOUR_MS
+
+
+@dataclass(frozen=True)
+class Calendar:
+    """Local days and months of one time zone, as epoch milliseconds.
+
+    Daily and monthly rollups are cut at the local midnights of the inventory's zone, because
+    the API splits available time and its trends by local days and months: a UTC day would
+    straddle two of them. The zones the inventory allows are whole or half hours from UTC,
+    so a local day is made of whole UTC half hours (and, in whole-hour zones, whole hours).
+    """
+
+    tz: str = DEFAULT_TZ
+
+    @cached_property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.tz)
+
+    def _ms(self, day: date) -> int:
+        return int(datetime.combine(day, time(), self.zone).timestamp() * 1000)
+
+    def date_of(self, ts_ms: int) -> date:
+        return datetime.fromtimestamp(ts_ms / 1000, self.zone).date()
+
+    def day_of(self, ts_ms: int) -> int:
+        """Start of the local day that holds ``ts_ms``."""
+        return self._ms(self.date_of(ts_ms))
+
+    def next_day(self, day_ms: int) -> int:
+        """Start of the local day after the one holding ``day_ms`` (23-25 hours later)."""
+        return self._ms(self.date_of(day_ms) + timedelta(days=1))
+
+    def first_day_within(self, ts_ms: int) -> int:
+        """Start of the first local day that begins at or after ``ts_ms``."""
+        day = self.day_of(ts_ms)
+        return day if day == ts_ms else self.next_day(day)
+
+    def month_of(self, ts_ms: int) -> int:
+        """Start of the local month that holds ``ts_ms``."""
+        return self._ms(self.date_of(ts_ms).replace(day=1))
+
+    def next_month(self, month_ms: int) -> int:
+        local = self.date_of(month_ms)
+        return self._ms(date(local.year + local.month // 12, local.month % 12 + 1, 1))
