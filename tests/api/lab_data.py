@@ -158,8 +158,9 @@ def write(influx: InfluxV1, lines: list[str]) -> None:
 SPLIT_HOURS = "09:30-10:30, 11:30-13:00"
 
 
-def inventory_file(tmp: Path, hours: str = "09:00-13:00") -> Path:
+def inventory_file(tmp: Path, hours: str = "09:00-13:00", tz: str = "Europe/Rome") -> Path:
     tmp.mkdir(parents=True, exist_ok=True)
     path = tmp / "inventory.yaml"
-    path.write_text(INVENTORY.replace('"09:00-13:00"', f'"{hours}"'), encoding="utf-8")
+    text = INVENTORY.replace('"09:00-13:00"', f'"{hours}"').replace("Europe/Rome", tz)
+    path.write_text(text, encoding="utf-8")
     return path

@@ -197,28 +197,40 @@ def test_absurd_epoch_is_a_422_not_a_crash(lab_api: Api, start: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("hours", "collector_hours"),
+    ("hours", "collector_hours", "tz", "collector_tz"),
     [
-        ("09:00-13:00", "09:00-13:00"),
-        (d.SPLIT_HOURS, d.SPLIT_HOURS),
-        (d.SPLIT_HOURS, "09:00-13:00"),  # the inventory was edited after the days were rolled
+        ("09:00-13:00", "09:00-13:00", "Europe/Rome", "Europe/Rome"),
+        (d.SPLIT_HOURS, d.SPLIT_HOURS, "Europe/Rome", "Europe/Rome"),
+        # the inventory was edited after the days were rolled up
+        (d.SPLIT_HOURS, "09:00-13:00", "Europe/Rome", "Europe/Rome"),
+        # a deployment in another zone: its days and months are its own
+        (d.SPLIT_HOURS, d.SPLIT_HOURS, "America/New_York", "America/New_York"),
+        # the API's zone is not the one the days were cut in: none of them is used
+        (d.SPLIT_HOURS, d.SPLIT_HOURS, "America/New_York", "Europe/Rome"),
     ],
 )
 def test_daily_rollups_give_the_same_figures_as_raw_points(
-    config: Config, influx: InfluxV1, tmp_path: Path, hours: str, collector_hours: str
+    config: Config,
+    influx: InfluxV1,
+    tmp_path: Path,
+    hours: str,
+    collector_hours: str,
+    tz: str,
+    collector_tz: str,
 ) -> None:
     """The lab on six days around the whole of March, one of them Rome's 23-hour day; March
     is read from monthly rollups, closed days from daily ones (the collector's code derives
     both), the edges from hourly and raw points; days the collector split at other opening
-    hours than the API's (and so their month) are read from hourly ones."""
+    hours than the API's (and so their month) are read from hourly ones, and so is every
+    day when the collector cut its days in another time zone than the API's."""
     day = 24 * d.HOUR
     # Fri 27 Feb, Mon 2, Tue 3, Sun 29 (summer time), Mon 30 March, Wed 1 April.
     shifts = (-3 * day, 0, day, 27 * day, 28 * day, 30 * day)
     raw = [_shift(text, by) for by in shifts for text in d.raw_lines()]
     influx.write_lines(raw + d.status_lines())
-    inventory = d.inventory_file(tmp_path, hours)
+    inventory = d.inventory_file(tmp_path, hours, tz)
     plain = make_api(config, tmp_path / "p", inventory)
-    collector_inventory = load(d.inventory_file(tmp_path / "c", collector_hours))
+    collector_inventory = load(d.inventory_file(tmp_path / "c", collector_hours, collector_tz))
     other = dataclasses.replace(
         config, influx=dataclasses.replace(config.influx, database=config.influx.database + "_d")
     )
@@ -239,15 +251,19 @@ def test_daily_rollups_give_the_same_figures_as_raw_points(
         }
         plan = make_plan(rolled_db, api_opening, day_of(first), cutoff, Filters(), cutoff + day)
         assert plan.rolled_until == cutoff
-        assert plan.daily_from == day_of(first)
-        weekdays = {day_of(d.T0 + by) for by in shifts if by != 27 * day}
-        stale = plan.stale_days
-        assert stale == (weekdays if hours != collector_hours else set())
         rolled = make_api(other, tmp_path / "r", inventory)
         parts = plan.parts(window["start"] * 1000, window["end"] * 1000)
-        assert {p.source for p in parts} == (
-            {"raw", "hourly", "daily", "monthly"} if not stale else {"raw", "hourly", "daily"}
-        )
+        if tz != collector_tz:
+            assert plan.daily_from is None
+            assert {p.source for p in parts} == {"raw", "hourly"}
+        else:
+            assert plan.daily_from == day_of(first + 8 * d.HOUR)  # the first day with data
+            weekdays = {day_of(d.T0 + by) for by in shifts if by != 27 * day}
+            stale = plan.stale_days
+            assert stale == (weekdays if hours != collector_hours else set())
+            assert {p.source for p in parts} == (
+                {"raw", "hourly", "daily", "monthly"} if not stale else {"raw", "hourly", "daily"}
+            )
         for path, params in [
             ("/api/v1/utilisation", {}),
             ("/api/v1/utilisation", {"group_by": "category", "every": "day"}),
