@@ -64,7 +64,8 @@ def devices() -> list[tuple[str, str, str, str]]:
         for lab, kind in LABS.items():
             for n in range(1, 11):
                 k = kind or MACHINES[n % 3]
-                out.append((site, lab, f"{k}-{n:02d}", k))
+                name = f"pc-{lab[4:]}-{n:02d}" if kind else f"{k}-{n:02d}"  # unique per site
+                out.append((site, lab, name, k))
     return out
 
 

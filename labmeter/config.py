@@ -237,7 +237,7 @@ class ApiConfig:
     port: int = 8000
     # A device is offline when nothing came for this many of its intervals.
     stale_intervals: float = 2.0
-    # The inventory YAML (labmeter/inventory.py); empty: every window hour counts as available.
+    # The inventory YAML (labmeter/inventory/); empty: every window hour counts as available.
     inventory: str = ""
     # SQLite file of hashed API keys (`labmeter apikey create`).
     keys_path: str = "labmeter-apikeys.sqlite"

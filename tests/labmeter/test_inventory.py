@@ -9,7 +9,9 @@ import pytest
 from typer.testing import CliRunner
 
 from labmeter.cli import app
-from labmeter.inventory import InventoryError, easter, italian_holidays, load, parse
+from labmeter.inventory import InventoryError, load, parse
+from labmeter.inventory.calendar import public_holidays
+from labmeter.inventory.money import parse_cost
 
 EXAMPLE = Path(__file__).parents[2] / "deploy" / "inventory.example.yaml"
 
@@ -18,16 +20,17 @@ def _ms(*args: int) -> int:
     return int(datetime(*args, tzinfo=UTC).timestamp() * 1000)
 
 
-def test_easter_and_holidays() -> None:
-    assert [easter(y) for y in (2024, 2025, 2026, 2027)] == [
-        date(2024, 3, 31), date(2025, 4, 20), date(2026, 4, 5), date(2027, 3, 28),
-    ]  # fmt: skip
-    days = italian_holidays(2026, patron=(6, 24))
-    assert date(2026, 4, 6) in days  # Pasquetta
-    assert date(2026, 6, 24) in days  # San Giovanni, Firenze
-    assert date(2026, 10, 4) in days  # San Francesco, national again from 2026
-    assert date(2025, 10, 4) not in italian_holidays(2025)
-    assert len(italian_holidays(2026)) == 13
+def test_holidays_follow_the_law_and_the_province() -> None:
+    easter_mondays = [date(2024, 4, 1), date(2025, 4, 21), date(2026, 4, 6), date(2027, 3, 29)]
+    for day in easter_mondays:
+        assert day in public_holidays(day.year)
+    assert date(2026, 10, 4) in public_holidays(2026)  # San Francesco, national from 2026
+    assert date(2025, 10, 4) not in public_holidays(2025)
+    assert len(public_holidays(2026)) == 13
+    assert date(2026, 6, 24) in public_holidays(2026, "FI")  # San Giovanni, Firenze
+    assert date(2026, 6, 24) not in public_holidays(2026, "PI")
+    assert date(2026, 6, 17) in public_holidays(2026, "PI")  # San Ranieri, Pisa
+    assert date(2026, 5, 3) in public_holidays(2026, "", (5, 3))  # a town's own patron
 
 
 def test_example_inventory_matches_the_simulated_lab() -> None:
@@ -82,15 +85,16 @@ equipment:
         "inv.yaml:13: equipment[0].lab: its-prime/lab-nope is not among labs",
         "inv.yaml:16: equipment[0].fund: 'ESF' is not one of ('FESR', 'FSE+', 'FSE', 'PNRR', "
         "'regione', 'fondazione', 'altro')",
-        "inv.yaml:15: equipment[0].cost: must be a number >= 0",
-        "inv.yaml:17: equipment[0].collaudo: before the purchase",
+        "inv.yaml:15: equipment[0].cost: 'lots' is not an amount in euro (write it as 1234, "
+        "1234,50, 1234.50, 1.234, 1.234,50, 1,234.50 (euro, at most two decimals))",
+        "inv.yaml:17: equipment[0].collaudo: 2025-01-01 is before purchased (2025-06-01)",
         "inv.yaml:19: equipment[1]: missing 'kind'",
     ]
 
 
 def test_hours_off_the_half_hour_and_odd_time_zones_are_refused() -> None:
     text = """version: 1
-timezone: Asia/Kathmandu
+timezone: Asia/Kolkata
 sites: [{id: s}]
 labs:
   - {id: l, site: s, hours: {mon: "08:15-13:00", tue: "08:30-13:00"}}
@@ -98,11 +102,59 @@ labs:
     with pytest.raises(InventoryError) as info:
         parse(text, "inv.yaml")
     assert info.value.problems == [
-        "inv.yaml:2: timezone: 'Asia/Kathmandu' is not a whole or half hour from UTC (opening "
-        "hours are kept per half hour of UTC)",
+        "inv.yaml:2: timezone: 'Asia/Kolkata' is not a whole number of hours from UTC (daily "
+        "rollups are made of whole UTC hours)",
         "inv.yaml:5: labs[0].hours.mon: '08:15-13:00' must start and end on the hour or half "
         "hour (in-use time is split at opening hours per half hour)",
     ]
+
+
+def test_asset_mistakes_a_technician_makes_are_refused_with_their_line() -> None:
+    text = """version: 1
+sites: [{id: s, province: ZZ}]
+labs:
+  - {id: cad, site: s, hours: {mon: "09:00-13:00"}}
+  - {id: fab, site: s, hours: {mon: "09:00-13:00"}}
+equipment:
+  - {id: pc-01, site: s, lab: cad, kind: pc, cup: not-a-cup, cost: 24.500}
+  - {id: pc-01, site: s, lab: fab, kind: pc, cup: "j19 j21 000120007", cost: "0.500"}
+  - {id: cnc-01, site: s, lab: fab, kind: cnc, purchased: 2025-03-01, collaudo: 2025-04-01,
+     final_payment: 2025-02-01, cost: "€ 24.500"}
+"""
+    with pytest.raises(InventoryError) as info:
+        parse(text, "inv.yaml")
+    forms = "1234, 1234,50, 1234.50, 1.234, 1.234,50, 1,234.50 (euro, at most two decimals)"
+    assert info.value.problems == [
+        "inv.yaml:2: sites[0].province: 'ZZ' is not an Italian province code (FI, PI, LU, ...)",
+        "inv.yaml:7: equipment[0].cup: 'not-a-cup' is not a CUP (15 characters: a letter, two "
+        "digits, a letter, two digits of the year, nine digits; e.g. J19J21000120007)",
+        f"inv.yaml:8: equipment[1].cost: '0.500' is not an amount in euro (write it as {forms})",
+        "inv.yaml:8: equipment[1]: asset id 'pc-01' is already used in s/cad (line 7): give "
+        "each asset of a site its own id",
+        "inv.yaml:10: equipment[2].final_payment: 2025-02-01 is before collaudo (2025-04-01)",
+    ]
+    fixed = text.replace("province: ZZ", "province: FI").replace("not-a-cup", "J19J21000120007")
+    fixed = fixed.replace('id: pc-01, site: s, lab: fab', 'id: pc-02, site: s, lab: fab')
+    fixed = fixed.replace('"0.500"', "1850.00").replace("2025-02-01", "2025-05-01")
+    inv = parse(fixed, "inv.yaml")
+    assert inv.equipment[("s", "cad", "pc-01")].cost == 24500  # YAML's 24.5, as typed
+    assert inv.equipment[("s", "fab", "pc-02")].cup == "J19J21000120007"
+    assert inv.equipment[("s", "fab", "cnc-01")].cost == 24500
+
+
+@pytest.mark.parametrize(
+    ("text", "amount"),
+    [("1.234", 1234), ("1.234,50", 1234.5), ("1234.50", 1234.5), ("€ 24.500", 24500),
+     ("1,234.50", 1234.5), ("1234,5", 1234.5), ("1.234.567", 1234567), ("2000", 2000)],
+)  # fmt: skip
+def test_amounts_in_italian_and_english_notation(text: str, amount: float) -> None:
+    assert parse_cost(text) == amount
+
+
+@pytest.mark.parametrize("text", ["0.500", "1234.567", "1.23.456", "1,234,5", "12k", "1.5e3"])
+def test_ambiguous_amounts_are_refused_not_guessed(text: str) -> None:
+    with pytest.raises(ValueError, match="is not an amount in euro"):
+        parse_cost(text)
 
 
 def test_yaml_syntax_error_and_duplicate_keys_have_lines() -> None:

@@ -1,192 +1,50 @@
-"""The inventory: sites, labs with opening hours, equipment and software licences.
+"""Loading and checking the inventory file: every problem with its file and line.
 
-A YAML file that technicians edit and keep under version control. Every error names the file
-and the line (from yaml's node marks), because the person fixing it has the file open, not a
-stack trace. Available time, the denominator of utilisation, comes from the labs' opening hours
-minus closures and Italian public holidays.
+Technicians edit the YAML and keep it under version control; the person fixing a problem has
+the file open, not a stack trace, so every error names the file and the line (from yaml's
+node marks), and every problem is reported in one pass instead of stopping at the first.
 """
 
 from __future__ import annotations
 
-import csv
 import itertools
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
-from labmeter.errors import LabmeterError
+from labmeter.inventory.calendar import PROVINCES
+from labmeter.inventory.model import (
+    DAYS,
+    FUNDS,
+    Closure,
+    Equipment,
+    Hours,
+    Inventory,
+    InventoryError,
+    Lab,
+    Site,
+    Software,
+)
+from labmeter.inventory.money import parse_cost
 
-FUNDS = ("FESR", "FSE+", "FSE", "PNRR", "regione", "fondazione", "altro")
-DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _SEGMENT = re.compile(r"[a-z0-9_-]{1,64}")
 _SPAN = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
-# Fixed national holidays (month, day). 4 October (St Francis) is a national holiday again
-# from 2026 (law 151/2025); the patron saint's day is per site.
-_FIXED_HOLIDAYS = ((1, 1), (1, 6), (4, 25), (5, 1), (6, 2), (8, 15), (11, 1), (12, 8), (12, 25))
-_FIXED_HOLIDAYS_LATE = ((12, 26),)
+# CUP (codice unico di progetto, CIPE): 15 characters, a letter, two digits, a letter, the two
+# digits of the year of the decision, then nine digits, e.g. J19J21000120007.
+_CUP = re.compile(r"[A-Z][0-9]{2}[A-Z][0-9]{2}[0-9]{9}")
 
 
-class InventoryError(LabmeterError):
-    """One or more problems, each as ``file:line: message``."""
-
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = problems
-        super().__init__("\n".join(problems))
-
-
-def easter(year: int) -> date:
-    """Gregorian Easter Sunday (the anonymous algorithm, a.k.a. Meeus/Jones/Butcher)."""
-    a, b, c = year % 19, year // 100, year % 100
-    d, e = b // 4, b % 4
-    g = (8 * b + 13) // 25
-    h = (19 * a + b - d - g + 15) % 30
-    i, k = c // 4, c % 4
-    ell = (32 + 2 * e + 2 * i - h - k) % 7
-    m = (a + 11 * h + 22 * ell) // 451
-    month = (h + ell - 7 * m + 114) // 31
-    day = (h + ell - 7 * m + 114) % 31 + 1
-    return date(year, month, day)
-
-
-def italian_holidays(year: int, patron: tuple[int, int] | None = None) -> set[date]:
-    """National public holidays of ``year``, Easter Monday, and the site's patron saint."""
-    days = {date(year, m, d) for m, d in _FIXED_HOLIDAYS + _FIXED_HOLIDAYS_LATE}
-    if year >= 2026:
-        days.add(date(year, 10, 4))
-    sunday = easter(year)
-    days |= {sunday, sunday + timedelta(days=1)}
-    if patron is not None:
-        days.add(date(year, *patron))
-    return days
-
-
-@dataclass(frozen=True)
-class Closure:
-    start: date
-    end: date  # inclusive
-    reason: str = ""
-
-
-@dataclass(frozen=True)
-class Site:
-    id: str
-    name: str
-    patron_day: tuple[int, int] | None = None
-
-
-@dataclass(frozen=True)
-class Lab:
-    id: str
-    site: str
-    name: str
-    # weekday (0 = Monday) -> opening spans in minutes from midnight, [start, end)
-    hours: dict[int, tuple[tuple[int, int], ...]]
-    closures: tuple[Closure, ...] = ()
-    public_holidays: bool = True
-
-
-@dataclass(frozen=True)
-class Equipment:
-    id: str  # the device's topic segment
-    site: str
-    lab: str
-    kind: str
-    description: str = ""
-    fund: str = ""
-    call: str = ""
-    cup: str = ""
-    cost: float | None = None
-    purchased: date | None = None
-    collaudo: date | None = None  # acceptance test
-    final_payment: date | None = None  # starts the 5-year durability period
-    pnrr: bool = False  # PNRR-funded: non-commercial use only
-    line: int = 0
-
-
-@dataclass(frozen=True)
-class Software:
-    id: str  # the ``app`` tag the agents report
-    site: str
-    seats: int
-    description: str = ""
-    fund: str = ""
-    call: str = ""
-    cup: str = ""
-    cost: float | None = None
-    purchased: date | None = None
-    pnrr: bool = False
-
-
-@dataclass
-class Inventory:
-    path: str
-    version: int
-    timezone: str
-    sites: dict[str, Site] = field(default_factory=dict)
-    labs: dict[tuple[str, str], Lab] = field(default_factory=dict)
-    equipment: dict[tuple[str, str, str], Equipment] = field(default_factory=dict)
-    software: dict[tuple[str, str], Software] = field(default_factory=dict)
-
-    @property
-    def tz(self) -> ZoneInfo:
-        return ZoneInfo(self.timezone)
-
-    def device(self, site: str, lab: str, device: str) -> Equipment | None:
-        return self.equipment.get((site, lab, device))
-
-    def closed_days(self, lab: Lab, year: int) -> set[date]:
-        site = self.sites.get(lab.site)
-        out = italian_holidays(year, site.patron_day if site else None)
-        return out if lab.public_holidays else set()
-
-    def opening_spans(self, lab: Lab, start_ms: int, end_ms: int) -> Iterator[tuple[int, int]]:
-        """The lab's open spans in epoch ms, clipped to ``[start_ms, end_ms)``."""
-        tz = self.tz
-        day = datetime.fromtimestamp(start_ms / 1000, tz).date()
-        last = datetime.fromtimestamp(end_ms / 1000, tz).date()
-        holidays: dict[int, set[date]] = {}
-        while day <= last:
-            if day.year not in holidays:
-                holidays[day.year] = self.closed_days(lab, day.year)
-            closed = day in holidays[day.year] or any(c.start <= day <= c.end for c in lab.closures)
-            if not closed:
-                for begin, finish in lab.hours.get(day.weekday(), ()):
-                    # Wall-clock times, so a DST day keeps its declared hours.
-                    a, b = _local_ms(day, begin, tz), _local_ms(day, finish, tz)
-                    a, b = max(a, start_ms), min(b, end_ms)
-                    if b > a:
-                        yield a, b
-            day += timedelta(days=1)
-
-    def available_ms(self, site: str, lab: str, start_ms: int, end_ms: int) -> int:
-        found = self.labs.get((site, lab))
-        if found is None:
-            return 0
-        return sum(b - a for a, b in self.opening_spans(found, start_ms, end_ms))
-
-
-def _half_hour_offsets(tz: ZoneInfo) -> bool:
-    """Whether the zone's offsets from UTC (winter and summer) are multiples of 30 minutes."""
-    year = date.today().year
+def _whole_hour_offsets(tz: ZoneInfo) -> bool:
+    """Whether the zone's offsets from UTC (winter and summer) are whole hours."""
     for month in (1, 7):
-        offset = datetime(year, month, 1, tzinfo=tz).utcoffset()
-        if offset is not None and offset.total_seconds() % 1800:
+        offset = datetime(2026, month, 1, tzinfo=tz).utcoffset()
+        if offset is not None and offset.total_seconds() % 3600:
             return False
     return True
-
-
-def _local_ms(day: date, minutes: int, tz: ZoneInfo) -> int:
-    if minutes >= 24 * 60:
-        moment = datetime.combine(day + timedelta(days=1), time(), tz)
-    else:
-        moment = datetime.combine(day, time(minutes // 60, minutes % 60), tz)
-    return int(moment.timestamp() * 1000)
 
 
 class _Located(dict[Any, Any]):
@@ -214,7 +72,21 @@ class _Loader(yaml.SafeLoader):
         return mapping
 
 
+class _Float(float):
+    """A YAML float that remembers how it was written: ``24.500`` is 24.5 to YAML, but as a
+    cost it was most likely typed as twenty-four thousand five hundred euro."""
+
+    text: str = ""
+
+
+def _construct_float(loader: _Loader, node: yaml.ScalarNode) -> float:
+    number = _Float(loader.construct_yaml_float(node))
+    number.text = str(node.value)
+    return number
+
+
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _Loader.construct_mapping)
+_Loader.add_constructor("tag:yaml.org,2002:float", _construct_float)
 
 
 class _Checker:
@@ -273,12 +145,19 @@ class _Checker:
         self.fail(self.line_of(item, key), f"{where}.{key}: {value!r} is not a date (YYYY-MM-DD)")
         return None
 
-    def number(self, item: _Located, key: str, where: str) -> float | None:
+    def cost(self, item: _Located, key: str, where: str) -> float | None:
+        """A number, or text in Italian or English notation (``money.py``); never guessed."""
         value = item.get(key)
         if value is None:
             return None
+        if isinstance(value, str | _Float):
+            try:
+                return parse_cost(value.text if isinstance(value, _Float) else value)
+            except ValueError as exc:
+                self.fail(self.line_of(item, key), f"{where}.{key}: {exc}")
+                return None
         if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-            self.fail(self.line_of(item, key), f"{where}.{key}: must be a number >= 0")
+            self.fail(self.line_of(item, key), f"{where}.{key}: must be an amount >= 0")
             return None
         return float(value)
 
@@ -303,9 +182,6 @@ class _Checker:
             if found is not None:
                 out.append((where, found))
         return out
-
-
-Hours = dict[int, tuple[tuple[int, int], ...]]
 
 
 def _parse_hours(chk: _Checker, lab: _Located, where: str) -> Hours:
@@ -365,7 +241,7 @@ def _weekdays(key: str) -> list[int] | None:
     return None
 
 
-_SITE_KEYS = {"id", "name", "patron_day"}
+_SITE_KEYS = {"id", "name", "patron_day", "province"}
 _LAB_KEYS = {"id", "site", "name", "hours", "closures", "public_holidays"}
 _ASSET_KEYS = {"description", "fund", "call", "cup", "cost", "purchased", "pnrr"}
 _EQUIPMENT_KEYS = {"id", "site", "lab", "kind", "collaudo", "final_payment"} | _ASSET_KEYS
@@ -387,7 +263,14 @@ def _site(chk: _Checker, where: str, item: _Located) -> Site | None:
             patron = None
         if patron is None:
             chk.fail(chk.line_of(item, "patron_day"), f"{where}.patron_day: {text!r} is not MM-DD")
-    return Site(sid, chk.text(item, "name", where) or sid, patron) if sid else None
+    province = chk.text(item, "province", where).upper()
+    if province and province not in PROVINCES:
+        chk.fail(
+            chk.line_of(item, "province"),
+            f"{where}.province: {province!r} is not an Italian province code (FI, PI, LU, ...)",
+        )
+        province = ""
+    return Site(sid, chk.text(item, "name", where) or sid, patron, province) if sid else None
 
 
 def _lab(chk: _Checker, where: str, item: _Located, sites: dict[str, Site]) -> Lab | None:
@@ -424,15 +307,38 @@ def _asset(chk: _Checker, where: str, item: _Located) -> dict[str, Any]:
     if fund and fund not in FUNDS:
         chk.fail(chk.line_of(item, "fund"), f"{where}.fund: {fund!r} is not one of {FUNDS}")
     pnrr = chk.flag(item, "pnrr", where, fund == "PNRR")
+    cup = chk.text(item, "cup", where).replace(" ", "").upper()
+    if cup and not _CUP.fullmatch(cup):
+        chk.fail(
+            chk.line_of(item, "cup"),
+            f"{where}.cup: {item.get('cup')!r} is not a CUP (15 characters: a letter, two "
+            "digits, a letter, two digits of the year, nine digits; e.g. J19J21000120007)",
+        )
     return {
         "description": chk.text(item, "description", where),
         "fund": fund,
         "call": chk.text(item, "call", where),
-        "cup": chk.text(item, "cup", where),
-        "cost": chk.number(item, "cost", where),
+        "cup": cup,
+        "cost": chk.cost(item, "cost", where),
         "purchased": chk.day(item, "purchased", where),
         "pnrr": pnrr,
     }
+
+
+def _dates_in_order(
+    chk: _Checker,
+    item: _Located,
+    where: str,
+    purchased: date | None,
+    collaudo: date | None,
+    final: date | None,
+) -> None:
+    """purchase <= acceptance test (collaudo) <= final payment, where given."""
+    named = [("purchased", purchased), ("collaudo", collaudo), ("final_payment", final)]
+    given = [(k, d) for k, d in named if d is not None]
+    for (k1, d1), (k2, d2) in itertools.pairwise(given):
+        if d2 < d1:
+            chk.fail(chk.line_of(item, k2), f"{where}.{k2}: {d2} is before {k1} ({d1})")
 
 
 def parse(text: str, path: str = "<inventory>") -> Inventory:
@@ -460,11 +366,11 @@ def parse(text: str, path: str = "<inventory>") -> Inventory:
     except (ZoneInfoNotFoundError, ValueError):
         chk.fail(chk.line_of(doc, "timezone"), f"timezone: {tz!r} is not an IANA time zone")
         tz = "Europe/Rome"
-    if not _half_hour_offsets(ZoneInfo(tz)):
+    if not _whole_hour_offsets(ZoneInfo(tz)):
         chk.fail(
             chk.line_of(doc, "timezone"),
-            f"timezone: {tz!r} is not a whole or half hour from UTC (opening hours are kept "
-            "per half hour of UTC)",
+            f"timezone: {tz!r} is not a whole number of hours from UTC (daily rollups are "
+            "made of whole UTC hours)",
         )
     inv = Inventory(path, 1, tz)
     for where, item in chk.items(doc, "sites"):
@@ -480,6 +386,7 @@ def parse(text: str, path: str = "<inventory>") -> Inventory:
             if key in inv.labs:
                 chk.fail(item.line, f"{where}: lab {key[0]}/{key[1]} is defined twice")
             inv.labs[key] = new_lab
+    seen_ids: dict[tuple[str, str], tuple[str, int]] = {}
     for where, item in chk.items(doc, "equipment"):
         chk.keys(item, _EQUIPMENT_KEYS, {"id", "site", "lab", "kind"}, where)
         eid, site, lab = (chk.segment(item, k, where) for k in ("id", "site", "lab"))
@@ -489,13 +396,19 @@ def parse(text: str, path: str = "<inventory>") -> Inventory:
         asset = _asset(chk, where, item)
         collaudo = chk.day(item, "collaudo", where)
         final = chk.day(item, "final_payment", where)
-        if asset["purchased"] and collaudo and collaudo < asset["purchased"]:
-            chk.fail(chk.line_of(item, "collaudo"), f"{where}.collaudo: before the purchase")
+        _dates_in_order(chk, item, where, asset["purchased"], collaudo, final)
         if asset["pnrr"] and asset["fund"] and asset["fund"] != "PNRR":
             chk.fail(chk.line_of(item, "pnrr"), f"{where}.pnrr: true but fund is {asset['fund']}")
         if eid and site and lab and kind:
             if (site, lab, eid) in inv.equipment:
                 chk.fail(item.line, f"{where}: equipment {site}/{lab}/{eid} is defined twice")
+            elif (elsewhere := seen_ids.get((site, eid))) is not None:
+                chk.fail(
+                    item.line,
+                    f"{where}: asset id {eid!r} is already used in {site}/{elsewhere[0]} "
+                    f"(line {elsewhere[1]}): give each asset of a site its own id",
+                )
+            seen_ids.setdefault((site, eid), (lab, item.line))
             inv.equipment[(site, lab, eid)] = Equipment(
                 eid,
                 site,
@@ -532,81 +445,3 @@ def load(path: Path | str) -> Inventory:
     return parse(text, str(path))
 
 
-# --- CSV import: technicians keep spreadsheets --------------------------------------------
-
-CSV_COLUMNS = (
-    "id", "site", "lab", "kind", "description", "fund", "call", "cup", "cost", "purchased",
-    "collaudo", "final_payment", "pnrr",
-)  # fmt: skip
-
-
-def _csv_date(text: str) -> date | None:
-    text = text.strip()
-    if not text:
-        return None
-    for fmt in ("%Y-%m-%d", "%d/%m/%Y", "%d-%m-%Y"):
-        try:
-            return datetime.strptime(text, fmt).date()
-        except ValueError:
-            pass
-    raise ValueError(f"{text!r} is not a date (YYYY-MM-DD or DD/MM/YYYY)")
-
-
-def _csv_cost(text: str) -> float | None:
-    text = text.strip().replace("€", "").replace(" ", "")
-    if not text:
-        return None
-    if "," in text:  # Italian spreadsheet: 1.234,50
-        text = text.replace(".", "").replace(",", ".")
-    return float(text)
-
-
-def equipment_from_csv(path: Path) -> list[dict[str, Any]]:
-    """Rows of a spreadsheet export (``,`` or ``;``) as inventory entries; errors name the row."""
-    text = path.read_text(encoding="utf-8-sig")
-    dialect = csv.Sniffer().sniff(text.splitlines()[0] if text else ",", delimiters=",;")
-    reader = csv.DictReader(text.splitlines(), dialect=dialect)
-    unknown = set(reader.fieldnames or ()) - set(CSV_COLUMNS)
-    problems = []
-    if unknown:
-        problems.append(f"{path}:1: unknown columns {sorted(unknown)} (known: {CSV_COLUMNS})")
-    out: list[dict[str, Any]] = []
-    for row in reader:
-        line = reader.line_num
-        entry: dict[str, Any] = {}
-        try:
-            for key in CSV_COLUMNS:
-                value = (row.get(key) or "").strip()
-                if not value:
-                    continue
-                if key in ("purchased", "collaudo", "final_payment"):
-                    entry[key] = _csv_date(value)
-                elif key == "cost":
-                    entry[key] = _csv_cost(value)
-                elif key == "pnrr":
-                    entry[key] = value.lower() in ("1", "true", "yes", "si", "sì", "x")
-                else:
-                    entry[key] = value
-        except ValueError as exc:
-            problems.append(f"{path}:{line}: {exc}")
-            continue
-        out.append(entry)
-    if problems:
-        raise InventoryError(problems)
-    return out
-
-
-def merge_equipment(doc_text: str, entries: list[dict[str, Any]]) -> str:
-    """The inventory text with ``entries`` added or replacing those with the same site/lab/id."""
-    doc: dict[str, Any] = yaml.safe_load(doc_text) if doc_text.strip() else {"version": 1}
-    equipment: list[dict[str, Any]] = list(doc.get("equipment") or [])
-    index = {(e.get("site"), e.get("lab"), e.get("id")): n for n, e in enumerate(equipment)}
-    for entry in entries:
-        key = (entry.get("site"), entry.get("lab"), entry.get("id"))
-        if key in index:
-            equipment[index[key]] = entry
-        else:
-            index[key] = len(equipment)
-            equipment.append(entry)
-    doc["equipment"] = equipment
-    return yaml.safe_dump(doc, sort_keys=False, allow_unicode=True)

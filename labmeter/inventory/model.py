@@ -1,0 +1,147 @@
+"""What the inventory describes: sites, labs with opening hours, equipment, software licences.
+
+Available time, the denominator of utilisation, comes from the labs' opening hours minus
+closures and public holidays (``calendar.py``); ``opening_spans`` walks them in wall-clock
+local time, so a DST day keeps its declared hours.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from labmeter.errors import LabmeterError
+from labmeter.inventory.calendar import public_holidays
+
+FUNDS = ("FESR", "FSE+", "FSE", "PNRR", "regione", "fondazione", "altro")
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+# weekday (0 = Monday) -> opening spans in minutes from midnight, [start, end)
+Hours = dict[int, tuple[tuple[int, int], ...]]
+
+
+class InventoryError(LabmeterError):
+    """One or more problems, each as ``file:line: message``."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+@dataclass(frozen=True)
+class Closure:
+    start: date
+    end: date  # inclusive
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Site:
+    id: str
+    name: str
+    patron_day: tuple[int, int] | None = None  # (month, day): closed like a public holiday
+    province: str = ""  # Italian province code (FI, PI, ...): its local holidays
+
+
+@dataclass(frozen=True)
+class Lab:
+    id: str
+    site: str
+    name: str
+    hours: Hours
+    closures: tuple[Closure, ...] = ()
+    public_holidays: bool = True
+
+
+@dataclass(frozen=True)
+class Equipment:
+    id: str  # the device's topic segment
+    site: str
+    lab: str
+    kind: str
+    description: str = ""
+    fund: str = ""
+    call: str = ""
+    cup: str = ""
+    cost: float | None = None
+    purchased: date | None = None
+    collaudo: date | None = None  # acceptance test
+    final_payment: date | None = None  # starts the 5-year durability period
+    pnrr: bool = False  # PNRR-funded: non-commercial use only
+    line: int = 0
+
+
+@dataclass(frozen=True)
+class Software:
+    id: str  # the ``app`` tag the agents report
+    site: str
+    seats: int
+    description: str = ""
+    fund: str = ""
+    call: str = ""
+    cup: str = ""
+    cost: float | None = None
+    purchased: date | None = None
+    pnrr: bool = False
+
+
+@dataclass
+class Inventory:
+    path: str
+    version: int
+    timezone: str
+    sites: dict[str, Site] = field(default_factory=dict)
+    labs: dict[tuple[str, str], Lab] = field(default_factory=dict)
+    equipment: dict[tuple[str, str, str], Equipment] = field(default_factory=dict)
+    software: dict[tuple[str, str], Software] = field(default_factory=dict)
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def device(self, site: str, lab: str, device: str) -> Equipment | None:
+        return self.equipment.get((site, lab, device))
+
+    def closed_days(self, lab: Lab, year: int) -> frozenset[date]:
+        """The public holidays a lab is closed on (none if it opens on them)."""
+        if not lab.public_holidays:
+            return frozenset()
+        site = self.sites.get(lab.site)
+        if site is None:
+            return public_holidays(year)
+        return public_holidays(year, site.province, site.patron_day)
+
+    def opening_spans(self, lab: Lab, start_ms: int, end_ms: int) -> Iterator[tuple[int, int]]:
+        """The lab's open spans in epoch ms, clipped to ``[start_ms, end_ms)``."""
+        tz = self.tz
+        day = datetime.fromtimestamp(start_ms / 1000, tz).date()
+        last = datetime.fromtimestamp(end_ms / 1000, tz).date()
+        holidays: dict[int, frozenset[date]] = {}
+        while day <= last:
+            if day.year not in holidays:
+                holidays[day.year] = self.closed_days(lab, day.year)
+            closed = day in holidays[day.year] or any(c.start <= day <= c.end for c in lab.closures)
+            if not closed:
+                for begin, finish in lab.hours.get(day.weekday(), ()):
+                    # Wall-clock times, so a DST day keeps its declared hours.
+                    a, b = _local_ms(day, begin, tz), _local_ms(day, finish, tz)
+                    a, b = max(a, start_ms), min(b, end_ms)
+                    if b > a:
+                        yield a, b
+            day += timedelta(days=1)
+
+    def available_ms(self, site: str, lab: str, start_ms: int, end_ms: int) -> int:
+        found = self.labs.get((site, lab))
+        if found is None:
+            return 0
+        return sum(b - a for a, b in self.opening_spans(found, start_ms, end_ms))
+
+
+def _local_ms(day: date, minutes: int, tz: ZoneInfo) -> int:
+    if minutes >= 24 * 60:
+        moment = datetime.combine(day + timedelta(days=1), time(), tz)
+    else:
+        moment = datetime.combine(day, time(minutes // 60, minutes % 60), tz)
+    return int(moment.timestamp() * 1000)
