@@ -19,10 +19,20 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal, cast
 from zoneinfo import ZoneInfo
 
 from api.plan import DeviceKey, Filters, ReadPlan, make_plan
+from api.records import (
+    CategoryShare,
+    DeviceRow,
+    Figures,
+    GroupRow,
+    OpennessRow,
+    SessionRow,
+    SoftwareRow,
+    UtilisationRow,
+)
 from api.usage import FactKey, Totals, UsageReader
 from labmeter.contract import CATEGORIES, EXTERNAL_CATEGORIES
 from labmeter.influx import InfluxV1
@@ -232,10 +242,28 @@ def _ratio(num: float, den: float | None) -> float | None:
     return num / den if den else None
 
 
-def utilisation(scope: Scope, group_by: GroupBy, every: Every | None) -> list[dict[str, Any]]:
+def utilisation(scope: Scope, group_by: GroupBy, every: Every | None) -> list[UtilisationRow]:
+    """Rows per device or group and per period (``every``; None: the whole window)."""
+    if group_by is GroupBy.device:
+        return list(device_rows(scope, every))
+    return list(group_rows(scope, group_by, every))
+
+
+@dataclass
+class _Period:
+    """One period's facts folded per device and per device and category."""
+
+    start_ms: int
+    end_ms: int
+    kinds: dict[DeviceKey, str]  # every device of the period: registered, seen, with facts
+    per_device: dict[DeviceKey, Totals]
+    per_category: dict[tuple[DeviceKey, str], Totals]
+
+
+def _periods(scope: Scope, every: Every | None) -> list[_Period]:
     spans = periods(scope, every)
     registered = scope.registered()
-    rows: list[dict[str, Any]] = []
+    out = []
     for (a, b), facts in zip(spans, bucket_facts(scope, spans, every), strict=True):
         kinds = dict(registered)
         per_device: dict[DeviceKey, Totals] = defaultdict(Totals)
@@ -247,27 +275,48 @@ def utilisation(scope: Scope, group_by: GroupBy, every: Every | None) -> list[di
             per_category[(key, category)].add(totals.seconds)
         for key in scope.seen:
             kinds.setdefault(key, "")
-        period = {"period_start_ms": a, "period_end_ms": b}
-        if group_by is GroupBy.device:
-            for key in sorted(kinds):
-                t = per_device.get(key, Totals())
-                avail = scope.available_s(key, a, b)
-                rows.append(
-                    {"site": key[0], "lab": key[1], "device": key[2], "kind": kinds[key]}
-                    | period
-                    | figures(t, avail, 1)
-                    | {"registered": scope.is_registered(key)}
+        out.append(_Period(a, b, kinds, per_device, per_category))
+    return out
+
+
+def device_rows(scope: Scope, every: Every | None) -> list[DeviceRow]:
+    """Every device (registered, seen or with data), unregistered ones flagged."""
+    rows: list[DeviceRow] = []
+    for p in _periods(scope, every):
+        for key in sorted(p.kinds):
+            avail = scope.available_s(key, p.start_ms, p.end_ms)
+            t = p.per_device.get(key, Totals())
+            rows.append(
+                DeviceRow(
+                    site=key[0],
+                    lab=key[1],
+                    device=key[2],
+                    kind=p.kinds[key],
+                    period_start_ms=p.start_ms,
+                    period_end_ms=p.end_ms,
+                    registered=scope.is_registered(key),
+                    **figures(t, avail, 1),
                 )
-            continue
-        members = {k: v for k, v in kinds.items() if scope.is_registered(k)}
+            )
+    return rows
+
+
+def group_rows(scope: Scope, group_by: GroupBy, every: Every | None) -> list[GroupRow]:
+    """Registered devices per lab, site, kind or stakeholder category; unregistered ones
+    never enter an aggregate."""
+    rows: list[GroupRow] = []
+    for p in _periods(scope, every):
+        a, b = p.start_ms, p.end_ms
+        members = {k: v for k, v in p.kinds.items() if scope.is_registered(k)}
         if group_by is GroupBy.category:
             avail_all = _sum_avail(scope, members, a, b)
             cats: dict[str, Totals] = defaultdict(Totals)
-            for (key, category), t in per_category.items():
+            for (key, category), t in p.per_category.items():
                 if key in members:
                     cats[category].add(t.seconds)
             for category in sorted(cats):
-                row = {"category": category} | period | figures(cats[category], avail_all, None)
+                row = _group_row(a, b, figures(cats[category], avail_all, None))
+                row["category"] = category
                 row["coverage"] = None  # observed time by category has no denominator of its own
                 rows.append(row)
             continue
@@ -282,14 +331,21 @@ def utilisation(scope: Scope, group_by: GroupBy, every: Every | None) -> list[di
         for group, keys in sorted(groups.items()):
             t = Totals()
             for key in keys:
-                t.add(per_device.get(key, Totals()).seconds)
-            names = dict(zip(_GROUP_NAMES[group_by], group, strict=True))
+                t.add(p.per_device.get(key, Totals()).seconds)
             avail = _sum_avail(scope, dict.fromkeys(keys, ""), a, b)
-            rows.append(names | period | figures(t, avail, len(keys)))
+            row = _group_row(a, b, figures(t, avail, len(keys)))
+            for name, value in zip(_GROUP_NAMES[group_by], group, strict=True):
+                row[name] = value
+            rows.append(row)
     return rows
 
 
-_GROUP_NAMES = {
+def _group_row(start_ms: int, end_ms: int, fig: Figures) -> GroupRow:
+    # mypy asks a ** merge for every NotRequired key; the group's names are set by the caller.
+    return cast(GroupRow, {"period_start_ms": start_ms, "period_end_ms": end_ms, **fig})
+
+
+_GROUP_NAMES: dict[GroupBy, tuple[Literal["site", "lab", "kind"], ...]] = {
     GroupBy.lab: ("site", "lab"),
     GroupBy.site: ("site",),
     GroupBy.kind: ("kind",),
@@ -302,28 +358,36 @@ def _sum_avail(scope: Scope, keys: dict[DeviceKey, str], a: int, b: int) -> floa
     return sum(known) if known else None
 
 
-def figures(t: Totals, available: float | None, devices: int | None) -> dict[str, Any]:
+def figures(t: Totals, available: float | None, devices: int | None) -> Figures:
     """Only time within opening hours is divided by them; use after hours is shown apart."""
     in_use_open, observed_open = t.seconds["in_use_open_s"], t.seconds["observed_open_s"]
-    out: dict[str, Any] = {
-        "in_use_s": round(t.in_use_s, 3),
-        "in_use_open_s": round(in_use_open, 3),
-        "after_hours_s": None if available is None else round(t.in_use_s - in_use_open, 3),
-        "observed_s": round(t.observed_s, 3),
-        "observed_open_s": round(observed_open, 3),
-        "alarm_s": round(t.seconds["alarm_s"], 3),
-        "off_s": round(t.seconds["off_s"], 3),
-        "available_s": available,
-        "utilisation": _ratio(in_use_open, available),
-        "coverage": _ratio(observed_open, available),
-    }
+    out = Figures(
+        in_use_s=round(t.in_use_s, 3),
+        in_use_open_s=round(in_use_open, 3),
+        after_hours_s=None if available is None else round(t.in_use_s - in_use_open, 3),
+        observed_s=round(t.observed_s, 3),
+        observed_open_s=round(observed_open, 3),
+        alarm_s=round(t.seconds["alarm_s"], 3),
+        off_s=round(t.seconds["off_s"], 3),
+        available_s=available,
+        utilisation=_ratio(in_use_open, available),
+        coverage=_ratio(observed_open, available),
+    )
     if devices is not None:
         out["devices"] = devices
     return out
 
 
-def openness(scope: Scope, by_lab: bool = False) -> dict[str, Any]:
-    """In-use seconds by stakeholder category and the external share, per lab if asked."""
+def openness(scope: Scope) -> OpennessRow:
+    """In-use seconds by stakeholder category and the external share over the window."""
+    return _openness(scope, by_lab=False)[0]
+
+
+def openness_per_lab(scope: Scope) -> list[OpennessRow]:
+    return _openness(scope, by_lab=True)
+
+
+def _openness(scope: Scope, by_lab: bool) -> list[OpennessRow]:
     facts = scope.facts(scope.start_ms, scope.end_ms)
     groups: dict[tuple[str, str], dict[str, float]] = defaultdict(
         lambda: dict.fromkeys(CATEGORIES, 0.0)
@@ -333,32 +397,28 @@ def openness(scope: Scope, by_lab: bool = False) -> dict[str, Any]:
             continue
         group = (site, lab) if by_lab else ("", "")
         groups[group][category] = groups[group].get(category, 0.0) + t.in_use_s
+    if not by_lab and not groups:
+        groups[("", "")] = dict.fromkeys(CATEGORIES, 0.0)
     out = []
     for (site, lab), cats in sorted(groups.items()):
         total = sum(cats.values())
         external = sum(cats.get(c, 0.0) for c in EXTERNAL_CATEGORIES)
-        row: dict[str, Any] = {"site": site, "lab": lab} if by_lab else {}
-        row |= {
-            "in_use_s": round(total, 3),
-            "external_s": round(external, 3),
-            "quota_esterna": _ratio(external, total),
-            "categories": {
-                c: {"in_use_s": round(v, 3), "share": _ratio(v, total)} for c, v in cats.items()
+        row = OpennessRow(
+            in_use_s=round(total, 3),
+            external_s=round(external, 3),
+            quota_esterna=_ratio(external, total),
+            categories={
+                c: CategoryShare(in_use_s=round(v, 3), share=_ratio(v, total))
+                for c, v in cats.items()
             },
-        }
+        )
+        if by_lab:
+            row["site"], row["lab"] = site, lab
         out.append(row)
-    if by_lab:
-        return {"labs": out}
-    empty = {
-        "in_use_s": 0.0,
-        "external_s": 0.0,
-        "quota_esterna": None,
-        "categories": {c: {"in_use_s": 0.0, "share": None} for c in CATEGORIES},
-    }
-    return out[0] if out else empty
+    return out
 
 
-def software(scope: Scope) -> list[dict[str, Any]]:
+def software(scope: Scope) -> list[SoftwareRow]:
     """Hours per title and peak concurrent seats against the seats owned."""
     s = scope
     seconds = s.reader.app_seconds(s.plan)
@@ -377,21 +437,21 @@ def software(scope: Scope) -> list[dict[str, Any]]:
         lic = s.inventory.software.get((site, app)) if s.inventory else None
         peak = peaks.get((site, app), 0)
         rows.append(
-            {
-                "site": site,
-                "app": app,
-                "hours": round(entry["seconds"] / 3600, 6),
-                "devices": entry["devices"],
-                "peak_seats": peak,
-                "seats_owned": lic.seats if lic else None,
-                "peak_share": _ratio(peak, lic.seats if lic else None),
-                "registered": lic is not None,
-            }
+            SoftwareRow(
+                site=site,
+                app=app,
+                hours=round(entry["seconds"] / 3600, 6),
+                devices=entry["devices"],
+                peak_seats=peak,
+                seats_owned=lic.seats if lic else None,
+                peak_share=_ratio(peak, lic.seats if lic else None),
+                registered=lic is not None,
+            )
         )
     return rows
 
 
-def sessions(scope: Scope) -> list[dict[str, Any]]:
+def sessions(scope: Scope) -> list[SessionRow]:
     """Sessions per device: from the agent's session events where it sends them, otherwise
     runs of consecutive samples with the same pseudonym, at most 1 s apart."""
     samples = scope.reader.samples(scope.plan)
@@ -408,20 +468,20 @@ def sessions(scope: Scope) -> list[dict[str, Any]]:
     return sorted(out, key=lambda s: (s["site"], s["lab"], s["device"], s["start_ms"]))
 
 
-def _event_sessions(scope: Scope, samples: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _event_sessions(scope: Scope, samples: list[dict[str, Any]]) -> list[SessionRow]:
     """A start paired with the next end of the same pseudonym on the same device; in-use
     seconds are those of the device's samples that start inside the session."""
-    open_: dict[tuple[DeviceKey, str], dict[str, Any]] = {}
-    out: list[dict[str, Any]] = []
+    open_: dict[tuple[DeviceKey, str], SessionRow] = {}
+    out: list[SessionRow] = []
     for e in scope.reader.session_events(scope.plan):
         key = (e["site"], e["lab"], e["device"])
         user = e.get("user") or ""
         if e["type"] == "session_start":
-            open_[(key, user)] = {
-                "site": key[0], "lab": key[1], "device": key[2], "user": user,
-                "category": e.get("category") or "unknown", "start_ms": int(e["time"]),
-                "source": "event",
-            }  # fmt: skip
+            open_[(key, user)] = SessionRow(
+                site=key[0], lab=key[1], device=key[2], user=user,
+                category=e.get("category") or "unknown", start_ms=int(e["time"]),
+                end_ms=int(e["time"]), in_use_s=0.0, source="event",
+            )  # fmt: skip
         elif (session := open_.pop((key, user), None)) is not None:
             session["end_ms"] = int(e["time"])
             out.append(session)
@@ -436,9 +496,9 @@ def _event_sessions(scope: Scope, samples: list[dict[str, Any]]) -> list[dict[st
     return [s for s in out if s["user"]]
 
 
-def _sample_sessions(samples: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    current: dict[str, Any] | None = None
+def _sample_sessions(samples: list[dict[str, Any]]) -> list[SessionRow]:
+    out: list[SessionRow] = []
+    current: SessionRow | None = None
     for r in samples:
         begin = int(r["time"])
         end = begin + round(float(r["interval_s"] or 0) * 1000)
@@ -459,11 +519,11 @@ def _sample_sessions(samples: list[dict[str, Any]]) -> list[dict[str, Any]]:
             out.append(current)
         current = None
         if user:
-            current = {
-                "site": key[0], "lab": key[1], "device": key[2], "user": user,
-                "category": r.get("category") or "unknown", "start_ms": begin, "end_ms": end,
-                "in_use_s": float(r["in_use_s"] or 0), "source": "samples",
-            }  # fmt: skip
+            current = SessionRow(
+                site=key[0], lab=key[1], device=key[2], user=user,
+                category=r.get("category") or "unknown", start_ms=begin, end_ms=end,
+                in_use_s=float(r["in_use_s"] or 0), source="samples",
+            )  # fmt: skip
     if current is not None:
         out.append(current)
     return out

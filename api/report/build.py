@@ -1,7 +1,8 @@
-"""The report's content as plain data, following the *Rapporto di utilizzo* outline (DESIGN.md).
+"""The report's content, following the *Rapporto di utilizzo* outline (DESIGN.md).
 
-Every renderer (JSON, CSV, XLSX, HTML, PDF) reads this one structure, so the formats cannot
-disagree. Numbers stay raw here (seconds, ratios); formatting is the renderer's job.
+Every renderer (JSON, CSV, XLSX, HTML, PDF) reads this one typed structure (``model.py``), so
+the formats cannot disagree. Numbers stay raw here (seconds, ratios); formatting is the
+renderer's job.
 """
 
 from __future__ import annotations
@@ -11,10 +12,29 @@ from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
-from typing import Any
 
 from api import analysis
 from api.analysis import GroupBy, Scope
+from api.plan import DeviceKey
+from api.records import DeviceRow
+from api.report.model import (
+    AgentVersion,
+    AvailabilityRow,
+    Closure,
+    Conclusions,
+    DeviceRef,
+    EquipmentRow,
+    Evidence,
+    FrameworkRow,
+    Gap,
+    Meta,
+    MonthOpenness,
+    MonthRow,
+    Openness,
+    Report,
+    Thresholds,
+    Underused,
+)
 from api.usage import Totals
 from labmeter import __version__
 from labmeter.contract import CATEGORIES, EXTERNAL_CATEGORIES
@@ -48,7 +68,7 @@ def _hours_text(hours: dict[int, tuple[tuple[int, int], ...]]) -> dict[str, str]
     }
 
 
-def build(scope: Scope, progress: Progress | None = None) -> dict[str, Any]:
+def build(scope: Scope, progress: Progress | None = None) -> Report:
     """Collect every section's figures; ``progress(step, total, label)`` after each query."""
 
     def step(n: int, label: str) -> None:
@@ -68,13 +88,13 @@ def build(scope: Scope, progress: Progress | None = None) -> dict[str, Any]:
             else None
         )
         year.result()
-        devices = analysis.utilisation(scope, GroupBy.device, None)
-        labs = analysis.utilisation(scope, GroupBy.lab, None)
+        devices = analysis.device_rows(scope, None)
+        labs = analysis.group_rows(scope, GroupBy.lab, None)
         step(1, "utilisation per device and lab")
         months, monthly_openness = _monthly(scope, devices)
         step(2, "monthly trend")
         openness_total = analysis.openness(scope)
-        openness_labs = analysis.openness(scope, by_lab=True)["labs"]
+        openness_labs = analysis.openness_per_lab(scope)
         step(3, "openness")
         step(4, "monthly openness")
         licences = licences_future.result()
@@ -83,77 +103,18 @@ def build(scope: Scope, progress: Progress | None = None) -> dict[str, Any]:
         versions = versions_future.result()
         step(6, "sessions and agent versions")
 
-    equipment = []
-    for row in devices:
-        key = (row["site"], row["lab"], row["device"])
-        eq = inv.equipment.get(key) if inv else None
-        in_use_h = row["in_use_s"] / 3600
-        equipment.append(
-            row
-            | {
-                "description": eq.description if eq else "",
-                "fund": eq.fund if eq else "",
-                "call": eq.call if eq else "",
-                "cup": eq.cup if eq else "",
-                "cost": eq.cost if eq else None,
-                "purchased": eq.purchased if eq else None,
-                "collaudo": eq.collaudo if eq else None,
-                "pnrr": eq.pnrr if eq else False,
-                "sessions": sessions.get(key, 0) if sessions is not None else None,
-                "cost_per_hour": eq.cost / in_use_h if eq and eq.cost and in_use_h else None,
-                "agent": versions.get(key),
-            }
-        )
-
-    framework: dict[tuple[str, str, str], dict[str, Any]] = {}
-    if inv is not None:
-        assets = [e for e in inv.equipment.values() if _in(scope, e.site, e.lab, e.id)]
-        funded: list[Equipment | Software] = [*assets, *inv.software.values()]
-        for a in funded:
-            entry = framework.setdefault(
-                (a.fund, a.call, a.cup),
-                {"fund": a.fund, "call": a.call, "cup": a.cup, "assets": 0, "cost": 0.0,
-                 "final_payment": None, "pnrr": a.pnrr},
-            )  # fmt: skip
-            entry["assets"] += 1
-            entry["cost"] += a.cost or 0.0
-            final = getattr(a, "final_payment", None)
-            if final and (entry["final_payment"] is None or final > entry["final_payment"]):
-                entry["final_payment"] = final
-        for entry in framework.values():
-            entry["durability_until"] = _years_after(entry["final_payment"], DURABILITY_YEARS)
-            entry["retention_until"] = _years_after(entry["final_payment"], RETENTION_YEARS)
-
-    availability = []
-    if inv is not None:
-        for (site, lab_id), lab in sorted(inv.labs.items()):
-            if not _in(scope, site, lab_id, None):
-                continue
-            availability.append(
-                {
-                    "site": site,
-                    "lab": lab_id,
-                    "name": lab.name,
-                    "hours": _hours_text(lab.hours),
-                    "closures": [
-                        {"from": c.start, "to": c.end, "reason": c.reason} for c in lab.closures
-                    ],
-                    "available_s": scope.lab_available_s(
-                        site, lab_id, scope.start_ms, scope.end_ms
-                    ),
-                }
-            )
+    equipment = [_equipment(scope, row, sessions, versions) for row in devices]
 
     registered = [e for e in equipment if e["registered"]]
     available = sum(e["available_s"] or 0 for e in registered)
     observed = sum(e["observed_open_s"] for e in registered)
     gaps = [
-        {"site": e["site"], "lab": e["lab"], "device": e["device"], "coverage": e["coverage"]}
+        Gap(site=e["site"], lab=e["lab"], device=e["device"], coverage=e["coverage"])
         for e in registered
         if e["coverage"] is not None and e["coverage"] < LOW_COVERAGE_BELOW
     ]
     underused = [
-        {"site": e["site"], "lab": e["lab"], "device": e["device"], "utilisation": e["utilisation"]}
+        Underused(site=e["site"], lab=e["lab"], device=e["device"], utilisation=e["utilisation"])
         for e in registered
         if e["utilisation"] is not None and e["utilisation"] < UNDERUSED_BELOW
     ]
@@ -169,57 +130,139 @@ def build(scope: Scope, progress: Progress | None = None) -> dict[str, Any]:
             and eq.pnrr
         }
     )
-    return {
-        "meta": {
-            "start_ms": scope.start_ms,
-            "end_ms": scope.end_ms,
-            "generated_ms": int(time.time() * 1000),
-            "timezone": scope.tz,
-            "inventory": inv.path if inv else None,
-            "labmeter": __version__,
-            "filters": {k: v for k, v in scope.filters.tags.items() if v},
-            "rolled_until_ms": scope.plan.rolled_until,
-        },
-        "framework": sorted(framework.values(), key=lambda e: (e["fund"], e["cup"])),
-        "availability": availability,
-        "equipment": equipment,
-        "labs": labs,
-        "months": months,
-        "licences": licences,
-        "users": openness_total,
-        "openness": {"labs": openness_labs, "months": monthly_openness},
-        "evidence": {
-            "available_s": available,
-            "observed_open_s": observed,
-            "coverage": observed / available if available else None,
-            "gaps": gaps,
-            "never_seen": [
-                {"site": e["site"], "lab": e["lab"], "device": e["device"]}
+    return Report(
+        meta=Meta(
+            start_ms=scope.start_ms,
+            end_ms=scope.end_ms,
+            generated_ms=int(time.time() * 1000),
+            timezone=scope.tz,
+            inventory=inv.path if inv else None,
+            labmeter=__version__,
+            filters={k: v for k, v in scope.filters.tags.items() if v},
+            rolled_until_ms=scope.plan.rolled_until,
+        ),
+        framework=_framework(scope),
+        availability=_availability(scope),
+        equipment=equipment,
+        labs=labs,
+        months=months,
+        licences=licences,
+        users=openness_total,
+        openness=Openness(labs=openness_labs, months=monthly_openness),
+        evidence=Evidence(
+            available_s=available,
+            observed_open_s=observed,
+            coverage=observed / available if available else None,
+            gaps=gaps,
+            never_seen=[
+                _ref(key)
                 for e in registered
-                if (e["site"], e["lab"], e["device"]) not in scope.seen and e["observed_s"] == 0
+                if (key := (e["site"], e["lab"], e["device"])) not in scope.seen
+                and e["observed_s"] == 0
             ],
-            "unregistered": [
-                {"site": s, "lab": lab, "device": d} for s, lab, d in analysis.unregistered(scope)
+            unregistered=[_ref(key) for key in analysis.unregistered(scope)],
+            agent_versions=_count_versions(versions),
+            thresholds=Thresholds(
+                underused_below=UNDERUSED_BELOW,
+                low_coverage_below=LOW_COVERAGE_BELOW,
+                durability_years=DURABILITY_YEARS,
+                retention_years=RETENTION_YEARS,
+                session_gap_tolerance_s=analysis.SESSION_GAP_TOLERANCE_MS / 1000,
+            ),
+            external_categories=list(EXTERNAL_CATEGORIES),
+            categories=list(CATEGORIES),
+        ),
+        conclusions=Conclusions(
+            underused=underused,
+            low_coverage=gaps,
+            commercial_use_on_pnrr=[_ref(key) for key in commercial_on_pnrr],
+        ),
+    )
+
+
+def _ref(key: DeviceKey) -> DeviceRef:
+    return DeviceRef(site=key[0], lab=key[1], device=key[2])
+
+
+def _equipment(
+    scope: Scope,
+    row: DeviceRow,
+    sessions: dict[DeviceKey, int] | None,
+    versions: dict[DeviceKey, str],
+) -> EquipmentRow:
+    """A device's figures with its inventory entry (empty when unregistered)."""
+    key = (row["site"], row["lab"], row["device"])
+    eq = scope.inventory.equipment.get(key) if scope.inventory else None
+    in_use_h = row["in_use_s"] / 3600
+    return EquipmentRow(
+        **row,
+        description=eq.description if eq else "",
+        fund=eq.fund if eq else "",
+        call=eq.call if eq else "",
+        cup=eq.cup if eq else "",
+        cost=eq.cost if eq else None,
+        purchased=eq.purchased if eq else None,
+        collaudo=eq.collaudo if eq else None,
+        pnrr=eq.pnrr if eq else False,
+        sessions=sessions.get(key, 0) if sessions is not None else None,
+        cost_per_hour=eq.cost / in_use_h if eq and eq.cost and in_use_h else None,
+        agent=versions.get(key),
+    )
+
+
+def _framework(scope: Scope) -> list[FrameworkRow]:
+    """Section 1: assets per fund, call and CUP, with their durability and retention."""
+    inv = scope.inventory
+    if inv is None:
+        return []
+    framework: dict[tuple[str, str, str], FrameworkRow] = {}
+    assets = [e for e in inv.equipment.values() if _in(scope, e.site, e.lab, e.id)]
+    funded: list[Equipment | Software] = [*assets, *inv.software.values()]
+    for a in funded:
+        entry = framework.setdefault(
+            (a.fund, a.call, a.cup),
+            FrameworkRow(
+                fund=a.fund,
+                call=a.call,
+                cup=a.cup,
+                assets=0,
+                cost=0.0,
+                final_payment=None,
+                pnrr=a.pnrr,
+                durability_until=None,
+                retention_until=None,
+            ),
+        )
+        entry["assets"] += 1
+        entry["cost"] += a.cost or 0.0
+        final = a.final_payment if isinstance(a, Equipment) else None
+        if final and (entry["final_payment"] is None or final > entry["final_payment"]):
+            entry["final_payment"] = final
+    for entry in framework.values():
+        entry["durability_until"] = _years_after(entry["final_payment"], DURABILITY_YEARS)
+        entry["retention_until"] = _years_after(entry["final_payment"], RETENTION_YEARS)
+    return sorted(framework.values(), key=lambda e: (e["fund"], e["cup"]))
+
+
+def _availability(scope: Scope) -> list[AvailabilityRow]:
+    """Section 3: each lab's declared hours and closures, and its open time in the window."""
+    inv = scope.inventory
+    if inv is None:
+        return []
+    return [
+        AvailabilityRow(
+            site=site,
+            lab=lab_id,
+            name=lab.name,
+            hours=_hours_text(lab.hours),
+            closures=[
+                Closure({"from": c.start, "to": c.end, "reason": c.reason}) for c in lab.closures
             ],
-            "agent_versions": _count_versions(versions),
-            "thresholds": {
-                "underused_below": UNDERUSED_BELOW,
-                "low_coverage_below": LOW_COVERAGE_BELOW,
-                "durability_years": DURABILITY_YEARS,
-                "retention_years": RETENTION_YEARS,
-                "session_gap_tolerance_s": analysis.SESSION_GAP_TOLERANCE_MS / 1000,
-            },
-            "external_categories": list(EXTERNAL_CATEGORIES),
-            "categories": list(CATEGORIES),
-        },
-        "conclusions": {
-            "underused": underused,
-            "low_coverage": gaps,
-            "commercial_use_on_pnrr": [
-                {"site": s, "lab": lab, "device": d} for s, lab, d in commercial_on_pnrr
-            ],
-        },
-    }
+            available_s=scope.lab_available_s(site, lab_id, scope.start_ms, scope.end_ms),
+        )
+        for (site, lab_id), lab in sorted(inv.labs.items())
+        if _in(scope, site, lab_id, None)
+    ]
 
 
 def _in(scope: Scope, site: str, lab: str, device: str | None) -> bool:
@@ -235,16 +278,14 @@ def _session_counts(scope: Scope) -> dict[tuple[str, str, str], int]:
     return counts
 
 
-def _count_versions(versions: dict[tuple[str, str, str], str]) -> list[dict[str, Any]]:
+def _count_versions(versions: dict[DeviceKey, str]) -> list[AgentVersion]:
     counts: dict[str, int] = defaultdict(int)
     for version in versions.values():
         counts[version] += 1
-    return [{"version": v, "devices": n} for v, n in sorted(counts.items())]
+    return [AgentVersion(version=v, devices=n) for v, n in sorted(counts.items())]
 
 
-def _monthly(
-    scope: Scope, devices: list[dict[str, Any]]
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def _monthly(scope: Scope, devices: list[DeviceRow]) -> tuple[list[MonthRow], list[MonthOpenness]]:
     """Per lab and month: utilisation; per month: openness; from the scope's month facts
     (one read for the whole report), unregistered devices left out."""
     members: dict[tuple[str, str], list[tuple[str, str, str]]] = defaultdict(list)
@@ -270,25 +311,39 @@ def _monthly(
         for (site, lab), keys in sorted(members.items()):
             available = [scope.available_s(k, a, b) for k in keys]
             known = [v for v in available if v is not None]
-            row = {"site": site, "lab": lab, "period_start_ms": a, "period_end_ms": b}
-            row |= analysis.figures(
+            f = analysis.figures(
                 per_lab.get((i, site, lab), Totals()), sum(known) if known else None, len(keys)
             )
-            del row["alarm_s"], row["off_s"]  # not read for the trend
-            months.append(row)
+            months.append(
+                MonthRow(
+                    site=site,
+                    lab=lab,
+                    period_start_ms=a,
+                    period_end_ms=b,
+                    in_use_s=f["in_use_s"],
+                    in_use_open_s=f["in_use_open_s"],
+                    after_hours_s=f["after_hours_s"],
+                    observed_s=f["observed_s"],
+                    observed_open_s=f["observed_open_s"],
+                    available_s=f["available_s"],
+                    utilisation=f["utilisation"],
+                    coverage=f["coverage"],
+                    devices=len(keys),
+                )
+            )
     openness = []
     for i, (a, b) in enumerate(spans):
         cats = per_cat.get(i, dict.fromkeys(CATEGORIES, 0.0))
         total = sum(cats.values())
         external = sum(cats.get(c, 0.0) for c in EXTERNAL_CATEGORIES)
         openness.append(
-            {
-                "period_start_ms": a,
-                "period_end_ms": b,
-                "in_use_s": total,
-                "external_s": external,
-                "quota_esterna": external / total if total else None,
-                "categories": cats,
-            }
+            MonthOpenness(
+                period_start_ms=a,
+                period_end_ms=b,
+                in_use_s=total,
+                external_s=external,
+                quota_esterna=external / total if total else None,
+                categories=cats,
+            )
         )
     return months, openness

@@ -6,6 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from html import escape
 
+from api.report.model import Report
+from api.report.tables import month_label
+from api.report.texts import Lang, t
+
 PALETTE = ("#1f5fa8", "#e07b28", "#3a9a4a", "#b23a48", "#7b5ea7", "#8c8c8c", "#2aa1a8")
 
 
@@ -99,12 +103,41 @@ def svg(chart: Chart) -> str:
             f'<rect x="{r.x:.1f}" y="{r.y:.1f}" width="{r.w:.1f}" height="{r.h:.1f}" '
             f'fill="{r.color}">{tip}</rect>'
         )
-    for t in chart.texts:
-        anchor = "" if t.anchor == "start" else f' text-anchor="{t.anchor}"'
-        weight = ' font-weight="bold"' if t.bold else ""
+    for text in chart.texts:
+        anchor = "" if text.anchor == "start" else f' text-anchor="{text.anchor}"'
+        weight = ' font-weight="bold"' if text.bold else ""
         out.append(
-            f'<text x="{t.x:.1f}" y="{t.y:.1f}" font-size="{t.size:g}"{weight}{anchor}>'
-            f"{escape(t.text)}</text>"
+            f'<text x="{text.x:.1f}" y="{text.y:.1f}" font-size="{text.size:g}"{weight}{anchor}>'
+            f"{escape(text.text)}</text>"
         )
     out.append("</svg>")
     return "".join(out)
+
+
+def report_charts(report: Report, lang: Lang) -> dict[str, Chart]:
+    """The report's three charts, laid out once for the HTML and the PDF."""
+    tz = report["meta"]["timezone"]
+    months = report["months"]
+    starts = sorted({m["period_start_ms"] for m in months})
+    labels = [month_label(ms, tz, lang) for ms in starts]
+    series: dict[str, list[float | None]] = {}
+    for m in months:
+        series.setdefault(m["lab"], [None] * len(starts))[starts.index(m["period_start_ms"])] = m[
+            "utilisation"
+        ]
+    cats = report["users"]["categories"]
+    open_months = report["openness"]["months"]
+    return {
+        "trend": layout(labels, series, title=t("trend", lang)),
+        "categories": layout(
+            [t(c, lang) for c in cats],
+            {t("in_use_h", lang): [v["in_use_s"] / 3600 for v in cats.values()]},
+            title=t("by_category", lang),
+            percent=False,
+        ),
+        "openness": layout(
+            [month_label(m["period_start_ms"], tz, lang) for m in open_months],
+            {t("quota_esterna", lang): [m["quota_esterna"] for m in open_months]},
+            title=t("openness_trend", lang),
+        ),
+    }

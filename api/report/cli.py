@@ -12,7 +12,7 @@ from api.analysis import open_scope
 from api.plan import Filters
 from api.report.build import STEPS, build
 from api.report.formats import Format, filename, produce
-from api.report.i18n import Lang
+from api.report.texts import Lang
 from api.timeparse import parse_time
 from labmeter.config import Config
 from labmeter.influx import InfluxV1

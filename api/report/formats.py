@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
 
 import orjson
 from fastapi.encoders import jsonable_encoder
 
-from api.report import pdf, render
-from api.report.i18n import Lang
+from api.report import html, pdf, sheets
+from api.report.model import Report
+from api.report.texts import Lang
 
 
 class Format(StrEnum):
@@ -29,20 +29,20 @@ MEDIA = {
 }
 
 
-def produce(report: dict[str, Any], fmt: Format, lang: Lang) -> bytes:
+def produce(report: Report, fmt: Format, lang: Lang) -> bytes:
     if fmt is Format.json:
         return orjson.dumps(jsonable_encoder(report), option=orjson.OPT_INDENT_2)
     if fmt is Format.csv:
         # A BOM so that Excel opens the UTF-8 file with its accents intact.
-        return ("\ufeff" + render.to_csv(report, lang)).encode("utf-8")
+        return ("\ufeff" + sheets.to_csv(report, lang)).encode("utf-8")
     if fmt is Format.xlsx:
-        return render.to_xlsx(report, lang)
+        return sheets.to_xlsx(report, lang)
     if fmt is Format.html:
-        return render.to_html(report, lang).encode("utf-8")
+        return html.to_html(report, lang).encode("utf-8")
     return pdf.to_pdf(report, lang)
 
 
-def filename(report: dict[str, Any], fmt: Format, lang: Lang) -> str:
+def filename(report: Report, fmt: Format, lang: Lang) -> str:
     from datetime import UTC, datetime
 
     start = datetime.fromtimestamp(report["meta"]["start_ms"] / 1000, UTC).strftime("%Y%m%d")

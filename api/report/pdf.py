@@ -11,22 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from fpdf import FPDF
 
 from api.report import charts
-from api.report.i18n import Lang, pct, t
-from api.report.render import (
-    TEXT,
-    Table,
-    cell,
-    conclusions,
-    method,
-    period_line,
-    report_charts,
-    tables,
-)
+from api.report.model import Report
+from api.report.tables import TEXT, Table, cell, tables
+from api.report.texts import Lang, conclusions, method, pct, period_line, t
 
 # Debian's fonts-dejavu-core: Unicode (à, è, €) in a font every PDF reader shows alike.
 FONT_DIR = Path("/usr/share/fonts/truetype/dejavu")
@@ -48,7 +39,7 @@ class _Pdf(FPDF):
         self.cell(0, 4, f"{self.page_no()} / {{nb}}", align="R")
 
 
-def to_pdf(report: dict[str, Any], lang: Lang) -> bytes:
+def to_pdf(report: Report, lang: Lang) -> bytes:
     """Sections 1-9 in the HTML's order: headings, tables, charts, methodology, conclusions."""
     if not (FONT_DIR / "DejaVuSans.ttf").exists():
         raise RuntimeError(f"no DejaVu fonts in {FONT_DIR}: install Debian's fonts-dejavu-core")
@@ -67,7 +58,7 @@ def to_pdf(report: dict[str, Any], lang: Lang) -> bytes:
     by_section: dict[str, list[Table]] = {}
     for table in tables(report, lang):
         by_section.setdefault(table.section, []).append(table)
-    chart = report_charts(report, lang)
+    chart = charts.report_charts(report, lang)
     for n in range(1, 9):
         key = f"s{n}"
         _h2(pdf, t(key, lang))

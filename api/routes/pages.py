@@ -14,8 +14,8 @@ from api.auth import exchange_key, require_page
 from api.deps import ScopeDep
 from api.keys import Role
 from api.report.build import build
-from api.report.i18n import Lang
-from api.report.render import to_html
+from api.report.html import to_html
+from api.report.texts import Lang
 
 router = APIRouter(tags=["pages"])
 

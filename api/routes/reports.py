@@ -9,7 +9,7 @@ from api.deps import ScopeDep
 from api.keys import Role
 from api.report.build import build
 from api.report.formats import MEDIA, Format, filename, produce
-from api.report.i18n import Lang
+from api.report.texts import Lang
 
 router = APIRouter(
     prefix="/api/v1", tags=["reports"], dependencies=[Depends(require_page(Role.evaluator))]

@@ -36,8 +36,8 @@ class OpennessReport(BaseModel):
 def openness(scope: ScopeDep) -> OpennessReport:
     """Share of in-use hours by stakeholder category, overall and per lab."""
     return OpennessReport(
-        total=Openness(**analysis.openness(scope)),
-        labs=[Openness(**row) for row in analysis.openness(scope, by_lab=True)["labs"]],
+        total=Openness.model_validate(analysis.openness(scope)),
+        labs=[Openness.model_validate(row) for row in analysis.openness_per_lab(scope)],
     )
 
 
@@ -55,7 +55,7 @@ class SoftwareRow(BaseModel):
 @router.get("/software", response_model=list[SoftwareRow])
 def software(scope: ScopeDep) -> list[SoftwareRow]:
     """Hours per software title and peak concurrent seats against the seats owned."""
-    return [SoftwareRow(**row) for row in analysis.software(scope)]
+    return [SoftwareRow.model_validate(row) for row in analysis.software(scope)]
 
 
 class Session(BaseModel):
@@ -80,6 +80,6 @@ def sessions(scope: ScopeDep) -> list[Session]:
     if scope.end_ms - scope.start_ms > analysis.MAX_SESSION_WINDOW_MS:
         raise HTTPException(422, "sessions are read from raw samples: at most 31 days at a time")
     return [
-        Session(start=iso(s.pop("start_ms")), end=iso(s.pop("end_ms")), **s)
+        Session.model_validate({**s, "start": iso(s["start_ms"]), "end": iso(s["end_ms"])})
         for s in analysis.sessions(scope)
     ]

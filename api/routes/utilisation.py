@@ -51,8 +51,8 @@ def utilisation(
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from exc
     return [
-        UtilisationRow(
-            period_start=iso(r.pop("period_start_ms")), period_end=iso(r.pop("period_end_ms")), **r
+        UtilisationRow.model_validate(
+            {**r, "period_start": iso(r["period_start_ms"]), "period_end": iso(r["period_end_ms"])}
         )
         for r in rows
     ]

@@ -12,7 +12,7 @@ import pytest
 from api.analysis import open_scope
 from api.plan import Filters
 from api.report.build import build
-from api.report.i18n import Lang
+from api.report.texts import Lang
 from api.report.pdf import to_pdf
 from labmeter.influx import InfluxV1
 from labmeter.inventory import load

@@ -1,0 +1,84 @@
+"""The records analysis hands to the routes and the report: typed, so mypy sees every key a
+renderer reads, and plain dicts, so they encode to JSON as they are."""
+
+from __future__ import annotations
+
+from typing import NotRequired, TypedDict
+
+
+class Figures(TypedDict):
+    """Utilisation with its denominator and its coverage, for a device or a group."""
+
+    in_use_s: float  # all in-use time, after hours too
+    in_use_open_s: float  # within opening hours: the utilisation numerator
+    after_hours_s: float | None  # in_use_s - in_use_open_s; None: no denominator
+    observed_s: float
+    observed_open_s: float  # within opening hours: the coverage numerator
+    alarm_s: float
+    off_s: float
+    available_s: float | None  # opening hours (minus closures, holidays); None: unregistered
+    utilisation: float | None  # in_use_open / available, never above 1
+    coverage: float | None  # observed_open / available
+    devices: NotRequired[int]  # groups: how many devices
+
+
+class DeviceRow(Figures):
+    site: str
+    lab: str
+    device: str
+    kind: str
+    period_start_ms: int
+    period_end_ms: int
+    registered: bool  # listed in the inventory
+
+
+class GroupRow(Figures):
+    """A lab, site, kind or stakeholder category: only its own keys are present."""
+
+    period_start_ms: int
+    period_end_ms: int
+    site: NotRequired[str]
+    lab: NotRequired[str]
+    kind: NotRequired[str]
+    category: NotRequired[str]
+
+
+UtilisationRow = DeviceRow | GroupRow
+
+
+class CategoryShare(TypedDict):
+    in_use_s: float
+    share: float | None
+
+
+class OpennessRow(TypedDict):
+    in_use_s: float
+    external_s: float
+    quota_esterna: float | None  # (school + company + training_agency) / all in-use time
+    categories: dict[str, CategoryShare]
+    site: NotRequired[str]  # per lab
+    lab: NotRequired[str]
+
+
+class SoftwareRow(TypedDict):
+    site: str
+    app: str
+    hours: float
+    devices: int
+    peak_seats: int  # most devices running it in the same minute
+    seats_owned: int | None
+    peak_share: float | None  # peak_seats / seats_owned
+    registered: bool
+
+
+class SessionRow(TypedDict):
+    site: str
+    lab: str
+    device: str
+    user: str  # a pseudonym, never a name
+    category: str
+    start_ms: int
+    end_ms: int
+    in_use_s: float
+    source: str  # "event" (session_start/end from the agent) or "samples"
+    duration_s: NotRequired[float]
