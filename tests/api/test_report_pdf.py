@@ -12,8 +12,8 @@ import pytest
 from api.analysis import open_scope
 from api.plan import Filters
 from api.report.build import build
-from api.report.texts import Lang
 from api.report.pdf import to_pdf
+from api.report.texts import Lang
 from labmeter.influx import InfluxV1
 from labmeter.inventory import load
 from labmeter.opening import OpeningHours
