@@ -29,25 +29,25 @@ from typing import Final, Protocol
 from labmeter.contract import Event, Message, Sample
 from labmeter.errors import PayloadRejected, WriteError
 from labmeter.influx import LineWriter, QueryResult, line
+from labmeter.influxql import Select
 from labmeter.periods import (
-    REFUSALS,
     Closure,
     closures_query,
     heartbeat_line,
     iso,
     parse_closures,
 )
+from labmeter.schema import DAY_MS, REFUSALS
 
 log = logging.getLogger(__name__)
 
-DAY_MS: Final = 86_400_000
 _SEGMENT: Final = re.compile(rb"[a-z0-9_-]{1,64}")
 # Closures older than this are read again before a write (a refresh runs every few seconds).
 STALE_S: Final = 20.0
 
 
 class Reader(Protocol):
-    def query(self, influxql: str, *, epoch: str = "ms") -> list[QueryResult]: ...
+    def query(self, influxql: Select | str, *, epoch: str = "ms") -> list[QueryResult]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,7 +232,10 @@ class PeriodWatch:
             stamp = self._stamp
         return [
             line(
-                REFUSALS, {"collector": self.collector, "reason": r, "site": s}, {"count": n}, stamp
+                REFUSALS.name,
+                {"collector": self.collector, "reason": r, "site": s},
+                {"count": n},
+                stamp,
             )
             for (r, s), n in sorted(counts.items())
         ]

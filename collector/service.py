@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from collector.admission import DAY_MS, Admission, PeriodWatch
+from collector.admission import Admission, PeriodWatch
 from collector.convert import Converted, Delivery, convert
 from collector.deadletter import DeadLetters
 from collector.metrics import HealthServer, Metrics
@@ -38,6 +38,7 @@ from labmeter.errors import WriteError
 from labmeter.influx import LineWriter
 from labmeter.inventory import load as load_inventory
 from labmeter.opening import OpeningHours
+from labmeter.schema import DAY_MS
 
 log = logging.getLogger(__name__)
 

@@ -52,15 +52,23 @@ def _ms(value: int) -> str:
     return f"{value}ms"
 
 
+STAR = "*"  # every field (and, in GROUP BY, every tag)
+
+
 def col(name: str, alias: str | None = None) -> str:
-    """A plain field or tag column."""
+    """A plain field or tag column (``STAR``: every field)."""
+    if name == STAR:
+        return STAR
     return ident(name) + (f" AS {ident(alias)}" if alias else "")
 
 
 def agg(function: Aggregate, name: str, alias: str | None = None) -> str:
-    """``function(name) AS alias`` (alias defaults to the field's own name)."""
+    """``function(name) AS alias`` (alias defaults to the field's own name); ``name`` may be
+    ``STAR`` (every field, one column each: no alias)."""
     if function not in _AGGREGATES:
         raise ValueError(f"unknown aggregate {function!r}")
+    if name == STAR:
+        return f"{function}({STAR})"
     return f"{function}({ident(name)}) AS {ident(alias or name)}"
 
 
@@ -82,6 +90,7 @@ class Select:
     every_ms: int | None = None
     fill_none: bool = False
     zone: str | None = None
+    latest: int | None = None  # ORDER BY time DESC LIMIT n
 
     def between(self, start_ms: int, end_ms: int) -> Select:
         """``start <= time < end``: half-open, as every window in labmeter."""
@@ -89,6 +98,15 @@ class Select:
 
     def since(self, start_ms: int) -> Select:
         return self._and(f"time >= {_ms(start_ms)}")
+
+    def before(self, end_ms: int) -> Select:
+        return self._and(f"time < {_ms(end_ms)}")
+
+    def last(self, rows: int = 1) -> Select:
+        """Only the newest ``rows`` points of each series."""
+        if rows < 1:
+            raise ValueError("at least one row")
+        return replace(self, latest=rows)
 
     def where(self, **tags: str | None) -> Select:
         """Tags equal to values; a None or empty value does not filter."""
@@ -147,13 +165,15 @@ class Select:
         text = f"SELECT {', '.join(self.columns)} FROM {source}"
         if self.conditions:
             text += " WHERE " + " AND ".join(self.conditions)
-        groups = [ident(t) for t in self.groups]
+        groups = [STAR if t == STAR else ident(t) for t in self.groups]
         if self.every_ms is not None:
             groups.insert(0, f"time({self.every_ms // 60_000}m)")
         if groups:
             text += " GROUP BY " + ", ".join(groups)
         if self.fill_none:
             text += " fill(none)"
+        if self.latest is not None:
+            text += f" ORDER BY time DESC LIMIT {self.latest}"
         if self.zone:
             text += f" tz({string(self.zone)})"
         return text
@@ -168,3 +188,27 @@ def select(*columns: str, source: Measurement | Select) -> Select:
 
 def create_database(name: str) -> str:
     return f"CREATE DATABASE {ident(name)}"
+
+
+def show_measurements() -> str:
+    return "SHOW MEASUREMENTS"
+
+
+def show_field_keys(measurement: Measurement) -> str:
+    return f"SHOW FIELD KEYS FROM {ident(measurement.name)}"
+
+
+def show_retention_policies(database: str) -> str:
+    return f"SHOW RETENTION POLICIES ON {ident(database)}"
+
+
+def retention_policy(
+    name: str, database: str, duration_s: int, *, create: bool, default: bool = True
+) -> str:
+    """CREATE (replication 1) or ALTER a retention policy; ``duration_s`` 0 keeps forever."""
+    if duration_s < 0 or duration_s % 3600:
+        raise ValueError("a retention is whole hours (0: forever)")
+    duration = f"{duration_s // 3600}h" if duration_s else "INF"
+    verb, replication = ("CREATE", " REPLICATION 1") if create else ("ALTER", "")
+    text = f"{verb} RETENTION POLICY {ident(name)} ON {ident(database)} DURATION {duration}"
+    return text + replication + (" DEFAULT" if default else "")

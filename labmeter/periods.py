@@ -19,12 +19,11 @@ from datetime import UTC, datetime
 from typing import Final, Literal
 
 from labmeter.influx import FieldValue, QueryResult, line
+from labmeter.influxql import STAR, Select, agg, select
+from labmeter.schema import CLOSED_PERIOD, COLLECTOR_HEARTBEAT
 
-CLOSED: Final = "closed_period"
-HEARTBEAT: Final = "collector_heartbeat"
-REFUSALS: Final = "refusals"
-# Bookkeeping measurements: never part of the evidence of a period.
-BOOKKEEPING: Final = (CLOSED, HEARTBEAT)
+CLOSED: Final = CLOSED_PERIOD.name
+HEARTBEAT: Final = COLLECTOR_HEARTBEAT.name
 
 State = Literal["closing", "closed"]
 
@@ -68,8 +67,8 @@ class Closure:
         return f"{iso(self.start_ms)} - {iso(self.end_ms)}{where} ({self.state})"
 
 
-def closures_query() -> str:
-    return f"SELECT * FROM {CLOSED} WHERE time > 0"
+def closures_query() -> Select:
+    return select(STAR, source=CLOSED_PERIOD).since(1)
 
 
 def parse_closures(results: list[QueryResult]) -> list[Closure]:
@@ -98,8 +97,7 @@ def heartbeat_line(collector: str, run_ms: int, seen_ms: int, applied: int, owed
     return line(HEARTBEAT, {"collector": collector}, fields, run_ms)
 
 
-def heartbeats_query() -> str:
-    return (
-        "SELECT last(seen_ms) AS seen_ms, last(applied) AS applied, "
-        f"last(owed_from_ms) AS owed_from_ms FROM {HEARTBEAT} WHERE time > 0 GROUP BY collector"
-    )
+def heartbeats_query() -> Select:
+    fields = ("seen_ms", "applied", "owed_from_ms")
+    q = select(*(agg("last", f) for f in fields), source=COLLECTOR_HEARTBEAT).since(1)
+    return q.group_by("collector")

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import math
 
+from labmeter import influxql
 from labmeter.config import Config
 from labmeter.errors import EvidenceError
-from labmeter.influx import InfluxV1, quote_ident
+from labmeter.influx import InfluxV1
 
 DAY_S = 86_400
 YEAR_DAYS = 365.25
@@ -38,16 +39,13 @@ def apply_v1(influx: InfluxV1, seconds: int) -> str:
     """Create the database and set its retention policy (``influx.retention_policy``, or
     ``autogen``) as the default; return what was set."""
     influx.create_database()
-    db = quote_ident(influx.config.database)
+    db = influx.config.database
     name = influx.config.retention_policy or "autogen"
-    duration = f"{seconds // 3600}h" if seconds else "INF"
     existing = {
         str(row[0])
-        for series in influx.query(f"SHOW RETENTION POLICIES ON {db}")
+        for series in influx.query(influxql.show_retention_policies(db))
         for row in series.values
     }
-    verb = "ALTER" if name in existing else "CREATE"
-    replication = "" if verb == "ALTER" else " REPLICATION 1"
-    policy = f"{verb} RETENTION POLICY {quote_ident(name)} ON {db}"
-    influx.query(f"{policy} DURATION {duration}{replication} DEFAULT")
-    return f"retention policy {name!r} on {influx.config.database!r}: {duration}"
+    influx.query(influxql.retention_policy(name, db, seconds, create=name not in existing))
+    duration = f"{seconds // 3600}h" if seconds else "INF"
+    return f"retention policy {name!r} on {db!r}: {duration}"

@@ -124,12 +124,27 @@ def seats_rollup(period: Period) -> Measurement:
 # calendar's zone, so the API can tell days computed with other hours than its own.
 HOURS_DAILY: Final = Measurement("rollup_hours_daily", (SITE, LAB), (HOURS_LABEL, HOURS_TZ))
 
+# --- bookkeeping: closed periods and the collectors' word (labmeter/periods.py) -------------
+
+# A closed reporting period: one point per closure (time = its id), tag site when it closes
+# one site only; collectors refuse samples inside it.
+CLOSED_PERIOD: Final = Measurement(
+    "closed_period", (SITE,), ("start_ms", "end_ms", "state", "manifest_sha256", "archive")
+)
+# Each collector run's heartbeat: alive, which closures applied, rollups owed.
+COLLECTOR_HEARTBEAT: Final = Measurement(
+    "collector_heartbeat", ("collector",), ("seen_ms", "applied", "owed_from_ms")
+)
+# Messages refused for a period closure or the late-data horizon, counted per reason.
+REFUSALS: Final = Measurement("refusals", ("collector", "reason", SITE), ("count",))
+BOOKKEEPING: Final = (CLOSED_PERIOD, COLLECTOR_HEARTBEAT)  # never part of a period's evidence
+
 ROLLUPS: Final = (
     *(m(p) for p in Period for m in (device_rollup, app_rollup, seats_rollup)),
     HOURS_DAILY,
 )
 RAW: Final = (SAMPLE, APP_USAGE, DEVICE_METRICS, EVENT, STATUS)
-ALL: Final = RAW + ROLLUPS
+ALL: Final = RAW + ROLLUPS + (*BOOKKEEPING, REFUSALS)
 
 # --- the rollup calendar ----------------------------------------------------------------------
 

@@ -27,9 +27,11 @@ from rich.table import Table
 
 from api.keys import KeyStore, Role
 from api.main import create_app
+from api.plan import Filters
+from api.store import Store
 from collector.service import Collector
 from labmeter.config import ApiConfig, CollectorConfig, Config, InfluxConfig, MqttConfig
-from labmeter.influx import InfluxV1, all_records
+from labmeter.influx import InfluxV1
 from labmeter.localstack import free_port, stack
 from simulators import lab
 
@@ -102,19 +104,16 @@ def _wait_live(config: Config, devices: int, sim: threading.Thread, timeout: flo
     load. This is the API's own test of "online" (a sample within ``stale_intervals``), asked
     of the raw samples so that a device with no sample yet does not pass it.
     """
-    query = (
-        "SELECT last(interval_s) AS interval_s FROM sample WHERE time > now() - 1h "
-        "GROUP BY site, lab, device"
-    )
     deadline = time.monotonic() + timeout
     influx = InfluxV1(config.influx)
+    store = Store(influx)
     try:
         with console.status("backfilling the simulated lab's history…"):
             while sim.is_alive() and time.monotonic() < deadline:
                 now_ms = time.time() * 1000
                 live = sum(
                     1
-                    for r in all_records(influx.query(query))
+                    for r in store.last_samples(Filters()).values()
                     if r["time"] + (1 + config.api.stale_intervals) * r["interval_s"] * 1000
                     >= now_ms
                 )

@@ -18,12 +18,10 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from collector.daily import DAY_TZ, day_of
 from labmeter import __version__
 from labmeter.config import Config
 from labmeter.errors import EvidenceError
@@ -32,6 +30,7 @@ from labmeter.evidence.export import Dumper
 from labmeter.evidence.manifest import load_private_key, seal, sha256_file
 from labmeter.influx import InfluxV1, make_writer
 from labmeter.periods import Closure, closures_query, heartbeats_query, iso, parse_closures
+from labmeter.schema import DEFAULT_TZ, Calendar
 
 # A collector silent for longer has stopped, or is cut off from InfluxDB: it reads the
 # closures again before it writes anything (``collector.admission.STALE_S`` = 20 s), and a
@@ -55,7 +54,15 @@ class Closed:
     seconds: float
 
 
-def check_window(start_ms: int, end_ms: int, site: str, now_ms: int) -> None:
+def calendar_of(config: Config) -> Calendar:
+    """The rollups' calendar: the time zone of the inventory the collector cuts days with."""
+    from labmeter.inventory import load
+
+    path = config.collector.inventory or config.api.inventory
+    return Calendar(load(path).timezone if path else DEFAULT_TZ)
+
+
+def check_window(start_ms: int, end_ms: int, site: str, now_ms: int, calendar: Calendar) -> None:
     """A period is whole local days (the daily rollups' days) and lies in the past."""
     import re
 
@@ -64,19 +71,18 @@ def check_window(start_ms: int, end_ms: int, site: str, now_ms: int) -> None:
     if end_ms > now_ms:
         raise EvidenceError(f"the period ends {iso(end_ms)}, in the future: only the past closes")
     for name, ms in (("start", start_ms), ("end", end_ms)):
-        if day_of(ms) != ms:
+        if calendar.day_of(ms) != ms:
             raise EvidenceError(
-                f"the period's {name} {iso(ms)} is not a local midnight in {DAY_TZ}: periods are "
-                "whole days, so that every daily rollup lies wholly in or out of them"
+                f"the period's {name} {iso(ms)} is not a local midnight in {calendar.tz}: "
+                "periods are whole days, so that every daily rollup lies wholly in or out of them"
             )
     if site and not re.fullmatch(r"[a-z0-9_-]{1,64}", site):
         raise EvidenceError(f"site {site!r} is not a topic segment [a-z0-9_-]{{1,64}}")
 
 
-def folder_name(start_ms: int, end_ms: int, site: str) -> str:
-    zone = ZoneInfo(DAY_TZ)
-    first = datetime.fromtimestamp(start_ms / 1000, zone).date()
-    last = datetime.fromtimestamp(end_ms / 1000, zone).date() - timedelta(days=1)
+def folder_name(start_ms: int, end_ms: int, site: str, calendar: Calendar) -> str:
+    first = calendar.date_of(start_ms)
+    last = calendar.date_of(end_ms) - timedelta(days=1)
     return f"period-{site or 'all'}-{first:%Y%m%d}-{last:%Y%m%d}"
 
 
@@ -138,13 +144,14 @@ def close_period(
     """Close ``[start, end)`` for ``site`` ("" = every site) and write its evidence package."""
     began = time.monotonic()
     now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
-    check_window(start_ms, end_ms, site, now_ms)
+    calendar = calendar_of(config)
+    check_window(start_ms, end_ms, site, now_ms, calendar)
     archive = check_archive(config)
     key = load_private_key(config.evidence.signing_key) if config.evidence.signing_key else None
     inventory = Path(config.api.inventory) if config.api.inventory else None
     if inventory is not None and not inventory.is_file():
         raise EvidenceError(f"api.inventory {inventory} does not exist")
-    name = folder_name(start_ms, end_ms, site)
+    name = folder_name(start_ms, end_ms, site, calendar)
     final = archive / name
     if final.exists():
         raise EvidenceError(f"{final} exists already: a package is never overwritten")
@@ -183,7 +190,7 @@ def close_period(
         )
         progress("report: rendering every format and language", None, None)
         report_mod.write_formats(report, partial / "report")
-        dumper = Dumper(config.influx)
+        dumper = Dumper(config.influx, calendar)
         try:
             exported = dumper.dump(
                 partial / "data",

@@ -15,16 +15,17 @@ from pathlib import Path
 import httpx
 import orjson
 
-from collector.daily import month_of
+from labmeter import influxql
 from labmeter.config import InfluxConfig
 from labmeter.errors import WriteError
-from labmeter.influx import FieldValue, InfluxV1, line, quote_ident, time_range
-from labmeter.periods import BOOKKEEPING
+from labmeter.influx import FieldValue, InfluxV1, line
+from labmeter.influxql import STAR, Select, select
+from labmeter.schema import BOOKKEEPING, STATUS, Calendar, Measurement
 
 CHUNK_ROWS = 50_000
 WRITE_LINES = 50_000
 # Read as of the window's end, not "ever": the last status of each device before it begins.
-STATE_BEFORE = ("status",)
+STATE_BEFORE = (STATUS.name,)
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,7 @@ class Exported:
 
 def _types(influx: InfluxV1, measurement: str) -> dict[str, set[str]]:
     out: dict[str, set[str]] = {}
-    for series in influx.query(f"SHOW FIELD KEYS FROM {quote_ident(measurement)}"):
+    for series in influx.query(influxql.show_field_keys(Measurement(measurement, (), ()))):
         for key, kind in series.values:
             out.setdefault(str(key), set()).add(str(kind))
     return out
@@ -55,23 +56,27 @@ def _value(value: object, kinds: set[str]) -> FieldValue:
 
 
 def measurements(influx: InfluxV1) -> list[str]:
-    found = [str(row[0]) for s in influx.query("SHOW MEASUREMENTS") for row in s.values]
-    return sorted(m for m in found if m not in BOOKKEEPING)
+    found = [str(r[0]) for s in influx.query(influxql.show_measurements()) for r in s.values]
+    return sorted(m for m in found if m not in {b.name for b in BOOKKEEPING})
 
 
-def window_of(measurement: str, start_ms: int, end_ms: int) -> tuple[int, int]:
+def window_of(
+    measurement: str, start_ms: int, end_ms: int, calendar: Calendar
+) -> tuple[int, int]:
     """The points of a measurement that belong to the window: a monthly rollup only when its
     whole month lies inside (the rest of the window is read from daily ones)."""
     if measurement.endswith("_monthly"):
-        return start_ms, end_ms if month_of(end_ms) == end_ms else month_of(end_ms)
+        month = calendar.month_of(end_ms)
+        return start_ms, end_ms if month == end_ms else month
     return start_ms, end_ms
 
 
 class Dumper:
     """Streams InfluxQL results as line protocol."""
 
-    def __init__(self, config: InfluxConfig) -> None:
+    def __init__(self, config: InfluxConfig, calendar: Calendar) -> None:
         self.config = config
+        self.calendar = calendar  # the rollups' days and months
         self.influx = InfluxV1(config)
         auth = (config.username, config.password or "") if config.username else None
         self._http = httpx.Client(
@@ -82,9 +87,9 @@ class Dumper:
         self.influx.close()
         self._http.close()
 
-    def _rows(self, influxql: str) -> Iterator[tuple[dict[str, str], list[str], list[object]]]:
+    def _rows(self, query: Select) -> Iterator[tuple[dict[str, str], list[str], list[object]]]:
         params = {
-            "q": influxql,
+            "q": str(query),
             "db": self.config.database,
             "epoch": "ns",
             "chunked": "true",
@@ -111,18 +116,11 @@ class Dumper:
 
     def lines(self, measurement: str, start_ms: int, end_ms: int, site: str = "") -> Iterator[str]:
         kinds = _types(self.influx, measurement)
-        a, b = window_of(measurement, start_ms, end_ms)
-        where = time_range(a, b)
-        if site:
-            where += f" AND site = '{site}'"  # a checked topic segment: nothing to escape
-        queries = [f"SELECT * FROM {quote_ident(measurement)} WHERE {where} GROUP BY *"]
+        a, b = window_of(measurement, start_ms, end_ms, self.calendar)
+        every = select(STAR, source=Measurement(measurement, (), ())).where(site=site or None)
+        queries = [every.between(a, b).group_by(STAR)]
         if measurement in STATE_BEFORE:
-            before = f"time < {a}ms" + (f" AND site = '{site}'" if site else "")
-            queries.insert(
-                0,
-                f"SELECT * FROM {quote_ident(measurement)} WHERE {before} GROUP BY * "
-                "ORDER BY time DESC LIMIT 1",
-            )
+            queries.insert(0, every.before(a).group_by(STAR).last())
         for q in queries:
             for tags, columns, row in self._rows(q):
                 fields = {

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from labmeter.config import InfluxConfig
 from labmeter.influx import InfluxV1
+
+if TYPE_CHECKING:  # the API is imported when a report is built, not when the CLI starts
+    from api.report.model import Report
 
 REPORT_JSON = "report/report.json"
 
@@ -16,7 +19,6 @@ def settings() -> dict[str, Any]:
     """The settings in the code that shape the report's figures (thresholds, definitions)."""
     from api import analysis
     from api.report import build
-    from collector.daily import DAY_TZ
 
     return {
         "underused_below": build.UNDERUSED_BELOW,
@@ -25,7 +27,6 @@ def settings() -> dict[str, Any]:
         "retention_years": build.RETENTION_YEARS,
         "session_gap_tolerance_ms": analysis.SESSION_GAP_TOLERANCE_MS,
         "max_session_window_ms": analysis.MAX_SESSION_WINDOW_MS,
-        "rollup_day_timezone": DAY_TZ,
     }
 
 
@@ -37,11 +38,11 @@ def build_report(
     site: str,
     now_ms: int,
     progress: Callable[[int, int, str], None] | None = None,
-) -> dict[str, Any]:
+) -> Report:
     """The report's data for ``[start, end)`` (one site or all) as of ``now_ms``."""
     from api.analysis import open_scope
+    from api.plan import Filters
     from api.report.build import build
-    from api.usage import UsageReader
     from labmeter.inventory import load
     from labmeter.opening import OpeningHours
 
@@ -49,22 +50,17 @@ def build_report(
     client = InfluxV1(influx)
     try:
         scope = open_scope(
-            UsageReader(client, OpeningHours(inventory)),
-            inventory,
-            start_ms,
-            end_ms,
-            {"site": site or None},
-            now_ms,
+            client, OpeningHours(inventory), start_ms, end_ms, Filters(site or None), now_ms
         )
         return build(scope, progress)
     finally:
         client.close()
 
 
-def write_formats(report: dict[str, Any], folder: Path) -> list[Path]:
+def write_formats(report: Report, folder: Path) -> list[Path]:
     """The report in every format and both languages; JSON once (it has no language)."""
     from api.report.formats import Format, filename, produce
-    from api.report.i18n import Lang
+    from api.report.texts import Lang
 
     folder.mkdir(parents=True, exist_ok=True)
     out = []

@@ -24,7 +24,9 @@ from labmeter.evidence.close import SETTINGS, Progress, _no_progress
 from labmeter.evidence.export import restore
 from labmeter.evidence.manifest import check
 from labmeter.influx import InfluxV1
+from labmeter.influxql import STAR, agg, select
 from labmeter.localstack import influxd, wait_influx_ready
+from labmeter.schema import Measurement
 
 # Describe the run, not the figures.
 IGNORED = {("meta", "generated_ms"), ("meta", "inventory")}
@@ -80,7 +82,7 @@ def verify(
         finally:
             db.stop()
     from api.report.formats import Format, produce
-    from api.report.i18n import Lang
+    from api.report.texts import Lang
 
     fresh = orjson.loads(produce(rebuilt, Format.json, Lang.it))
     progress("comparing every figure", None, None)
@@ -101,7 +103,8 @@ def _counts(influx: InfluxV1, expected: dict[str, int]) -> list[str]:
     out = []
     for measurement, points in sorted(expected.items()):
         found = 0
-        for series in influx.query(f'SELECT count(*) FROM "{measurement}"'):
+        q = select(agg("count", STAR), source=Measurement(measurement, (), ()))
+        for series in influx.query(q):
             found = max(found, *(int(v or 0) for v in series.values[0][1:]))
         if found != points:
             out.append(f"data/{measurement}.lp.gz: {found} points restored, {points} archived")
