@@ -59,11 +59,14 @@ def _expected(
 def _rollups(
     influx: InfluxV1,
 ) -> tuple[dict[str, list[float]], dict[str, float], tuple[int, float]]:
+    # InfluxDB 1.x stores each field of a point apart: a read during a rollup's write can see
+    # one field of a point and not yet another (None), so a point counts once it is whole.
     devices = {
         s.tags["device"]: [float(s.values[0][1]), float(s.values[0][2]), s.values[0][3]]
         for s in influx.query(
             "SELECT in_use_s, idle_s, samples FROM rollup_device_hourly GROUP BY device"
         )
+        if None not in s.values[0]
     }
     apps = {
         s.tags["device"]: float(s.values[0][1])
