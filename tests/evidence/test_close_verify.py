@@ -145,9 +145,8 @@ def test_a_closed_period_refuses_new_and_old_data_and_its_report_stays(
     archived = orjson.loads((closed.folder / REPORT_JSON).read_bytes())
     assert archived["equipment"] and archived["equipment"][0]["in_use_s"] > 0
     now = build_report(cfg.influx, Path(cfg.api.inventory), DAY, NEXT, "", NOW)
-    from api.report.texts import Lang
-
     from api.report.formats import Format, produce
+    from api.report.texts import Lang
 
     assert differences(archived, orjson.loads(produce(now, Format.json, Lang.it))) == []
     assert closed.closure.state == "closed" and len(closed.manifest_sha256) == 64
