@@ -13,11 +13,18 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from collector.admission import NO_LIMITS, Admission
-from collector.rollups import hour_of
 from labmeter.contract import STATES, Event, Message, Sample, Status, decode
 from labmeter.errors import PayloadRejected
 from labmeter.influx import FieldValue, line
-from labmeter.schema import APP_USAGE, DEVICE_METRICS, EVENT, EVENT_DATA_PREFIX, SAMPLE, STATUS
+from labmeter.schema import (
+    APP_USAGE,
+    DEVICE_METRICS,
+    EVENT,
+    EVENT_DATA_PREFIX,
+    SAMPLE,
+    STATUS,
+    hour_of,
+)
 
 _SAMPLE, _APP_USAGE, _METRICS = SAMPLE.name, APP_USAGE.name, DEVICE_METRICS.name
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from labmeter.opening import HALF_HOUR_MS
+from labmeter.schema import HALF_HOUR_MS
 
 MIN_MS = 60_000
 ROME = ZoneInfo("Europe/Rome")
