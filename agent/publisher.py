@@ -2,7 +2,8 @@
 
 The agent publishes from its durable queue (``pump``): rows go to paho in order under the
 topic each was measured under, at most a window of them unacknowledged, and a row leaves the
-queue only when its PUBACK came.
+queue only when its PUBACK came. On every connection, the queue's replay tail (rows a broker
+acknowledged lately, which a broker that crashed before saving has lost) goes out first.
 """
 
 from __future__ import annotations
@@ -56,6 +57,10 @@ class Publisher:
         self._handed_upto = 0
         self._generation = 0  # connections so far; a reconnect lets paho resend first
         self._pumped_generation = 0
+        self._replay_generation = 0  # the connection whose replay is set up
+        self._replay_after = 0  # the replay tail's cursor, and where this replay ends
+        self._replay_upto = 0
+        self.replayed = 0  # acknowledged rows sent again, over the publisher's life
         self._pump_lock = threading.Lock()
         self._pumping = False
         self.client = make_client(
@@ -174,6 +179,12 @@ class Publisher:
                 return 0
             with self._lock:
                 generation = self._generation
+            if generation != self._replay_generation:
+                # A new connection, perhaps to a broker that lost what it acknowledged before
+                # its last save: the tail as it is now goes out again (not the rows acked
+                # from here on, which this broker has).
+                self._replay_generation = generation
+                self._replay_after, self._replay_upto = 0, queue.tail_end()
             if generation != self._pumped_generation:
                 # After a reconnect paho resends the rows it held; new rows wait behind them
                 # so that the broker sees the backlog in its original order.
@@ -182,7 +193,15 @@ class Publisher:
                 self._pumped_generation = generation
             handed = 0
             while len(self._rows) < window:
-                rows = queue.after(self._handed_upto, min(batch, window - len(self._rows)))
+                room = min(batch, window - len(self._rows))
+                replaying = self._replay_after < self._replay_upto
+                if replaying:
+                    rows = queue.tail(self._replay_after, self._replay_upto, room)
+                    if not rows:  # pruned meanwhile
+                        self._replay_after = self._replay_upto
+                        continue
+                else:
+                    rows = queue.after(self._handed_upto, room)
                 if not rows:
                     break
                 for row in rows:
@@ -201,7 +220,11 @@ class Publisher:
                     with self._lock:
                         self._sent += 1
                     self._rows[info.mid] = row.id
-                    self._handed_upto = row.id
+                    if replaying:
+                        self._replay_after = row.id
+                        self.replayed += 1
+                    else:
+                        self._handed_upto = row.id
                     handed += 1
             return handed
 
@@ -214,7 +237,7 @@ class Publisher:
         with self._lock:
             mids, self._acked_mids = self._acked_mids, []
         # Mids not in ``_rows`` belong to status or direct publishes: nothing to delete.
-        queue.delete([self._rows.pop(mid) for mid in mids if mid in self._rows])
+        queue.acknowledge([self._rows.pop(mid) for mid in mids if mid in self._rows])
 
     def drain(self, queue: DurableQueue, timeout: float) -> bool:
         """Pump until the queue is empty (True) or ``timeout`` passes (False)."""

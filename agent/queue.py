@@ -3,6 +3,13 @@
 A row is deleted only when the broker acknowledged it (PUBACK), so a crash, a reboot or days
 offline lose nothing that fits the bounds; the backlog is replayed in insertion order with
 its original payload (same ``ts``), which the collector turns into the same InfluxDB point.
+A broker acknowledges before it has saved (Mosquitto saves its store every
+``autosave_interval``), so a broker killed before its next save loses messages the agent
+already deleted. With ``replay_s`` > 0, acknowledged rows move to a *replay tail* kept that
+long (counted while acknowledgements come, that is while connected), which the publisher sends
+again on every connection: the replays carry the same ``ts`` and land on the same InfluxDB
+points, so a replay the broker did not need costs bandwidth, never a double count.
+
 Each row keeps the full topic it was measured under, so a backlog queued before a device moved
 to another lab (or was renamed) is published under its old identity, not the new one.
 The queue is bounded by rows, bytes and age; when a bound is hit the oldest rows go first and
@@ -34,6 +41,17 @@ CREATE TABLE {name} (
 )
 """
 _COUNTERS = "CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)"
+_TAIL = (
+    """
+CREATE TABLE IF NOT EXISTS replay_tail (
+    id INTEGER PRIMARY KEY,  -- the row's outbox id: replays go in the order rows were made
+    topic TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    payload BLOB NOT NULL,
+    acked_ms INTEGER NOT NULL  -- when a broker last acknowledged it
+)""",
+    "CREATE INDEX IF NOT EXISTS replay_tail_acked ON replay_tail (acked_ms)",
+)
 
 _EVICTION_COUNTERS = ("evicted_size", "evicted_age", "evicted_oldest_ts", "evicted_newest_ts")
 
@@ -91,12 +109,15 @@ class DurableQueue:
         max_age_s: float = 90 * 24 * 3600,
         clock_ms: Callable[[], int] = _now_ms,
         identity: Topic | None = None,
+        replay_s: float = 0.0,
     ) -> None:
         """``identity``: the device's topic now, needed only to migrate a queue file written
         before rows kept their topic (its rows were measured under the identity the agent has
-        when it is upgraded: an upgrade is not a move)."""
-        if max_rows < 1 or max_bytes < 1 or max_age_s <= 0:
+        when it is upgraded: an upgrade is not a move). ``replay_s``: how long acknowledged
+        rows stay in the replay tail (0: deleted at once)."""
+        if max_rows < 1 or max_bytes < 1 or max_age_s <= 0 or replay_s < 0:
             raise ValueError("queue bounds must be positive")
+        self.replay_ms = int(replay_s * 1000)
         self.max_rows = max_rows
         self.max_bytes = max_bytes
         self.max_age_ms = int(max_age_s * 1000)
@@ -119,6 +140,8 @@ class DurableQueue:
                 raise QueueBusy(f"{path} is in use by another agent ({exc})") from exc
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute(_COUNTERS)
+            for statement in _TAIL:
+                self._db.execute(statement)
             self._migrate(path, identity)
             rows, size = self._db.execute(
                 "SELECT count(*), coalesce(sum(length(payload)), 0) FROM outbox"
@@ -211,17 +234,29 @@ class DurableQueue:
                 is not None
             )
 
-    def delete(self, ids: Iterable[int]) -> int:
-        """Forget acknowledged messages; ids already evicted are ignored."""
+    def acknowledge(self, ids: Iterable[int]) -> int:
+        """Take acknowledged rows out of the queue, into the replay tail when it is on (a
+        replayed row acknowledged again stays there ``replay_s`` more); return how many left
+        the queue. Ids already evicted or pruned are ignored."""
         wanted = list(ids)
         if not wanted:
             return 0
+        now = self._clock_ms()
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             deleted = 0
             for start in range(0, len(wanted), 500):
                 chunk = wanted[start : start + 500]
                 marks = ",".join("?" * len(chunk))
+                if self.replay_ms:
+                    self._db.execute(
+                        f"UPDATE replay_tail SET acked_ms = ? WHERE id IN ({marks})", (now, *chunk)
+                    )
+                    self._db.execute(
+                        "INSERT OR REPLACE INTO replay_tail (id, topic, ts, payload, acked_ms) "
+                        f"SELECT id, topic, ts, payload, ? FROM outbox WHERE id IN ({marks})",
+                        (now, *chunk),
+                    )
                 freed = self._db.execute(
                     f"SELECT count(*), coalesce(sum(length(payload)), 0) FROM outbox "
                     f"WHERE id IN ({marks})",
@@ -231,8 +266,26 @@ class DurableQueue:
                 deleted += int(freed[0])
                 self._rows -= int(freed[0])
                 self._bytes -= int(freed[1])
+            if self.replay_ms:
+                self._prune_tail(now)
             self._db.execute("COMMIT")
         return deleted
+
+    def tail(self, after_id: int, upto_id: int, limit: int) -> list[Queued]:
+        """Up to ``limit`` acknowledged rows of the replay tail with ids in (after, upto]."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, topic, ts, payload FROM replay_tail WHERE id > ? AND id <= ? "
+                "ORDER BY id LIMIT ?",
+                (after_id, upto_id, limit),
+            ).fetchall()
+        return [Queued(int(i), str(c), int(t), bytes(p)) for i, c, t, p in rows]
+
+    def tail_end(self) -> int:
+        """The last id in the replay tail (0 when it is empty)."""
+        with self._lock:
+            found = self._db.execute("SELECT coalesce(max(id), 0) FROM replay_tail").fetchone()
+        return int(found[0])
 
     def counter(self, name: str, default: int = 0) -> int:
         """A persisted integer (the meter's ``seq``, the event ``seq``, eviction totals)."""
@@ -304,6 +357,22 @@ class DurableQueue:
         oldest = self._get("evicted_oldest_ts")
         self._set("evicted_oldest_ts", min(oldest, int(found[2])) if oldest else int(found[2]))
         self._set("evicted_newest_ts", max(self._get("evicted_newest_ts"), int(found[3])))
+
+    def _prune_tail(self, now: int) -> None:
+        """Rows acknowledged longer than ``replay_s`` ago go, and the oldest beyond the queue's
+        own row and byte bounds (a drain after an outage acknowledges thousands a second)."""
+        self._db.execute("DELETE FROM replay_tail WHERE acked_ms < ?", (now - self.replay_ms,))
+        self._db.execute(
+            "DELETE FROM replay_tail WHERE id <= (SELECT id FROM replay_tail ORDER BY id DESC "
+            "LIMIT 1 OFFSET ?)",
+            (self.max_rows,),
+        )
+        self._db.execute(
+            "DELETE FROM replay_tail WHERE id <= (SELECT coalesce(max(id), 0) FROM (SELECT id, "
+            "sum(length(payload)) OVER (ORDER BY id DESC) AS above FROM replay_tail) "
+            "WHERE above > ?)",
+            (self.max_bytes,),
+        )
 
     def _evict(self) -> None:
         self._drop("ts < ?", (self._clock_ms() - self.max_age_ms,), "evicted_age")

@@ -42,6 +42,7 @@ def open_queue(config: Config) -> DurableQueue:
         max_bytes=int(cfg.queue_max_mb * 1024 * 1024),
         max_age_s=cfg.queue_max_age_days * 86400,
         identity=identity(config),
+        replay_s=cfg.replay_s,
     )
 
 

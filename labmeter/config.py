@@ -100,6 +100,10 @@ class AgentConfig:
     queue_max_rows: int = 200_000
     queue_max_mb: float = 128.0
     queue_max_age_days: float = 90.0
+    # Acknowledged rows kept this long and sent again on every connection: a broker killed
+    # before its next save (autosave_interval, 60 s shipped) loses what it acknowledged since
+    # its last one. Must exceed that interval plus a save's duration; 0 = off.
+    replay_s: float = 300.0
     # Licensed software: [agent.apps.<title>] patterns = ["sldworks.exe"], seats = 10.
     apps: dict[str, Any] = field(default_factory=dict)
     scan_s: float = 15.0  # process scans: a full scan costs ~0.7% of a core if done every second
@@ -136,6 +140,8 @@ class AgentConfig:
         for key in ("queue_max_rows", "queue_max_mb", "queue_max_age_days", "scan_s"):
             if getattr(self, key) <= 0:
                 raise ConfigError(f"agent.{key}", "must be > 0")
+        if self.replay_s < 0:
+            raise ConfigError("agent.replay_s", "must be >= 0 (0: no replay tail)")
         if not self.queue_path:
             raise ConfigError("agent.queue_path", "must not be empty")
         if not 0 < self.busy_cpu_pct <= 100 * (os.cpu_count() or 1):

@@ -23,7 +23,7 @@ def test_rows_come_back_in_order_after_reopen_with_counters(tmp_path: Path) -> N
     db = tmp_path / "q.db"
     queue = DurableQueue(db, clock_ms=at_t0)
     ids = [queue.put(SAMPLE, T0 + i, f"m{i}".encode(), {"sample_seq": i + 1}) for i in range(5)]
-    queue.delete(ids[:2])
+    queue.acknowledge(ids[:2])
     queue.close()
 
     again = DurableQueue(db, clock_ms=at_t0)
@@ -34,7 +34,7 @@ def test_rows_come_back_in_order_after_reopen_with_counters(tmp_path: Path) -> N
     assert again.size_bytes == 6
     assert [r.payload for r in again.after(rows[0].id, 1)] == [b"m3"]
     # Deleting again (a duplicate PUBACK, an evicted row) changes nothing.
-    assert again.delete(ids[:2]) == 0 and len(again) == 3
+    assert again.acknowledge(ids[:2]) == 0 and len(again) == 3
     new_id = again.put(EVENT, T0 + 9, b"e")
     assert new_id > ids[-1]  # ids are never reused: order survives deletes at the tail
     again.close()
@@ -156,3 +156,33 @@ def test_an_old_queue_file_is_migrated_without_losing_a_row(tmp_path: Path) -> N
     again = DurableQueue(db, clock_ms=at_t0)
     assert len(again) == 5
     again.close()
+
+
+def test_acknowledged_rows_stay_in_the_replay_tail_for_replay_s(tmp_path: Path) -> None:
+    now = [T0]
+    queue = DurableQueue(tmp_path / "q.db", clock_ms=lambda: now[0], replay_s=60, max_rows=3)
+    ids = [queue.put(SAMPLE, T0 + i, f"m{i}".encode()) for i in range(3)]
+    assert queue.acknowledge(ids[:2]) == 2 and len(queue) == 1
+    assert [(r.id, r.payload) for r in queue.tail(0, queue.tail_end(), 10)] == [
+        (ids[0], b"m0"),
+        (ids[1], b"m1"),
+    ]
+    now[0] += 40_000
+    assert queue.acknowledge([ids[0]]) == 0  # a replay acknowledged again: 60 s more
+    now[0] += 30_000
+    queue.acknowledge([ids[2]])  # m1 was acknowledged 70 s ago: gone from the tail
+    assert [r.payload for r in queue.tail(0, queue.tail_end(), 10)] == [b"m0", b"m2"]
+    assert [r.payload for r in queue.tail(ids[0], ids[1], 10)] == []  # (after, upto]
+    # The tail is bounded like the queue: the oldest go first.
+    more = [queue.put(SAMPLE, T0 + 10 + i, b"x") for i in range(3)]
+    queue.acknowledge(more)
+    assert [r.id for r in queue.tail(0, queue.tail_end(), 10)] == more
+    queue.close()
+    # It survives a restart: a crashed agent replays it when it connects again.
+    again = DurableQueue(tmp_path / "q.db", clock_ms=lambda: now[0], replay_s=60)
+    assert again.tail_end() == more[-1]
+    again.close()
+    off = DurableQueue(tmp_path / "off.db", clock_ms=at_t0)
+    off.acknowledge([off.put(SAMPLE, T0, b"y")])
+    assert off.tail_end() == 0  # replay_s = 0: acknowledged rows are gone at once
+    off.close()
