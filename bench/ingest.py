@@ -403,7 +403,8 @@ def latency(
     sent: dict[int, float] = {}
     seen: dict[int, float] = {}
     try:
-        while proc.metric("labmeter_collector_connected") != 1:
+        # The sum of the workers' sessions: every one connected and subscribed.
+        while proc.metric("labmeter_collector_connected") < default_workers():
             time.sleep(0.05)
         time.sleep(0.3)
 
