@@ -12,3 +12,6 @@ if os.environ.get("LABMETER_CLOCK_OFFSET_S"):
 
     offset = float(os.environ["LABMETER_CLOCK_OFFSET_S"])
     time_machine.travel(time.time() + offset, tick=True).start()
+    # time-machine starts ticking at the first reading, not at start(): read now, or this
+    # process's clock would lag its children's by its start-up time.
+    time.time()
