@@ -315,6 +315,37 @@ def rollups_rebuild(
         raise typer.Exit(1) from exc
 
 
+bookings_app = typer.Typer(help="Bookings (iCalendar files and feeds, CSV): check, fetch.")
+app.add_typer(bookings_app, name="bookings")
+
+
+@bookings_app.command("check")
+def bookings_check(
+    file: Path,
+    inventory: Annotated[
+        Path | None, typer.Option(help="inventory whose labs and devices bookings must name")
+    ] = None,
+    site: Annotated[str, typer.Option(help="site of events that do not say theirs")] = "",
+    lab: Annotated[str, typer.Option(help="lab of events that do not say theirs")] = "",
+    config: ConfigOpt = None,
+) -> None:
+    """Validate a calendar (.ics), a CSV of bookings or a sources file; file:line problems."""
+    from labmeter.bookings_cli import check
+
+    if inventory is None and config is not None:
+        found = _load(config).api.inventory
+        inventory = Path(found) if found else None
+    raise typer.Exit(check(file, inventory, site, lab))
+
+
+@bookings_app.command("fetch")
+def bookings_fetch(config: ConfigOpt = None) -> None:
+    """Fetch every feed of bookings.sources once (the API does it every refresh_min)."""
+    from labmeter.bookings_cli import fetch
+
+    raise typer.Exit(fetch(_load(config)))
+
+
 inventory_app = typer.Typer(help="The inventory file: check it, import equipment from CSV.")
 app.add_typer(inventory_app, name="inventory")
 apikey_app = typer.Typer(help="API keys with roles (viewer, evaluator, admin), stored hashed.")

@@ -270,6 +270,27 @@ class EvidenceConfig:
 
 
 @dataclass(frozen=True)
+class BookingsConfig:
+    """Declared use: the calendars and feeds bookings come from (``labmeter/bookings``)."""
+
+    # The sources file listing calendars (files, feeds) and their defaults; "" = no bookings.
+    sources: str = ""
+    # Where each feed's last good copy is kept; "" = a ``.feeds`` folder beside ``sources``.
+    cache_dir: str = ""
+    # How often the API fetches the feeds again, and how long one fetch may take.
+    refresh_min: float = 60.0
+    timeout_s: float = 20.0
+    # A booking whose booked devices were in use for less than this share of it is a no-show.
+    no_show_below: float = 0.10
+
+    def check(self) -> None:
+        if not 0 <= self.no_show_below <= 1:
+            raise ConfigError("bookings.no_show_below", "must be a share within 0..1 (0.10)")
+        if self.refresh_min <= 0 or self.timeout_s <= 0:
+            raise ConfigError("bookings.refresh_min", "refresh_min and timeout_s must be > 0")
+
+
+@dataclass(frozen=True)
 class Config:
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     influx: InfluxConfig = field(default_factory=InfluxConfig)
@@ -277,6 +298,7 @@ class Config:
     collector: CollectorConfig = field(default_factory=CollectorConfig)
     api: ApiConfig = field(default_factory=ApiConfig)
     evidence: EvidenceConfig = field(default_factory=EvidenceConfig)
+    bookings: BookingsConfig = field(default_factory=BookingsConfig)
 
 
 def _coerce(key: str, value: Any, hint: Any, from_env: bool) -> Any:
@@ -362,4 +384,5 @@ def load(path: Path | str | None = None, overrides: dict[str, Any] | None = None
     config.influx.check()
     config.collector.check()
     config.evidence.check()
+    config.bookings.check()
     return config
