@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from typer.testing import CliRunner
 
-from labmeter.bookings import Bookings, BookingError, Defaults, check_file
+from labmeter.bookings import BookingError, Bookings, Defaults, check_file
 from labmeter.bookings.ics import IcsCalendar
 from labmeter.cli import app
 from labmeter.inventory import Inventory, parse
@@ -182,7 +182,7 @@ def test_cli_check_exits_non_zero_with_file_line(tmp_path: Path) -> None:
 class _Feed(http.server.BaseHTTPRequestHandler):
     body = b""
 
-    def do_GET(self) -> None:  # noqa: N802 - the base class's name
+    def do_GET(self) -> None:
         self.send_response(200)
         self.send_header("Content-Type", "text/calendar")
         self.end_headers()
