@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from api.keys import KeyStore
-from api.routes import admin, equipment, occupancy, pages, reports, usage, utilisation
+from api.routes import (
+    admin,
+    bookings,
+    equipment,
+    occupancy,
+    pages,
+    reports,
+    usage,
+    utilisation,
+)
 from api.store import Store
 from labmeter import __version__
+from labmeter.bookings.feeds import Refresher
+from labmeter.bookings_cli import open_bookings
 from labmeter.config import Config
 from labmeter.errors import WriteError
 from labmeter.influx import InfluxV1
@@ -17,7 +31,19 @@ from labmeter.opening import OpeningHours
 
 
 def create_app(config: Config) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        """Feeds are fetched again every ``bookings.refresh_min`` while the API runs."""
+        found = app.state.bookings
+        refresher = Refresher(found, config.bookings.refresh_min * 60) if found else None
+        if refresher is not None:
+            refresher.start()
+        yield
+        if refresher is not None:
+            refresher.stop()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="labmeter API",
         version=__version__,
         description=(
@@ -33,7 +59,11 @@ def create_app(config: Config) -> FastAPI:
     app.state.inventory = load_inventory(config.api.inventory) if config.api.inventory else None
     app.state.opening = OpeningHours(app.state.inventory)  # caches the open half hours
     app.state.keys = KeyStore(config.api.keys_path)
-    for module in (occupancy, utilisation, equipment, usage, reports, admin, pages):
+    # Bookings load like the inventory: a broken calendar stops the start with file:line.
+    app.state.bookings = (
+        open_bookings(config, app.state.inventory) if config.bookings.sources else None
+    )
+    for module in (occupancy, utilisation, equipment, usage, bookings, reports, admin, pages):
         app.include_router(module.router)
 
     @app.exception_handler(WriteError)

@@ -14,9 +14,9 @@ class Store:
     def __init__(self, influx: InfluxV1) -> None:
         self.influx = influx
 
-    def _last_per_device(self, *columns: str, filters: Filters, source: Any) -> dict[
-        DeviceKey, dict[str, Any]
-    ]:
+    def _last_per_device(
+        self, *columns: str, filters: Filters, source: Any
+    ) -> dict[DeviceKey, dict[str, Any]]:
         q = select(*columns, source=source).since(0).where_tags(filters.tags)
         return {
             (r[SITE], r[LAB], r[DEVICE]): r

@@ -188,6 +188,35 @@ class InfluxV1:
                 )
         return out
 
+    def query_each(
+        self, queries: Sequence[Select], *, epoch: str = "ms"
+    ) -> list[list[QueryResult]]:
+        """Run several SELECTs in one request; the series of each, in the order given."""
+        if not queries:
+            return []
+        try:
+            response = self._client.post(
+                "/query",
+                data={
+                    "q": influxql.statements(queries),
+                    "db": self.config.database,
+                    "epoch": epoch,
+                },
+            )
+        except httpx.HTTPError as exc:
+            raise WriteError(0, f"{type(exc).__name__}: {exc}", retryable=True) from exc
+        if response.status_code >= 300:
+            raise classify(response)
+        out: list[list[QueryResult]] = [[] for _ in queries]
+        for n, result in enumerate(orjson.loads(response.content).get("results", [])):
+            if "error" in result:
+                raise WriteError(400, str(result["error"]), retryable=False)
+            out[int(result.get("statement_id", n))] = [
+                QueryResult(s.get("name", ""), s.get("tags", {}) or {}, s["columns"], s["values"])
+                for s in result.get("series", [])
+            ]
+        return out
+
     def create_database(self) -> None:
         """Create the database (idempotent on 1.x)."""
         self.query(influxql.create_database(self.config.database))

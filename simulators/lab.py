@@ -15,7 +15,7 @@ import random
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,8 @@ from labmeter.config import MqttConfig
 from labmeter.contract import Topic
 from labmeter.opening import OpeningHours
 from labmeter.schema import HALF_HOUR_MS
+from simulators import bookings
+from simulators.bookings import Declared, declare
 from simulators.schedule import (
     MIN_MS,
     ORGANISATIONS,
@@ -63,7 +65,8 @@ class SimDevice:
 @dataclass
 class SimLab:
     devices: list[SimDevice]
-    activities: list[Activity]
+    activities: list[Activity]  # as performed
+    bookings: list[Declared] = field(default_factory=list)  # as declared
 
 
 def _minutes(rng: random.Random, low: int, high: int) -> int:
@@ -178,6 +181,7 @@ def build_lab(
     """The lab's devices, used as their plan says."""
     sims = layout(devices, site)
     activities: list[Activity] = []
+    declared: list[Declared] = []
     for lab_id in (CAD, FAB):
         members = [d for d in sims if d.topic.lab == lab_id]
         if not members:
@@ -191,13 +195,20 @@ def build_lab(
             seed=seed,
             opening=opening or school_hours(),
         )
+        # Booked activities are declared; some then never happen or end early.
+        acts, booked = declare(acts, {lab_id: [d.topic.device for d in members]}, seed)
+        declared.extend(booked)
         activities.extend(acts)
         for dev in members:
             mine = [a for a in acts if dev.topic.device in a.devices]
             dev.segments = _timeline(
                 dev.topic.device, dev.kind != "pc", mine, start_ms, end_ms, seed
             )
-    return SimLab(sims, sorted(activities, key=lambda a: (a.start_ms, a.lab, a.devices)))
+    return SimLab(
+        sims,
+        sorted(activities, key=lambda a: (a.start_ms, a.lab, a.devices)),
+        sorted(declared, key=lambda d: (d.start_ms, d.lab, d.devices)),
+    )
 
 
 def inventory_opening(path: str | Path, site: str = "its-prime") -> Opening:
@@ -312,6 +323,9 @@ def run(
     progress: Callable[[int, int], None] | None = None,
     end_ms: int | None = None,
     opening: Opening | None = None,
+    bookings_path: Path | None = None,
+    pnrr: Collection[str] = (),
+    pnrr_apps: Collection[str] = (),
 ) -> dict[str, Any]:
     """Publish the lab's samples; ``speed`` 0 = as fast as the broker takes them.
 
@@ -320,7 +334,9 @@ def run(
     going in real time until ``stop`` is set. ``opening`` (per lab and half hour) shapes the
     plan of activities and splits the ground truth's open seconds; without it the plan keeps
     school hours and the truth counts every half hour open, as the API does without an
-    inventory.
+    inventory. ``bookings_path`` gets the declared bookings as iCalendar; the truth's
+    ``reconciliation`` holds every bookings figure (``pnrr`` devices and ``pnrr_apps``
+    titles being PNRR-funded).
     """
     if live and end_ms is not None:
         raise ValueError("a live lab ends now; end_ms is for a lab wholly in the past")
@@ -374,6 +390,13 @@ def run(
     truth = ground_truth(lab, start_ms, final_ms, interval_s, opening)
     seen = [a for a in sim.activities if a.start_ms < final_ms and a.end_ms > start_ms]
     truth["activities"] = [dataclasses.asdict(a) for a in seen]
+    declared = [b for b in sim.bookings if b.start_ms < final_ms and b.end_ms > start_ms]
+    timelines = {(d.topic.lab, d.topic.device): d.segments for d in lab}
+    truth["reconciliation"] = bookings.truth(
+        timelines, declared, start_ms, final_ms, pnrr=pnrr, pnrr_apps=pnrr_apps
+    )
+    if bookings_path is not None:
+        bookings_path.write_text(bookings.to_ics(declared, site))
     truth["samples_published"] = published
     if truth_path is not None:
         truth_path.write_bytes(orjson.dumps(truth, option=orjson.OPT_INDENT_2))

@@ -64,6 +64,7 @@ def simulate_through_collector(
     end_ms: int,
     opening: Callable[[str, int], bool] | None = None,
     rollups: Path | None = None,
+    **lab_options: Any,
 ) -> tuple[dict[str, Any], Any]:
     """Run a simulated lab that ended at ``end_ms`` through real Mosquitto and a collector
     into InfluxDB (a pinned end: no figure may depend on the hour the test runs at).
@@ -98,6 +99,7 @@ def simulate_through_collector(
             site=config.collector.site,
             end_ms=end_ms,
             opening=opening,
+            **lab_options,
         )
         expected = truth["samples_published"]
         site = config.collector.site

@@ -159,4 +159,3 @@ class Report(TypedDict):
     openness: Openness
     evidence: Evidence
     conclusions: Conclusions
-

@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import httpx
 import orjson
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -91,6 +96,35 @@ class FeedCache:
 
 class FeedError(Exception):
     """A feed could not be fetched (the reason is the message)."""
+
+
+class Refresher:
+    """A daemon thread that calls ``bookings.refresh()`` at start and every ``every_s``."""
+
+    def __init__(self, bookings: Refreshable, every_s: float) -> None:
+        self.bookings = bookings
+        self.every_s = every_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="feeds", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.bookings.refresh()
+            except Exception:  # a refresh that fails must not end the schedule
+                log.exception("fetching the booking feeds failed")
+            self._stop.wait(self.every_s)
+
+
+class Refreshable(Protocol):
+    def refresh(self) -> object: ...
 
 
 def _atomic(path: Path, data: bytes) -> None:

@@ -60,9 +60,7 @@ def measurements(influx: InfluxV1) -> list[str]:
     return sorted(m for m in found if m not in {b.name for b in BOOKKEEPING})
 
 
-def window_of(
-    measurement: str, start_ms: int, end_ms: int, calendar: Calendar
-) -> tuple[int, int]:
+def window_of(measurement: str, start_ms: int, end_ms: int, calendar: Calendar) -> tuple[int, int]:
     """The points of a measurement that belong to the window: a monthly rollup only when its
     whole month lies inside (the rest of the window is read from daily ones)."""
     if measurement.endswith("_monthly"):

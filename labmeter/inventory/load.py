@@ -443,5 +443,3 @@ def load(path: Path | str) -> Inventory:
     except OSError as exc:
         raise InventoryError([f"{path}:0: cannot read: {exc.strerror}"]) from exc
     return parse(text, str(path))
-
-
