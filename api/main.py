@@ -15,6 +15,7 @@ from api.routes import (
     equipment,
     occupancy,
     pages,
+    register,
     reports,
     usage,
     utilisation,
@@ -63,7 +64,8 @@ def create_app(config: Config) -> FastAPI:
     app.state.bookings = (
         open_bookings(config, app.state.inventory) if config.bookings.sources else None
     )
-    for module in (occupancy, utilisation, equipment, usage, bookings, reports, admin, pages):
+    routers = (occupancy, utilisation, equipment, usage, bookings, register, reports, admin, pages)
+    for module in routers:
         app.include_router(module.router)
 
     @app.exception_handler(WriteError)

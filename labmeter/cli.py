@@ -400,6 +400,50 @@ def apikey_revoke(key_id: int, config: ConfigOpt = None) -> None:
 
 
 @app.command()
+def register(
+    lab: Annotated[str, typer.Option(help="the lab's id")],
+    day: Annotated[str | None, typer.Option(help="YYYY-MM-DD (local)")] = None,
+    month: Annotated[str | None, typer.Option(help="YYYY-MM (local): a page per day")] = None,
+    site: Annotated[
+        str | None, typer.Option(help="the lab's site (if its id is not unique)")
+    ] = None,
+    format: Annotated[str, typer.Option(help="pdf | csv | json")] = "pdf",
+    lang: Annotated[str, typer.Option(help="it | en")] = "it",
+    out: Annotated[Path | None, typer.Option(help="output file (default: a dated name)")] = None,
+    config: ConfigOpt = None,
+    influx_url: InfluxOpt = None,
+) -> None:
+    """The lab register (Registro di utilizzo): every session of a day or month, to sign."""
+    import time
+
+    from api.register_cli import RegisterFormat, build, filename, produce, resolve
+    from api.report.texts import Lang
+    from labmeter.bookings_cli import open_bookings
+    from labmeter.influx import InfluxV1
+    from labmeter.inventory import load
+    from labmeter.opening import OpeningHours
+
+    cfg = _load(config, influx__url=influx_url)
+    try:
+        fmt, language = RegisterFormat(format), Lang(lang)
+        inventory = load(cfg.api.inventory) if cfg.api.inventory else None
+        opening = OpeningHours(inventory)
+        req = resolve(opening, lab, site, day, month)
+        books = open_bookings(cfg, inventory) if cfg.bookings.sources else None
+    except (ValueError, LabmeterError) as exc:
+        err.print(f"[red]register:[/] {exc}")
+        raise typer.Exit(2) from exc
+    influx = InfluxV1(cfg.influx)
+    try:
+        body = produce(build(influx, opening, req, books, int(time.time() * 1000)), fmt, language)
+    finally:
+        influx.close()
+    path = out or Path(filename(req, fmt, language))
+    path.write_bytes(body)
+    err.print(f"{path} ({len(body):,} bytes)")
+
+
+@app.command()
 def report(
     start: Annotated[str, typer.Option(help="RFC 3339 or epoch seconds")],
     end: Annotated[str | None, typer.Option(help="RFC 3339 or epoch seconds; default now")] = None,

@@ -39,21 +39,31 @@ class _Pdf(FPDF):
         self.cell(0, 4, f"{self.page_no()} / {{nb}}", align="R")
 
 
-def to_pdf(report: Report, lang: Lang) -> bytes:
-    """Sections 1-9 in the HTML's order: headings, tables, charts, methodology, conclusions."""
+def document(title: str, version: str) -> FPDF:
+    """An A4 document with the report's fonts, margins and page numbers (no page yet)."""
     if not (FONT_DIR / "DejaVuSans.ttf").exists():
         raise RuntimeError(f"no DejaVu fonts in {FONT_DIR}: install Debian's fonts-dejavu-core")
     pdf = _Pdf(format="A4")
-    pdf.set_title(t("title", lang))
-    pdf.set_creator(f"labmeter {report['meta']['labmeter']}")
+    pdf.set_title(title)
+    pdf.set_creator(f"labmeter {version}")
     pdf.set_margins(14, 16, 14)
     pdf.set_auto_page_break(True, 16)
     pdf.c_margin = 0  # cells are padded here (PAD), so that widths measure what they hold
     pdf.add_font(FONT, "", str(FONT_DIR / "DejaVuSans.ttf"))
     pdf.add_font(FONT, "B", str(FONT_DIR / "DejaVuSans-Bold.ttf"))
-    pdf.add_page()
+    return pdf
+
+
+def title(pdf: FPDF, text: str) -> None:
     pdf.set_font(FONT, "B", 18)
-    pdf.cell(0, 10, t("title", lang), new_x="LMARGIN", new_y="NEXT")
+    pdf.cell(0, 10, text, new_x="LMARGIN", new_y="NEXT")
+
+
+def to_pdf(report: Report, lang: Lang) -> bytes:
+    """Sections 1-9 in the HTML's order: headings, tables, charts, methodology, conclusions."""
+    pdf = document(t("title", lang), report["meta"]["labmeter"])
+    pdf.add_page()
+    title(pdf, t("title", lang))
     _paragraph(pdf, period_line(report, lang))
     by_section: dict[str, list[Table]] = {}
     for table in tables(report, lang):

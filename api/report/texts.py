@@ -96,6 +96,29 @@ TEXT: dict[str, tuple[str, str]] = {
     "training_agency": ("Agenzie formative", "Training agencies"),
     "staff": ("Personale", "Staff"),
     "unknown": ("Non identificati", "Unidentified"),
+    # The lab register (api/register_pdf.py)
+    "register": ("Registro di utilizzo", "Lab use register"),
+    "start": ("Inizio", "Start"),
+    "end": ("Fine", "End"),
+    "pseudonym": ("Pseudonimo", "Pseudonym"),
+    "organisation": ("Organizzazione (prenotazione)", "Organisation (booking)"),
+    "activity": ("Attività", "Activity"),
+    "unbooked": ("non prenotato", "not booked"),
+    "day_totals": ("Totali del giorno", "The day's totals"),
+    "users": ("Utenti distinti", "Distinct users"),
+    "booked_sessions": ("Sessioni in una prenotazione", "Sessions within a booking"),
+    "signature": (
+        "Il tecnico di laboratorio (nome e cognome) ______________________________\n\n"
+        "Data ______________          Firma ______________________________",
+        "Lab technician (name) ______________________________\n\n"
+        "Date ______________          Signature ______________________________",
+    ),
+    "register_note": (
+        "Sessioni misurate dagli agenti labmeter; gli utenti compaiono solo come pseudonimi "
+        "(HMAC calcolato sull'agente) e categoria. Orari locali ({tz}).",
+        "Sessions measured by labmeter's agents; users appear only as pseudonyms (an HMAC "
+        "computed on the agent) and category. Local times ({tz}).",
+    ),
 }
 
 WEEKDAYS = {

@@ -243,9 +243,9 @@ def _weekdays(key: str) -> list[int] | None:
 
 _SITE_KEYS = {"id", "name", "patron_day", "province"}
 _LAB_KEYS = {"id", "site", "name", "hours", "closures", "public_holidays"}
-_ASSET_KEYS = {"description", "fund", "call", "cup", "cost", "purchased", "pnrr"}
+_ASSET_KEYS = {"description", "fund", "call", "cup", "cost", "purchased", "pnrr", "running_cost"}
 _EQUIPMENT_KEYS = {"id", "site", "lab", "kind", "collaudo", "final_payment"} | _ASSET_KEYS
-_SOFTWARE_KEYS = {"id", "site", "seats"} | _ASSET_KEYS
+_SOFTWARE_KEYS = {"id", "site", "seats", "licence_cost", "collaudo"} | _ASSET_KEYS
 
 
 def _site(chk: _Checker, where: str, item: _Located) -> Site | None:
@@ -322,6 +322,7 @@ def _asset(chk: _Checker, where: str, item: _Located) -> dict[str, Any]:
         "cost": chk.cost(item, "cost", where),
         "purchased": chk.day(item, "purchased", where),
         "pnrr": pnrr,
+        "running_cost": chk.cost(item, "running_cost", where),
     }
 
 
@@ -355,7 +356,10 @@ def parse(text: str, path: str = "<inventory>") -> Inventory:
     if not isinstance(doc, _Located):
         raise InventoryError([f"{path}:1: the inventory must be a mapping"])
     chk.keys(
-        doc, {"version", "timezone", "sites", "labs", "equipment", "software"}, {"version"}, "top"
+        doc,
+        {"version", "timezone", "sites", "labs", "equipment", "software", "useful_life"},
+        {"version"},
+        "top",
     )
     version = doc.get("version")
     if version != 1:
@@ -373,6 +377,20 @@ def parse(text: str, path: str = "<inventory>") -> Inventory:
             "made of whole UTC hours)",
         )
     inv = Inventory(path, 1, tz)
+    life = doc.get("useful_life")
+    if life is None:
+        life = {}
+    elif not isinstance(life, _Located):
+        chk.fail(chk.line_of(doc, "useful_life"), "useful_life must map kinds to years")
+        life = {}
+    for kind, years in life.items():
+        if isinstance(years, bool) or not isinstance(years, int | float) or not 0 < years <= 50:
+            chk.fail(
+                chk.line_of(life, kind),
+                f"useful_life.{kind}: {years!r} is not a number of years (0 < years <= 50)",
+            )
+            continue
+        inv.useful_life[str(kind)] = float(years)
     for where, item in chk.items(doc, "sites"):
         new_site = _site(chk, where, item)
         if new_site is not None:
@@ -429,8 +447,13 @@ def parse(text: str, path: str = "<inventory>") -> Inventory:
         if site and site not in inv.sites:
             chk.fail(chk.line_of(item, "site"), f"{where}.site: {site!r} is not among sites")
         asset = _asset(chk, where, item)
+        collaudo = chk.day(item, "collaudo", where)
+        _dates_in_order(chk, item, where, asset["purchased"], collaudo, None)
+        licence = chk.cost(item, "licence_cost", where)
         if sid and site and seats:
-            inv.software[(site, sid)] = Software(sid, site, seats, **asset)
+            inv.software[(site, sid)] = Software(
+                sid, site, seats, licence_cost=licence, collaudo=collaudo, **asset
+            )
     if chk.problems:
         raise InventoryError(chk.problems)
     return inv

@@ -71,6 +71,7 @@ class Equipment:
     final_payment: date | None = None  # starts the 5-year durability period
     pnrr: bool = False  # PNRR-funded: non-commercial use only
     line: int = 0
+    running_cost: float | None = None  # euro a year (maintenance, consumables, energy)
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,9 @@ class Software:
     cost: float | None = None
     purchased: date | None = None
     pnrr: bool = False
+    running_cost: float | None = None  # euro a year
+    licence_cost: float | None = None  # euro a year (a subscription or maintenance fee)
+    collaudo: date | None = None  # put in service (default: purchased)
 
 
 @dataclass
@@ -96,6 +100,14 @@ class Inventory:
     labs: dict[tuple[str, str], Lab] = field(default_factory=dict)
     equipment: dict[tuple[str, str, str], Equipment] = field(default_factory=dict)
     software: dict[tuple[str, str], Software] = field(default_factory=dict)
+    useful_life: dict[str, float] = field(default_factory=dict)  # years per kind ("software")
+
+    def life_of(self, kind: str) -> float:
+        """Years over which an asset of ``kind`` is depreciated: the inventory's, else the
+        default (``depreciation.DEFAULT_USEFUL_LIFE``)."""
+        from labmeter.inventory.depreciation import DEFAULT_LIFE_OTHER, DEFAULT_USEFUL_LIFE
+
+        return self.useful_life.get(kind) or DEFAULT_USEFUL_LIFE.get(kind, DEFAULT_LIFE_OTHER)
 
     @property
     def tz(self) -> ZoneInfo:

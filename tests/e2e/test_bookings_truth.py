@@ -5,15 +5,20 @@ the iCalendar parser as the lab's booking system would export them."""
 from __future__ import annotations
 
 import dataclasses
+import subprocess
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
+from api.keys import Role
+from api.register import from_csv
 from labmeter.config import BookingsConfig, Config
 from labmeter.influx import InfluxV1
 from simulators import lab
-from tests.api.client import make_api
+from tests.api.client import Api, make_api
 from tests.helpers import simulate_through_collector, utc_ms
 
 pytestmark = pytest.mark.e2e
@@ -117,8 +122,72 @@ def test_every_reconciliation_figure_equals_the_ground_truth(
     ]
     assert got["outside_organisations"] == len(want["outside_organisations"])
 
+    if read == "rollups":
+        _check_register(api, uid, tmp_path)
+
     by_org = {r["name"]: r for r in got["organisations"]}
     for org in {b["organisation"] for b in want["bookings"]}:
         mine = [b for b in want["bookings"] if b["organisation"] == org]
         assert by_org[org]["bookings"] == len(mine)
         assert by_org[org]["in_use_s"] == pytest.approx(sum(b["in_use_s"] for b in mine), abs=1e-3)
+
+
+def _sessions(segments: list[lab.Segment], end_ms: int) -> list[tuple[int, int, str]]:
+    """Runs of consecutive segments with one pseudonym: a session as the samples show it."""
+    out: list[tuple[int, int, str]] = []
+    bounds = [s.start_ms for s in segments[1:]] + [end_ms]
+    for seg, seg_end in zip(segments, bounds, strict=True):
+        if seg.user is None:
+            continue
+        if out and out[-1][1] == seg.start_ms and out[-1][2] == seg.user:
+            out[-1] = (out[-1][0], seg_end, seg.user)
+        else:
+            out.append((seg.start_ms, seg_end, seg.user))
+    return out
+
+
+def _check_register(api: Api, site: str, tmp_path: Path) -> None:
+    """The register of the CAD lab's Monday lists every session the timelines hold, in JSON,
+    in the PDF (read back with pdftotext) and in a CSV that reads back the same."""
+    day = (utc_ms("2025-10-27T00:00+01:00"), utc_ms("2025-10-28T00:00+01:00"))
+    end = utc_ms(END)
+    sim = lab.build_lab(DEVICES, end - HOURS * 3600_000, end, SEED, site)
+    want = sorted(
+        (a, b, dev.topic.device, user)
+        for dev in sim.devices
+        if dev.topic.lab == "lab-cad"
+        for a, b, user in _sessions(dev.segments, end)
+        if day[0] <= a < day[1]
+    )
+    assert len(want) >= 20
+    params = {"lab": "lab-cad", "day": "2025-10-27"}
+    reg = api.get("/api/v1/register", **params)
+    (only,) = reg["days"]
+    got = [(s["start_ms"], s["end_ms"], s["device"], s["user"]) for s in only["sessions"]]
+    assert got == want
+    assert only["totals"]["sessions"] == len(want)
+    assert any(s["organisation"] for s in only["sessions"])
+    assert any(not s["organisation"] for s in only["sessions"])  # walk-ins, overruns
+
+    client = api.client_as(Role.evaluator)
+    pdf = client.get("/api/v1/register", params={**params, "format": "pdf"})
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+    (tmp_path / "register.pdf").write_bytes(pdf.content)
+    text = subprocess.run(
+        ["pdftotext", "-layout", str(tmp_path / "register.pdf"), "-"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    lines = [" ".join(line.split()) for line in text.splitlines()]
+    rome = ZoneInfo("Europe/Rome")
+    for a, b, device, user in want:
+        start, finish = (
+            datetime.fromtimestamp(t / 1000, rome).strftime("%H:%M:%S") for t in (a, b)
+        )
+        assert any(
+            line.startswith(f"{start} {finish} {device}") and user in line for line in lines
+        ), (start, device)
+    assert "Registro di utilizzo" in text and "Firma" in text and "27/10/2025" in text
+
+    csv = client.get("/api/v1/register", params={**params, "format": "csv"})
+    assert csv.status_code == 200
+    assert from_csv(csv.content.decode("utf-8")) == only["sessions"]
