@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import date
 
 from api import analysis
 from api.analysis import GroupBy, Scope
+from api.bookings import DEFAULT_NO_SHOW_BELOW, CompanyUse, reconcile
+from api.costs import Costs, costs
 from api.plan import DeviceKey
 from api.records import DeviceRow
 from api.report.model import (
@@ -35,8 +38,9 @@ from api.report.model import (
     Thresholds,
     Underused,
 )
-from api.usage import Totals
+from api.usage import FactKey, Totals
 from labmeter import __version__
+from labmeter.bookings import Booking, Bookings, FeedState
 from labmeter.contract import CATEGORIES, EXTERNAL_CATEGORIES
 from labmeter.inventory import DAYS, Equipment, Software
 
@@ -68,7 +72,27 @@ def _hours_text(hours: dict[int, tuple[tuple[int, int], ...]]) -> dict[str, str]
     }
 
 
-def build(scope: Scope, progress: Progress | None = None) -> Report:
+@dataclass(frozen=True)
+class Declared:
+    """The bookings a report reconciles with, and the settings of that reconciliation."""
+
+    bookings: Sequence[Booking]
+    feeds: Sequence[FeedState] = ()
+    no_show_below: float = DEFAULT_NO_SHOW_BELOW
+
+    @classmethod
+    def of(
+        cls, books: Bookings | None, start_ms: int, end_ms: int, no_show_below: float
+    ) -> Declared | None:
+        """What a report over ``[start_ms, end_ms)`` reconciles with; None without bookings."""
+        if books is None:
+            return None
+        return cls(books.between(start_ms, end_ms), books.feed_states(), no_show_below)
+
+
+def build(
+    scope: Scope, progress: Progress | None = None, declared: Declared | None = None
+) -> Report:
     """Collect every section's figures; ``progress(step, total, label)`` after each query."""
 
     def step(n: int, label: str) -> None:
@@ -103,7 +127,31 @@ def build(scope: Scope, progress: Progress | None = None) -> Report:
         versions = versions_future.result()
         step(6, "sessions and agent versions")
 
-    equipment = [_equipment(scope, row, sessions, versions) for row in devices]
+    facts = scope.facts(scope.start_ms, scope.end_ms)
+    reconciled = (
+        reconcile(scope, declared.bookings, declared.no_show_below, declared.feeds)
+        if declared is not None
+        else None
+    )
+    spent = (
+        costs(
+            inv,
+            scope.start_ms,
+            scope.end_ms,
+            {(r["site"], r["lab"], r["device"]): r["in_use_s"] for r in devices},
+            {(r["site"], r["app"]): r["hours"] * 3600 for r in licences},
+            scope.filters.tags,
+        )
+        if inv is not None
+        else Costs(assets=[], labs=[], funds=[], useful_life_years={})
+    )
+    per_hour = {
+        (a["site"], a["lab"], a["asset"]): a["cost_per_hour"]
+        for a in spent["assets"]
+        if a["asset_kind"] == "equipment"
+    }
+    counts = {k: sum(n.values()) for k, n in sessions.items()} if sessions is not None else None
+    equipment = [_equipment(scope, row, counts, versions, per_hour) for row in devices]
 
     registered = [e for e in equipment if e["registered"]]
     available = sum(e["available_s"] or 0 for e in registered)
@@ -118,18 +166,10 @@ def build(scope: Scope, progress: Progress | None = None) -> Report:
         for e in registered
         if e["utilisation"] is not None and e["utilisation"] < UNDERUSED_BELOW
     ]
-    facts = scope.facts(scope.start_ms, scope.end_ms)
-    commercial_on_pnrr = sorted(
-        {
-            (site, lab, device)
-            for (site, lab, device, _k, category), t in facts.items()
-            if category == "company"
-            and t.in_use_s > 0
-            and inv is not None
-            and (eq := inv.equipment.get((site, lab, device))) is not None
-            and eq.pnrr
-        }
-    )
+    if reconciled is not None:
+        company = reconciled["company_without_commercial_booking"]
+    else:  # no bookings: nothing is declared commercial, all of it is company use without one
+        company = _company_use(scope, facts)
     return Report(
         meta=Meta(
             start_ms=scope.start_ms,
@@ -148,7 +188,18 @@ def build(scope: Scope, progress: Progress | None = None) -> Report:
         months=months,
         licences=licences,
         users=openness_total,
-        openness=Openness(labs=openness_labs, months=monthly_openness),
+        openness=Openness(
+            labs=openness_labs,
+            months=monthly_openness,
+            outside_organisations=(
+                reconciled["outside_organisations"] if reconciled is not None else None
+            ),
+            external_sessions=(
+                sum(n for per in sessions.values() for c, n in per.items() if c in EXTERNAL)
+                if sessions is not None
+                else None
+            ),
+        ),
         evidence=Evidence(
             available_s=available,
             observed_open_s=observed,
@@ -168,16 +219,41 @@ def build(scope: Scope, progress: Progress | None = None) -> Report:
                 durability_years=DURABILITY_YEARS,
                 retention_years=RETENTION_YEARS,
                 session_gap_tolerance_s=analysis.SESSION_GAP_TOLERANCE_MS / 1000,
+                no_show_below=declared.no_show_below if declared is not None else None,
+                useful_life_years=spent["useful_life_years"],
+                max_session_window_days=analysis.MAX_SESSION_WINDOW_MS // 86_400_000,
             ),
             external_categories=list(EXTERNAL_CATEGORIES),
             categories=list(CATEGORIES),
+            feeds=reconciled["feeds"] if reconciled is not None else [],
         ),
         conclusions=Conclusions(
             underused=underused,
             low_coverage=gaps,
-            commercial_use_on_pnrr=[_ref(key) for key in commercial_on_pnrr],
+            commercial_use=reconciled["commercial"] if reconciled is not None else [],
+            company_without_commercial_booking=company,
         ),
+        bookings=reconciled,
+        costs=spent,
     )
+
+
+EXTERNAL = frozenset(EXTERNAL_CATEGORIES)
+
+
+def _company_use(scope: Scope, facts: dict[FactKey, Totals]) -> list[CompanyUse]:
+    """Company use of PNRR devices: with no bookings, none of it is declared commercial."""
+    inv = scope.inventory
+    out: dict[DeviceKey, float] = defaultdict(float)
+    for (site, lab, device, _k, category), t in facts.items():
+        eq = inv.equipment.get((site, lab, device)) if inv is not None else None
+        if category == "company" and eq is not None and eq.pnrr:
+            out[(site, lab, device)] += t.in_use_s
+    return [
+        CompanyUse(site=k[0], lab=k[1], device=k[2], in_use_s=round(v, 3))
+        for k, v in sorted(out.items())
+        if v > 0
+    ]
 
 
 def _ref(key: DeviceKey) -> DeviceRef:
@@ -189,11 +265,11 @@ def _equipment(
     row: DeviceRow,
     sessions: dict[DeviceKey, int] | None,
     versions: dict[DeviceKey, str],
+    per_hour: dict[DeviceKey, float | None],
 ) -> EquipmentRow:
     """A device's figures with its inventory entry (empty when unregistered)."""
     key = (row["site"], row["lab"], row["device"])
     eq = scope.inventory.equipment.get(key) if scope.inventory else None
-    in_use_h = row["in_use_s"] / 3600
     return EquipmentRow(
         **row,
         description=eq.description if eq else "",
@@ -205,7 +281,7 @@ def _equipment(
         collaudo=eq.collaudo if eq else None,
         pnrr=eq.pnrr if eq else False,
         sessions=sessions.get(key, 0) if sessions is not None else None,
-        cost_per_hour=eq.cost / in_use_h if eq and eq.cost and in_use_h else None,
+        cost_per_hour=per_hour.get(key),
         agent=versions.get(key),
     )
 
@@ -271,10 +347,11 @@ def _in(scope: Scope, site: str, lab: str, device: str | None) -> bool:
     return scope.filters.matches((site, lab, device))
 
 
-def _session_counts(scope: Scope) -> dict[tuple[str, str, str], int]:
-    counts: dict[tuple[str, str, str], int] = defaultdict(int)
+def _session_counts(scope: Scope) -> dict[DeviceKey, dict[str, int]]:
+    """Sessions per device and category."""
+    counts: dict[DeviceKey, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for s in analysis.sessions(scope):
-        counts[(s["site"], s["lab"], s["device"])] += 1
+        counts[(s["site"], s["lab"], s["device"])][s["category"]] += 1
     return counts
 
 

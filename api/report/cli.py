@@ -10,10 +10,11 @@ from rich.progress import Progress
 
 from api.analysis import open_scope
 from api.plan import Filters
-from api.report.build import STEPS, build
+from api.report.build import STEPS, Declared, build
 from api.report.formats import Format, filename, produce
 from api.report.texts import Lang
 from api.timeparse import parse_time
+from labmeter.bookings_cli import open_bookings
 from labmeter.config import Config
 from labmeter.influx import InfluxV1
 from labmeter.inventory import load
@@ -56,7 +57,9 @@ def run(
             def progress(step: int, total: int, label: str) -> None:
                 bar.update(task, completed=step + 1, description=label)
 
-            data = build(scope, progress)
+            books = open_bookings(config, inventory) if config.bookings.sources else None
+            declared = Declared.of(books, start_ms, end_ms, config.bookings.no_show_below)
+            data = build(scope, progress, declared)
             bar.update(task, description=f"rendering {format_.value}")
             body = produce(data, format_, lang_)
             bar.update(task, completed=STEPS + 2)

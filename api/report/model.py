@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import date
 from typing import TypedDict
 
+from api.bookings import CommercialUse, CompanyUse, FeedRow, Reconciliation
+from api.costs import Costs
 from api.records import DeviceRow, GroupRow, OpennessRow, SoftwareRow
 
 
@@ -61,7 +63,7 @@ class EquipmentRow(DeviceRow):
     collaudo: date | None
     pnrr: bool
     sessions: int | None  # None: the window is too long to count them
-    cost_per_hour: float | None
+    cost_per_hour: float | None  # the window's cost (api/costs.py) ÷ hours in use
     agent: str | None  # agent version last announced
 
 
@@ -95,6 +97,8 @@ class MonthOpenness(TypedDict):
 class Openness(TypedDict):
     labs: list[OpennessRow]
     months: list[MonthOpenness]
+    outside_organisations: int | None  # distinct external organisations that came (bookings)
+    external_sessions: int | None  # sessions of external categories; None: window too long
 
 
 class DeviceRef(TypedDict):
@@ -124,6 +128,9 @@ class Thresholds(TypedDict):
     durability_years: int
     retention_years: int
     session_gap_tolerance_s: float
+    no_show_below: float | None  # None: no bookings
+    useful_life_years: dict[str, float]  # per kind, as used for the costs
+    max_session_window_days: int
 
 
 class Evidence(TypedDict):
@@ -139,12 +146,14 @@ class Evidence(TypedDict):
     thresholds: Thresholds
     external_categories: list[str]
     categories: list[str]
+    feeds: list[FeedRow]  # booking feeds: the age of the copy the figures used
 
 
 class Conclusions(TypedDict):
     underused: list[Underused]
     low_coverage: list[Gap]
-    commercial_use_on_pnrr: list[DeviceRef]
+    commercial_use: list[CommercialUse]  # PNRR assets used under commercial bookings
+    company_without_commercial_booking: list[CompanyUse]  # never called commercial
 
 
 class Report(TypedDict):
@@ -159,3 +168,5 @@ class Report(TypedDict):
     openness: Openness
     evidence: Evidence
     conclusions: Conclusions
+    bookings: Reconciliation | None  # None: no bookings configured
+    costs: Costs

@@ -5,12 +5,14 @@ PDF all draw these, so the formats cannot disagree. Numbers are formatted for th
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from api.report.model import Closure, Report
+from api.report.texts import TEXT as TEXT_KEYS
 from api.report.texts import WEEKDAYS, Lang, day, num, pct, t
 from labmeter.inventory import DAYS
 
@@ -37,6 +39,18 @@ def month_label(ms: int, tz: str, lang: Lang) -> str:
 
 def tables(report: Report, lang: Lang) -> list[Table]:
     tz = report["meta"]["timezone"]
+    # Names beside ids, so an evaluator reads them without the inventory at hand.
+    lab_names = {(a["site"], a["lab"]): a["name"] for a in report["availability"]}
+    described = {(e["site"], e["lab"], e["device"]): e["description"] for e in report["equipment"]}
+
+    def lab_(site: str, lab: str) -> str:
+        name = lab_names.get((site, lab), lab)
+        return lab if name in ("", lab) else f"{lab} ({name})"
+
+    def dev_(site: str, lab: str, device: str) -> str:
+        text = described.get((site, lab, device), "")
+        return f"{device} ({text})" if text else device
+
     out = [
         Table(
             "s1", t("s1", lang),
@@ -69,7 +83,8 @@ def tables(report: Report, lang: Lang) -> list[Table]:
              (t("available_h", lang), HOURS), (t("utilisation", lang), PCT),
              (t("observed_open_h", lang), HOURS), (t("coverage", lang), PCT),
              (t("sessions", lang), INT), (t("alarm_h", lang), HOURS), (t("off_h", lang), HOURS)],
-            [[e["device"], e["lab"], e["kind"], _h(e["in_use_open_s"]), _h(e["after_hours_s"]),
+            [[dev_(e["site"], e["lab"], e["device"]), lab_(e["site"], e["lab"]), e["kind"],
+              _h(e["in_use_open_s"]), _h(e["after_hours_s"]),
               _h(e["available_s"]), e["utilisation"], _h(e["observed_open_s"]), e["coverage"],
               e["sessions"], _h(e["alarm_s"]), _h(e["off_s"])]
              for e in report["equipment"] if e["registered"]],
@@ -80,13 +95,14 @@ def tables(report: Report, lang: Lang) -> list[Table]:
              (t("in_use_open_h", lang), HOURS), (t("after_hours_h", lang), HOURS),
              (t("available_h", lang), HOURS), (t("utilisation", lang), PCT),
              (t("observed_open_h", lang), HOURS), (t("coverage", lang), PCT)],
-            [[r["lab"], r["devices"], _h(r["in_use_open_s"]), _h(r["after_hours_s"]),
+            [[lab_(r.get("site", ""), r.get("lab", "")), r["devices"], _h(r["in_use_open_s"]),
+              _h(r["after_hours_s"]),
               _h(r["available_s"]), r["utilisation"], _h(r["observed_open_s"]), r["coverage"]]
              for r in report["labs"]],
         ),
         Table(
             "s4", t("licences", lang),
-            [(t("app", lang), TEXT), (t("in_use_h", lang), HOURS),
+            [(t("app", lang), TEXT), (t("open_h", lang), HOURS),
              (t("peak_seats", lang), INT), (t("seats_owned", lang), INT),
              (t("peak_share", lang), PCT)],
             [[r["app"], r["hours"], r["peak_seats"], r["seats_owned"],
@@ -104,8 +120,14 @@ def tables(report: Report, lang: Lang) -> list[Table]:
             "s6", t("s6", lang),
             [(t("lab", lang), TEXT), (t("in_use_h", lang), HOURS),
              (t("quota_esterna", lang), PCT)],
-            [[r["lab"], _h(r["in_use_s"]), r["quota_esterna"]]
+            [[lab_(r.get("site", ""), r.get("lab", "")), _h(r["in_use_s"]), r["quota_esterna"]]
              for r in report["openness"]["labs"]],
+        ),
+        Table(
+            "s6", t("outside_organisations", lang),
+            [(t("outside_organisations", lang), INT), (t("external_sessions", lang), INT)],
+            [[report["openness"]["outside_organisations"],
+              report["openness"]["external_sessions"]]],
         ),
         Table(
             "s6", t("openness_trend", lang),
@@ -115,11 +137,33 @@ def tables(report: Report, lang: Lang) -> list[Table]:
              for m in report["openness"]["months"]],
         ),
         Table(
-            "s7", t("s7", lang),
-            [(t("device", lang), TEXT), (t("cost", lang), EUR), (t("in_use_h", lang), HOURS),
+            "s7", t("costs", lang),
+            [(t("device", lang), TEXT), (t("lab", lang), TEXT), (t("fund", lang), TEXT),
+             (t("cost", lang), EUR), (t("collaudo", lang), DATE), (t("useful_life", lang), INT),
+             (t("depreciation", lang), EUR), (t("running", lang), EUR),
+             (t("total_cost", lang), EUR), (t("hours_used", lang), HOURS),
              (t("cost_per_hour", lang), EUR)],
-            [[e["device"], e["cost"], _h(e["in_use_s"]), e["cost_per_hour"]]
-             for e in report["equipment"] if e["registered"]],
+            [[dev_(c["site"], c["lab"], c["asset"]) if c["lab"] else c["asset"],
+              lab_(c["site"], c["lab"]) if c["lab"] else t("app", lang), c["fund"], c["cost"],
+              c["collaudo"] if c["collaudo"] or not c["note"] else t(c["note"], lang),
+              c["useful_life_years"], c["depreciation_eur"], c["running_eur"] + c["licence_eur"],
+              c["total_eur"], c["hours"], c["cost_per_hour"]]
+             for c in report["costs"]["assets"]],
+        ),
+        Table(
+            "s7", t("costs_per_lab", lang),
+            [(t("lab", lang), TEXT), (t("assets", lang), INT), (t("total_cost", lang), EUR),
+             (t("hours_used", lang), HOURS), (t("cost_per_hour", lang), EUR)],
+            [[lab_(g["site"], g["name"]), g["assets"], g["total_eur"], g["hours"],
+              g["cost_per_hour"]] for g in report["costs"]["labs"]],
+        ),
+        Table(
+            "s7", t("costs_per_fund", lang),
+            [(t("fund", lang), TEXT), (t("site", lang), TEXT), (t("assets", lang), INT),
+             (t("total_cost", lang), EUR), (t("hours_used", lang), HOURS),
+             (t("cost_per_hour", lang), EUR)],
+            [[g["name"], g["site"], g["assets"], g["total_eur"], g["hours"], g["cost_per_hour"]]
+             for g in report["costs"]["funds"]],
         ),
         Table(
             "s8", t("agent_versions", lang),
@@ -137,7 +181,70 @@ def tables(report: Report, lang: Lang) -> list[Table]:
             [[u["device"], u["lab"], u["site"]] for u in report["evidence"]["unregistered"]],
         ),
     ]  # fmt: skip
+    if report["bookings"] is not None:  # before section 7
+        at = next(n for n, table in enumerate(out) if table.section == "s7")
+        out[at:at] = _bookings(report, lang, lab_)
+    if report["evidence"]["feeds"]:
+        now = report["meta"]["generated_ms"]
+        out.append(Table(
+            "s8", t("feeds", lang),
+            [(t("feeds", lang), TEXT), (t("feed_age_h", lang), HOURS),
+             (t("feed_error", lang), TEXT)],
+            [[f["name"], (now - f["fetched_ms"]) / 3600_000 if f["fetched_ms"] else None,
+              f["error"]] for f in report["evidence"]["feeds"]],
+        ))  # fmt: skip
     return out
+
+
+def _bookings(report: Report, lang: Lang, lab_: Callable[[str, str], str]) -> list[Table]:
+    """Section 6's bookings: per lab, per category and organisation, and the no-shows (every
+    booking is in the JSON and ``/api/v1/bookings``)."""
+    rec = report["bookings"]
+    assert rec is not None
+    tz = report["meta"]["timezone"]
+    declared = [(t("booked_h", lang), HOURS), (t("in_use_h", lang), HOURS),
+                (t("used_share", lang), PCT), (t("no_shows", lang), INT)]  # fmt: skip
+    return [
+        Table(
+            "s6", t("bookings", lang),
+            [(t("lab", lang), TEXT), (t("bookings_n", lang), INT), *declared[:1],
+             (t("booked_in_use_h", lang), HOURS), (t("unbooked_h", lang), HOURS),
+             (t("no_shows", lang), INT)],
+            [[lab_(r["site"], r["lab"]), r["bookings"], _h(r["booked_device_s"]),
+              _h(r["booked_in_use_s"]), _h(r["unbooked_s"]), r["no_shows"]]
+             for r in rec["labs"]],
+        ),
+        Table(
+            "s6", t("by_declared_category", lang),
+            [(t("category", lang), TEXT), (t("bookings_n", lang), INT), *declared],
+            [[t(r["name"], lang) if r["name"] in TEXT_KEYS else r["name"], r["bookings"],
+              _h(r["booked_device_s"]), _h(r["in_use_s"]), r["used_share"], r["no_shows"]]
+             for r in rec["categories"]],
+        ),
+        Table(
+            "s6", t("by_organisation", lang),
+            [(t("organisation", lang), TEXT), (t("category", lang), TEXT),
+             (t("bookings_n", lang), INT), *declared],
+            [[r["name"], t(r["category"], lang) if r["category"] in TEXT_KEYS else r["category"],
+              r["bookings"], _h(r["booked_device_s"]), _h(r["in_use_s"]), r["used_share"],
+              r["no_shows"]] for r in rec["organisations"]],
+        ),
+        Table(
+            "s6", t("no_shows", lang),
+            [(t("start", lang), TEXT), (t("lab", lang), TEXT), (t("organisation", lang), TEXT),
+             (t("activity", lang), TEXT), (t("booked_h", lang), HOURS),
+             (t("used_share", lang), PCT)],
+            [[_moment(r["start_ms"], tz, lang), lab_(r["site"], r["lab"]), r["organisation"],
+              r["activity"], _h(r["booked_device_s"]), r["used_share"]]
+             for r in rec["bookings"] if r["no_show"]],
+        ),
+    ]  # fmt: skip
+
+
+def _moment(ms: int, tz: str, lang: Lang) -> str:
+    from api.report.texts import moment
+
+    return moment(ms, lang, tz)
 
 
 def _hours(hours: dict[str, str], lang: Lang) -> str:

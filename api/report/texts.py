@@ -61,7 +61,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "after_hours_h": ("Ore fuori orario", "Hours outside opening hours"),
     "observed_open_h": ("Ore osservate in orario", "Observed hours within opening hours"),
     "utilisation": ("Tasso di utilizzo", "Utilisation"),
-    "coverage": ("Copertura", "Coverage"),
+    "coverage": ("Copertura del monitoraggio", "Monitoring coverage"),
     "sessions": ("Sessioni", "Sessions"),
     "alarm_h": ("Ore in allarme", "Hours in alarm"),
     "off_h": ("Ore spento", "Hours off"),
@@ -86,7 +86,52 @@ TEXT: dict[str, tuple[str, str]] = {
     "sources": ("Fonti dei dati", "Data sources"),
     "unregistered": ("Dispositivi non inventariati", "Unregistered devices"),
     "underused": ("Beni sottoutilizzati", "Under-used assets"),
-    "risks": ("Rischi per la stabilità delle operazioni", "Risks to durability"),
+    "risks": (
+        "Uso commerciale dichiarato di beni PNRR (da prenotazioni commerciali)",
+        "Declared commercial use of PNRR assets (from commercial bookings)",
+    ),
+    "company_use": (
+        "Uso di beni PNRR da parte di imprese senza prenotazione commerciale (non è uso "
+        "commerciale dichiarato)",
+        "Companies' use of PNRR assets without a commercial booking (not declared commercial use)",
+    ),
+    "open_h": ("Ore di apertura del programma", "Hours the program was open"),
+    "outside_organisations": ("Organizzazioni esterne", "Outside organisations"),
+    "external_sessions": ("Sessioni di utenti esterni", "Sessions of outside users"),
+    "bookings": ("Prenotazioni e utilizzo misurato", "Bookings against measured use"),
+    "bookings_n": ("Prenotazioni", "Bookings"),
+    "booked_h": ("Ore-bene prenotate", "Booked asset-hours"),
+    "used_share": ("Quota utilizzata", "Share used"),
+    "no_show": ("Mancata presenza", "No-show"),
+    "no_shows": ("Mancate presenze", "No-shows"),
+    "yes": ("sì", "yes"),
+    "no": ("no", "no"),
+    "unbooked_h": ("Ore di utilizzo senza prenotazione", "Hours in use outside bookings"),
+    "booked_in_use_h": ("Ore di utilizzo in prenotazione", "Hours in use within bookings"),
+    "by_declared_category": ("Prenotato e utilizzato per categoria", "Booked and used by category"),
+    "by_organisation": (
+        "Prenotato e utilizzato per organizzazione",
+        "Booked and used by organisation",
+    ),
+    "reference": ("Riferimento (convenzione)", "Reference (agreement)"),
+    "feeds": ("Calendari di prenotazione remoti", "Booking feeds"),
+    "feed_age_h": ("Età della copia usata (ore)", "Age of the copy used (hours)"),
+    "feed_error": ("Ultimo errore", "Last error"),
+    "costs": ("Costo per ora di utilizzo per bene", "Cost per hour of use per asset"),
+    "useful_life": ("Vita utile (anni)", "Useful life (years)"),
+    "depreciation": ("Ammortamento nel periodo (€)", "Depreciation in the period (€)"),
+    "running": (
+        "Costi di esercizio e licenze nel periodo (€)",
+        "Running and licence costs in the period (€)",
+    ),
+    "total_cost": ("Costo nel periodo (€)", "Cost in the period (€)"),
+    "hours_used": ("Ore di utilizzo / apertura", "Hours in use / open"),
+    "costs_per_lab": ("Costo per ora per laboratorio", "Cost per hour per lab"),
+    "costs_per_fund": ("Costo per ora per fondo", "Cost per hour per fund"),
+    "no_collaudo": (
+        "senza collaudo: ammortamento non calcolato",
+        "no acceptance test: no depreciation counted",
+    ),
     "none": ("nessuno", "none"),
     "na": ("n/d", "n/a"),
     "total": ("Totale", "Total"),
@@ -159,71 +204,132 @@ def moment(ms: int, lang: Lang, tz: str) -> str:
     return local.strftime("%d/%m/%Y %H:%M" if lang is Lang.it else "%Y-%m-%d %H:%M")
 
 
+def _years(value: float, lang: Lang) -> str:
+    return num(value, lang, 0 if value == int(value) else 1)
+
+
 def method(report: Report, lang: Lang) -> list[str]:
-    """Every definition and threshold the figures use, one item each."""
+    """Every definition and threshold the figures use, one item each, from the settings in
+    force for this report (thresholds, useful lives, the rollups read, the bookings' feeds)."""
     th = report["evidence"]["thresholds"]
     ev = report["evidence"]
+    meta = report["meta"]
     ext = ", ".join(t(c, lang) for c in ev["external_categories"])
-    if lang is Lang.it:
-        items = [
-            "Fonte: campioni degli agenti labmeter (uno al minuto per bene) via MQTT, scritti in "
-            "InfluxDB dal collector; per le ore chiuse e già aggregate si leggono i riepiloghi "
-            "orari, per le altre i campioni grezzi.",
-            "Ore di utilizzo: secondi in stato «in uso» riportati dall'agente (PC: sessione "
-            "interattiva non bloccata con input negli ultimi T secondi, T = 180 s salvo diversa "
-            "configurazione, o applicazione di catalogo attiva; macchine: lavorazione in corso).",
-            "Ore disponibili: orario di apertura dichiarato del laboratorio, meno chiusure e "
-            "festività nazionali (compresi Pasquetta e il patrono della sede).",
-            "Tasso di utilizzo = ore di utilizzo in orario di apertura ÷ ore disponibili; i "
-            "fermi restano al denominatore. L'uso fuori orario (corsi serali, lavorazioni "
-            "notturne) è riportato a parte come «ore fuori orario» e non entra nel tasso, che "
-            "non supera mai il 100 %; conta invece nella quota esterna e nel costo per ora.",
-            "Copertura = ore osservate in orario di apertura ÷ ore disponibili. Il tempo non "
-            "osservato (agente spento, rete assente) non è mai contato come inattività né come "
-            "utilizzo.",
-            f"Quota esterna = ore di utilizzo di {ext} ÷ ore di utilizzo totali.",
-            "Picco postazioni: massimo, sui minuti del periodo, del numero di dispositivi con il "
-            "software in esecuzione nello stesso minuto.",
-            "Sessioni: campioni consecutivi di un bene con lo stesso pseudonimo (HMAC calcolato "
-            f"sull'agente), con scarto massimo di {num(th['session_gap_tolerance_s'], lang, 0)} s;"
-            " contate per periodi fino a 31 giorni.",
-            "Costo per ora di utilizzo = costo del bene ÷ ore di utilizzo nel periodo (anche "
-            "fuori orario).",
-            f"Soglie: sottoutilizzo sotto il {pct(th['underused_below'], lang, 0)}; copertura "
-            f"insufficiente sotto il {pct(th['low_coverage_below'], lang, 0)}; stabilità "
-            f"{th['durability_years']} anni dal saldo; conservazione delle evidenze "
-            f"{th['retention_years']} anni.",
-            "Nessun nome, badge o titolo di finestra lascia l'agente: solo categorie e pseudonimi.",
-        ]
-    else:
-        items = [
-            "Source: labmeter agents' samples (one per minute per asset) over MQTT, written to "
-            "InfluxDB by the collector; closed, rolled-up hours are read from hourly rollups, "
-            "the rest from raw samples.",
-            "Hours in use: seconds in state 'in use' reported by the agent (PCs: an unlocked "
-            "interactive session with input in the last T seconds, T = 180 s unless configured, "
-            "or a catalogued application busy; machines: a job running).",
-            "Available hours: the lab's declared opening hours minus closures and national "
-            "public holidays (Easter Monday and the site's patron saint included).",
-            "Utilisation = hours in use within opening hours ÷ available hours; downtime stays "
-            "in the denominator. Use outside opening hours (evening courses, overnight jobs) is "
-            "reported apart as 'hours outside opening hours' and never enters utilisation, "
-            "which cannot exceed 100 %; it does count in the external share and cost per hour.",
-            "Coverage = observed hours within opening hours ÷ available hours. Unobserved time "
-            "(agent down, no network) is never counted as idle nor as in use.",
-            f"External share = hours in use by {ext} ÷ all hours in use.",
-            "Peak seats: the most devices running the software in the same minute.",
-            "Sessions: consecutive samples of one asset with the same pseudonym (HMAC computed on "
-            f"the agent), at most {num(th['session_gap_tolerance_s'], lang, 0)} s apart; counted "
-            "for periods up to 31 days.",
-            "Cost per hour of use = the asset's cost ÷ hours in use in the period (after hours "
-            "too).",
-            f"Thresholds: under-used below {pct(th['underused_below'], lang, 0)}; insufficient "
-            f"coverage below {pct(th['low_coverage_below'], lang, 0)}; durability "
-            f"{th['durability_years']} years after final payment; evidence kept "
-            f"{th['retention_years']} years.",
-            "No name, badge id or window title leaves the agent: only categories and pseudonyms.",
-        ]
+    lives = ", ".join(f"{k} {_years(v, lang)}" for k, v in sorted(th["useful_life_years"].items()))
+    rolled = meta["rolled_until_ms"]
+    it = lang is Lang.it
+    until = moment(rolled, lang, meta["timezone"]) if rolled is not None else ""
+    items = [
+        (
+            "Fonte: campioni degli agenti labmeter via MQTT (uno per intervallo di "
+            "campionamento di ciascun agente), scritti in InfluxDB dal collector; "
+            + (
+                f"fino al {until} si leggono i riepiloghi mensili, giornalieri e orari "
+                "calcolati dal collector, per il tempo restante e per i bordi non allineati i "
+                "campioni grezzi."
+                if rolled is not None
+                else "si leggono i campioni grezzi (nessun riepilogo disponibile)."
+            )
+            if it
+            else "Source: labmeter agents' samples over MQTT (one per sampling interval of each "
+            "agent), written to InfluxDB by the collector; "
+            + (
+                f"up to {until} monthly, daily and hourly rollups computed by the collector are "
+                "read, raw samples for the rest and for unaligned edges."
+                if rolled is not None
+                else "raw samples are read (no rollups available)."
+            )
+        ),
+        "Ore di utilizzo: secondi in stato «in uso» riportati dall'agente (PC: sessione "
+        "interattiva non bloccata con input entro la soglia di inattività configurata "
+        "sull'agente e annunciata nel suo evento di avvio, o applicazione di catalogo attiva; "
+        "macchine: lavorazione in corso)."
+        if it
+        else "Hours in use: seconds in state 'in use' reported by the agent (PCs: an unlocked "
+        "interactive session with input within the idle threshold configured on the agent and "
+        "announced in its start event, or a catalogued application busy; machines: a job "
+        "running).",
+        "Ore disponibili: orario di apertura dichiarato del laboratorio, meno chiusure e "
+        "festività nazionali (compresi Pasquetta e il patrono della sede)."
+        if it
+        else "Available hours: the lab's declared opening hours minus closures and national "
+        "public holidays (Easter Monday and the site's patron saint included).",
+        "Tasso di utilizzo = ore di utilizzo in orario di apertura ÷ ore disponibili; i "
+        "fermi restano al denominatore. L'uso fuori orario è riportato a parte come «ore fuori "
+        "orario» e non entra nel tasso, che non supera mai il 100 %; conta invece nella quota "
+        "esterna e nel costo per ora."
+        if it
+        else "Utilisation = hours in use within opening hours ÷ available hours; downtime stays "
+        "in the denominator. Use outside opening hours is reported apart as 'hours outside "
+        "opening hours' and never enters utilisation, which cannot exceed 100 %; it does count "
+        "in the external share and cost per hour.",
+        "Copertura del monitoraggio = ore osservate dagli agenti in orario di apertura ÷ ore "
+        "disponibili. Il tempo non osservato (agente spento, rete assente) non è mai contato "
+        "come inattività né come utilizzo."
+        if it
+        else "Monitoring coverage = hours observed by the agents within opening hours ÷ "
+        "available hours. Unobserved time (agent down, no network) is never counted as idle "
+        "nor as in use.",
+        f"Quota esterna = ore di utilizzo di {ext} ÷ ore di utilizzo totali."
+        if it
+        else f"External share = hours in use by {ext} ÷ all hours in use.",
+        "Licenze software: ore in cui il programma è rimasto aperto; picco postazioni = "
+        "massimo, sui minuti del periodo, dei dispositivi con il programma aperto nello "
+        "stesso minuto."
+        if it
+        else "Software licences: hours the program was open; peak seats = the most devices "
+        "with the program open in the same minute.",
+        "Sessioni: eventi di inizio e fine sessione dell'agente, altrimenti campioni "
+        "consecutivi di un bene con lo stesso pseudonimo (HMAC calcolato sull'agente), con "
+        f"scarto massimo di {num(th['session_gap_tolerance_s'], lang, 0)} s; contate per "
+        f"periodi fino a {th['max_session_window_days']} giorni."
+        if it
+        else "Sessions: the agent's session start and end events, else consecutive samples of "
+        "one asset with the same pseudonym (HMAC computed on the agent), at most "
+        f"{num(th['session_gap_tolerance_s'], lang, 0)} s apart; counted for periods up to "
+        f"{th['max_session_window_days']} days.",
+        "Costo per ora di utilizzo = (ammortamento a quote costanti dal collaudo sulla vita "
+        "utile del tipo di bene, più i costi annui di esercizio e di licenza, ripartiti per "
+        "giorni) ÷ ore di utilizzo nel periodo (per le licenze: ore di apertura del programma). "
+        f"Vita utile in anni: {lives or t('none', lang)}. Senza data di collaudo l'ammortamento "
+        "non è calcolato. Il costo di un anno è la somma di quello dei suoi mesi."
+        if it
+        else "Cost per hour of use = (straight-line depreciation from the acceptance test over "
+        "the useful life of the asset's kind, plus yearly running and licence costs, spread by "
+        "days) ÷ hours in use in the period (licences: hours the program was open). Useful "
+        f"life in years: {lives or t('none', lang)}. Without an acceptance test date no "
+        "depreciation is counted. A year costs the sum of its months.",
+        f"Soglie: sottoutilizzo sotto il {pct(th['underused_below'], lang, 0)}; copertura del "
+        f"monitoraggio insufficiente sotto il {pct(th['low_coverage_below'], lang, 0)}; "
+        f"stabilità {th['durability_years']} anni dal saldo; conservazione delle evidenze "
+        f"{th['retention_years']} anni."
+        if it
+        else f"Thresholds: under-used below {pct(th['underused_below'], lang, 0)}; "
+        f"insufficient monitoring coverage below {pct(th['low_coverage_below'], lang, 0)}; "
+        f"durability {th['durability_years']} years after final payment; evidence kept "
+        f"{th['retention_years']} years.",
+    ]
+    if th["no_show_below"] is not None:
+        items.append(
+            "Prenotazioni (calendari iCalendar e CSV): quota utilizzata = ore di utilizzo dei "
+            "beni prenotati durante la prenotazione ÷ ore-bene prenotate; mancata presenza "
+            f"sotto il {pct(th['no_show_below'], lang, 0)}. Uso senza prenotazione = utilizzo "
+            "fuori da ogni prenotazione che copre il bene. È uso commerciale solo quello "
+            "svolto durante una prenotazione dichiarata commerciale (con il suo riferimento); "
+            "l'uso da parte di imprese senza tale prenotazione è riportato a parte."
+            if it
+            else "Bookings (iCalendar and CSV calendars): share used = hours in use of the "
+            "booked assets during the booking ÷ booked asset-hours; a no-show below "
+            f"{pct(th['no_show_below'], lang, 0)}. Use outside bookings = use outside every "
+            "booking that covers the asset. Commercial use is only use during a booking "
+            "declared commercial (with its reference); companies' use without one is "
+            "reported apart."
+        )
+    items.append(
+        "Nessun nome, badge o titolo di finestra lascia l'agente: solo categorie e pseudonimi."
+        if it
+        else "No name, badge id or window title leaves the agent: only categories and pseudonyms."
+    )
     return items
 
 
@@ -247,7 +353,21 @@ def conclusions(report: Report, lang: Lang) -> list[tuple[str, list[str]]]:
             t("gaps", lang),
             device_items(c["low_coverage"], lang, [g["coverage"] for g in c["low_coverage"]]),
         ),
-        (t("risks", lang), device_items(c["commercial_use_on_pnrr"], lang)),
+        (
+            t("risks", lang),
+            [
+                f"{u['site']}/{u['lab']}/{u['asset']} ({u['device']}): "
+                f"{num(u['in_use_s'] / 3600, lang, 2)} h, {u['organisation']}, {u['reference']}"
+                for u in c["commercial_use"]
+            ],
+        ),
+        (
+            t("company_use", lang),
+            [
+                f"{u['site']}/{u['lab']}/{u['device']}: {num(u['in_use_s'] / 3600, lang, 2)} h"
+                for u in c["company_without_commercial_booking"]
+            ],
+        ),
     ]
 
 

@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse
 from api.auth import exchange_key, require_page
 from api.deps import ScopeDep
 from api.keys import Role
-from api.report.build import build
+from api.report.build import Declared, build
 from api.report.html import to_html
 from api.report.texts import Lang
 
@@ -117,6 +117,10 @@ def report_page(request: Request, scope: ScopeDep, lang: Lang = Lang.it) -> Resp
         f'<a href="/api/v1/report?{query}&amp;format={f}">{f.upper()}</a>'
         for f in ("pdf", "xlsx", "csv", "json")
     )
-    html = to_html(build(scope), lang)
+    state = request.app.state
+    declared = Declared.of(
+        state.bookings, scope.start_ms, scope.end_ms, state.config.bookings.no_show_below
+    )
+    html = to_html(build(scope, declared=declared), lang)
     bar = f'<p class="downloads" style="font-size:12px">{links}</p>'
     return HTMLResponse(html.replace("</h1>", "</h1>" + bar, 1))

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Request, Response
 
 from api.auth import require_page
 from api.deps import ScopeDep
 from api.keys import Role
-from api.report.build import build
+from api.report.build import Declared, build
 from api.report.formats import MEDIA, Format, filename, produce
 from api.report.texts import Lang
 
@@ -21,9 +21,15 @@ router = APIRouter(
     response_class=Response,
     responses={200: {"content": {m.split(";")[0]: {} for m in MEDIA.values()}}},
 )
-def report(scope: ScopeDep, format: Format = Format.json, lang: Lang = Lang.it) -> Response:
+def report(
+    request: Request, scope: ScopeDep, format: Format = Format.json, lang: Lang = Lang.it
+) -> Response:
     """*Rapporto di utilizzo*: the 9 sections of DESIGN.md, Italian by default."""
-    data = build(scope)
+    state = request.app.state
+    declared = Declared.of(
+        state.bookings, scope.start_ms, scope.end_ms, state.config.bookings.no_show_below
+    )
+    data = build(scope, declared=declared)
     body = produce(data, format, lang)
     disposition = "inline" if format in (Format.json, Format.html) else "attachment"
     return Response(

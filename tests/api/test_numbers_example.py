@@ -102,9 +102,9 @@ def test_the_worked_example_holds(example_api) -> None:  # type: ignore[no-untyp
 
     report = example_api.get("/api/v1/report", format="json", **window)
     [asset] = report["equipment"]
-    assert round(asset["cost_per_hour"], 2) == 264.29
+    assert round(asset["cost_per_hour"], 4) == 0.1448  # 1,850 € / 5 years / 365 days / 7 h
 
     # The page shows the same values.
     page = DOC.read_text()
-    for shown in ("**66.7 %**", "**88.9 %**", "**64.3 %**", "264.29 €/h", "| 5 |"):
+    for shown in ("**66.7 %**", "**88.9 %**", "**64.3 %**", "0.1448 €/h", "| 5 |"):
         assert shown in page

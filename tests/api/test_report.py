@@ -37,7 +37,9 @@ def test_json_report_has_the_nine_sections_and_the_figures(lab_api: Api) -> None
             "evidence", "conclusions"} <= report.keys()  # fmt: skip
     pc1 = next(e for e in report["equipment"] if e["device"] == "pc-01")
     assert pc1["utilisation"] == 0.5 and pc1["sessions"] == 1
-    assert pc1["cost_per_hour"] == 1800 / 2
+    # 1,800 € over a PC's 5 years is 360 € a year; the window is one day of 2026's 365
+    # (23 hours of 2 March and one of 3 March in Rome); pc-01 was in use 2 hours.
+    assert pc1["cost_per_hour"] == pytest.approx(1800 / 5 / 365 / 2, rel=1e-12)
     assert report["users"]["quota_esterna"] == 1.0
     assert report["evidence"]["unregistered"] == [
         {"site": "its-prime", "lab": "lab-cad", "device": "pc-99"}
@@ -46,10 +48,11 @@ def test_json_report_has_the_nine_sections_and_the_figures(lab_api: Api) -> None
     assert report["evidence"]["never_seen"] == [
         {"site": "its-prime", "lab": "lab-cad", "device": "pc-03"}
     ]
-    # pc-02 is PNRR-funded and a company used it: a risk for a non-commercial-only asset.
-    assert report["conclusions"]["commercial_use_on_pnrr"] == [
-        {"site": "its-prime", "lab": "lab-cad", "device": "pc-02"}
-    ]
+    # pc-02 is PNRR-funded and a company used it, with no commercial booking behind it: that
+    # is reported as company use, never as commercial use.
+    assert report["conclusions"]["commercial_use"] == []
+    (company,) = report["conclusions"]["company_without_commercial_booking"]
+    assert (company["device"], company["in_use_s"] > 0) == ("pc-02", True)
     assert [u["device"] for u in report["conclusions"]["underused"]] == ["pc-02", "pc-03"]
 
 
@@ -67,7 +70,7 @@ def test_csv_parses_with_italian_numbers(lab_api: Api) -> None:
         "50,0 %",
     )
     assert pc1["Ore fuori orario"] == "0,0"
-    assert pc1["Copertura"] == "75,0 %"
+    assert pc1["Copertura del monitoraggio"] == "75,0 %"
     english = list(csv.reader(io.StringIO(_get(lab_api, "csv", "en").decode("utf-8-sig"))))
     assert ["4. Use per piece of equipment"] in english
 
