@@ -74,7 +74,7 @@ def simulated(
     time.sleep(0.2)
     ran_from = int(time.time() * 1000) - 60_000
     try:
-        truth = lab.run(config.mqtt, devices=8, hours=3, seed=5, speed=0, site=SITE, end_ms=END_MS)
+        truth = lab.run(config.mqtt, devices=8, hours=3, seed=9, speed=0, site=SITE, end_ms=END_MS)
         # One agent reports that its disk queue overflowed (the data quality dashboard shows it).
         first = next(iter(truth["devices"].values()))
         agent = Publisher(config.mqtt, Topic(SITE, first["lab"], first["device"], "event"))
