@@ -9,6 +9,7 @@ import subprocess
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -124,6 +125,7 @@ def test_every_reconciliation_figure_equals_the_ground_truth(
 
     if read == "rollups":
         _check_register(api, uid, tmp_path)
+        _check_report(api, bounds, got)
 
     by_org = {r["name"]: r for r in got["organisations"]}
     for org in {b["organisation"] for b in want["bookings"]}:
@@ -191,3 +193,26 @@ def _check_register(api: Api, site: str, tmp_path: Path) -> None:
     csv = client.get("/api/v1/register", params={**params, "format": "csv"})
     assert csv.status_code == 200
     assert from_csv(csv.content.decode("utf-8")) == only["sessions"]
+
+
+def _check_report(api: Api, bounds: dict[str, int], got: dict[str, Any]) -> None:
+    """The report carries the same reconciliation, states commercial use only from the
+    commercial bookings, and renders it in every format."""
+    report = api.get("/api/v1/report", **bounds)
+    assert report["bookings"]["labs"] == got["labs"]
+    assert report["conclusions"]["commercial_use"] == got["commercial"]
+    assert (
+        report["conclusions"]["company_without_commercial_booking"]
+        == got["company_without_commercial_booking"]
+    )
+    assert report["openness"]["outside_organisations"] == got["outside_organisations"]
+    assert report["evidence"]["thresholds"]["no_show_below"] == 0.10
+    client = api.client_as(Role.evaluator)
+    for fmt in ("csv", "xlsx", "html", "pdf"):
+        for lang in ("it", "en"):
+            response = client.get("/api/v1/report", params={**bounds, "format": fmt, "lang": lang})
+            assert response.status_code == 200, (fmt, lang)
+    html = client.get("/api/v1/report", params={**bounds, "format": "html"}).text
+    reference = got["commercial"][0]["reference"]
+    assert "Uso commerciale dichiarato di beni PNRR" in html and reference in html
+    assert "Mancate presenze" in html and "Copertura del monitoraggio" in html
