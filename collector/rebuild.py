@@ -11,9 +11,11 @@ from rich.progress import Progress
 
 from collector.daily import backfill
 from labmeter.config import Config
+from labmeter.errors import EvidenceError
 from labmeter.influx import InfluxV1
 from labmeter.inventory import load
 from labmeter.opening import OpeningHours
+from labmeter.periods import closures_query, parse_closures
 
 
 def rebuild(config: Config, start_ms: int, end_ms: int, console: Console) -> int:
@@ -26,6 +28,13 @@ def rebuild(config: Config, start_ms: int, end_ms: int, console: Console) -> int
     inventory = load(config.collector.inventory) if config.collector.inventory else None
     influx = InfluxV1(config.influx)
     try:
+        for closure in parse_closures(influx.query(closures_query())):
+            if closure.overlaps(
+                start_ms, end_ms, "" if config.collector.site == "+" else config.collector.site
+            ):
+                raise EvidenceError(
+                    f"the period {closure} is closed: its rollups are evidence, never recomputed"
+                )
         with Progress(console=console) as bar:
             task = bar.add_task("daily rollups", total=end_ms - start_ms)
 

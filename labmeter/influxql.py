@@ -192,8 +192,10 @@ def statements(queries: Iterable[Select]) -> str:
     return ";\n".join(str(q) for q in queries)
 
 
-def create_database(name: str) -> str:
-    return f"CREATE DATABASE {ident(name)}"
+def create_database(name: str, shard_weeks: int | None = None) -> str:
+    """``shard_weeks``: the default policy's shard duration (1.x's own: 1 week)."""
+    shards = f" WITH SHARD DURATION {int(shard_weeks)}w" if shard_weeks else ""
+    return f"CREATE DATABASE {ident(name)}{shards}"
 
 
 def show_measurements() -> str:

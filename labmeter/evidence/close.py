@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -153,8 +154,6 @@ def close_period(
         raise EvidenceError(f"api.inventory {inventory} does not exist")
     name = folder_name(start_ms, end_ms, site, calendar)
     final = archive / name
-    if final.exists():
-        raise EvidenceError(f"{final} exists already: a package is never overwritten")
     influx = InfluxV1(config.influx)
     writer = make_writer(config.influx)
     try:
@@ -170,6 +169,8 @@ def close_period(
         for other in existing:
             if other is not resume and other.overlaps(start_ms, end_ms, site):
                 raise EvidenceError(f"the window overlaps the period closed {other}")
+        if final.exists():
+            raise EvidenceError(f"{final} exists already: a package is never overwritten")
         closure = resume or Closure(
             max([now_ms, *(c.id + 1 for c in existing)]), start_ms, end_ms, site
         )
@@ -188,17 +189,20 @@ def close_period(
             now_ms,
             lambda step, total, label: progress(f"report: {label}", step, total),
         )
-        progress("report: rendering every format and language", None, None)
-        report_mod.write_formats(report, partial / "report")
+        # The raw data are read (InfluxDB's work) while the formats render (ours).
         dumper = Dumper(config.influx, calendar)
         try:
-            exported = dumper.dump(
-                partial / "data",
-                start_ms,
-                end_ms,
-                site,
-                lambda m, n: progress(f"raw data: {m}", n, None),
-            )
+            with ThreadPoolExecutor(1) as background:
+                dumping = background.submit(
+                    dumper.dump,
+                    partial / "data",
+                    start_ms,
+                    end_ms,
+                    site,
+                    lambda m, n: progress(f"raw data: {m}", n, None),
+                )
+                report_mod.write_formats(report, partial / "report")
+                exported = dumping.result()
         finally:
             dumper.close()
         inventory_meta: dict[str, Any] | None = None

@@ -114,7 +114,11 @@ def lab(
     assert collector.connected.wait(10)
     time.sleep(0.2)
     try:
-        messages = _messages(uid, DAY, seed=1)
+        # A device the inventory does not list, first seen after the day: the report issued
+        # lists it as unregistered, so the package must let verify see it too.
+        unlisted = Topic(uid, "lab-a", "pc-99", "status")
+        late = Status("online", NEXT + 3 * 3_600_000, "pc", 600.0, "0.9.2")
+        messages = [*_messages(uid, DAY, seed=1), (str(unlisted), encode(late))]
         publish_raw(cfg.mqtt.host, cfg.mqtt.port, messages)
         wait_for(lambda: collector.metrics.acked == len(messages))
         assert collector.rollups is not None
@@ -144,6 +148,9 @@ def test_a_closed_period_refuses_new_and_old_data_and_its_report_stays(
     assert {r["reason"] for r in records} == {"period_closed", "too_old"}
     archived = orjson.loads((closed.folder / REPORT_JSON).read_bytes())
     assert archived["equipment"] and archived["equipment"][0]["in_use_s"] > 0
+    assert archived["evidence"]["unregistered"] == [
+        {"site": uid, "lab": "lab-a", "device": "pc-99"}
+    ]
     now = build_report(cfg.influx, Path(cfg.api.inventory), DAY, NEXT, "", NOW)
     from api.report.formats import Format, produce
     from api.report.texts import Lang
@@ -217,6 +224,12 @@ def test_clear_errors_before_anything_is_written(
     no_key = dataclasses.replace(cfg.evidence, signing_key=str(tmp_path / "missing.pem"))
     with pytest.raises(EvidenceError, match="does not exist"):
         close_period(dataclasses.replace(cfg, evidence=no_key), NEXT, NOW, now_ms=NOW)
+    from rich.console import Console
+
+    from collector.rebuild import rebuild
+
+    with pytest.raises(EvidenceError, match="is closed"):
+        rebuild(cfg, DAY, NEXT, Console(stderr=True))
     with pytest.raises(EvidenceError, match="not a local midnight"):
         close_period(cfg, NEXT + 3_600_000, NOW, now_ms=NOW)
 
@@ -228,3 +241,63 @@ def _writable(folder: Path) -> bool:
         return False
     (folder / "probe").unlink()
     return True
+
+
+def test_an_admin_closes_a_period_over_the_api(
+    lab: tuple[Config, Collector], tmp_path: Path
+) -> None:
+    from api.keys import Role
+    from tests.api.client import make_api
+
+    cfg, _ = lab
+    api = make_api(cfg, tmp_path / "api", Path(cfg.api.inventory))
+    period = {"start": str(DAY // 1000), "end": str(NEXT // 1000)}
+    assert (
+        api.client_as(Role.evaluator).post("/api/v1/admin/periods", json=period).status_code == 403
+    )
+    client = api.client_as(Role.admin)
+    response = client.post("/api/v1/admin/periods", json=period)
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["state"] == "closed" and len(body["manifest_sha256"]) == 64
+    assert verify(Path(body["archive"]))[0] == []
+    again = client.post("/api/v1/admin/periods", json=period)
+    assert again.status_code == 409 and "overlaps" in again.json()["detail"]
+    listed = client.get("/api/v1/admin/periods").json()
+    assert [p["manifest_sha256"] for p in listed] == [body["manifest_sha256"]]
+
+
+def test_the_cli_closes_lists_and_verifies(lab: tuple[Config, Collector], tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from labmeter.cli import app
+
+    cfg, _ = lab
+    runner = CliRunner()
+    key = tmp_path / "cli-key.pem"
+    assert runner.invoke(app, ["period", "keygen", str(key)]).exit_code == 0
+    assert runner.invoke(app, ["period", "keygen", str(key)]).exit_code == 1  # never overwritten
+    toml = tmp_path / "server.toml"
+    toml.write_text(
+        f'[influx]\nurl = "{cfg.influx.url}"\ndatabase = "{cfg.influx.database}"\n'
+        f'[api]\ninventory = "{cfg.api.inventory}"\n'
+        f'[evidence]\narchive_dir = "{tmp_path / "cli-archive"}"\nsigning_key = "{key}"\n'
+    )
+    start, end = "2026-03-02T00:00:00+01:00", "2026-03-03T00:00:00+01:00"
+    closed = runner.invoke(
+        app, ["period", "close", "--start", start, "--end", end, "-c", str(toml)]
+    )
+    assert closed.exit_code == 0, closed.output
+    digest = closed.stdout.strip().splitlines()[-1]
+    listed = runner.invoke(app, ["period", "list", "-c", str(toml)])
+    assert digest in listed.stdout and "(closed)" in listed.stdout
+    package = next((tmp_path / "cli-archive").iterdir())
+    public = key.with_suffix(".pub.pem")
+    ok = runner.invoke(app, ["period", "verify", str(package), "--public-key", str(public)])
+    assert ok.exit_code == 0 and "OK" in ok.output, ok.output
+    other = tmp_path / "other.pem"
+    generate_key(other)
+    wrong = runner.invoke(
+        app, ["period", "verify", str(package), "--public-key", str(other.with_suffix(".pub.pem"))]
+    )
+    assert wrong.exit_code == 1 and "public_key.pem" in " ".join(wrong.output.split())

@@ -134,7 +134,7 @@ equipment:
         "inv.yaml:10: equipment[2].final_payment: 2025-02-01 is before collaudo (2025-04-01)",
     ]
     fixed = text.replace("province: ZZ", "province: FI").replace("not-a-cup", "J19J21000120007")
-    fixed = fixed.replace('id: pc-01, site: s, lab: fab', 'id: pc-02, site: s, lab: fab')
+    fixed = fixed.replace("id: pc-01, site: s, lab: fab", "id: pc-02, site: s, lab: fab")
     fixed = fixed.replace('"0.500"', "1850.00").replace("2025-02-01", "2025-05-01")
     inv = parse(fixed, "inv.yaml")
     assert inv.equipment[("s", "cad", "pc-01")].cost == 24500  # YAML's 24.5, as typed
