@@ -23,11 +23,13 @@ from api.records import DeviceRow
 from api.report.model import (
     AgentVersion,
     AvailabilityRow,
+    ClosedPeriod,
     Closure,
     Conclusions,
     DeviceRef,
     EquipmentRow,
     Evidence,
+    Fingerprint,
     FrameworkRow,
     Gap,
     Meta,
@@ -42,6 +44,7 @@ from api.usage import FactKey, Totals
 from labmeter import __version__
 from labmeter.bookings import Booking, Bookings, FeedState
 from labmeter.contract import CATEGORIES, EXTERNAL_CATEGORIES
+from labmeter.evidence import fingerprint
 from labmeter.inventory import DAYS, Equipment, Software
 
 UNDERUSED_BELOW = 0.20  # utilisation under this is flagged as under-used
@@ -126,6 +129,9 @@ def build(
         sessions = sessions_future.result() if sessions_future is not None else None
         versions = versions_future.result()
         step(6, "sessions and agent versions")
+        influx, site = scope.reader.influx, scope.filters.tags.get("site")
+        closure = fingerprint.closure_of(influx, scope.start_ms, scope.end_ms, site)
+        refused = fingerprint.refusals(influx, scope.start_ms, scope.end_ms, site)
 
     facts = scope.facts(scope.start_ms, scope.end_ms)
     reconciled = (
@@ -226,6 +232,21 @@ def build(
             external_categories=list(EXTERNAL_CATEGORIES),
             categories=list(CATEGORIES),
             feeds=reconciled["feeds"] if reconciled is not None else [],
+            fingerprint=Fingerprint(
+                inventory_sha256=inv.sha256 if inv else None,
+                labmeter=__version__,
+                settings=fingerprint.settings(),
+                closed=None
+                if closure is None
+                else ClosedPeriod(
+                    start_ms=closure.start_ms,
+                    end_ms=closure.end_ms,
+                    site=closure.site,
+                    state=closure.state,
+                    manifest_sha256=closure.manifest_sha256,
+                ),
+            ),
+            refusals=refused,
         ),
         conclusions=Conclusions(
             underused=underused,

@@ -133,6 +133,25 @@ class Thresholds(TypedDict):
     max_session_window_days: int
 
 
+class ClosedPeriod(TypedDict):
+    """The closed period a report's window lies in, and its evidence package's manifest."""
+
+    start_ms: int
+    end_ms: int
+    site: str
+    state: str  # "closing" while its package is written, then "closed"
+    manifest_sha256: str
+
+
+class Fingerprint(TypedDict):
+    """What made the figures: the inventory file, the software and its settings."""
+
+    inventory_sha256: str | None
+    labmeter: str
+    settings: dict[str, float | int | str]
+    closed: ClosedPeriod | None
+
+
 class Evidence(TypedDict):
     """Section 8: how much was observed, what is missing, and every threshold used."""
 
@@ -144,6 +163,8 @@ class Evidence(TypedDict):
     unregistered: list[DeviceRef]
     agent_versions: list[AgentVersion]
     thresholds: Thresholds
+    fingerprint: Fingerprint
+    refusals: dict[str, int]  # messages the collectors refused during the window, by reason
     external_categories: list[str]
     categories: list[str]
     feeds: list[FeedRow]  # booking feeds: the age of the copy the figures used

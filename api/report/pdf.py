@@ -88,7 +88,24 @@ def to_pdf(report: Report, lang: Lang) -> bytes:
     for heading, items in conclusions(report, lang):
         _h3(pdf, heading)
         _bullets(pdf, items, lang)
+    _signature(pdf, lang)
     return bytes(pdf.output())
+
+
+def _signature(pdf: FPDF, lang: Lang) -> None:
+    """The lab manager's block: name, date and signature, by hand on the printed report."""
+    if pdf.will_page_break(45):
+        pdf.add_page()
+    pdf.ln(10)
+    pdf.set_font(FONT, "B", SIZE + 1)
+    pdf.cell(0, 7, t("manager_signature", lang), new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font(FONT, "", SIZE)
+    for key in ("sign_name", "sign_date", "sign_here"):
+        pdf.ln(6)
+        pdf.cell(35, 6, t(key, lang))
+        y = pdf.get_y() + 5
+        pdf.line(pdf.l_margin + 35, y, pdf.l_margin + 120, y)
+        pdf.ln(6)
 
 
 def _h2(pdf: FPDF, text: str) -> None:

@@ -83,6 +83,10 @@ TEXT: dict[str, tuple[str, str]] = {
     "version": ("Versione", "Version"),
     "gaps": ("Lacune", "Gaps"),
     "definitions": ("Definizioni e soglie", "Definitions and thresholds"),
+    "manager_signature": ("Responsabile del laboratorio", "Lab manager"),
+    "sign_name": ("Nome e cognome", "Name"),
+    "sign_date": ("Data", "Date"),
+    "sign_here": ("Firma", "Signature"),
     "sources": ("Fonti dei dati", "Data sources"),
     "unregistered": ("Dispositivi non inventariati", "Unregistered devices"),
     "underused": ("Beni sottoutilizzati", "Under-used assets"),
@@ -330,6 +334,57 @@ def method(report: Report, lang: Lang) -> list[str]:
         if it
         else "No name, badge id or window title leaves the agent: only categories and pseudonyms."
     )
+    return items + fingerprint_items(report, lang)
+
+
+REASONS = {
+    "period_closed": ("in un periodo già chiuso", "inside a closed period"),
+    "too_old": ("più vecchi dell'orizzonte dei dati tardivi", "older than the late-data horizon"),
+}
+
+
+def fingerprint_items(report: Report, lang: Lang) -> list[str]:
+    """The report's fingerprint and what the collectors refused while its window ran."""
+    fp, tz = report["evidence"]["fingerprint"], report["meta"]["timezone"]
+    it = lang is Lang.it
+    settings = ", ".join(f"{k} = {v}" for k, v in sorted(fp["settings"].items()))
+    inventory = fp["inventory_sha256"] or ("nessuno" if it else "none")
+    if it:
+        items = [
+            f"Impronta: {period_line(report, lang)} Inventario SHA-256 {inventory}; labmeter "
+            f"{fp['labmeter']}; impostazioni: {settings}."
+        ]
+    else:
+        items = [
+            f"Fingerprint: {period_line(report, lang)} Inventory SHA-256 {inventory}; labmeter "
+            f"{fp['labmeter']}; settings: {settings}."
+        ]
+    closed = fp["closed"]
+    if closed is not None:
+        span = f"{moment(closed['start_ms'], lang, tz)} - {moment(closed['end_ms'], lang, tz)}"
+        digest = closed["manifest_sha256"]
+        if closed["state"] == "closed" and it:
+            items.append(
+                f"Periodo chiuso {span}: nessun dato vi è più accettato; manifesto del "
+                f"pacchetto di evidenze SHA-256 {digest}."
+            )
+        elif closed["state"] == "closed":
+            items.append(
+                f"Closed period {span}: no data is accepted in it any more; evidence package "
+                f"manifest SHA-256 {digest}."
+            )
+        elif it:
+            items.append(f"Periodo {span} in chiusura: questo rapporto è nel suo pacchetto.")
+        else:
+            items.append(f"Period {span} being closed: this report is in its package.")
+    refused = report["evidence"]["refusals"]
+    if refused:
+        parts = "; ".join(
+            f"{n} {REASONS[r][0 if it else 1] if r in REASONS else r}"
+            for r, n in sorted(refused.items())
+        )
+        lead = "Messaggi rifiutati dal collector nel periodo" if it else "Messages refused"
+        items.append(f"{lead}: {parts}.")
     return items
 
 

@@ -16,18 +16,10 @@ REPORT_JSON = "report/report.json"
 
 
 def settings() -> dict[str, Any]:
-    """The settings in the code that shape the report's figures (thresholds, definitions)."""
-    from api import analysis
-    from api.report import build
+    """The settings that shape the report's figures, the rollups' day zone included."""
+    from labmeter.evidence.fingerprint import settings as figures
 
-    return {
-        "underused_below": build.UNDERUSED_BELOW,
-        "low_coverage_below": build.LOW_COVERAGE_BELOW,
-        "durability_years": build.DURABILITY_YEARS,
-        "retention_years": build.RETENTION_YEARS,
-        "session_gap_tolerance_ms": analysis.SESSION_GAP_TOLERANCE_MS,
-        "max_session_window_ms": analysis.MAX_SESSION_WINDOW_MS,
-    }
+    return figures()
 
 
 def build_report(

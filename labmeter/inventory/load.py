@@ -7,6 +7,7 @@ node marks), and every problem is reported in one pass instead of stopping at th
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import re
 from datetime import date, datetime
@@ -462,7 +463,13 @@ def parse(text: str, path: str = "<inventory>") -> Inventory:
 def load(path: Path | str) -> Inventory:
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except OSError as exc:
         raise InventoryError([f"{path}:0: cannot read: {exc.strerror}"]) from exc
-    return parse(text, str(path))
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InventoryError([f"{path}:0: not UTF-8 ({exc.reason})"]) from exc
+    inventory = parse(text.replace("\r\n", "\n"), str(path))
+    inventory.sha256 = hashlib.sha256(data).hexdigest()
+    return inventory

@@ -101,6 +101,7 @@ class Inventory:
     equipment: dict[tuple[str, str, str], Equipment] = field(default_factory=dict)
     software: dict[tuple[str, str], Software] = field(default_factory=dict)
     useful_life: dict[str, float] = field(default_factory=dict)  # years per kind ("software")
+    sha256: str = ""  # of the file's bytes as loaded: reports state it (their fingerprint)
 
     def life_of(self, kind: str) -> float:
         """Years over which an asset of ``kind`` is depreciated: the inventory's, else the

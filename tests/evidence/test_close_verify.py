@@ -301,3 +301,49 @@ def test_the_cli_closes_lists_and_verifies(lab: tuple[Config, Collector], tmp_pa
         app, ["period", "verify", str(package), "--public-key", str(other.with_suffix(".pub.pem"))]
     )
     assert wrong.exit_code == 1 and "public_key.pem" in " ".join(wrong.output.split())
+
+
+def test_reports_carry_their_fingerprint_the_closure_and_the_refusals(
+    lab: tuple[Config, Collector], closed: Closed, influx: InfluxV1, uid: str, tmp_path: Path
+) -> None:
+    import hashlib
+    import re
+    import subprocess
+
+    from api.report.formats import Format, produce
+    from api.report.texts import Lang
+
+    cfg, collector = lab
+    inventory = Path(cfg.api.inventory)
+    archived = orjson.loads((closed.folder / REPORT_JSON).read_bytes())
+    fingerprint = archived["evidence"]["fingerprint"]
+    assert fingerprint["inventory_sha256"] == hashlib.sha256(inventory.read_bytes()).hexdigest()
+    assert fingerprint["closed"]["state"] == "closing"  # the package holds its own report
+    assert fingerprint["settings"]["underused_below"] == 0.2
+    now = build_report(cfg.influx, inventory, DAY, NEXT, "", NOW)
+    assert now["evidence"]["fingerprint"]["closed"] == {
+        "start_ms": DAY, "end_ms": NEXT, "site": "", "state": "closed",
+        "manifest_sha256": closed.manifest_sha256,
+    }  # fmt: skip
+    # Refused while a later report's window runs: that report says so.
+    before = collector.metrics.acked
+    again = [m for m in _messages(uid, DAY, seed=4) if "/sample" in m[0]][:7]
+    received_from = int(time.time() * 1000) - 1000
+    publish_raw(cfg.mqtt.host, cfg.mqtt.port, again)
+    wait_for(lambda: collector.metrics.acked == before + 7)
+    later = build_report(
+        cfg.influx, inventory, received_from, int(time.time() * 1000) + 60_000, "", NOW
+    )
+    assert later["evidence"]["refusals"] == {"period_closed": 7}
+    assert later["evidence"]["fingerprint"]["closed"] is None
+    pdf = tmp_path / "later.pdf"
+    pdf.write_bytes(produce(later, Format.pdf, Lang.it))
+    text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True).stdout
+    flat = " ".join(text.split())
+    assert "7 in un periodo già chiuso" in flat
+    block = "Responsabile del laboratorio Nome e cognome Data Firma"
+    assert block in flat and flat.index(block) > flat.index("9. Conclusioni")
+    after = flat[flat.index(block) + len(block) :].strip()
+    assert re.fullmatch(r"\d+/\d+", after), after  # only the last page's number follows
+    html = produce(now, Format.html, Lang.en).decode()
+    assert closed.manifest_sha256 in html and fingerprint["inventory_sha256"] in html
