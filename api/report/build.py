@@ -246,7 +246,7 @@ def build(
                     manifest_sha256=closure.manifest_sha256,
                 ),
             ),
-            refusals=refused,
+            refused=refused,
         ),
         conclusions=Conclusions(
             underused=underused,

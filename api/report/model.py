@@ -164,7 +164,7 @@ class Evidence(TypedDict):
     agent_versions: list[AgentVersion]
     thresholds: Thresholds
     fingerprint: Fingerprint
-    refusals: dict[str, int]  # messages the collectors refused during the window, by reason
+    refused: dict[str, int]  # messages the collectors refused during the window, by reason
     external_categories: list[str]
     categories: list[str]
     feeds: list[FeedRow]  # booking feeds: the age of the copy the figures used

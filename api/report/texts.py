@@ -377,7 +377,7 @@ def fingerprint_items(report: Report, lang: Lang) -> list[str]:
             items.append(f"Periodo {span} in chiusura: questo rapporto è nel suo pacchetto.")
         else:
             items.append(f"Period {span} being closed: this report is in its package.")
-    refused = report["evidence"]["refusals"]
+    refused = report["evidence"]["refused"]
     if refused:
         parts = "; ".join(
             f"{n} {REASONS[r][0 if it else 1] if r in REASONS else r}"

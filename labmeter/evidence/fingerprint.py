@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from labmeter import influxql
 from labmeter.influx import InfluxV1
 from labmeter.influxql import agg, select
 from labmeter.periods import Closure, closures_query, parse_closures
@@ -57,5 +56,3 @@ def refusals(influx: InfluxV1, start_ms: int, end_ms: int, site: str | None) -> 
         out[reason] = out.get(reason, 0) + int(series.values[0][1] or 0)
     return dict(sorted(out.items()))
 
-
-__all__ = ["closure_of", "influxql", "refusals", "settings"]

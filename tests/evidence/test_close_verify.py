@@ -334,7 +334,7 @@ def test_reports_carry_their_fingerprint_the_closure_and_the_refusals(
     later = build_report(
         cfg.influx, inventory, received_from, int(time.time() * 1000) + 60_000, "", NOW
     )
-    assert later["evidence"]["refusals"] == {"period_closed": 7}
+    assert later["evidence"]["refused"] == {"period_closed": 7}
     assert later["evidence"]["fingerprint"]["closed"] is None
     pdf = tmp_path / "later.pdf"
     pdf.write_bytes(produce(later, Format.pdf, Lang.it))
