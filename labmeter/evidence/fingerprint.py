@@ -55,4 +55,3 @@ def refusals(influx: InfluxV1, start_ms: int, end_ms: int, site: str | None) -> 
         reason = series.tags.get("reason", "")
         out[reason] = out.get(reason, 0) + int(series.values[0][1] or 0)
     return dict(sorted(out.items()))
-
