@@ -15,7 +15,6 @@ from __future__ import annotations
 import itertools
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
@@ -33,7 +32,7 @@ from api.records import (
     SoftwareRow,
     UtilisationRow,
 )
-from api.usage import FactKey, Totals, UsageReader
+from api.usage import FactKey, Totals, UsageReader, View
 from labmeter.contract import CATEGORIES, EXTERNAL_CATEGORIES
 from labmeter.influx import InfluxV1
 from labmeter.inventory import Inventory
@@ -70,8 +69,7 @@ class Scope:
     _open: dict[tuple[str, str], tuple[list[int], list[int], list[int]]] = field(
         default_factory=dict
     )
-    _facts: dict[tuple[int, int], dict[FactKey, Totals]] = field(default_factory=dict)
-    _months: list[tuple[tuple[int, int], dict[FactKey, Totals]]] | None = None
+    _facts: dict[tuple[View, Every | None], list[PeriodFacts]] = field(default_factory=dict)
 
     @property
     def start_ms(self) -> int:
@@ -89,26 +87,33 @@ class Scope:
     def seen(self) -> frozenset[DeviceKey]:
         return self.plan.seen
 
-    def month_facts(self) -> list[tuple[tuple[int, int], dict[FactKey, Totals]]]:
-        """Facts per calendar month of the window, read once; the window's facts are their
-        sum, so a report that needs both pays for one read of the monthly rollups."""
-        if self._months is None:
-            spans = periods(self, Every.month)
-            per = self.reader.period_facts(self.plan, spans)
-            months: dict[int, dict[FactKey, Totals]] = {a: {} for a, _ in spans}
-            total: dict[FactKey, Totals] = defaultdict(Totals)
-            for (a, key), totals in per.items():
-                months[a][key] = totals
-                total[key].add(totals.seconds)
-            self._facts.setdefault((self.start_ms, self.end_ms), dict(total))
-            self._months = [((a, b), months[a]) for a, b in spans]
-        return self._months
+    def facts(self, view: View, every: Every | None = None) -> list[PeriodFacts]:
+        """Usage facts per period of ``every`` (None: the whole window), read once per scope
+        (a report asks for the same ones several times). Per lab, devices the inventory does
+        not list are left out: they never enter a lab's, a site's or a category's figures."""
+        key = (view, every)
+        if key not in self._facts and every is None and (view, Every.month) in self._facts:
+            total: dict[FactKey, Totals] = defaultdict(Totals)  # the months' sum: no read
+            for month in self._facts[(view, Every.month)]:
+                for fact, totals in month.facts.items():
+                    total[fact].add(totals.seconds)
+            self._facts[key] = [PeriodFacts(self.start_ms, self.end_ms, dict(total))]
+        if key not in self._facts:
+            spans = periods(self, every)
+            exclude = self.unregistered() if view is View.lab else ()
+            read = self.reader.facts(self.plan, spans, view, exclude)
+            per: dict[int, dict[FactKey, Totals]] = {a: {} for a, _ in spans}
+            for (a, fact), totals in read.items():
+                per[a][fact] = totals
+            self._facts[key] = [PeriodFacts(a, b, per[a]) for a, b in spans]
+        return self._facts[key]
 
-    def facts(self, start_ms: int, end_ms: int) -> dict[FactKey, Totals]:
-        """Usage facts of a span, read once per scope."""
-        if (start_ms, end_ms) not in self._facts:
-            self._facts[(start_ms, end_ms)] = self.reader.facts(self.plan, start_ms, end_ms)
-        return self._facts[(start_ms, end_ms)]
+    def unregistered(self) -> list[DeviceKey]:
+        """Devices seen on MQTT or with samples, within the filters, that the inventory does
+        not list (none without an inventory: then every device counts)."""
+        if self.inventory is None:
+            return []
+        return sorted(k for k in self.seen | self.plan.known if k not in self.inventory.equipment)
 
     @property
     def tz(self) -> str:
@@ -218,24 +223,11 @@ def _ms(day: date, tz: ZoneInfo) -> int:
     return int(datetime.combine(day, time(), tz).timestamp() * 1000)
 
 
-def bucket_facts(
-    scope: Scope, spans: list[tuple[int, int]], every: Every | None
-) -> list[dict[FactKey, Totals]]:
-    """Facts for each period: one query per month, one daily query for days and weeks."""
-    r, s = scope.reader, scope
-    if every in (Every.day, Every.week):
-        out: list[dict[FactKey, Totals]] = [defaultdict(Totals) for _ in spans]
-        starts = [a for a, _ in spans]
-        for (day_ms, key), totals in r.daily_facts(s.plan).items():
-            moment = max(day_ms, s.start_ms)
-            index = max(i for i, a in enumerate(starts) if a <= moment)
-            target = out[index][key]
-            for name, value in totals.seconds.items():
-                target.seconds[name] += value
-        return [dict(o) for o in out]
-    # Months are independent queries: two at a time keep both of InfluxDB's cores busy.
-    with ThreadPoolExecutor(max_workers=QUERY_THREADS) as pool:
-        return list(pool.map(lambda span: scope.facts(*span), spans))
+@dataclass(frozen=True)
+class PeriodFacts:
+    start_ms: int
+    end_ms: int
+    facts: dict[FactKey, Totals]
 
 
 def _ratio(num: float, den: float | None) -> float | None:
@@ -249,49 +241,31 @@ def utilisation(scope: Scope, group_by: GroupBy, every: Every | None) -> list[Ut
     return list(group_rows(scope, group_by, every))
 
 
-@dataclass
-class _Period:
-    """One period's facts folded per device and per device and category."""
-
-    start_ms: int
-    end_ms: int
-    kinds: dict[DeviceKey, str]  # every device of the period: registered, seen, with facts
-    per_device: dict[DeviceKey, Totals]
-    per_category: dict[tuple[DeviceKey, str], Totals]
-
-
-def _periods(scope: Scope, every: Every | None) -> list[_Period]:
-    spans = periods(scope, every)
-    registered = scope.registered()
-    out = []
-    for (a, b), facts in zip(spans, bucket_facts(scope, spans, every), strict=True):
-        kinds = dict(registered)
-        per_device: dict[DeviceKey, Totals] = defaultdict(Totals)
-        per_category: dict[tuple[DeviceKey, str], Totals] = defaultdict(Totals)
-        for (site, lab, device, kind, category), totals in facts.items():
-            key = (site, lab, device)
-            kinds.setdefault(key, kind)
-            per_device[key].add(totals.seconds)
-            per_category[(key, category)].add(totals.seconds)
-        for key in scope.seen:
+def _kinds(scope: Scope, facts: dict[FactKey, Totals]) -> dict[DeviceKey, str]:
+    """Every device of a period: registered (with the inventory's kind), seen, with data."""
+    kinds = scope.registered()
+    for site, lab, device, kind, _category in facts:
+        kinds.setdefault((site, lab, device), kind)
+    for key in scope.seen:
+        if scope.filters.matches(key):
             kinds.setdefault(key, "")
-        out.append(_Period(a, b, kinds, per_device, per_category))
-    return out
+    return kinds
 
 
 def device_rows(scope: Scope, every: Every | None) -> list[DeviceRow]:
     """Every device (registered, seen or with data), unregistered ones flagged."""
     rows: list[DeviceRow] = []
-    for p in _periods(scope, every):
-        for key in sorted(p.kinds):
+    for p in scope.facts(View.asset, every):
+        per_device = {k[:3]: t for k, t in p.facts.items()}
+        for key, kind in sorted(_kinds(scope, p.facts).items()):
             avail = scope.available_s(key, p.start_ms, p.end_ms)
-            t = p.per_device.get(key, Totals())
+            t = per_device.get(key, Totals())
             rows.append(
                 DeviceRow(
                     site=key[0],
                     lab=key[1],
                     device=key[2],
-                    kind=p.kinds[key],
+                    kind=kind,
                     period_start_ms=p.start_ms,
                     period_end_ms=p.end_ms,
                     registered=scope.is_registered(key),
@@ -301,43 +275,60 @@ def device_rows(scope: Scope, every: Every | None) -> list[DeviceRow]:
     return rows
 
 
+def _members(scope: Scope) -> dict[DeviceKey, str]:
+    """The devices a group's figures count, with their kind: the registered ones within the
+    filters, or without an inventory every device seen or with samples."""
+    if scope.inventory is not None:
+        return scope.registered()
+    return {k: "" for k in scope.seen | scope.plan.known if scope.filters.matches(k)}
+
+
 def group_rows(scope: Scope, group_by: GroupBy, every: Every | None) -> list[GroupRow]:
     """Registered devices per lab, site, kind or stakeholder category; unregistered ones
-    never enter an aggregate."""
+    never enter an aggregate. Per lab, site and category from the per-lab facts (a region's
+    year reads 150 lab series instead of 1,500 device ones), per kind from the per-asset."""
     rows: list[GroupRow] = []
-    for p in _periods(scope, every):
+    members = _members(scope)
+    view = View.asset if group_by is GroupBy.kind else View.lab
+    for p in scope.facts(view, every):
         a, b = p.start_ms, p.end_ms
-        members = {k: v for k, v in p.kinds.items() if scope.is_registered(k)}
         if group_by is GroupBy.category:
             avail_all = _sum_avail(scope, members, a, b)
             cats: dict[str, Totals] = defaultdict(Totals)
-            for (key, category), t in p.per_category.items():
-                if key in members:
-                    cats[category].add(t.seconds)
+            for (_s, _l, _d, _k, category), t in p.facts.items():
+                cats[category].add(t.seconds)
             for category in sorted(cats):
                 row = _group_row(a, b, figures(cats[category], avail_all, None))
                 row["category"] = category
                 row["coverage"] = None  # observed time by category has no denominator of its own
                 rows.append(row)
             continue
+        kinds = dict(members)
+        if group_by is GroupBy.kind:  # devices without an inventory are known by their data
+            for site, lab, device, kind, _category in p.facts:
+                if scope.is_registered((site, lab, device)):
+                    kinds.setdefault((site, lab, device), kind)
         groups: dict[tuple[str, ...], list[DeviceKey]] = defaultdict(list)
-        for key, kind in members.items():
-            group = {
-                GroupBy.lab: key[:2],
-                GroupBy.site: key[:1],
-                GroupBy.kind: (kind,),
-            }[group_by]
-            groups[group].append(key)
+        for key, kind in kinds.items():
+            groups[_group_of(group_by, key, kind)].append(key)
+        sums: dict[tuple[str, ...], Totals] = defaultdict(Totals)
+        for (site, lab, device, kind, _category), t in p.facts.items():
+            if view is View.lab or scope.is_registered((site, lab, device)):
+                key = (site, lab, device)
+                sums[_group_of(group_by, key, kinds.get(key, kind))].add(t.seconds)
         for group, keys in sorted(groups.items()):
-            t = Totals()
-            for key in keys:
-                t.add(p.per_device.get(key, Totals()).seconds)
             avail = _sum_avail(scope, dict.fromkeys(keys, ""), a, b)
-            row = _group_row(a, b, figures(t, avail, len(keys)))
+            row = _group_row(a, b, figures(sums.get(group, Totals()), avail, len(keys)))
             for name, value in zip(_GROUP_NAMES[group_by], group, strict=True):
                 row[name] = value
             rows.append(row)
     return rows
+
+
+def _group_of(group_by: GroupBy, key: DeviceKey, kind: str) -> tuple[str, ...]:
+    if group_by is GroupBy.lab:
+        return key[:2]
+    return key[:1] if group_by is GroupBy.site else (kind,)
 
 
 def _group_row(start_ms: int, end_ms: int, fig: Figures) -> GroupRow:
@@ -388,13 +379,10 @@ def openness_per_lab(scope: Scope) -> list[OpennessRow]:
 
 
 def _openness(scope: Scope, by_lab: bool) -> list[OpennessRow]:
-    facts = scope.facts(scope.start_ms, scope.end_ms)
     groups: dict[tuple[str, str], dict[str, float]] = defaultdict(
         lambda: dict.fromkeys(CATEGORIES, 0.0)
     )
-    for (site, lab, device, _kind, category), t in facts.items():
-        if not scope.is_registered((site, lab, device)):
-            continue
+    for (site, lab, _d, _k, category), t in scope.facts(View.lab)[0].facts.items():
         group = (site, lab) if by_lab else ("", "")
         groups[group][category] = groups[group].get(category, 0.0) + t.in_use_s
     if not by_lab and not groups:
@@ -529,8 +517,17 @@ def _sample_sessions(samples: list[dict[str, Any]]) -> list[SessionRow]:
     return out
 
 
-def unregistered(scope: Scope) -> list[DeviceKey]:
-    """Devices seen on MQTT within the filters that the inventory does not list."""
-    if scope.inventory is None:
-        return []
-    return sorted(k for k in scope.seen if k not in scope.inventory.equipment)
+def company_use_of_pnrr(scope: Scope) -> dict[DeviceKey, float]:
+    """In-use seconds of the ``company`` category on PNRR-funded devices over the window:
+    read per device and category, but only that category's series."""
+    inv = scope.inventory
+    pnrr = {k for k, eq in inv.equipment.items() if eq.pnrr} if inv is not None else set()
+    if not any(scope.filters.matches(k) for k in pnrr):
+        return {}
+    window = [(scope.start_ms, scope.end_ms)]
+    out: dict[DeviceKey, float] = defaultdict(float)
+    facts = scope.reader.facts(scope.plan, window, View.fact, categories=("company",))
+    for (_span, (site, lab, device, _k, _c)), t in facts.items():
+        if (site, lab, device) in pnrr:
+            out[(site, lab, device)] += t.in_use_s
+    return dict(out)

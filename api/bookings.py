@@ -21,9 +21,10 @@ from dataclasses import dataclass
 
 from typing_extensions import TypedDict  # pydantic reads these as response models on 3.11
 
-from api.analysis import Scope
+from api.analysis import Scope, company_use_of_pnrr
 from api.plan import DeviceKey
 from api.spans import Seconds, Span, SpanReader
+from api.usage import View
 from labmeter.bookings import Booking, FeedState
 from labmeter.contract import CATEGORIES
 
@@ -266,10 +267,9 @@ def _labs(
     members: dict[tuple[str, str], list[str]],
 ) -> list[LabUse]:
     total: dict[tuple[str, str], dict[str, float]] = defaultdict(lambda: defaultdict(float))
-    for (site, lab, device, _kind, category), t in scope.facts(
-        scope.start_ms, scope.end_ms
-    ).items():
-        if device in members.get((site, lab), ()) and scope.filters.matches((site, lab, device)):
+    # Per lab and category, registered devices only (the ones bookings can name).
+    for (site, lab, _device, _kind, category), t in scope.facts(View.lab)[0].facts.items():
+        if (site, lab) in members:
             total[(site, lab)][category] += t.in_use_s
     booked_in: dict[tuple[str, str], dict[str, float]] = defaultdict(lambda: defaultdict(float))
     for ((site, lab, _device), category), value in covered.items():
@@ -387,13 +387,7 @@ def _company(
     inv = scope.inventory
     if inv is None:
         return []
-    company: dict[DeviceKey, float] = defaultdict(float)
-    for (site, lab, device, _kind, category), t in scope.facts(
-        scope.start_ms, scope.end_ms
-    ).items():
-        eq = inv.equipment.get((site, lab, device))
-        if category == "company" and eq is not None and eq.pnrr:
-            company[(site, lab, device)] += t.in_use_s
+    company: dict[DeviceKey, float] = defaultdict(float, company_use_of_pnrr(scope))
     for span, holders in segments.items():
         commercial = {d for n in holders if booked[n].booking.commercial for d in booked[n].devices}
         for (device, category), value in seconds[span].items():

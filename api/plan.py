@@ -16,6 +16,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Literal
 
+from labmeter import influxql
 from labmeter.influx import InfluxV1
 from labmeter.influxql import agg, col, select
 from labmeter.opening import OpeningHours
@@ -28,6 +29,8 @@ from labmeter.schema import (
     HOURS_LABEL,
     HOURS_TZ,
     LAB,
+    LAYOUT,
+    SAMPLE,
     SAMPLES,
     SITE,
     STATUS,
@@ -39,7 +42,6 @@ from labmeter.schema import (
 
 DeviceKey = tuple[str, str, str]
 Source = Literal["raw", "hourly", "daily", "monthly"]
-POINTS_MAX_MS = 31 * 24 * HOUR_MS  # rollup parts up to this long are read as points
 
 
 @dataclass(frozen=True)
@@ -78,15 +80,6 @@ class Part:
         """The rollup period read, None for raw points."""
         return None if self.source == "raw" else Period(self.source)
 
-    @property
-    def read_as_points(self) -> bool:
-        """Rollups of up to ``POINTS_MAX_MS``, and months, are read as points and summed in
-        Python: InfluxDB 1.6's ``sum()`` costs per series and field whatever the span (a
-        5-day edge cost as much as a year of daily points), a plain read about half."""
-        return self.source == "monthly" or (
-            self.source != "raw" and self.end_ms - self.start_ms <= POINTS_MAX_MS
-        )
-
 
 @dataclass(frozen=True)
 class ReadPlan:
@@ -101,13 +94,14 @@ class ReadPlan:
     daily_from: int | None = None  # first local day with daily rollups; None: none usable
     stale_days: frozenset[int] = frozenset()  # days split at other hours: read hourly
     seen: frozenset[DeviceKey] = field(default_factory=frozenset)  # devices ever announced
+    known: frozenset[DeviceKey] = field(default_factory=frozenset)  # devices with samples, ever
 
-    def parts(self, start_ms: int, end_ms: int, *, months: bool = True) -> list[Part]:
+    def parts(self, start_ms: int, end_ms: int) -> list[Part]:
         """Whole hours before ``rolled_until`` from rollups, the rest from raw points.
 
         Of those hours, whole local days from ``daily_from`` on come from daily rollups (the
         collector recomputes a day after each of its hours, so a day whose hours are all
-        rolled up is complete) and whole local months from monthly ones (``months``), the
+        rolled up is complete) and whole local months from monthly ones, the
         hours around them from hourly ones, and so do the stale days (and their months).
         """
         if self.rolled_until is None:
@@ -122,12 +116,12 @@ class ReadPlan:
             day_a, day_b = cal.first_day_within(max(first, self.daily_from)), cal.day_of(last)
             if day_a < day_b:
                 rolled = [Part(first, day_a, "hourly")]
-                self._add_days(rolled, day_a, day_b, months)
+                self._add_days(rolled, day_a, day_b)
                 rolled.append(Part(day_b, last, "hourly"))
         parts = [Part(start_ms, first, "raw"), *rolled, Part(last, end_ms, "raw")]
         return [p for p in parts if p.end_ms > p.start_ms]
 
-    def _add_days(self, parts: list[Part], day_a: int, day_b: int, months: bool) -> None:
+    def _add_days(self, parts: list[Part], day_a: int, day_b: int) -> None:
         """Whole days ``[day_a, day_b)``: whole months monthly, other days daily, stale hourly."""
         cal, stale = self.calendar, self.stale_days
         stale_months = {cal.month_of(d) for d in stale}
@@ -135,7 +129,7 @@ class ReadPlan:
         while day < day_b:
             month, after = cal.month_of(day), cal.next_day(day)
             source: Source = "hourly" if day in stale else "daily"
-            whole_month = months and month == day and month not in stale_months
+            whole_month = month == day and month not in stale_months
             if whole_month and (month_end := cal.next_month(day)) <= day_b:
                 source, after = "monthly", month_end
             if parts[-1].source == source and parts[-1].end_ms == day:
@@ -162,7 +156,8 @@ def make_plan(
     sites = {k[0] for k in seen}
     if inventory is not None:
         sites |= {k[0] for k in inventory.equipment if filters.matches(k)}
-    plan = ReadPlan(start_ms, end_ms, filters, opening.calendar, now_ms, seen=seen)
+    known = frozenset(_devices_with_samples(influx, filters))
+    plan = ReadPlan(start_ms, end_ms, filters, opening.calendar, now_ms, seen=seen, known=known)
     rolled_until = _rolled_until(influx, now_ms, sites, filters.site)
     if rolled_until is None:
         return plan
@@ -175,8 +170,28 @@ def make_plan(
         else:
             stale = stale_or_none
     return ReadPlan(
-        start_ms, end_ms, filters, opening.calendar, now_ms, rolled_until, daily_from, stale, seen
+        start_ms,
+        end_ms,
+        filters,
+        opening.calendar,
+        now_ms,
+        rolled_until,
+        daily_from,
+        stale,
+        seen,
+        known,
     )
+
+
+def _devices_with_samples(influx: InfluxV1, filters: Filters) -> set[DeviceKey]:
+    """Every device that has samples, from InfluxDB's series index (no point is read): a
+    lab's rollups count them all, so the ones the inventory does not list are taken away."""
+    out = set()
+    for series in influx.query(influxql.show_series(SAMPLE, filters.tags)):
+        for (key,) in series.values:
+            tags = dict(pair.split("=", 1) for pair in str(key).split(",")[1:])
+            out.add((tags.get(SITE, ""), tags.get(LAB, ""), tags.get(DEVICE, "")))
+    return out
 
 
 def _time_per_site(
@@ -209,12 +224,13 @@ def _rolled_until(
 
 
 def _daily_from(influx: InfluxV1, sites: Collection[str], site: str | None) -> int | None:
-    """First local day covered by daily rollups (for every site), None if a site has none.
+    """First local day covered by daily rollups of today's layout (for every site), None if
+    a site has none.
 
-    Hourly rollups written before daily ones existed are not covered by them, so days
-    before a site's first daily rollup are read from hourly ones.
+    Days rolled up before (no daily rollups, or none per asset and per lab yet) are read from
+    hourly ones until ``labmeter rollups rebuild`` recomputes them.
     """
-    first = _time_per_site(influx, "first", HOURS_DAILY, HOURS_LABEL, site)
+    first = _time_per_site(influx, "first", HOURS_DAILY, LAYOUT, site)
     if not first or any(s not in first for s in sites):
         return None
     return max(first.values())

@@ -70,7 +70,7 @@ class SpanReader:
         device = self.plan.filters.device
         for span in spans:
             site, lab, a, b = span
-            for part in self.plan.parts(a, b, months=False):
+            for part in self.plan.parts(a, b):
                 period = part.period
                 if period is None:
                     q = select(agg("sum", field), source=raw).between(part.start_ms, part.end_ms)

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from api.plan import DeviceKey, Part, ReadPlan
@@ -21,7 +22,9 @@ from labmeter.influxql import Select, agg, col, select, sums
 from labmeter.opening import OpeningHours
 from labmeter.schema import (
     APP,
+    APP_ASSET_TAGS,
     APP_USAGE,
+    ASSET_TAGS,
     CATEGORY,
     DEVICE,
     DEVICE_TAGS,
@@ -32,20 +35,25 @@ from labmeter.schema import (
     HOUR_MS,
     IN_USE,
     LAB,
+    LAB_TAGS,
     OBSERVED,
     OPEN_FIELDS,
     PEAK_SEATS,
     RUNNING,
     SAMPLE,
+    SAMPLES,
     SITE,
     STATUS,
     TYPE,
-    Calendar,
+    Measurement,
     Period,
+    app_asset_rollup,
     app_rollup,
+    asset_rollup,
     base_name,
     device_rollup,
     h1_name,
+    lab_rollup,
     seats_rollup,
 )
 
@@ -73,53 +81,163 @@ class Totals:
         return self.seconds["observed_s"]
 
 
+class View(StrEnum):
+    """The key usage facts are kept by: the finest that a figure needs is the cheapest read."""
+
+    fact = "fact"  # per device and stakeholder category
+    asset = "asset"  # per device, every category together
+    lab = "lab"  # per lab and category, every device together
+
+
+VIEW_TAGS = {View.fact: FACT_TAGS, View.asset: ASSET_TAGS, View.lab: LAB_TAGS}
+Spans = Sequence[tuple[int, int]]
+Facts = dict[tuple[int, FactKey], Totals]  # (the span's start, key) -> seconds
+
+
+def _rollup(view: View, period: Period) -> Measurement:
+    if view is View.asset:
+        return asset_rollup(period)
+    return lab_rollup(period) if view is View.lab else device_rollup(period)
+
+
 class UsageReader:
-    """Usage facts over any part of a request's window, as its plan says where they live;
+    """Usage facts over any spans of a request's window, as its plan says where they live;
     ``opening`` splits in-use time at opening hours."""
 
     def __init__(self, influx: InfluxV1, opening: OpeningHours | None = None) -> None:
         self.influx = influx
         self.opening = opening or OpeningHours(None)
 
+    def facts(
+        self,
+        plan: ReadPlan,
+        spans: Spans,
+        view: View = View.fact,
+        exclude: Collection[DeviceKey] = (),
+        fields: tuple[str, ...] = STATE_FIELDS,
+        categories: Collection[str] = (),
+    ) -> Facts:
+        """Seconds per span (e.g. each calendar month, or the whole window) and per key of
+        ``view``; ``exclude`` leaves devices out (unregistered ones), ``categories`` keeps
+        only those (none: all); ``fields`` narrows the sums (each field read costs about as
+        much as the whole query).
+
+        Daily and monthly rollups are read as points, every span's in one query per period:
+        InfluxDB 1.6 pays per series and field for each query whatever its length, and
+        grouping a year by local day in InfluxDB (``GROUP BY time(1d) tz()``) took 32 s on a
+        region's daily points where reading them took 0.5 s. Raw and hourly parts, the edges
+        and the recent hours, are summed part by part.
+        """
+        if categories and view is View.asset:
+            raise ValueError("per-asset rollups have no category to select")
+        out: Facts = defaultdict(Totals)
+        points: dict[Period, list[tuple[int, Part]]] = defaultdict(list)
+        for a, b in spans:
+            for part in plan.parts(a, b):
+                period = part.period
+                if period in (Period.daily, Period.monthly):
+                    points[period].append((a, part))
+                    continue
+                for record in self._sums(plan, part, view, exclude, fields, categories):
+                    out[(a, _fact_key(record))].add(record)
+        starts = [a for a, _ in spans]
+        for period, parts in points.items():
+            self._add_points(plan, out, starts, period, parts, view, exclude, fields, categories)
+        return dict(out)
+
+    def _add_points(
+        self,
+        plan: ReadPlan,
+        out: Facts,
+        starts: list[int],
+        period: Period,
+        parts: list[tuple[int, Part]],
+        view: View,
+        exclude: Collection[DeviceKey],
+        fields: tuple[str, ...],
+        categories: Collection[str],
+    ) -> None:
+        """Add the daily or monthly points inside ``parts`` to the span that holds each.
+
+        Per-lab rollups count every device of the lab: a device filter reads the device
+        rollups instead, and excluded devices are read apart and taken away.
+        """
+        has_open = self.opening.inventory is not None  # else every second counts as open
+        source = {f: f if has_open or f not in OPEN_FIELDS else base_name(f) for f in fields}
+        first, last = min(p.start_ms for _, p in parts), max(p.end_ms for _, p in parts)
+        within = {a: [p for s, p in parts if s == a] for a, _ in parts}
+        by_lab = view is View.lab and not plan.filters.device
+        # Taking excluded devices away can leave a key that only they had: counted by samples.
+        counted = by_lab and bool(exclude)
+        columns = tuple(map(col, dict.fromkeys((*source.values(), *[SAMPLES] * counted))))
+        samples: dict[tuple[int, FactKey], float] = defaultdict(float)
+        before = set(out)
+        measurement = _rollup(View.fact if view is View.lab and not by_lab else view, period)
+        q = select(*columns, source=measurement).between(first, last)
+        q = q.where_tags(plan.filters.tags if not by_lab else plan.filters.without_device())
+        if categories:
+            q = q.where_in(CATEGORY, categories)
+        reads = [(1.0, q.group_by(*VIEW_TAGS[view]))]
+        if exclude and not by_lab:
+            reads = [(1.0, q.excluding(exclude, DEVICE_TAGS).group_by(*VIEW_TAGS[view]))]
+        elif exclude:
+            apart = select(*columns, source=device_rollup(period)).between(first, last)
+            apart = apart.where_any(exclude, DEVICE_TAGS)
+            if categories:
+                apart = apart.where_in(CATEGORY, categories)
+            reads.append((-1.0, apart.group_by(*VIEW_TAGS[view])))
+        for sign, query in reads:
+            for series in self.influx.query(query):
+                at = {c: i for i, c in enumerate(series.columns)}
+                key, it = _fact_key(series.tags), at["time"]
+                pairs = [(f, at[source[f]]) for f in fields]
+                n = at.get(SAMPLES)
+                for r in series.values:
+                    t = r[it]
+                    span = starts[bisect_right(starts, t) - 1]
+                    if not any(p.start_ms <= t < p.end_ms for p in within.get(span, ())):
+                        continue
+                    seconds = out[(span, key)].seconds
+                    for f, i in pairs:
+                        seconds[f] += sign * (r[i] or 0.0)
+                    if n is not None:
+                        samples[(span, key)] += sign * (r[n] or 0)
+        for gone in [k for k, v in samples.items() if v <= 0 and k not in before]:
+            del out[gone]
+
     def _sums(
         self,
         plan: ReadPlan,
         part: Part,
-        tags: tuple[str, ...] = FACT_TAGS,
-        exclude: Collection[DeviceKey] = (),
-        fields: tuple[str, ...] = STATE_FIELDS,
-        by_day: bool = False,
+        view: View,
+        exclude: Collection[DeviceKey],
+        fields: tuple[str, ...],
+        categories: Collection[str],
     ) -> Iterable[Mapping[str, Any]]:
-        """Sums of ``fields`` over one part, per ``tags`` (and per local day if ``by_day``).
+        """Sums of ``fields`` over one raw or hourly part, per key of ``view``.
 
-        Daily and monthly points carry their open seconds; hourly points and raw half hours
-        are split at opening hours here, so they are read per hour (half hour).
+        Hourly points and raw half hours are split at opening hours here, so they are read
+        per hour (half hour) when the open seconds are asked for.
         """
         inventory = self.opening.inventory
+        tags = VIEW_TAGS[view]
         opens = [f for f in fields if f in OPEN_FIELDS]
-        plain = tuple(dict.fromkeys(f for f in (*fields, *map(base_name, opens)) if f not in opens))
-        carries_open = part.source in ("daily", "monthly") and inventory is not None
-        split_here = bool(opens) and inventory is not None and not carries_open
-        read = fields if carries_open else plain
+        read = tuple(dict.fromkeys(f for f in (*fields, *map(base_name, opens)) if f not in opens))
+        split_here = bool(opens) and inventory is not None
         if split_here and part.source == "hourly":
             read += H1_FIELDS
         by = tuple(dict.fromkeys((SITE, LAB, *tags))) if split_here else tags
         period = part.period
         source = SAMPLE if period is None else device_rollup(period)
-        if part.read_as_points:
-            q = select(*map(col, read), source=source).group_by(*by)
-        elif split_here:
+        if split_here:
             step = HOUR_MS if part.source == "hourly" else HALF_HOUR_MS
             q = select(*sums(read), source=source).group_by(*by, every_ms=step, fill_none=True)
-        elif by_day:
-            q = select(*sums(read), source=source).group_by(
-                *by, every_ms=24 * HOUR_MS, fill_none=True, zone=plan.calendar.tz
-            )
         else:
             q = select(*sums(read), source=source).group_by(*by)
         q = _within(q, plan, part.start_ms, part.end_ms, exclude)
-        calendar = plan.calendar if by_day else None
-        return self._fold(q, tags, fields, opens, split_here, carries_open, part.source, calendar)
+        if categories:
+            q = q.where_in(CATEGORY, categories)
+        return self._fold(q, tags, fields, opens, split_here, part.source)
 
     def _fold(
         self,
@@ -128,44 +246,34 @@ class UsageReader:
         fields: tuple[str, ...],
         opens: list[str],
         split_here: bool,
-        carries_open: bool,
         source: str,
-        calendar: Calendar | None,
     ) -> Iterable[Mapping[str, Any]]:
-        """Sum rows of (time, fields) per ``tags`` (and local day), splitting each row at
-        opening hours when asked; column by column, without a dict per row (a report reads
-        ~100k rows). Without an inventory, or from daily and monthly points, an open field is
-        read from its own column or (every second open) its base field's."""
+        """Sum rows of (time, fields) per ``tags``, splitting each row at opening hours when
+        asked; column by column, without a dict per row. Without an inventory an open field
+        is its base field's (every second is open)."""
         out: dict[tuple[Any, ...], dict[str, Any]] = {}
-        days: dict[int, int] = {}
         opening = self.opening
         for series in self.influx.query(query):
-            col_at = {c: i for i, c in enumerate(series.columns)}
-            it = col_at["time"]
+            at = {c: i for i, c in enumerate(series.columns)}
+            it = at["time"]
             site, lab = series.tags.get(SITE, ""), series.tags.get(LAB, "")
             # Columns added as they are, and open fields split here from (total, first half).
-            direct = [(f, col_at[f]) for f in fields if f not in OPEN_FIELDS and f in col_at]
+            direct = [(f, at[f]) for f in fields if f not in OPEN_FIELDS and f in at]
             split: list[tuple[str, int | None, int | None]] = []
             for f in opens:
-                base = col_at.get(base_name(f))
+                base = at.get(base_name(f))
                 if split_here:
-                    split.append((f, base, col_at.get(h1_name(base_name(f)))))
-                elif (column := col_at.get(f) if carries_open else base) is not None:
-                    direct.append((f, column))
+                    split.append((f, base, at.get(h1_name(base_name(f)))))
+                elif base is not None:
+                    direct.append((f, base))
+            acc = _acc(out, series.tags, tags, fields)
             rows = series.values
-            if calendar is None and not split:  # one sum per column
-                acc = _acc(out, series.tags, tags, fields, None)
+            if not split:  # one sum per column
                 for f, i in direct:
                     acc[f] += sum(r[i] or 0.0 for r in rows)
                 continue
             for r in rows:
                 t = r[it]
-                day = None
-                if calendar is not None:
-                    day = days.get(t // HALF_HOUR_MS)
-                    if day is None:
-                        day = days[t // HALF_HOUR_MS] = calendar.day_of(t)
-                acc = _acc(out, series.tags, tags, fields, day)
                 for f, i in direct:
                     acc[f] += r[i] or 0.0
                 for f, base, h1 in split:
@@ -177,101 +285,17 @@ class UsageReader:
                     acc[f] += opening.hour_open_s(site, lab, t, total, head)
         return out.values()
 
-    def facts(self, plan: ReadPlan, start_ms: int, end_ms: int) -> dict[FactKey, Totals]:
-        """Seconds per device and stakeholder category over a span of the window."""
-        out: dict[FactKey, Totals] = defaultdict(Totals)
-        for part in plan.parts(start_ms, end_ms):
-            for record in self._sums(plan, part):
-                out[_fact_key(record)].add(record)
-        return dict(out)
-
-    def period_facts(
-        self,
-        plan: ReadPlan,
-        spans: list[tuple[int, int]],
-        tags: tuple[str, ...] = FACT_TAGS,
-        exclude: Collection[DeviceKey] = (),
-        fields: tuple[str, ...] = STATE_FIELDS,
-    ) -> dict[tuple[int, FactKey], Totals]:
-        """Like ``facts`` per span (e.g. calendar months), keyed by each span's start.
-
-        Every whole month of every span is read in one query of the monthly rollups' own
-        points: InfluxDB 1.6 pays per series and field for each query, whatever its length
-        (1.4 s for six fields of a region's 1,500 series), so twelve monthly sums cost twelve
-        times one read of twelve points each. The other parts are summed per span.
-        """
-        out: dict[tuple[int, FactKey], Totals] = defaultdict(Totals)
-        starts = [a for a, _ in spans]
-        monthly: list[Part] = []
-        for a, b in spans:
-            for part in plan.parts(a, b):
-                if part.source == "monthly":
-                    monthly.append(part)
-                    continue
-                for record in self._sums(plan, part, tags, exclude, fields):
-                    out[(a, _fact_key(record))].add(record)
-        if monthly:
-            self._add_month_points(plan, out, starts, monthly, tags, exclude, fields)
-        return dict(out)
-
-    def _add_month_points(
-        self,
-        plan: ReadPlan,
-        out: dict[tuple[int, FactKey], Totals],
-        starts: list[int],
-        parts: list[Part],
-        tags: tuple[str, ...],
-        exclude: Collection[DeviceKey],
-        fields: tuple[str, ...],
-    ) -> None:
-        """Add the monthly rollup points inside ``parts`` (one point per month, no sums) to
-        the span that holds each."""
-        has_open = self.opening.inventory is not None  # else every second counts as open
-        source = {f: f if has_open or f not in OPEN_FIELDS else base_name(f) for f in fields}
-        read = tuple(dict.fromkeys(source.values()))
-        q = select(*map(col, read), source=device_rollup(Period.monthly)).group_by(*tags)
-        q = _within(q, plan, parts[0].start_ms, parts[-1].end_ms, exclude)
-        for series in self.influx.query(q):
-            col_at = {c: i for i, c in enumerate(series.columns)}
-            key, it = _fact_key(series.tags), col_at["time"]
-            columns = [(f, col_at[source[f]]) for f in fields]
-            for r in series.values:
-                t = r[it]
-                if not any(p.start_ms <= t < p.end_ms for p in parts):
-                    continue
-                seconds = out[(starts[bisect_right(starts, t) - 1], key)].seconds
-                for f, i in columns:
-                    seconds[f] += r[i] or 0.0
-
-    def daily_facts(
-        self,
-        plan: ReadPlan,
-        tags: tuple[str, ...] = FACT_TAGS,
-        exclude: Collection[DeviceKey] = (),
-        fields: tuple[str, ...] = STATE_FIELDS,
-    ) -> dict[tuple[int, FactKey], Totals]:
-        """Like ``facts`` over the whole window per local day of the plan's calendar (key: the
-        day's start in epoch ms).
-
-        ``tags`` narrows the grouping (missing ones are empty in the key): a year per lab and
-        category is one query with few rows, where twelve monthly queries per device cost
-        twelve passes over every series. ``exclude`` leaves devices out (unregistered ones);
-        ``fields`` narrows the sums (each field read costs about as much as the whole query).
-        """
-        out: dict[tuple[int, FactKey], Totals] = defaultdict(Totals)
-        for part in plan.parts(plan.start_ms, plan.end_ms, months=False):
-            for record in self._sums(plan, part, tags, exclude, fields, by_day=True):
-                out[(int(record["time"]), _fact_key(record))].add(record)
-        return dict(out)
-
     def app_seconds(self, plan: ReadPlan) -> dict[tuple[str, str, str, str], float]:
         """Seconds each app ran, per (site, lab, device, app)."""
         out: dict[tuple[str, str, str, str], float] = defaultdict(float)
         for part in plan.parts(plan.start_ms, plan.end_ms):
             period = part.period
-            source = APP_USAGE if period is None else app_rollup(period)
-            column = col(RUNNING) if part.read_as_points else agg("sum", RUNNING)
-            q = select(column, source=source).group_by(SITE, LAB, DEVICE, APP)
+            if period in (Period.daily, Period.monthly):  # per device: a tenth of the series
+                source, column = app_asset_rollup(period), col(RUNNING)
+            else:
+                source = APP_USAGE if period is None else app_rollup(period)
+                column = agg("sum", RUNNING)
+            q = select(column, source=source).group_by(*APP_ASSET_TAGS)
             for series in self.influx.query(_within(q, plan, part.start_ms, part.end_ms)):
                 t = series.tags
                 i = series.columns.index(RUNNING)
@@ -351,14 +375,11 @@ def _acc(
     series_tags: Mapping[str, str],
     tags: tuple[str, ...],
     fields: tuple[str, ...],
-    day: int | None,
 ) -> dict[str, Any]:
-    key = (day, *(series_tags.get(tag) for tag in tags))
+    key = tuple(series_tags.get(tag) for tag in tags)
     acc = out.get(key)
     if acc is None:
         acc = out[key] = {tag: series_tags.get(tag) for tag in tags} | dict.fromkeys(fields, 0.0)
-        if day is not None:
-            acc["time"] = day
     return acc
 
 

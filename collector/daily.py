@@ -25,7 +25,9 @@ from labmeter.influx import FieldValue, LineWriter, QueryResult, line
 from labmeter.influxql import Select, agg, col, select, sums
 from labmeter.opening import OpeningHours
 from labmeter.schema import (
+    APP_ASSET_TAGS,
     APP_TAGS,
+    ASSET_TAGS,
     FACT_TAGS,
     H1_FIELDS,
     HOUR_MS,
@@ -33,6 +35,9 @@ from labmeter.schema import (
     HOURS_LABEL,
     HOURS_TZ,
     LAB,
+    LAB_TAGS,
+    LAYOUT,
+    LAYOUT_VERSION,
     OPEN_FIELDS,
     PEAK_SEATS,
     RUNNING,
@@ -43,9 +48,12 @@ from labmeter.schema import (
     SITE,
     SPLIT_FIELDS,
     Period,
+    app_asset_rollup,
     app_rollup,
+    asset_rollup,
     device_rollup,
     h1_name,
+    lab_rollup,
     open_name,
     seats_rollup,
 )
@@ -53,6 +61,49 @@ from labmeter.schema import (
 
 class Reader(Protocol):
     def query(self, influxql: Select | str, *, epoch: str = "ms") -> list[QueryResult]: ...
+
+
+class _Totals:
+    """Device-and-category points summed per asset and per lab and category, and app points
+    per device: the coarser rollups a long read takes (``labmeter/schema.py``). Summed here
+    from the finer points just computed, so all of them agree to the last digit."""
+
+    def __init__(self) -> None:
+        self.assets: dict[tuple[int, tuple[str, ...]], dict[str, float]] = {}
+        self.labs: dict[tuple[int, tuple[str, ...]], dict[str, float]] = {}
+        self.apps: dict[tuple[int, tuple[str, ...]], dict[str, float]] = {}
+
+    @staticmethod
+    def _add(
+        into: dict[tuple[int, tuple[str, ...]], dict[str, float]],
+        key: tuple[int, tuple[str, ...]],
+        fields: dict[str, FieldValue],
+    ) -> None:
+        acc = into.setdefault(key, dict.fromkeys(fields, 0.0))
+        for name, value in fields.items():
+            acc[name] += float(value)
+
+    def device(self, tags: dict[str, str], t: int, fields: dict[str, FieldValue]) -> None:
+        self._add(self.assets, (t, tuple(tags.get(k, "") for k in ASSET_TAGS)), fields)
+        self._add(self.labs, (t, tuple(tags.get(k, "") for k in LAB_TAGS)), fields)
+
+    def app(self, tags: dict[str, str], t: int, fields: dict[str, FieldValue]) -> None:
+        self._add(self.apps, (t, tuple(tags.get(k, "") for k in APP_ASSET_TAGS)), fields)
+
+    def lines(self, period: Period) -> list[str]:
+        out = []
+        for into, measurement in (
+            (self.assets, asset_rollup(period)),
+            (self.labs, lab_rollup(period)),
+            (self.apps, app_asset_rollup(period)),
+        ):
+            for (t, key), fields in sorted(into.items()):
+                tags = dict(zip(measurement.tags, key, strict=True))
+                values: dict[str, FieldValue] = {
+                    k: int(v) if k == SAMPLES else v for k, v in fields.items()
+                }
+                out.append(line(measurement.name, tags, values, t))
+        return out
 
 
 def _scoped(query: Select, start_ms: int, end_ms: int, site: str) -> Select:
@@ -78,6 +129,7 @@ def daily_lines(
 
     hourly, daily = device_rollup(Period.hourly), device_rollup(Period.daily)
     lines: list[str] = []
+    totals = _Totals()
     open_s = _open_seconds(reader, first_day_ms, end_ms, site, opening)
     labs: dict[tuple[str, str], set[int]] = {}
     q = select(*sums(SECONDS_FIELDS), agg("sum", SAMPLES), source=hourly)
@@ -89,17 +141,23 @@ def daily_lines(
             fields |= open_s.get((key, day), dict.fromkeys(OPEN_FIELDS, 0.0))
             fields[SAMPLES] = int(rec[SAMPLES] or 0)
             lines.append(line(daily.name, series.tags, fields, day))
+            totals.device(series.tags, day, fields)
             labs.setdefault((series.tags[SITE], series.tags[LAB]), set()).add(day)
     for (site_id, lab), days in sorted(labs.items()):
         for day in sorted(days):
             hours = opening.label(site_id, lab, day, calendar.next_day(day))
-            label: dict[str, FieldValue] = {HOURS_LABEL: hours, HOURS_TZ: calendar.tz}
+            label: dict[str, FieldValue] = {
+                HOURS_LABEL: hours,
+                HOURS_TZ: calendar.tz,
+                LAYOUT: LAYOUT_VERSION,
+            }
             lines.append(line(HOURS_DAILY.name, {SITE: site_id, LAB: lab}, label, day))
     q = select(agg("sum", RUNNING), source=app_rollup(Period.hourly))
     for series in reader.query(per_day(q, *APP_TAGS)):
         for rec in series.records():
             running: dict[str, FieldValue] = {RUNNING: float(rec[RUNNING] or 0.0)}
             lines.append(line(app_rollup(Period.daily).name, series.tags, running, rec["time"]))
+            totals.app(series.tags, rec["time"], running)
     q = select(agg("max", PEAK_SEATS), agg("sum", SEAT_HOURS), source=seats_rollup(Period.hourly))
     for series in reader.query(per_day(q, *SEAT_TAGS)):
         for rec in series.records():
@@ -108,7 +166,7 @@ def daily_lines(
                 SEAT_HOURS: float(rec[SEAT_HOURS] or 0.0),
             }
             lines.append(line(seats_rollup(Period.daily).name, series.tags, seats, rec["time"]))
-    return lines
+    return lines + totals.lines(Period.daily)
 
 
 def monthly_lines(reader: Reader, month_ms: int, site: str, opening: OpeningHours) -> list[str]:
@@ -116,6 +174,7 @@ def monthly_lines(reader: Reader, month_ms: int, site: str, opening: OpeningHour
     its daily rollups (peak seats: the month's highest daily peak)."""
     end_ms = opening.calendar.next_month(month_ms)
     lines: list[str] = []
+    totals = _Totals()
     summed = (*SECONDS_FIELDS, *OPEN_FIELDS)
     q = select(*sums(summed), agg("sum", SAMPLES), source=device_rollup(Period.daily))
     for series in reader.query(_scoped(q, month_ms, end_ms, site).group_by(*FACT_TAGS)):
@@ -123,10 +182,12 @@ def monthly_lines(reader: Reader, month_ms: int, site: str, opening: OpeningHour
         fields: dict[str, FieldValue] = {f: float(rec[f] or 0.0) for f in summed}
         fields[SAMPLES] = int(rec[SAMPLES] or 0)
         lines.append(line(device_rollup(Period.monthly).name, series.tags, fields, month_ms))
+        totals.device(series.tags, month_ms, fields)
     q = select(agg("sum", RUNNING), source=app_rollup(Period.daily))
     for series in reader.query(_scoped(q, month_ms, end_ms, site).group_by(*APP_TAGS)):
         running: dict[str, FieldValue] = {RUNNING: float(series.records()[0][RUNNING] or 0.0)}
         lines.append(line(app_rollup(Period.monthly).name, series.tags, running, month_ms))
+        totals.app(series.tags, month_ms, running)
     q = select(agg("max", PEAK_SEATS), agg("sum", SEAT_HOURS), source=seats_rollup(Period.daily))
     for series in reader.query(_scoped(q, month_ms, end_ms, site).group_by(*SEAT_TAGS)):
         rec = series.records()[0]
@@ -135,7 +196,7 @@ def monthly_lines(reader: Reader, month_ms: int, site: str, opening: OpeningHour
             SEAT_HOURS: float(rec[SEAT_HOURS] or 0.0),
         }
         lines.append(line(seats_rollup(Period.monthly).name, series.tags, seats, month_ms))
-    return lines
+    return lines + totals.lines(Period.monthly)
 
 
 def _open_seconds(

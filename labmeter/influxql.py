@@ -130,6 +130,17 @@ class Select:
             return self._and(f"{ident(key)} = '' AND {ident(key)} != ''")
         return self._and("(" + " OR ".join(f"{ident(key)} = {string(v)}" for v in values) + ")")
 
+    def where_any(self, keys: Iterable[tuple[str, ...]], tags: tuple[str, ...]) -> Select:
+        """Series whose ``tags`` equal one of ``keys`` (none: nothing matches)."""
+        terms = [
+            "(" + " AND ".join(f"{ident(t)} = {string(v)}" for t, v in zip(tags, key, strict=True))
+            + ")"
+            for key in keys
+        ]
+        if not terms:
+            return self._and(f"{ident(tags[0])} = '' AND {ident(tags[0])} != ''")
+        return self._and("(" + " OR ".join(terms) + ")")
+
     def excluding(self, keys: Iterable[tuple[str, ...]], tags: tuple[str, ...]) -> Select:
         """Leave out the series whose ``tags`` equal each key (e.g. unregistered devices)."""
         out = self
@@ -200,6 +211,12 @@ def create_database(name: str, shard_weeks: int | None = None) -> str:
 
 def show_measurements() -> str:
     return "SHOW MEASUREMENTS"
+
+
+def show_series(measurement: Measurement, tags: Mapping[str, str | None]) -> str:
+    """The series keys of a measurement (``name,tag=value,...``) whose tags equal ``tags``."""
+    where = " AND ".join(f"{ident(k)} = {string(v)}" for k, v in tags.items() if v)
+    return f"SHOW SERIES FROM {ident(measurement.name)}" + (f" WHERE {where}" if where else "")
 
 
 def show_field_keys(measurement: Measurement) -> str:

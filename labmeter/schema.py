@@ -36,6 +36,9 @@ DEVICE_TAGS: Final = (SITE, LAB, DEVICE)
 FACT_TAGS: Final = (SITE, LAB, DEVICE, KIND, CATEGORY)  # a device's usage, per category
 APP_TAGS: Final = (SITE, LAB, DEVICE, CATEGORY, APP)
 SEAT_TAGS: Final = (SITE, APP)
+ASSET_TAGS: Final = (SITE, LAB, DEVICE, KIND)  # a device's usage, every category together
+LAB_TAGS: Final = (SITE, LAB, CATEGORY)  # a lab's usage per category, every device together
+APP_ASSET_TAGS: Final = (SITE, LAB, DEVICE, APP)
 
 # --- fields ---------------------------------------------------------------------------------
 
@@ -46,6 +49,9 @@ SAMPLES = "samples"  # raw samples summed into a rollup point
 RUNNING = "running_s"  # seconds an app ran
 PEAK_SEATS, SEAT_HOURS = "peak_seats", "seat_hours"
 HOURS_LABEL, HOURS_TZ = "hours", "tz"  # rollup_hours_daily: the opening hours a day used
+LAYOUT = "layout"  # rollup_hours_daily: which rollups the day has (LAYOUT_VERSION)
+# 2: daily and monthly rollups per asset and per lab beside those per device and category.
+LAYOUT_VERSION: Final = 2
 # The seconds split at opening hours (``labmeter/opening.py``): their open part is
 # ``<name>_open_s`` (daily and monthly rollups), their first half hour ``<name>_h1_s`` (hourly).
 SPLIT_FIELDS: Final = (IN_USE, OBSERVED)
@@ -115,6 +121,30 @@ def app_rollup(period: Period) -> Measurement:
     return Measurement(f"rollup_app_{period}", APP_TAGS, (RUNNING,))
 
 
+# Daily and monthly only: the same seconds as the device rollups, summed over categories (per
+# asset) or over devices (per lab and category). InfluxDB 1.x pays per series read, whatever
+# the span: a year of a 300-device region is 1,500 device-and-category series, 300 asset and
+# 150 lab series, so the year's figures per asset or per lab read 5-10x less (bench/report.py).
+
+
+def asset_rollup(period: Period) -> Measurement:
+    """Seconds per state per device, every stakeholder category together."""
+    return Measurement(
+        f"rollup_asset_{period}", ASSET_TAGS, (*SECONDS_FIELDS, SAMPLES, *OPEN_FIELDS)
+    )
+
+
+def lab_rollup(period: Period) -> Measurement:
+    """Seconds per state per lab and stakeholder category, every device together (devices the
+    inventory does not list included: a reader subtracts them)."""
+    return Measurement(f"rollup_lab_{period}", LAB_TAGS, (*SECONDS_FIELDS, SAMPLES, *OPEN_FIELDS))
+
+
+def app_asset_rollup(period: Period) -> Measurement:
+    """Seconds each app ran per device, every category together."""
+    return Measurement(f"rollup_app_asset_{period}", APP_ASSET_TAGS, (RUNNING,))
+
+
 def seats_rollup(period: Period) -> Measurement:
     """Peak concurrent seats (devices running the app in the same minute) per site and app."""
     return Measurement(f"rollup_app_concurrency_{period}", SEAT_TAGS, (PEAK_SEATS, SEAT_HOURS))
@@ -122,7 +152,7 @@ def seats_rollup(period: Period) -> Measurement:
 
 # One point per lab and local day: the opening hours its daily rollups were split at and the
 # calendar's zone, so the API can tell days computed with other hours than its own.
-HOURS_DAILY: Final = Measurement("rollup_hours_daily", (SITE, LAB), (HOURS_LABEL, HOURS_TZ))
+HOURS_DAILY: Final = Measurement("rollup_hours_daily", (SITE, LAB), (HOURS_LABEL, HOURS_TZ, LAYOUT))
 
 # --- bookkeeping: closed periods and the collectors' word (labmeter/periods.py) -------------
 
@@ -141,6 +171,8 @@ BOOKKEEPING: Final = (CLOSED_PERIOD, COLLECTOR_HEARTBEAT)  # never part of a per
 
 ROLLUPS: Final = (
     *(m(p) for p in Period for m in (device_rollup, app_rollup, seats_rollup)),
+    *(m(p) for p in (Period.daily, Period.monthly) for m in (asset_rollup, lab_rollup)),
+    *(app_asset_rollup(p) for p in (Period.daily, Period.monthly)),
     HOURS_DAILY,
 )
 RAW: Final = (SAMPLE, APP_USAGE, DEVICE_METRICS, EVENT, STATUS)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from api import analysis
-from api.analysis import GroupBy, Scope
+from api.analysis import Every, GroupBy, Scope
 from api.bookings import DEFAULT_NO_SHOW_BELOW, CompanyUse, reconcile
 from api.costs import Costs, costs
 from api.plan import DeviceKey
@@ -40,7 +40,7 @@ from api.report.model import (
     Thresholds,
     Underused,
 )
-from api.usage import FactKey, Totals
+from api.usage import Totals, View
 from labmeter import __version__
 from labmeter.bookings import Booking, Bookings, FeedState
 from labmeter.contract import CATEGORIES, EXTERNAL_CATEGORIES
@@ -104,9 +104,10 @@ def build(
 
     inv = scope.inventory
     # Independent reads run side by side: InfluxDB answers them in parallel and the HTTP
-    # calls release the GIL. Longest first: the months' facts (the window's are their sum).
+    # calls release the GIL. The labs' months give the window's lab figures too (their sum).
     with ThreadPoolExecutor(max_workers=analysis.QUERY_THREADS) as pool:
-        year = pool.submit(scope.month_facts)  # also the window's facts: one read
+        lab_months = pool.submit(scope.facts, View.lab, Every.month)
+        assets = pool.submit(scope.facts, View.asset)
         licences_future = pool.submit(analysis.software, scope)
         versions_future = pool.submit(scope.reader.agent_versions, scope.plan)
         sessions_future = (
@@ -114,7 +115,7 @@ def build(
             if scope.end_ms - scope.start_ms <= analysis.MAX_SESSION_WINDOW_MS
             else None
         )
-        year.result()
+        lab_months.result(), assets.result()
         devices = analysis.device_rows(scope, None)
         labs = analysis.group_rows(scope, GroupBy.lab, None)
         step(1, "utilisation per device and lab")
@@ -133,7 +134,6 @@ def build(
         closure = fingerprint.closure_of(influx, scope.start_ms, scope.end_ms, site)
         refused = fingerprint.refusals(influx, scope.start_ms, scope.end_ms, site)
 
-    facts = scope.facts(scope.start_ms, scope.end_ms)
     reconciled = (
         reconcile(scope, declared.bookings, declared.no_show_below, declared.feeds)
         if declared is not None
@@ -175,7 +175,7 @@ def build(
     if reconciled is not None:
         company = reconciled["company_without_commercial_booking"]
     else:  # no bookings: nothing is declared commercial, all of it is company use without one
-        company = _company_use(scope, facts)
+        company = _company_use(scope)
     return Report(
         meta=Meta(
             start_ms=scope.start_ms,
@@ -217,7 +217,7 @@ def build(
                 if (key := (e["site"], e["lab"], e["device"])) not in scope.seen
                 and e["observed_s"] == 0
             ],
-            unregistered=[_ref(key) for key in analysis.unregistered(scope)],
+            unregistered=[_ref(key) for key in scope.unregistered()],
             agent_versions=_count_versions(versions),
             thresholds=Thresholds(
                 underused_below=UNDERUSED_BELOW,
@@ -262,14 +262,11 @@ def build(
 EXTERNAL = frozenset(EXTERNAL_CATEGORIES)
 
 
-def _company_use(scope: Scope, facts: dict[FactKey, Totals]) -> list[CompanyUse]:
+def _company_use(scope: Scope) -> list[CompanyUse]:
     """Company use of PNRR devices: with no bookings, none of it is declared commercial."""
-    inv = scope.inventory
     out: dict[DeviceKey, float] = defaultdict(float)
-    for (site, lab, device, _k, category), t in facts.items():
-        eq = inv.equipment.get((site, lab, device)) if inv is not None else None
-        if category == "company" and eq is not None and eq.pnrr:
-            out[(site, lab, device)] += t.in_use_s
+    for (site, lab, device), seconds in analysis.company_use_of_pnrr(scope).items():
+        out[(site, lab, device)] += seconds
     return [
         CompanyUse(site=k[0], lab=k[1], device=k[2], in_use_s=round(v, 3))
         for k, v in sorted(out.items())
@@ -387,21 +384,15 @@ def _monthly(scope: Scope, devices: list[DeviceRow]) -> tuple[list[MonthRow], li
     """Per lab and month: utilisation; per month: openness; from the scope's month facts
     (one read for the whole report), unregistered devices left out."""
     members: dict[tuple[str, str], list[tuple[str, str, str]]] = defaultdict(list)
-    unregistered = set()
     for d in devices:
-        key = (d["site"], d["lab"], d["device"])
         if d["registered"]:
-            members[key[:2]].append(key)
-        else:
-            unregistered.add(key)
+            members[(d["site"], d["lab"])].append((d["site"], d["lab"], d["device"]))
     spans = []
     per_lab: dict[tuple[int, str, str], Totals] = defaultdict(Totals)
     per_cat: dict[int, dict[str, float]] = defaultdict(lambda: dict.fromkeys(CATEGORIES, 0.0))
-    for i, (span, facts) in enumerate(scope.month_facts()):
-        spans.append(span)
-        for (site, lab, device, _k, category), totals in facts.items():
-            if (site, lab, device) in unregistered:
-                continue
+    for i, month in enumerate(scope.facts(View.lab, Every.month)):
+        spans.append((month.start_ms, month.end_ms))
+        for (site, lab, _d, _k, category), totals in month.facts.items():
             per_lab[(i, site, lab)].add(totals.seconds)
             per_cat[i][category] = per_cat[i].get(category, 0.0) + totals.in_use_s
     months = []

@@ -8,7 +8,6 @@ from datetime import date
 from fastapi import APIRouter
 from pydantic import BaseModel
 
-from api import analysis
 from api.auth import Viewer
 from api.deps import ScopeDep
 
@@ -59,7 +58,6 @@ def equipment(scope: ScopeDep) -> EquipmentList:
         inventory=inv.path if inv else None,
         equipment=rows,
         unregistered=[
-            UnregisteredDevice(site=s, lab=lab, device=d)
-            for s, lab, d in analysis.unregistered(scope)
+            UnregisteredDevice(site=s, lab=lab, device=d) for s, lab, d in scope.unregistered()
         ],
     )

@@ -286,3 +286,18 @@ def test_daily_rollups_give_the_same_figures_as_raw_points(
 def _shift(text: str, by_ms: int) -> str:
     head, ts = text.rsplit(" ", 1)
     return f"{head} {int(ts) + by_ms}"
+
+
+def test_days_rolled_up_before_the_per_asset_and_per_lab_rollups_are_read_hourly(
+    influx: InfluxV1,
+) -> None:
+    """A day whose daily rollups an older collector wrote (no per-asset or per-lab ones, no
+    layout on its label) is not read from them: they would count as zero."""
+    rollups, _ = d.rollup_lines(d.raw_lines(), d.T0 + 24 * d.HOUR)
+    label = line("rollup_hours_daily", {"site": d.SITE, "lab": "lab-cad"}, {"hours": "*"}, d.T0)
+    influx.write_lines([*rollups, label, *d.status_lines()])
+    now = d.T0 + 48 * d.HOUR
+    plan = make_plan(influx, OpeningHours(None), d.T0, now, Filters(), now)
+    assert plan.rolled_until is not None
+    assert plan.daily_from is None
+    assert {p.source for p in plan.parts(d.T0 - 3600_000, now)} == {"raw", "hourly"}

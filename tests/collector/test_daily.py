@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from collector.metrics import Metrics
@@ -14,7 +15,7 @@ from labmeter.config import Config
 from labmeter.influx import InfluxV1, line
 from labmeter.inventory import load
 from labmeter.opening import OpeningHours
-from labmeter.schema import Calendar, hour_of
+from labmeter.schema import LAYOUT_VERSION, Calendar, hour_of
 from tests.api import lab_data as d
 
 DAY = 24 * d.HOUR
@@ -200,3 +201,51 @@ def test_rebuild_command_recomputes_days_with_the_edited_opening_hours(
     bad = CliRunner().invoke(app, ["rollups", "rebuild", "-c", str(toml), *backwards])
     assert bad.exit_code == 2
     assert "end must be after start" in bad.output
+
+
+def _points(influx: InfluxV1, query: str, tags: tuple[str, ...]) -> dict[tuple[object, ...], float]:
+    return {
+        (t, *(s.tags[k] for k in tags)): v
+        for s in influx.query(query)
+        for t, v in s.values
+        if v is not None
+    }
+
+
+def test_asset_and_lab_rollups_are_the_device_rollups_summed(
+    influx: InfluxV1, tmp_path: Path
+) -> None:
+    """Per asset (every category) and per lab (every device), day by day and for the month,
+    equal InfluxDB's own sums of the per-device-and-category rollups; the days say so."""
+    lab = d.raw_lines()
+    raw = lab + _shifted(lab, DAY) + _shifted(lab, DST_SHIFT)
+    influx.write_lines(raw)
+    opening = OpeningHours(load(d.inventory_file(tmp_path, d.SPLIT_HOURS)))
+    rollups = Rollups(
+        influx, influx, Metrics(), site=d.SITE, state_path=tmp_path / "r.json",
+        grace_s=0, settle_s=0, opening=opening,
+    )  # fmt: skip
+    _roll(rollups, raw)
+    for period, per in (("daily", "GROUP BY time(1d), {} fill(none) tz('Europe/Rome')"),
+                        ("monthly", "GROUP BY {}")):  # fmt: skip
+        for field in ("in_use_s", "in_use_open_s", "observed_open_s", "samples"):
+            for measurement, tags in (("asset", ("device", "kind")), ("lab", ("lab", "category"))):
+                ours = _points(
+                    influx, f"SELECT {field} FROM rollup_{measurement}_{period} GROUP BY *", tags
+                )
+                start = month_of(d.T0) if period == "monthly" else 0
+                theirs = _points(
+                    influx,
+                    f"SELECT sum({field}) FROM rollup_device_daily WHERE time >= {start}ms "
+                    "AND time < 1800000000000ms " + per.format(", ".join(tags)),
+                    tags,
+                )
+                assert ours == pytest.approx(theirs), (period, field, measurement)
+                assert ours, (period, field, measurement)
+    apps = influx.query("SELECT running_s FROM rollup_app_asset_daily GROUP BY device")
+    assert {s.tags["device"]: [v for _t, v in s.values] for s in apps} == {
+        "pc-01": [75 * 60.0] * 3,
+        "pc-02": [30 * 60.0] * 3,
+    }
+    layout = influx.query('SELECT "layout" FROM rollup_hours_daily')
+    assert {v for _t, v in layout[0].values} == {LAYOUT_VERSION}
