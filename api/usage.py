@@ -131,18 +131,21 @@ class UsageReader:
         if categories and view is View.asset:
             raise ValueError("per-asset rollups have no category to select")
         out: Facts = defaultdict(Totals)
-        points: dict[Period, list[tuple[int, Part]]] = defaultdict(list)
+        points: dict[tuple[Period, bool], list[tuple[int, Part]]] = defaultdict(list)
         for a, b in spans:
             for part in plan.parts(a, b):
                 period = part.period
-                if period in (Period.daily, Period.monthly):
-                    points[period].append((a, part))
+                if period is not None:
+                    points[(period, part.coarse)].append((a, part))
                     continue
                 for record in self._sums(plan, part, view, exclude, fields, categories):
                     out[(a, _fact_key(record))].add(record)
         starts = [a for a, _ in spans]
-        for period, parts in points.items():
-            self._add_points(plan, out, starts, period, parts, view, exclude, fields, categories)
+        for (period, coarse), parts in points.items():
+            read = view if coarse else View.fact  # older hours: per device and category only
+            self._add_points(
+                plan, out, starts, period, parts, view, read, exclude, fields, categories
+            )
         return dict(out)
 
     def _add_points(
@@ -153,44 +156,60 @@ class UsageReader:
         period: Period,
         parts: list[tuple[int, Part]],
         view: View,
+        read: View,
         exclude: Collection[DeviceKey],
         fields: tuple[str, ...],
         categories: Collection[str],
     ) -> None:
-        """Add the daily or monthly points inside ``parts`` to the span that holds each.
+        """Add the rollup points inside ``parts`` to the span that holds each, per key of
+        ``view``, reading the rollups of ``read`` (``view``'s own, or finer ones).
 
-        Per-lab rollups count every device of the lab: a device filter reads the device
-        rollups instead, and excluded devices are read apart and taken away.
+        Daily and monthly points carry their seconds within opening hours; hourly ones are
+        split here from each hour's first half. Per-lab rollups count every device of the
+        lab: a device filter reads finer rollups instead, and excluded devices are read apart
+        and taken away.
         """
         has_open = self.opening.inventory is not None  # else every second counts as open
-        source = {f: f if has_open or f not in OPEN_FIELDS else base_name(f) for f in fields}
+        hourly = period is Period.hourly
+        source = {
+            f: base_name(f) if f in OPEN_FIELDS and (hourly or not has_open) else f for f in fields
+        }
+        heads = {f: h1_name(base_name(f)) for f in fields if f in OPEN_FIELDS} if hourly else {}
+        split = hourly and has_open
         first, last = min(p.start_ms for _, p in parts), max(p.end_ms for _, p in parts)
         within = {a: [p for s, p in parts if s == a] for a, _ in parts}
-        by_lab = view is View.lab and not plan.filters.device
+        by_lab = read is View.lab and not plan.filters.device
+        if read is View.lab and not by_lab:
+            read = View.fact
         # Taking excluded devices away can leave a key that only they had: counted by samples.
         counted = by_lab and bool(exclude)
-        columns = tuple(map(col, dict.fromkeys((*source.values(), *[SAMPLES] * counted))))
+        wanted = (*source.values(), *(heads.values() if split else ()), *[SAMPLES] * counted)
+        columns = tuple(map(col, dict.fromkeys(wanted)))
         samples: dict[tuple[int, FactKey], float] = defaultdict(float)
         before = set(out)
-        measurement = _rollup(View.fact if view is View.lab and not by_lab else view, period)
+        opening = self.opening
+        measurement = _rollup(read, period)
         q = select(*columns, source=measurement).between(first, last)
         q = q.where_tags(plan.filters.tags if not by_lab else plan.filters.without_device())
         if categories:
             q = q.where_in(CATEGORY, categories)
-        reads = [(1.0, q.group_by(*VIEW_TAGS[view]))]
+        by = tuple(dict.fromkeys((SITE, LAB, *VIEW_TAGS[view])))  # site and lab: to split hours
+        reads = [(1.0, q.group_by(*by))]
         if exclude and not by_lab:
-            reads = [(1.0, q.excluding(exclude, DEVICE_TAGS).group_by(*VIEW_TAGS[view]))]
+            reads = [(1.0, q.excluding(exclude, DEVICE_TAGS).group_by(*by))]
         elif exclude:
             apart = select(*columns, source=device_rollup(period)).between(first, last)
             apart = apart.where_any(exclude, DEVICE_TAGS)
             if categories:
                 apart = apart.where_in(CATEGORY, categories)
-            reads.append((-1.0, apart.group_by(*VIEW_TAGS[view])))
+            reads.append((-1.0, apart.group_by(*by)))
         for sign, query in reads:
             for series in self.influx.query(query):
                 at = {c: i for i, c in enumerate(series.columns)}
-                key, it = _fact_key(series.tags), at["time"]
-                pairs = [(f, at[source[f]]) for f in fields]
+                key, it = _fact_key(series.tags, VIEW_TAGS[view]), at["time"]
+                site, lab = series.tags.get(SITE, ""), series.tags.get(LAB, "")
+                plain = [(f, at[source[f]]) for f in fields if not (split and f in heads)]
+                halves = [(f, at[source[f]], at[heads[f]]) for f in heads] if split else []
                 n = at.get(SAMPLES)
                 for r in series.values:
                     t = r[it]
@@ -198,8 +217,12 @@ class UsageReader:
                     if not any(p.start_ms <= t < p.end_ms for p in within.get(span, ())):
                         continue
                     seconds = out[(span, key)].seconds
-                    for f, i in pairs:
+                    for f, i in plain:
                         seconds[f] += sign * (r[i] or 0.0)
+                    for f, i, h in halves:
+                        seconds[f] += sign * opening.hour_open_s(
+                            site, lab, t, r[i] or 0.0, r[h] or 0.0
+                        )
                     if n is not None:
                         samples[(span, key)] += sign * (r[n] or 0)
         for gone in [k for k, v in samples.items() if v <= 0 and k not in before]:
@@ -383,5 +406,8 @@ def _acc(
     return acc
 
 
-def _fact_key(record: Mapping[str, Any]) -> FactKey:
-    return tuple(str(record.get(t) or "") for t in FACT_TAGS)  # type: ignore[return-value]
+def _fact_key(record: Mapping[str, Any], tags: tuple[str, ...] = FACT_TAGS) -> FactKey:
+    """The five-tag key of a record; tags outside ``tags`` (the view's) are empty."""
+    return tuple(  # type: ignore[return-value]
+        str(record.get(t) or "") if t in tags else "" for t in FACT_TAGS
+    )

@@ -18,6 +18,7 @@ region's year.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable
 from typing import Protocol
 
@@ -29,7 +30,6 @@ from labmeter.schema import (
     APP_TAGS,
     ASSET_TAGS,
     FACT_TAGS,
-    H1_FIELDS,
     HOUR_MS,
     HOURS_DAILY,
     HOURS_LABEL,
@@ -63,7 +63,7 @@ class Reader(Protocol):
     def query(self, influxql: Select | str, *, epoch: str = "ms") -> list[QueryResult]: ...
 
 
-class _Totals:
+class CoarseSums:
     """Device-and-category points summed per asset and per lab and category, and app points
     per device: the coarser rollups a long read takes (``labmeter/schema.py``). Summed here
     from the finer points just computed, so all of them agree to the last digit."""
@@ -100,7 +100,7 @@ class _Totals:
             for (t, key), fields in sorted(into.items()):
                 tags = dict(zip(measurement.tags, key, strict=True))
                 values: dict[str, FieldValue] = {
-                    k: int(v) if k == SAMPLES else v for k, v in fields.items()
+                    k: int(v) if k == SAMPLES else float(v) for k, v in fields.items()
                 }
                 out.append(line(measurement.name, tags, values, t))
         return out
@@ -127,22 +127,15 @@ def daily_lines(
             *tags, every_ms=24 * HOUR_MS, fill_none=True, zone=calendar.tz
         )
 
-    hourly, daily = device_rollup(Period.hourly), device_rollup(Period.daily)
+    daily = device_rollup(Period.daily)
     lines: list[str] = []
-    totals = _Totals()
-    open_s = _open_seconds(reader, first_day_ms, end_ms, site, opening)
+    totals = CoarseSums()
+    per_hour = CoarseSums()  # the hours per asset and per lab, from the same hourly points
     labs: dict[tuple[str, str], set[int]] = {}
-    q = select(*sums(SECONDS_FIELDS), agg("sum", SAMPLES), source=hourly)
-    for series in reader.query(per_day(q, *FACT_TAGS)):
-        key = tuple(sorted(series.tags.items()))
-        for rec in series.records():
-            day = int(rec["time"])
-            fields: dict[str, FieldValue] = {f: float(rec[f] or 0.0) for f in SECONDS_FIELDS}
-            fields |= open_s.get((key, day), dict.fromkeys(OPEN_FIELDS, 0.0))
-            fields[SAMPLES] = int(rec[SAMPLES] or 0)
-            lines.append(line(daily.name, series.tags, fields, day))
-            totals.device(series.tags, day, fields)
-            labs.setdefault((series.tags[SITE], series.tags[LAB]), set()).add(day)
+    for (tags, day), fields in _days(reader, first_day_ms, end_ms, site, opening, per_hour):
+        lines.append(line(daily.name, tags, fields, day))
+        totals.device(tags, day, fields)
+        labs.setdefault((tags[SITE], tags[LAB]), set()).add(day)
     for (site_id, lab), days in sorted(labs.items()):
         for day in sorted(days):
             hours = opening.label(site_id, lab, day, calendar.next_day(day))
@@ -152,12 +145,17 @@ def daily_lines(
                 LAYOUT: LAYOUT_VERSION,
             }
             lines.append(line(HOURS_DAILY.name, {SITE: site_id, LAB: lab}, label, day))
-    q = select(agg("sum", RUNNING), source=app_rollup(Period.hourly))
-    for series in reader.query(per_day(q, *APP_TAGS)):
-        for rec in series.records():
-            running: dict[str, FieldValue] = {RUNNING: float(rec[RUNNING] or 0.0)}
-            lines.append(line(app_rollup(Period.daily).name, series.tags, running, rec["time"]))
-            totals.app(series.tags, rec["time"], running)
+    q = select(col(RUNNING), source=app_rollup(Period.hourly))
+    apps: dict[tuple[tuple[tuple[str, str], ...], int], float] = defaultdict(float)
+    for series in reader.query(_scoped(q, first_day_ms, end_ms, site).group_by(*APP_TAGS)):
+        key = tuple(sorted(series.tags.items()))
+        for t, value in series.values:
+            per_hour.app(series.tags, t, {RUNNING: float(value or 0.0)})
+            apps[(key, calendar.day_of(t))] += float(value or 0.0)
+    for (key, day), seconds in sorted(apps.items()):
+        running: dict[str, FieldValue] = {RUNNING: seconds}
+        lines.append(line(app_rollup(Period.daily).name, dict(key), running, day))
+        totals.app(dict(key), day, running)
     q = select(agg("max", PEAK_SEATS), agg("sum", SEAT_HOURS), source=seats_rollup(Period.hourly))
     for series in reader.query(per_day(q, *SEAT_TAGS)):
         for rec in series.records():
@@ -166,7 +164,7 @@ def daily_lines(
                 SEAT_HOURS: float(rec[SEAT_HOURS] or 0.0),
             }
             lines.append(line(seats_rollup(Period.daily).name, series.tags, seats, rec["time"]))
-    return lines + totals.lines(Period.daily)
+    return lines + totals.lines(Period.daily) + per_hour.lines(Period.hourly)
 
 
 def monthly_lines(reader: Reader, month_ms: int, site: str, opening: OpeningHours) -> list[str]:
@@ -174,7 +172,7 @@ def monthly_lines(reader: Reader, month_ms: int, site: str, opening: OpeningHour
     its daily rollups (peak seats: the month's highest daily peak)."""
     end_ms = opening.calendar.next_month(month_ms)
     lines: list[str] = []
-    totals = _Totals()
+    totals = CoarseSums()
     summed = (*SECONDS_FIELDS, *OPEN_FIELDS)
     q = select(*sums(summed), agg("sum", SAMPLES), source=device_rollup(Period.daily))
     for series in reader.query(_scoped(q, month_ms, end_ms, site).group_by(*FACT_TAGS)):
@@ -199,28 +197,47 @@ def monthly_lines(reader: Reader, month_ms: int, site: str, opening: OpeningHour
     return lines + totals.lines(Period.monthly)
 
 
-def _open_seconds(
-    reader: Reader, start_ms: int, end_ms: int, site: str, opening: OpeningHours
-) -> dict[tuple[tuple[tuple[str, str], ...], int], dict[str, FieldValue]]:
-    """Seconds within opening hours per series and local day, from each hour's two halves."""
-    out: dict[tuple[tuple[tuple[str, str], ...], int], dict[str, FieldValue]] = {}
+def _days(
+    reader: Reader,
+    start_ms: int,
+    end_ms: int,
+    site: str,
+    opening: OpeningHours,
+    per_hour: CoarseSums,
+) -> list[tuple[tuple[dict[str, str], int], dict[str, FieldValue]]]:
+    """Each series' hourly points summed per local day, with the seconds within opening hours
+    from each hour's two halves; the same points summed per asset and per lab into
+    ``per_hour``. Summed here rather than by InfluxDB's ``GROUP BY time(1d) tz()``, which
+    took minutes over a region's year."""
+    out: dict[tuple[tuple[tuple[str, str], ...], int], dict[str, float]] = {}
     days: dict[int, int] = {}
-    q = select(*map(col, (*SPLIT_FIELDS, *H1_FIELDS)), source=device_rollup(Period.hourly))
+    fields = device_rollup(Period.hourly).fields
+    summed = (*SECONDS_FIELDS, SAMPLES)
+    q = select(*map(col, fields), source=device_rollup(Period.hourly))
     for series in reader.query(_scoped(q, start_ms, end_ms, site).group_by(*FACT_TAGS)):
         key = tuple(sorted(series.tags.items()))
         site_id, lab = series.tags[SITE], series.tags[LAB]
-        for rec in series.records():
-            hour = int(rec["time"])
+        at = {c: i for i, c in enumerate(series.columns)}
+        for row in series.values:
+            hour = int(row[at["time"]])
+            point = {f: float(row[at[f]] or 0.0) for f in fields}
+            per_hour.device(series.tags, hour, dict(point))
             day = days.get(hour // HOUR_MS)
             if day is None:
                 day = days[hour // HOUR_MS] = opening.calendar.day_of(hour)
-            acc = out.setdefault((key, day), dict.fromkeys(OPEN_FIELDS, 0.0))
+            acc = out.get((key, day))
+            if acc is None:
+                acc = out[(key, day)] = dict.fromkeys((*summed, *OPEN_FIELDS), 0.0)
+            for name in summed:
+                acc[name] += point[name]
             for name in SPLIT_FIELDS:
-                total, head = float(rec[name] or 0.0), float(rec[h1_name(name)] or 0.0)
-                acc[open_name(name)] = float(acc[open_name(name)]) + opening.hour_open_s(
-                    site_id, lab, hour, total, head
+                acc[open_name(name)] += opening.hour_open_s(
+                    site_id, lab, hour, point[name], point[h1_name(name)]
                 )
-    return out
+    return [
+        ((dict(key), day), {k: int(v) if k == SAMPLES else v for k, v in fields.items()})
+        for (key, day), fields in sorted(out.items())
+    ]
 
 
 def backfill(
