@@ -41,6 +41,7 @@ from labmeter.schema import (
 )
 
 DeviceKey = tuple[str, str, str]
+LOOK_BACK_MS = 2 * 24 * HOUR_MS
 Source = Literal["raw", "hourly", "daily", "monthly"]
 
 
@@ -219,9 +220,12 @@ def _time_per_site(
     source: Measurement,
     name: str,
     site: str | None,
+    since: int = 0,
 ) -> dict[str, int]:
     """The time of the first or last point of ``source`` per site (or of ``site``)."""
     q = select(agg(function, name), source=source).where(site=site)
+    if since > 0:
+        q = q.since(since)
     return {
         s.tags.get(SITE, site or ""): int(s.values[0][0])
         for s in influx.query(q if site else q.group_by(SITE))
@@ -236,7 +240,12 @@ def _rolled_until(
     Collectors may run per site and lag differently, so it is the earliest of the sites'
     last rolled-up hours, and None (raw points only) when a site in ``sites`` has none.
     """
-    last = _time_per_site(influx, "last", device_rollup(Period.hourly), SAMPLES, site)
+    hourly = device_rollup(Period.hourly)
+    # The last day first: InfluxDB looks at every series of every shard for last() over all
+    # time; a collector that rolls up is never that far behind.
+    last = _time_per_site(influx, "last", hourly, SAMPLES, site, since=now_ms - LOOK_BACK_MS)
+    if not last or any(s not in last for s in sites):
+        last = _time_per_site(influx, "last", hourly, SAMPLES, site)
     if not last or any(s not in last for s in sites):
         return None
     return min(min(last.values()) + HOUR_MS, now_ms // HOUR_MS * HOUR_MS)

@@ -313,7 +313,7 @@ class UsageReader:
         out: dict[tuple[str, str, str, str], float] = defaultdict(float)
         for part in plan.parts(plan.start_ms, plan.end_ms):
             period = part.period
-            if period in (Period.daily, Period.monthly):  # per device: a tenth of the series
+            if period is not None and part.coarse:  # per device: a fifth of the series
                 source, column = app_asset_rollup(period), col(RUNNING)
             else:
                 source = APP_USAGE if period is None else app_rollup(period)
