@@ -136,6 +136,17 @@ def daily_lines(
         lines.append(line(daily.name, tags, fields, day))
         totals.device(tags, day, fields)
         labs.setdefault((tags[SITE], tags[LAB]), set()).add(day)
+    # Every lab of the inventory is labelled for every day, with data or without: a day the
+    # collector computed and found empty is known to be so, and read from its (empty) daily
+    # rollups rather than from the hourly ones of every device.
+    if opening.inventory is not None:
+        all_days, day = [], first_day_ms
+        while day < end_ms:
+            all_days.append(day)
+            day = calendar.next_day(day)
+        for site_id, lab in opening.inventory.labs:
+            if site in ("+", site_id):
+                labs.setdefault((site_id, lab), set()).update(all_days)
     for (site_id, lab), days in sorted(labs.items()):
         for day in sorted(days):
             hours = opening.label(site_id, lab, day, calendar.next_day(day))

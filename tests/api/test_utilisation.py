@@ -257,10 +257,25 @@ def test_daily_rollups_give_the_same_figures_as_raw_points(
             assert plan.daily_from is None
             assert {p.source for p in parts} == {"raw", "hourly"}
         else:
-            assert plan.daily_from == day_of(first + 8 * d.HOUR)  # the first day with data
+            # backfill computes whole months: every day of them is labelled, data or not
+            assert plan.daily_from == api_opening.calendar.month_of(first)
+            # Stale: every day whose hours differ, with data (the weekdays of the lab's
+            # sessions) or without (the other open days of those months).
+            days, cal = [], api_opening.calendar
+            at = day_of(first)
+            while at < cutoff:
+                days.append(at)
+                at = cal.next_day(at)
+            differ = {
+                at
+                for at in days
+                if api_opening.label(d.SITE, "lab-cad", at, cal.next_day(at))
+                != opening.label(d.SITE, "lab-cad", at, cal.next_day(at))
+            }
             weekdays = {day_of(d.T0 + by) for by in shifts if by != 27 * day}
             stale = plan.stale_days
-            assert stale == (weekdays if hours != collector_hours else set())
+            assert stale == differ
+            assert (weekdays <= stale) == (hours != collector_hours)
             assert {p.source for p in parts} == (
                 {"raw", "hourly", "daily", "monthly"} if not stale else {"raw", "hourly", "daily"}
             )

@@ -190,8 +190,13 @@ def test_rebuild_command_recomputes_days_with_the_edited_opening_hours(
     window = ["--start", str(d.T0 // 1000), "--end", str(d.T0 // 1000 + 86400)]
     result = CliRunner().invoke(app, ["rollups", "rebuild", "-c", str(toml), *window])
     assert result.exit_code == 0, result.output
-    hours = influx.query('SELECT "hours" FROM rollup_hours_daily')
+    hours = influx.query(f'SELECT "hours" FROM rollup_hours_daily WHERE time = {day_of(d.T0)}ms')
     assert hours[0].values[0][1] == "09:30-10:30,11:30-13:00"
+    # Every day of the rebuilt month is labelled, with data or without (a Sunday: closed).
+    sunday = influx.query(
+        f'SELECT "hours" FROM rollup_hours_daily WHERE time = {day_of(d.T0 - DAY)}ms'
+    )
+    assert sunday[0].values[0][1] == ""
     pc01 = influx.query(
         "SELECT in_use_open_s FROM rollup_device_daily WHERE device = 'pc-01' AND "
         "category = 'school'"
