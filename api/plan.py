@@ -41,7 +41,7 @@ from labmeter.schema import (
 )
 
 DeviceKey = tuple[str, str, str]
-LOOK_BACK_MS = 2 * 24 * HOUR_MS
+LOOK_BACK_MS = 8 * 24 * HOUR_MS
 Source = Literal["raw", "hourly", "daily", "monthly"]
 
 
@@ -97,6 +97,7 @@ class ReadPlan:
     rolled_until: int | None = None  # end of the rolled-up hours; None: raw points only
     daily_from: int | None = None  # first local day with daily rollups; None: none usable
     stale_days: frozenset[int] = frozenset()  # days split at other hours: read hourly
+    empty_days: frozenset[int] = frozenset()  # rolled-up days without a sample: not read
     seen: frozenset[DeviceKey] = field(default_factory=frozenset)  # devices ever announced
     known: frozenset[DeviceKey] = field(default_factory=frozenset)  # devices with samples, ever
 
@@ -122,8 +123,21 @@ class ReadPlan:
                 rolled = [Part(first, day_a, "hourly")]
                 self._add_days(rolled, day_a, day_b)
                 rolled.append(Part(day_b, last, "hourly"))
-        parts = [Part(start_ms, first, "raw"), *self._coarse(rolled), Part(last, end_ms, "raw")]
+        rolled = [p for p in self._coarse(rolled) if not self._empty(p)]
+        parts = [Part(start_ms, first, "raw"), *rolled, Part(last, end_ms, "raw")]
         return [p for p in parts if p.end_ms > p.start_ms]
+
+    def _empty(self, part: Part) -> bool:
+        """Whether every local day the rolled-up part touches had no sample at all: InfluxDB
+        1.6 pays per series even to find nothing (0.1-0.5 s for a window's first hours)."""
+        if not self.empty_days:
+            return False
+        day = self.calendar.day_of(part.start_ms)
+        while day < part.end_ms:
+            if day not in self.empty_days:
+                return False
+            day = self.calendar.next_day(day)
+        return True
 
     def _coarse(self, parts: list[Part]) -> list[Part]:
         """Hours before ``daily_from`` were rolled up per device and category only."""
@@ -183,12 +197,14 @@ def make_plan(
         return plan
     daily_from = _daily_from(influx, sites, filters.site)
     stale: frozenset[int] = frozenset()
+    empty: frozenset[int] = frozenset()
     if daily_from is not None:
-        stale_or_none = _stale_days(influx, opening, max(start_ms, daily_from), end_ms, filters)
-        if stale_or_none is None:
+        first_day = opening.calendar.day_of(max(start_ms, daily_from))
+        checked = _check_days(influx, opening, first_day, end_ms, filters)
+        if checked is None:
             daily_from = None
         else:
-            stale = stale_or_none
+            stale, empty = checked
     return ReadPlan(
         start_ms,
         end_ms,
@@ -198,6 +214,7 @@ def make_plan(
         rolled_until,
         daily_from,
         stale,
+        empty,
         seen,
         known,
     )
@@ -264,26 +281,33 @@ def _daily_from(influx: InfluxV1, sites: Collection[str], site: str | None) -> i
     return max(first.values())
 
 
-def _stale_days(
+def _check_days(
     influx: InfluxV1, opening: OpeningHours, start_ms: int, end_ms: int, filters: Filters
-) -> frozenset[int] | None:
+) -> tuple[frozenset[int], frozenset[int]] | None:
     """The days whose daily rollups the collector split at other opening hours than the
-    API's inventory states (it was edited, or the collector has none); None when any day in
-    the window was cut in another time zone than the API's calendar, whose days then do not
-    line up with the API's at all. Labs the API does not know are not checked for hours:
-    their devices are unregistered and have no denominator to be split for."""
+    API's inventory states (it was edited, or the collector has none), and the days no lab
+    had a sample; None when any day in the window was cut in another time zone than the
+    API's calendar, whose days then do not line up with the API's at all. Labs the API does
+    not know are not checked for hours: their devices are unregistered and have no
+    denominator to be split for."""
     inventory = opening.inventory
     zone = opening.calendar.tz
-    q = select(col(HOURS_LABEL), col(HOURS_TZ), source=HOURS_DAILY).between(start_ms, end_ms)
+    columns = (col(HOURS_LABEL), col(HOURS_TZ), col(SAMPLES))
+    q = select(*columns, source=HOURS_DAILY).between(start_ms, end_ms)
     stale: set[int] = set()
+    busy: set[int] = set()  # days some lab had samples on, or that say nothing about them
+    labelled: set[int] = set()
     for series in influx.query(q.where_tags(filters.without_device()).group_by(SITE, LAB)):
         site, lab = series.tags[SITE], series.tags[LAB]
         checked = inventory is not None and (site, lab) in inventory.labs
-        for day, hours, tz in series.values:
+        for day, hours, tz, samples in series.values:
             if (tz or DEFAULT_TZ) != zone:
                 return None
+            labelled.add(day)
+            if samples is None or samples > 0:
+                busy.add(day)
             if not checked or day in stale:
                 continue
             if hours != opening.label(site, lab, day, opening.calendar.next_day(day)):
                 stale.add(day)
-    return frozenset(stale)
+    return frozenset(stale), frozenset(labelled - busy)

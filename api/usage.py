@@ -143,9 +143,10 @@ class UsageReader:
         starts = [a for a, _ in spans]
         for (period, coarse), parts in points.items():
             read = view if coarse else View.fact  # older hours: per device and category only
-            self._add_points(
-                plan, out, starts, period, parts, view, read, exclude, fields, categories
-            )
+            for run in _runs(parts):
+                self._add_points(
+                    plan, out, starts, period, run, view, read, exclude, fields, categories
+                )
         return dict(out)
 
     def _add_points(
@@ -380,6 +381,18 @@ class UsageReader:
             for r in _records(self.influx.query(q))
             if r.get("agent")
         }
+
+
+def _runs(parts: list[tuple[int, Part]]) -> list[list[tuple[int, Part]]]:
+    """Parts that follow one another without a gap, each run read in one query: InfluxQL 1.x
+    has no OR of time ranges, and one range over a gap would read every point in it."""
+    runs: list[list[tuple[int, Part]]] = []
+    for item in sorted(parts, key=lambda p: p[1].start_ms):
+        if runs and runs[-1][-1][1].end_ms == item[1].start_ms:
+            runs[-1].append(item)
+        else:
+            runs.append([item])
+    return runs
 
 
 def _within(

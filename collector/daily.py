@@ -131,11 +131,12 @@ def daily_lines(
     lines: list[str] = []
     totals = CoarseSums()
     per_hour = CoarseSums()  # the hours per asset and per lab, from the same hourly points
-    labs: dict[tuple[str, str], set[int]] = {}
+    labs: dict[tuple[str, str], dict[int, int]] = {}  # lab -> day -> samples
     for (tags, day), fields in _days(reader, first_day_ms, end_ms, site, opening, per_hour):
         lines.append(line(daily.name, tags, fields, day))
         totals.device(tags, day, fields)
-        labs.setdefault((tags[SITE], tags[LAB]), set()).add(day)
+        per_day_samples = labs.setdefault((tags[SITE], tags[LAB]), {})
+        per_day_samples[day] = per_day_samples.get(day, 0) + int(fields[SAMPLES])
     # Every lab of the inventory is labelled for every day, with data or without: a day the
     # collector computed and found empty is known to be so, and read from its (empty) daily
     # rollups rather than from the hourly ones of every device.
@@ -146,14 +147,17 @@ def daily_lines(
             day = calendar.next_day(day)
         for site_id, lab in opening.inventory.labs:
             if site in ("+", site_id):
-                labs.setdefault((site_id, lab), set()).update(all_days)
+                counted = labs.setdefault((site_id, lab), {})
+                for day in all_days:
+                    counted.setdefault(day, 0)
     for (site_id, lab), days in sorted(labs.items()):
-        for day in sorted(days):
+        for day, samples in sorted(days.items()):
             hours = opening.label(site_id, lab, day, calendar.next_day(day))
             label: dict[str, FieldValue] = {
                 HOURS_LABEL: hours,
                 HOURS_TZ: calendar.tz,
                 LAYOUT: LAYOUT_VERSION,
+                SAMPLES: samples,  # 0: the day had nothing to read
             }
             lines.append(line(HOURS_DAILY.name, {SITE: site_id, LAB: lab}, label, day))
     q = select(col(RUNNING), source=app_rollup(Period.hourly))

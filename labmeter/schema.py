@@ -155,9 +155,12 @@ def seats_rollup(period: Period) -> Measurement:
     return Measurement(f"rollup_app_concurrency_{period}", SEAT_TAGS, (PEAK_SEATS, SEAT_HOURS))
 
 
-# One point per lab and local day: the opening hours its daily rollups were split at and the
-# calendar's zone, so the API can tell days computed with other hours than its own.
-HOURS_DAILY: Final = Measurement("rollup_hours_daily", (SITE, LAB), (HOURS_LABEL, HOURS_TZ, LAYOUT))
+# One point per lab and local day: the opening hours its daily rollups were split at, the
+# calendar's zone and the rollup layout, so the API can tell days computed with other hours
+# than its own, and the lab's samples that day, so it need not read a day that had none.
+HOURS_DAILY: Final = Measurement(
+    "rollup_hours_daily", (SITE, LAB), (HOURS_LABEL, HOURS_TZ, LAYOUT, SAMPLES)
+)
 
 # --- bookkeeping: closed periods and the collectors' word (labmeter/periods.py) -------------
 
