@@ -152,7 +152,7 @@ def daily_lines(
                     counted.setdefault(day, 0)
     for (site_id, lab), days in sorted(labs.items()):
         for day, samples in sorted(days.items()):
-            hours = opening.label(site_id, lab, day, calendar.next_day(day))
+            hours = opening.label(site_id, lab, day)
             label: dict[str, FieldValue] = {
                 HOURS_LABEL: hours,
                 HOURS_TZ: calendar.tz,

@@ -27,7 +27,7 @@ class OpeningHours:
         # Daily and monthly rollups are cut at the local days of the inventory's zone.
         self.calendar = Calendar(inventory.timezone if inventory else DEFAULT_TZ)
         self._open: dict[tuple[str, str, int], frozenset[int]] = {}
-        self._labels: dict[tuple[str, str, int, int], str] = {}
+        self._labels: dict[tuple[str, str, int], str] = {}
 
     def _open_halves(self, site: str, lab: str, utc_day: int) -> frozenset[int]:
         key = (site, lab, utc_day)
@@ -55,15 +55,17 @@ class OpeningHours:
         first = head if self.is_open(site, lab, hour_ms) else 0.0
         return first + (total - head if self.is_open(site, lab, hour_ms + HALF_HOUR_MS) else 0.0)
 
-    def label(self, site: str, lab: str, day_start_ms: int, day_end_ms: int) -> str:
-        """The lab's hours over one local day as ``HH:MM-HH:MM,...`` ("" when closed, "*"
-        without an inventory): what the daily rollups of that day were computed with."""
+    def label(self, site: str, lab: str, day_ms: int) -> str:
+        """The lab's hours over the local day starting at ``day_ms`` as ``HH:MM-HH:MM,...``
+        ("" when closed, "*" without an inventory): what the daily rollups of that day were
+        computed with. Cached: the API compares one per lab and day of a window."""
         if self.inventory is None:
             return "*"
-        key = (site, lab, day_start_ms, day_end_ms)
+        key = (site, lab, day_ms)
         found = self._labels.get(key)
         if found is None:
-            found = self._labels[key] = _label(self.inventory, site, lab, day_start_ms, day_end_ms)
+            day_end = self.calendar.next_day(day_ms)
+            found = self._labels[key] = _label(self.inventory, site, lab, day_ms, day_end)
         return found
 
 

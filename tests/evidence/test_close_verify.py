@@ -192,13 +192,17 @@ def test_one_flipped_byte_in_any_file_or_a_missing_file_names_it(
 
 def test_restored_data_altered_names_the_figure(closed: Closed) -> None:
     def tamper(influx: InfluxV1) -> None:
-        rows = influx.query("SELECT * FROM rollup_device_hourly WHERE device = 'pc-01' GROUP BY *")
-        series = rows[0]
-        record = series.records()[0]
-        influx.write_lines(
-            [f"rollup_device_hourly,{','.join(f'{k}={v}' for k, v in sorted(series.tags.items()))} "
-             f"in_use_s={float(record['in_use_s']) + 3600.0} {record['time']}"]
-        )  # fmt: skip
+        # An hour of pc-01 one hour longer in use, in every rollup that holds it per device
+        # (the report reads the coarsest one that answers).
+        for measurement in ("rollup_device_hourly", "rollup_asset_hourly"):
+            rows = influx.query(f"SELECT * FROM {measurement} WHERE device = 'pc-01' GROUP BY *")
+            series = rows[0]
+            record = series.records()[0]
+            tags = ",".join(f"{k}={v}" for k, v in sorted(series.tags.items()))
+            influx.write_lines(
+                [f"{measurement},{tags} in_use_s={float(record['in_use_s']) + 3600.0} "
+                 f"{record['time']}"]
+            )  # fmt: skip
 
     problems, _ = verify(closed.folder, on_restored=tamper)
     assert any("pc-01" in p and "in_use_s" in p for p in problems), problems
