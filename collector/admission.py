@@ -72,19 +72,21 @@ class Admission:
         """Raise ``PayloadRejected`` (``too_old``, ``period_closed``) for a refused message."""
         body = message.payload
         if isinstance(body, Sample):
-            start, end = body.start_ms, body.ts
+            self.check_span(message.topic.site, body.start_ms, body.ts, body.ts, received_ms)
         elif isinstance(body, Event):
-            start, end = body.ts, body.ts + 1
-        else:  # statuses are retained and replayed on every subscribe: never refused here
-            return
-        if self.max_age_ms and body.ts < received_ms + self.offset_ms - self.max_age_ms:
-            days = (received_ms + self.offset_ms - body.ts) / DAY_MS
+            self.check_span(message.topic.site, body.ts, body.ts + 1, body.ts, received_ms)
+        # statuses are retained and replayed on every subscribe: never refused here
+
+    def check_span(self, site: str, start: int, end: int, ts: int, received_ms: int) -> None:
+        """``check`` of a message of ``site`` about ``start``..``end``, stamped ``ts``: what the
+        converter's fast path asks without building a ``Message`` (``collector/convert.py``)."""
+        if self.max_age_ms and ts < received_ms + self.offset_ms - self.max_age_ms:
+            days = (received_ms + self.offset_ms - ts) / DAY_MS
             raise PayloadRejected(
                 "too_old", f"ts is {days:.1f} days old; the horizon is {self.max_age_ms / DAY_MS:g}"
             )
         if start >= self._after:
             return
-        site = message.topic.site
         # Only closures ending after the start can hold the interval.
         for closure in self.closed[bisect.bisect_right(self._ends, start) :]:
             if closure.overlaps(start, end, site):

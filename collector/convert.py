@@ -10,10 +10,23 @@ sample covering 08:59-09:00 would be counted in the 09:00 hour.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections.abc import Mapping
+from typing import Any, Final, NamedTuple
+
+import orjson
 
 from collector.admission import NO_LIMITS, Admission
-from labmeter.contract import STATES, Event, Message, Sample, Status, decode
+from labmeter.contract import (
+    MAX_PAYLOAD_BYTES,
+    STATES,
+    Event,
+    Message,
+    Sample,
+    Status,
+    Topic,
+    decode,
+    plain_sample,
+)
 from labmeter.errors import PayloadRejected
 from labmeter.influx import FieldValue, line
 from labmeter.schema import (
@@ -21,6 +34,7 @@ from labmeter.schema import (
     DEVICE_METRICS,
     EVENT,
     EVENT_DATA_PREFIX,
+    HOUR_MS,
     SAMPLE,
     STATUS,
     hour_of,
@@ -37,47 +51,131 @@ def _tags(message: Message) -> dict[str, str]:
     return {"site": t.site, "lab": t.lab, "device": t.device}
 
 
-_ZERO = {s: f"{s}_s=0.0" for s in STATES}
-# The zero fields of the states a sample leaves out, by the states it has: at most 1,957
-# orderings of at most six states, so the cache stays small.
-_ABSENT: dict[tuple[str, ...], list[str]] = {}
+# Field templates by the names a sample's map has, in their order: "in_use_s=%r,idle_s=%r,
+# setup_s=0.0,..." for its states (every state is written, 0.0 when absent, so each point has
+# the same float fields), "cpu_pct=%r,..." for its metrics. One ``%`` then writes every value
+# in C, where a list of f-strings and a join cost twice as much. Emptied when full: input
+# full of distinct metric names cannot grow them without limit.
+_STATES_FMT: dict[tuple[str, ...], str] = {}
+_METRICS_FMT: dict[tuple[str, ...], str] = {}
+_FMT_LIMIT: Final = 4096
 
 
-def _absent_states(present: tuple[str, ...]) -> list[str]:
-    zeros = _ABSENT.get(present)
-    if zeros is None:
-        zeros = _ABSENT[present] = [_ZERO[s] for s in STATES if s not in present]
-    return zeros
+def _states_fmt(names: tuple[str, ...]) -> str:
+    fmt = _STATES_FMT.get(names)
+    if fmt is None:
+        if len(_STATES_FMT) >= _FMT_LIMIT:
+            _STATES_FMT.clear()
+        absent = [f"{s}_s=0.0" for s in STATES if s not in names]
+        fmt = _STATES_FMT[names] = ",".join([f"{s}_s=%r" for s in names] + absent)
+    return fmt
+
+
+def _metrics_fmt(names: tuple[str, ...]) -> str:
+    fmt = _METRICS_FMT.get(names)
+    if fmt is None:
+        if len(_METRICS_FMT) >= _FMT_LIMIT:
+            _METRICS_FMT.clear()
+        fmt = _METRICS_FMT[names] = ",".join([f"{k}=%r" for k in names])
+    return fmt
+
+
+class _Place(NamedTuple):
+    """A sample topic and the parts of its lines that come from it."""
+
+    topic: Topic
+    device: str  # ",device=<device>"
+    lab_site: str  # ",lab=<lab>,site=<site>"
+    metrics: str  # a device_metrics line up to its fields
+
+
+def _place(topic: Topic) -> _Place:
+    device, lab_site = f",device={topic.device}", f",lab={topic.lab},site={topic.site}"
+    return _Place(topic, device, lab_site, f"{_METRICS}{device}{lab_site} ")
+
+
+# Raw sample topic -> its place (None: a valid topic of another channel). Only valid topics
+# are kept, and it is emptied when full: input full of distinct topics cannot grow it.
+_PLACES: dict[bytes, _Place | None] = {}
+_PLACES_LIMIT: Final = 65536
+_NONE: Final[dict[str, Any]] = {}  # an absent map; never mutated
+
+
+# Longer intervals go through ``parse``: near float's limit, ``ts - interval_s * 1000``
+# overflows and ``parse`` refuses the sample as unwritable.
+_LONGEST_S: Final = 1e300
+_UNKNOWN: Final = _place(Topic("unknown", "unknown", "unknown", "sample"))  # a topic not seen
+
+
+def _sample_place(topic: bytes) -> _Place | None:
+    """The place of a sample topic; None for any other topic (``parse`` then decides)."""
+    try:
+        parsed = Topic.parse(topic.decode("utf-8"))
+    except (UnicodeDecodeError, PayloadRejected):
+        return None  # not kept: parse refuses it, with its reason
+    if len(_PLACES) >= _PLACES_LIMIT:
+        _PLACES.clear()
+    place = _PLACES[topic] = _place(parsed) if parsed.channel == "sample" else None
+    return place
 
 
 def _sample(message: Message, sample: Sample) -> list[str]:
-    # The hot path (a backlog is almost all samples), so the lines are built by hand rather
-    # than through ``line()``: every tag value and field key here was already checked by the
-    # contract against [a-z0-9_.-] (topic segments, kind, app and metric names, categories),
-    # so nothing needs escaping, and tag keys are written in sorted order (InfluxDB's fast
-    # path). String values are a state name and a p_<hex> pseudonym: nothing to escape either.
-    # The contract already made every number a float; float repr is the costliest step left
-    # (~0.2 us each), so the states a sample leaves out are written as a ready-made 0.0.
-    t = message.topic
-    state_s = sample.state_s
-    # Every state is written (0.0 when absent) so each point has the same float fields.
-    present = [f"{s}_s={v!r}" for s, v in state_s.items()]
-    fields = ",".join(present + _absent_states(tuple(state_s)))
-    kind = f",kind={sample.kind}" if sample.kind else ""
-    state = f',state="{sample.state}"' if sample.state is not None else ""
-    user = f',user="{sample.user}"' if sample.user is not None else ""
-    start = sample.start_ms
-    tags = f"category={sample.category},device={t.device}{kind},lab={t.lab},site={t.site}"
+    return _sample_lines(
+        _place(message.topic),
+        sample.start_ms,
+        sample.interval_s,
+        sample.seq,
+        sample.state_s,
+        sample.apps_s,
+        sample.metrics,
+        sample.category,
+        sample.kind,
+        sample.state,
+        sample.user,
+    )
+
+
+def _sample_lines(
+    place: _Place,
+    start: int,
+    interval_s: float,
+    seq: int,
+    state_s: Mapping[str, float],
+    apps_s: Mapping[str, float],
+    metrics: Mapping[str, float],
+    category: str,
+    kind: str | None,
+    state: str | None,
+    user: str | None,
+) -> list[str]:
+    """A sample's lines, from a ``Sample`` or straight from a payload ``plain_sample`` passed
+    (numbers may then be JSON integers: ``float()`` makes them what the contract makes them).
+
+    The hot path (a backlog is almost all samples), so the lines are built by hand rather
+    than through ``line()``: every tag value and field key here was already checked by the
+    contract against [a-z0-9_.-] (topic segments, kind, app and metric names, categories),
+    so nothing needs escaping, and tag keys are written in sorted order (InfluxDB's fast
+    path). String values are a state name and a p_<hex> pseudonym: nothing to escape either.
+    """
+    seconds = tuple(map(float, state_s.values()))
+    tags = (
+        f"category={category}{place.device},kind={kind}{place.lab_site}"
+        if kind
+        else f"category={category}{place.device}{place.lab_site}"
+    )
+    end = f',user="{user}" {start}' if user is not None else f" {start}"
+    at = f',state="{state}"' if state is not None else ""
     lines = [
-        f"{_SAMPLE},{tags} {fields},observed_s={float(sample.observed_s)!r},"
-        f"interval_s={sample.interval_s!r},seq={sample.seq}i{state}{user} {start}"
+        # observed_s: the contract's sum (of the same floats, in the same order)
+        f"{_SAMPLE},{tags} {_states_fmt(tuple(state_s)) % seconds},"
+        f"observed_s={float(sum(seconds))!r},interval_s={interval_s!r},seq={seq}i{at}{end}"
     ]
-    apps = sample.apps_s
-    for app in sorted(apps) if len(apps) > 1 else apps:
-        lines.append(f"{_APP_USAGE},app={app},{tags} running_s={apps[app]!r}{user} {start}")
-    if sample.metrics:
-        values = ",".join([f"{k}={v!r}" for k, v in sample.metrics.items()])
-        lines.append(f"{_METRICS},device={t.device},lab={t.lab},site={t.site} {values} {start}")
+    if apps_s:
+        for app in sorted(apps_s) if len(apps_s) > 1 else apps_s:
+            lines.append(f"{_APP_USAGE},app={app},{tags} running_s={float(apps_s[app])!r}{end}")
+    if metrics:
+        values = _metrics_fmt(tuple(metrics)) % tuple(map(float, metrics.values()))
+        lines.append(f"{place.metrics}{values} {start}")
     return lines
 
 
@@ -112,7 +210,9 @@ def parse(topic: bytes, payload: bytes, received_ms: int) -> tuple[Message, list
     message = decode(text, payload, received_ms)
     try:
         return message, to_lines(message, received_ms)
-    except ValueError as exc:  # valid JSON that line protocol cannot carry
+    # Valid JSON that line protocol cannot carry, or an interval so long that its start
+    # overflows (``Sample.start_ms``).
+    except (ValueError, OverflowError) as exc:
         raise PayloadRejected("unwritable", str(exc)[:200]) from exc
 
 
@@ -141,15 +241,58 @@ def convert(chunk: list[Delivery], received_ms: int, admission: Admission = NO_L
     lines: list[str] = []
     hours: set[int] = set()
     rejected: list[tuple[int, str, str]] = []
+    places = _PLACES
     for i, (_mid, _qos, topic, payload) in enumerate(chunk):
         try:
+            # The fast path: a well-formed sample (most of a backlog) goes from its payload
+            # to its lines without a Message; anything else, or anything unusual in it,
+            # through ``parse`` and the full checker, which give the reason of a refusal.
+            place = places.get(topic, _UNKNOWN)
+            if place is _UNKNOWN:
+                place = _sample_place(topic)
+            obj = _load(payload) if place is not None else None
+            if (
+                place is not None
+                and obj is not None
+                and plain_sample(obj, received_ms)
+                and (interval_s := float(obj["interval_s"])) < _LONGEST_S
+            ):
+                ts = obj["ts"]
+                start = ts - round(interval_s * 1000)
+                admission.check_span(place.topic.site, start, ts, ts, received_ms)
+                lines += _sample_lines(
+                    place,
+                    start,
+                    interval_s,
+                    obj["seq"],
+                    obj["state_s"],
+                    obj.get("apps_s", _NONE),
+                    obj.get("metrics", _NONE),
+                    obj.get("category", "unknown"),
+                    obj.get("kind"),
+                    obj.get("state"),
+                    obj.get("user"),
+                )
+                hours.add(start - start % HOUR_MS)
+                continue
             message, out = parse(topic, payload, received_ms)
             admission.check(message, received_ms)
         except PayloadRejected as exc:
             rejected.append((i, exc.reason, exc.detail))
             continue
-        lines.extend(out)
+        lines += out
         body = message.payload
         if isinstance(body, Sample):
             hours.add(hour_of(body.start_ms))
     return Converted(lines, hours, rejected)
+
+
+def _load(payload: bytes) -> dict[str, Any] | None:
+    """The payload's JSON object, or None for anything else (``parse`` says why)."""
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        return None
+    try:
+        obj = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return None
+    return obj if type(obj) is dict else None
