@@ -285,6 +285,7 @@ class CollectorProc:
         *,
         workers: int | None = 1,
         code: Path | None = None,
+        settings: str = "",
     ) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         self.metrics_port = free_port()
@@ -295,7 +296,7 @@ class CollectorProc:
             f'[influx]\nurl = "{influx_url}"\ndatabase = "bench"\n'
             f'[collector]\nclient_id = "{client_id}"\nsite = "{site}"\n{shared}'
             f'dead_letter_path = "{workdir}/deadletters.jsonl"\n'
-            f"metrics_port = {self.metrics_port}\nsession_expiry_s = 3600\n"
+            f"metrics_port = {self.metrics_port}\nsession_expiry_s = 3600\n{settings}"
         )
         args = ["collector", "-c", str(config)]
         if workers is not None and code is None:
@@ -361,22 +362,29 @@ def drain_collector(
     site: str,
     n: int,
     influxd_pid: int,
+    broker_pid: int,
     *,
     workers: int = 1,
     code: Path | None = None,
+    settings: str = "",
 ) -> dict[str, float]:
-    proc = CollectorProc(workdir, port, influx_url, site, site, workers=workers, code=code)
+    proc = CollectorProc(
+        workdir, port, influx_url, site, site, workers=workers, code=code, settings=settings
+    )
     influxd_ps = psutil.Process(influxd_pid)  # it shares the two cores with the collector
+    broker_ps = psutil.Process(broker_pid)  # and so does the broker
     try:
         while proc.metric("labmeter_collector_received_total") == 0:
             time.sleep(POLL_S)
         started, cpu0, db0 = time.monotonic(), proc.cpu(), _cpu(influxd_ps)
+        broker0 = _cpu(broker_ps)
         while proc.metric("labmeter_collector_acked_total") < n:
             time.sleep(POLL_S)
             if proc.proc.poll() is not None:
                 raise RuntimeError("collector exited")
         seconds, cpu = time.monotonic() - started, proc.cpu() - cpu0
         db_cpu = _cpu(influxd_ps) - db0
+        broker_cpu = _cpu(broker_ps) - broker0
         rss = proc.peak_rss_mb()
     finally:
         proc.stop()
@@ -385,6 +393,7 @@ def drain_collector(
         "cpu_per_100k": cpu / n * 100_000,
         "rss_mb": rss,
         "influxd_cpu_per_100k": db_cpu / n * 100_000,
+        "broker_cpu_per_100k": broker_cpu / n * 100_000,
     }
 
 
@@ -494,6 +503,12 @@ def main() -> None:
         help="the collector's worker count besides 1 (default: its own default, %(default)s)",
     )  # fmt: skip
     parser.add_argument(
+        "--variant", action="append", default=[], metavar="NAME:KEY=VALUE,...",
+        help="also drain with the collector of this tree under other settings of its "
+        "[collector] table (TOML values; workers=N for its worker count), e.g. "
+        "'big:batch_lines=10000,workers=2'",
+    )  # fmt: skip
+    parser.add_argument(
         "--only", default="", help=f"comma-separated subset of the drains: {', '.join(BARE)}, "
         "collector-1, collector-N, baseline; 'none' for the latency run alone",
     )  # fmt: skip
@@ -504,6 +519,8 @@ def main() -> None:
         drains.append("collector-N")
     if args.baseline:
         drains.append("baseline")
+    variants = dict(_variant(v) for v in args.variant)
+    drains += list(variants)
     if args.only:
         drains = [d for d in drains if d in args.only.split(",")]
     load0 = os.getloadavg()
@@ -527,7 +544,7 @@ def main() -> None:
         influx.create_database()
         now = int(time.time() * 1000)
         start_ms = now - now % 3_600_000 - 24 * 3_600_000
-        assert db.proc is not None
+        assert db.proc is not None and broker.proc is not None
         try:
             for r in range(args.rounds):
                 # Each drain has its own site, so its backlog is queued for its session only:
@@ -537,7 +554,9 @@ def main() -> None:
                 k = r % len(drains) if drains else 0
                 for i, kind in enumerate(drains[k:] + drains[:k]):
                     site = f"r{r}d{(i + k) % len(drains)}"  # same length: same bytes per message
+                    settings = variants.get(kind, {})
                     workers = args.workers if kind == "collector-N" else 1
+                    workers = int(settings.get("workers", workers))
                     if workers == 1:
                         create_session(broker.port, site, subscription(site), v311="v311" in kind)
                     else:
@@ -550,7 +569,11 @@ def main() -> None:
                     else:
                         result = drain_collector(
                             broker.port, url, work / site, site, n, db.proc.pid,
+                            broker.proc.pid,
                             workers=workers, code=code if kind == "baseline" else None,
+                            settings="".join(
+                                f"{k} = {v}\n" for k, v in settings.items() if k != "workers"
+                            ),
                         )  # fmt: skip
                         rows = influx.query(f"SELECT count(seq) FROM sample WHERE site = '{site}'")
                         written = int(rows[0].values[0][1]) if rows else 0
@@ -572,9 +595,17 @@ def main() -> None:
     report(args, drains, runs, lat, where, load0)
 
 
+def _variant(text: str) -> tuple[str, dict[str, str]]:
+    """``NAME:key=value,key=value`` -> its name and settings."""
+    name, _, rest = text.partition(":")
+    settings = dict(item.split("=", 1) for item in rest.split(",") if item)
+    return name, settings
+
+
 def _row(kind: str, run: dict[str, float]) -> str:
     extra = (
-        f", influxd meanwhile {run['influxd_cpu_per_100k']:5.2f} CPU-s/100k"
+        f", meanwhile influxd {run['influxd_cpu_per_100k']:5.2f} and mosquitto "
+        f"{run['broker_cpu_per_100k']:5.2f} CPU-s/100k"
         if "influxd_cpu_per_100k" in run else ""
     )  # fmt: skip
     return (
@@ -612,8 +643,8 @@ def report(
                     f"subscriber (per round: {', '.join(f'{x:.0%}' for x in per_round)})"
                 )
     if "baseline" in med:
-        for kind in ("collector-1", "collector-N"):
-            if kind in med:
+        for kind in drains:
+            if kind not in BARE and kind != "baseline" and kind in med:
                 print(
                     f"{kind} / baseline ({args.baseline}): "
                     f"{med[kind]['rate'] / med['baseline']['rate']:.2f}x"
