@@ -2,10 +2,11 @@
 
 Loads 300 devices for one year (hourly rollups, the last two days raw, then rolled up and
 derived into daily and monthly rollups by the collector's own code, as ``bench/report.py``'s
-last stage), then closes the year ending at the last local midnight and prints the median of
-``--runs`` closes (the closure and the package are removed between runs): time taken, CPU
-seconds of this process and of influxd (on a loaded machine the wall time says little), points
-archived, the package's size and its size per device-year; with ``--verify``, the time of one
+last stage), then closes the year ending at the last local midnight (in a data dir loaded
+before, the whole local days of the window it holds) and prints the median of ``--runs``
+closes (the closure and the package are removed between runs): time taken, CPU seconds of
+this process and of influxd (on a loaded machine the wall time says little), points archived,
+the package's size and its size per device-year; with ``--verify``, the time of one
 ``labmeter period verify`` of the last package.
 
     .venv/bin/python bench/close.py                        # its own influxd in a temp dir
@@ -29,7 +30,7 @@ from zoneinfo import ZoneInfo
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import report as region
 
-from collector.daily import DAY_TZ, backfill
+from collector.daily import backfill
 from labmeter.config import ApiConfig, Config, EvidenceConfig, InfluxConfig
 from labmeter.evidence.close import close_period
 from labmeter.evidence.manifest import generate_key
@@ -64,15 +65,25 @@ def main() -> None:
         url = f"http://127.0.0.1:{service.port}"
         wait_influx_ready(url)
         influx = InfluxV1(InfluxConfig(url=url, database="bench", timeout_s=120))
-        zone = ZoneInfo(DAY_TZ)
-        today = datetime.now(zone).date()
-        end = datetime.combine(today, datetime.min.time(), zone)
-        end_ms = int(end.timestamp() * 1000)
-        start_ms = int(end.replace(year=end.year - 1).timestamp() * 1000)
-        marker = workdir / "loaded"
         region.inventory_yaml(workdir / "inventory.yaml")
-        if not marker.exists() or marker.read_text().split() != [str(start_ms), str(end_ms)]:
-            influx.query('DROP DATABASE "bench"')
+        inventory = load_inventory(workdir / "inventory.yaml")
+        zone = ZoneInfo(inventory.timezone)
+        marker = workdir / "loaded"
+        if marker.exists():
+            # A data dir loaded by bench/report.py (or an earlier run): close the whole local
+            # days inside the window it holds, never reload it.
+            loaded_from, loaded_to = map(int, marker.read_text().split())
+            first = datetime.fromtimestamp(loaded_from / 1000, zone).date() + timedelta(days=1)
+            start = datetime.combine(first, datetime.min.time(), zone)
+            end = datetime.combine(
+                datetime.fromtimestamp(loaded_to / 1000, zone).date(), datetime.min.time(), zone
+            )
+        else:
+            today = datetime.now(zone).date()
+            end = datetime.combine(today, datetime.min.time(), zone)
+            start = end.replace(year=end.year - 1)
+        start_ms, end_ms = int(start.timestamp() * 1000), int(end.timestamp() * 1000)
+        if not marker.exists():
             influx.query('CREATE DATABASE "bench" WITH SHARD DURATION 52w')
             raw_from = int((end - timedelta(days=region.RAW_DAYS)).timestamp() * 1000)
             t0 = time.perf_counter()
@@ -80,14 +91,14 @@ def main() -> None:
                 influx, region.generate(start_ms, raw_from, end_ms, random.Random(1))
             )
             region.roll_hours(influx, raw_from, end_ms)
-            opening = OpeningHours(load_inventory(workdir / "inventory.yaml"))
-            derived = backfill(influx, influx, start_ms, end_ms, "+", opening)
+            derived = backfill(influx, influx, start_ms, end_ms, "+", OpeningHours(inventory))
             print(
                 f"loaded {points:,} points, rolled up and derived {derived:,} "
                 f"in {time.perf_counter() - t0:.0f} s",
                 flush=True,
             )
             marker.write_text(f"{start_ms} {end_ms}\n")
+        print(f"closing {start.date()} to {end.date()} ({(end - start).days} days)", flush=True)
         key = workdir / "signing.pem"
         if not key.exists():
             generate_key(key)

@@ -255,6 +255,41 @@ def _days(
     ]
 
 
+def coarse_lines(reader: Reader, start_ms: int, end_ms: int, period: Period) -> list[str]:
+    """The per-asset and per-lab rollups of ``period`` in [start, end), summed again from the
+    device and app rollups there: what ``daily_lines`` and ``monthly_lines`` write beside
+    them, for a database that holds the finer rollups only (a period's evidence)."""
+    sums = CoarseSums()
+    device = device_rollup(period)
+    q = select(*map(col, device.fields), source=device)
+    for series in reader.query(q.between(start_ms, end_ms).group_by(*FACT_TAGS)):
+        at = {c: i for i, c in enumerate(series.columns)}
+        for row in series.values:
+            fields = {f: float(row[at[f]] or 0.0) for f in device.fields}
+            sums.device(series.tags, int(row[at["time"]]), dict(fields))
+    q = select(col(RUNNING), source=app_rollup(period))
+    for series in reader.query(q.between(start_ms, end_ms).group_by(*APP_TAGS)):
+        for t, value in series.values:
+            sums.app(series.tags, int(t), {RUNNING: float(value or 0.0)})
+    return sums.lines(period)
+
+
+def rederive(reader: Reader, writer: LineWriter, start_ms: int, end_ms: int) -> int:
+    """Every per-asset and per-lab rollup point in [start, end) summed again from the device
+    and app rollups there (``coarse_lines``), hours a month at a time; the points written."""
+    written = 0
+    for period in Period:
+        step = 31 * 24 * HOUR_MS if period is Period.hourly else end_ms - start_ms
+        t = start_ms
+        while t < end_ms:
+            lines = coarse_lines(reader, t, min(t + step, end_ms), period)
+            if lines:
+                writer.write_lines(lines)
+                written += len(lines)
+            t += step
+    return written
+
+
 def backfill(
     reader: Reader,
     writer: LineWriter,

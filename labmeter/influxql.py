@@ -133,7 +133,8 @@ class Select:
     def where_any(self, keys: Iterable[tuple[str, ...]], tags: tuple[str, ...]) -> Select:
         """Series whose ``tags`` equal one of ``keys`` (none: nothing matches)."""
         terms = [
-            "(" + " AND ".join(f"{ident(t)} = {string(v)}" for t, v in zip(tags, key, strict=True))
+            "("
+            + " AND ".join(f"{ident(t)} = {string(v)}" for t, v in zip(tags, key, strict=True))
             + ")"
             for key in keys
         ]

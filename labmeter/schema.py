@@ -177,9 +177,12 @@ COLLECTOR_HEARTBEAT: Final = Measurement(
 REFUSALS: Final = Measurement("refusals", ("collector", "reason", SITE), ("count",))
 BOOKKEEPING: Final = (CLOSED_PERIOD, COLLECTOR_HEARTBEAT)  # never part of a period's evidence
 
+# Sums of the device and app rollups of the same period and nothing else: a period's evidence
+# leaves them out and ``labmeter period verify`` sums them again with the collector's code.
+DERIVED: Final = tuple(m(p) for p in Period for m in (asset_rollup, lab_rollup, app_asset_rollup))
 ROLLUPS: Final = (
     *(m(p) for p in Period for m in (device_rollup, app_rollup, seats_rollup)),
-    *(m(p) for p in Period for m in (asset_rollup, lab_rollup, app_asset_rollup)),
+    *DERIVED,
     HOURS_DAILY,
 )
 RAW: Final = (SAMPLE, APP_USAGE, DEVICE_METRICS, EVENT, STATUS)

@@ -23,7 +23,7 @@ from labmeter.config import InfluxConfig
 from labmeter.errors import WriteError
 from labmeter.influx import InfluxV1, classify, line
 from labmeter.influxql import STAR, select
-from labmeter.schema import BOOKKEEPING, STATUS, Calendar, Measurement
+from labmeter.schema import BOOKKEEPING, DERIVED, STATUS, Calendar, Measurement
 
 CHUNK_ROWS = 50_000
 THREADS = 3
@@ -84,8 +84,12 @@ def _key(field: str) -> str:
 
 
 def measurements(influx: InfluxV1) -> list[str]:
+    """What a package holds: not the bookkeeping, and not the rollups that only sum others
+    (``schema.DERIVED``): they doubled a year's package and its close time, and verify sums
+    them again from the archived device and app rollups with the collector's own code."""
     found = [str(r[0]) for s in influx.query(influxql.show_measurements()) for r in s.values]
-    return sorted(m for m in found if m not in {b.name for b in BOOKKEEPING})
+    left_out = {m.name for m in (*BOOKKEEPING, *DERIVED)}
+    return sorted(m for m in found if m not in left_out)
 
 
 def window_of(measurement: str, start_ms: int, end_ms: int, calendar: Calendar) -> tuple[int, int]:

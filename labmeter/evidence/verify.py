@@ -1,7 +1,8 @@
 """``labmeter period verify``: does an evidence package still prove what it says?
 
 Checks every hash and the signature; restores the raw data into an empty InfluxDB started
-for the purpose (``labmeter/localstack.py``, as the demo does); rebuilds the report from the
+for the purpose (``labmeter/localstack.py``, as the demo does), and sums the per-asset and
+per-lab rollups again from it with the collector's code; rebuilds the report from the
 archived inventory and settings; compares every figure with the archived report. Floats are
 compared to 1e-9 relative: a sum of the same numbers read through daily instead of hourly
 rollups may differ in its last bits, never more.
@@ -17,6 +18,7 @@ from typing import Any
 
 import orjson
 
+from collector.daily import rederive
 from labmeter import influxql
 from labmeter.config import InfluxConfig
 from labmeter.errors import EvidenceError
@@ -75,6 +77,8 @@ def verify(
                 restore(config, files, lambda n: progress("restoring raw data", n, None))
                 problems += _counts(influx, settings.get("data", {}))
                 on_restored(influx)
+                progress("summing the per-asset and per-lab rollups", None, None)
+                rederive(influx, influx, int(settings["start_ms"]), int(settings["end_ms"]))
             finally:
                 influx.close()
             rebuilt = report_mod.build_report(

@@ -28,6 +28,7 @@ from labmeter.evidence.manifest import SEALS, check, generate_key
 from labmeter.evidence.report import REPORT_JSON, build_report
 from labmeter.evidence.verify import differences, verify
 from labmeter.influx import InfluxV1
+from labmeter.schema import DERIVED
 from tests.helpers import publish_raw, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -192,9 +193,9 @@ def test_one_flipped_byte_in_any_file_or_a_missing_file_names_it(
 
 def test_restored_data_altered_names_the_figure(closed: Closed) -> None:
     def tamper(influx: InfluxV1) -> None:
-        # An hour of pc-01 one hour longer in use, in every rollup that holds it per device
-        # (the report reads the coarsest one that answers).
-        for measurement in ("rollup_device_hourly", "rollup_asset_hourly"):
+        # An hour of pc-01 one hour longer in use: the package holds the device rollups, and
+        # verify sums the per-asset ones it reads again from them.
+        for measurement in ("rollup_device_hourly",):
             rows = influx.query(f"SELECT * FROM {measurement} WHERE device = 'pc-01' GROUP BY *")
             series = rows[0]
             record = series.records()[0]
@@ -206,6 +207,12 @@ def test_restored_data_altered_names_the_figure(closed: Closed) -> None:
 
     problems, _ = verify(closed.folder, on_restored=tamper)
     assert any("pc-01" in p and "in_use_s" in p for p in problems), problems
+
+
+def test_the_package_leaves_out_the_rollups_that_only_sum_others(closed: Closed) -> None:
+    archived = {p.name.removesuffix(".lp.gz") for p in (closed.folder / "data").glob("*.lp.gz")}
+    assert "rollup_device_hourly" in archived
+    assert not archived & {m.name for m in DERIVED}, archived
 
 
 def test_clear_errors_before_anything_is_written(
