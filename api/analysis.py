@@ -37,10 +37,11 @@ from labmeter.contract import CATEGORIES, EXTERNAL_CATEGORIES
 from labmeter.influx import InfluxV1
 from labmeter.inventory import Inventory
 from labmeter.opening import OpeningHours
+from labmeter.sessions import Session
+from labmeter.sessions import sessions as session_list
 
-MAX_SESSION_WINDOW_MS = 31 * 24 * 3600_000
+MAX_SESSION_WINDOW_MS = 31 * 24 * 3600_000  # the session listing; counts take any window
 QUERY_THREADS = 2
-SESSION_GAP_TOLERANCE_MS = 1000
 
 
 class GroupBy(StrEnum):
@@ -440,81 +441,24 @@ def software(scope: Scope) -> list[SoftwareRow]:
 
 
 def sessions(scope: Scope) -> list[SessionRow]:
-    """Sessions per device: from the agent's session events where it sends them, otherwise
-    runs of consecutive samples with the same pseudonym, at most 1 s apart."""
-    samples = scope.reader.samples(scope.plan)
-    by_events = _event_sessions(scope, samples)
-    with_events = {(s["site"], s["lab"], s["device"]) for s in by_events}
-    out = by_events + [
-        s
-        for s in _sample_sessions(samples)
-        if (s["site"], s["lab"], s["device"]) not in with_events
-    ]
-    for session in out:
-        session["duration_s"] = (session["end_ms"] - session["start_ms"]) / 1000
-        session["in_use_s"] = round(session["in_use_s"], 3)
-    return sorted(out, key=lambda s: (s["site"], s["lab"], s["device"], s["start_ms"]))
+    """The sessions begun in the window (``labmeter/sessions.py``: the agent's session events
+    where it sends them, otherwise runs of samples of one pseudonym), from raw points."""
+    found = session_list(
+        scope.reader.samples(scope.plan),
+        scope.reader.session_events(scope.plan),
+        scope.start_ms,
+        scope.end_ms,
+        scope.plan.calendar,
+    )
+    return [_row(s) for s in found]
 
 
-def _event_sessions(scope: Scope, samples: list[dict[str, Any]]) -> list[SessionRow]:
-    """A start paired with the next end of the same pseudonym on the same device; in-use
-    seconds are those of the device's samples that start inside the session."""
-    open_: dict[tuple[DeviceKey, str], SessionRow] = {}
-    out: list[SessionRow] = []
-    for e in scope.reader.session_events(scope.plan):
-        key = (e["site"], e["lab"], e["device"])
-        user = e.get("user") or ""
-        if e["type"] == "session_start":
-            open_[(key, user)] = SessionRow(
-                site=key[0], lab=key[1], device=key[2], user=user,
-                category=e.get("category") or "unknown", start_ms=int(e["time"]),
-                end_ms=int(e["time"]), in_use_s=0.0, source="event",
-            )  # fmt: skip
-        elif (session := open_.pop((key, user), None)) is not None:
-            session["end_ms"] = int(e["time"])
-            out.append(session)
-    for session in out:
-        key = (session["site"], session["lab"], session["device"])
-        session["in_use_s"] = sum(
-            float(r["in_use_s"] or 0)
-            for r in samples
-            if (r["site"], r["lab"], r["device"]) == key
-            and session["start_ms"] <= int(r["time"]) < session["end_ms"]
-        )
-    return [s for s in out if s["user"]]
-
-
-def _sample_sessions(samples: list[dict[str, Any]]) -> list[SessionRow]:
-    out: list[SessionRow] = []
-    current: SessionRow | None = None
-    for r in samples:
-        begin = int(r["time"])
-        end = begin + round(float(r["interval_s"] or 0) * 1000)
-        key = (r["site"], r["lab"], r["device"])
-        user = r.get("user")
-        same = (
-            current is not None
-            and user
-            and current["user"] == user
-            and (current["site"], current["lab"], current["device"]) == key
-            and begin - current["end_ms"] <= SESSION_GAP_TOLERANCE_MS
-        )
-        if same and current is not None:
-            current["end_ms"] = end
-            current["in_use_s"] += float(r["in_use_s"] or 0)
-            continue
-        if current is not None:
-            out.append(current)
-        current = None
-        if user:
-            current = SessionRow(
-                site=key[0], lab=key[1], device=key[2], user=user,
-                category=r.get("category") or "unknown", start_ms=begin, end_ms=end,
-                in_use_s=float(r["in_use_s"] or 0), source="samples",
-            )  # fmt: skip
-    if current is not None:
-        out.append(current)
-    return out
+def _row(s: Session) -> SessionRow:
+    return SessionRow(
+        site=s.site, lab=s.lab, device=s.device, user=s.user, category=s.category,
+        start_ms=s.start_ms, end_ms=s.end_ms, in_use_s=round(s.in_use_s, 3), source=s.source,
+        duration_s=(s.end_ms - s.start_ms) / 1000,
+    )  # fmt: skip
 
 
 def company_use_of_pnrr(scope: Scope) -> dict[DeviceKey, float]:

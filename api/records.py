@@ -82,3 +82,21 @@ class SessionRow(TypedDict):
     in_use_s: float
     source: str  # "event" (session_start/end from the agent) or "samples"
     duration_s: NotRequired[float]
+
+
+class SessionFigures(TypedDict):
+    sessions: int  # sessions begun in the window (labmeter/sessions.py)
+    users: int  # distinct pseudonyms among them
+
+
+class LabSessions(SessionFigures):
+    site: str
+    lab: str
+    categories: dict[str, SessionFigures]
+
+
+class SessionSummary(SessionFigures):
+    """Sessions and distinct users of registered devices, in all, per category, per lab."""
+
+    categories: dict[str, SessionFigures]
+    labs: list[LabSessions]

@@ -17,6 +17,7 @@ from enum import StrEnum
 from typing import Any
 
 from api.plan import DeviceKey, Part, ReadPlan
+from labmeter import sessions
 from labmeter.influx import InfluxV1, QueryResult
 from labmeter.influxql import Select, agg, col, select, sums
 from labmeter.opening import OpeningHours
@@ -28,7 +29,6 @@ from labmeter.schema import (
     CATEGORY,
     DEVICE,
     DEVICE_TAGS,
-    EVENT,
     FACT_TAGS,
     H1_FIELDS,
     HALF_HOUR_MS,
@@ -44,7 +44,6 @@ from labmeter.schema import (
     SAMPLES,
     SITE,
     STATUS,
-    TYPE,
     Measurement,
     Period,
     app_asset_rollup,
@@ -360,18 +359,15 @@ class UsageReader:
         return out
 
     def samples(self, plan: ReadPlan) -> list[dict[str, Any]]:
-        """Raw samples in time order per device (for sessions): never rolled up."""
-        q = select(*map(col, (IN_USE, OBSERVED, "interval_s", "user", CATEGORY)), source=SAMPLE)
-        q = _within(q, plan, plan.start_ms, plan.end_ms).group_by(*DEVICE_TAGS)
+        """Raw samples in time order per device, and the hour before the window (for
+        sessions, ``labmeter/sessions.py``): never rolled up."""
+        q = sessions.samples_query(plan.start_ms, plan.end_ms).where_tags(plan.filters.tags)
         return _records(self.influx.query(q))
 
     def session_events(self, plan: ReadPlan) -> list[dict[str, Any]]:
-        """``session_start``/``session_end`` events in time order per device."""
-        q = select(*map(col, ("seq", "user", TYPE, CATEGORY)), source=EVENT)
-        q = _within(q, plan, plan.start_ms, plan.end_ms).where_in(
-            TYPE, ("session_start", "session_end")
-        )
-        return _records(self.influx.query(q.group_by(*DEVICE_TAGS)))
+        """Session events of the window's whole local days, in time order per device."""
+        q = sessions.events_query(plan.start_ms, plan.end_ms, plan.calendar)
+        return _records(self.influx.query(q.where_tags(plan.filters.tags)))
 
     def agent_versions(self, plan: ReadPlan) -> dict[DeviceKey, str]:
         q = select(agg("last", "agent"), source=STATUS).since(0)

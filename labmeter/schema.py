@@ -51,7 +51,10 @@ PEAK_SEATS, SEAT_HOURS = "peak_seats", "seat_hours"
 HOURS_LABEL, HOURS_TZ = "hours", "tz"  # rollup_hours_daily: the opening hours a day used
 LAYOUT = "layout"  # rollup_hours_daily: which rollups the day has (LAYOUT_VERSION)
 # 2: rollups per asset and per lab beside those per device and category.
-LAYOUT_VERSION: Final = 2
+# 3: session rollups (sessions begun and their pseudonyms) per device, category and day.
+LAYOUT_VERSION: Final = 3
+SESSIONS_LAYOUT: Final = 3  # the first layout whose days have session rollups
+SESSIONS, USERS = "sessions", "users"  # session rollups: sessions begun, their pseudonyms
 # The seconds split at opening hours (``labmeter/opening.py``): their open part is
 # ``<name>_open_s`` (daily and monthly rollups), their first half hour ``<name>_h1_s`` (hourly).
 SPLIT_FIELDS: Final = (IN_USE, OBSERVED)
@@ -155,6 +158,22 @@ def seats_rollup(period: Period) -> Measurement:
     return Measurement(f"rollup_app_concurrency_{period}", SEAT_TAGS, (PEAK_SEATS, SEAT_HOURS))
 
 
+SESSION_TAGS: Final = (SITE, LAB, DEVICE, CATEGORY)
+
+
+def sessions_rollup(period: Period) -> Measurement:
+    """Per device, category and local day or month: the sessions that began in it
+    (``labmeter/sessions.py``) and the distinct pseudonyms among them, sorted and joined by
+    spaces. Distinct users do not add up across days, so the pseudonyms are kept and a window's
+    users are the exact union of its days' and months'. Pseudonyms are fields, never tags."""
+    if period is Period.hourly:
+        raise ValueError("sessions are rolled up per local day and month only")
+    return Measurement(f"rollup_sessions_{period}", SESSION_TAGS, (SESSIONS, USERS))
+
+
+SESSION_PERIODS: Final = (Period.daily, Period.monthly)
+
+
 # One point per lab and local day: the opening hours its daily rollups were split at, the
 # calendar's zone and the rollup layout, so the API can tell days computed with other hours
 # than its own, and the lab's samples that day, so it need not read a day that had none.
@@ -183,6 +202,7 @@ DERIVED: Final = tuple(m(p) for p in Period for m in (asset_rollup, lab_rollup, 
 ROLLUPS: Final = (
     *(m(p) for p in Period for m in (device_rollup, app_rollup, seats_rollup)),
     *DERIVED,
+    *(sessions_rollup(p) for p in SESSION_PERIODS),
     HOURS_DAILY,
 )
 RAW: Final = (SAMPLE, APP_USAGE, DEVICE_METRICS, EVENT, STATUS)

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
 
-from api import analysis
+from api import analysis, session_counts
 from api.analysis import Every, GroupBy, Scope
 from api.bookings import DEFAULT_NO_SHOW_BELOW, CompanyUse, reconcile
 from api.costs import Costs, costs
@@ -46,6 +46,7 @@ from labmeter.bookings import Booking, Bookings, FeedState
 from labmeter.contract import CATEGORIES, EXTERNAL_CATEGORIES
 from labmeter.evidence import fingerprint
 from labmeter.inventory import DAYS, Equipment, Software
+from labmeter.sessions import SESSION_GAP_TOLERANCE_MS
 
 UNDERUSED_BELOW = 0.20  # utilisation under this is flagged as under-used
 LOW_COVERAGE_BELOW = 0.80  # coverage under this is flagged as a gap
@@ -110,11 +111,7 @@ def build(
         assets = pool.submit(scope.facts, View.asset)
         licences_future = pool.submit(analysis.software, scope)
         versions_future = pool.submit(scope.reader.agent_versions, scope.plan)
-        sessions_future = (
-            pool.submit(_session_counts, scope)
-            if scope.end_ms - scope.start_ms <= analysis.MAX_SESSION_WINDOW_MS
-            else None
-        )
+        sessions_future = pool.submit(session_counts.count, scope.reader.influx, scope.plan)
         lab_months.result(), assets.result()
         devices = analysis.device_rows(scope, None)
         labs = analysis.group_rows(scope, GroupBy.lab, None)
@@ -127,7 +124,7 @@ def build(
         step(4, "monthly openness")
         licences = licences_future.result()
         step(5, "software licences")
-        sessions = sessions_future.result() if sessions_future is not None else None
+        sessions = sessions_future.result()
         versions = versions_future.result()
         step(6, "sessions and agent versions")
         influx, site = scope.reader.influx, scope.filters.tags.get("site")
@@ -156,7 +153,10 @@ def build(
         for a in spent["assets"]
         if a["asset_kind"] == "equipment"
     }
-    counts = {k: sum(n.values()) for k, n in sessions.items()} if sessions is not None else None
+    counts = {k: n for k, (n, _users) in sessions.by(lambda k: (k[0], k[1], k[2])).items()}
+    registered_sessions = session_counts.summary(
+        sessions, lambda k: scope.is_registered((k[0], k[1], k[2]))
+    )
     equipment = [_equipment(scope, row, counts, versions, per_hour) for row in devices]
 
     registered = [e for e in equipment if e["registered"]]
@@ -194,16 +194,15 @@ def build(
         months=months,
         licences=licences,
         users=openness_total,
+        sessions=registered_sessions,
         openness=Openness(
             labs=openness_labs,
             months=monthly_openness,
             outside_organisations=(
                 reconciled["outside_organisations"] if reconciled is not None else None
             ),
-            external_sessions=(
-                sum(n for per in sessions.values() for c, n in per.items() if c in EXTERNAL)
-                if sessions is not None
-                else None
+            external_sessions=sum(
+                v["sessions"] for c, v in registered_sessions["categories"].items() if c in EXTERNAL
             ),
         ),
         evidence=Evidence(
@@ -224,10 +223,9 @@ def build(
                 low_coverage_below=LOW_COVERAGE_BELOW,
                 durability_years=DURABILITY_YEARS,
                 retention_years=RETENTION_YEARS,
-                session_gap_tolerance_s=analysis.SESSION_GAP_TOLERANCE_MS / 1000,
+                session_gap_tolerance_s=SESSION_GAP_TOLERANCE_MS / 1000,
                 no_show_below=declared.no_show_below if declared is not None else None,
                 useful_life_years=spent["useful_life_years"],
-                max_session_window_days=analysis.MAX_SESSION_WINDOW_MS // 86_400_000,
             ),
             external_categories=list(EXTERNAL_CATEGORIES),
             categories=list(CATEGORIES),
@@ -281,7 +279,7 @@ def _ref(key: DeviceKey) -> DeviceRef:
 def _equipment(
     scope: Scope,
     row: DeviceRow,
-    sessions: dict[DeviceKey, int] | None,
+    sessions: dict[DeviceKey, int],
     versions: dict[DeviceKey, str],
     per_hour: dict[DeviceKey, float | None],
 ) -> EquipmentRow:
@@ -298,7 +296,7 @@ def _equipment(
         purchased=eq.purchased if eq else None,
         collaudo=eq.collaudo if eq else None,
         pnrr=eq.pnrr if eq else False,
-        sessions=sessions.get(key, 0) if sessions is not None else None,
+        sessions=sessions.get(key, 0),
         cost_per_hour=per_hour.get(key),
         agent=versions.get(key),
     )
@@ -363,14 +361,6 @@ def _in(scope: Scope, site: str, lab: str, device: str | None) -> bool:
     if device is None:
         return scope.filters.matches_lab(site, lab)
     return scope.filters.matches((site, lab, device))
-
-
-def _session_counts(scope: Scope) -> dict[DeviceKey, dict[str, int]]:
-    """Sessions per device and category."""
-    counts: dict[DeviceKey, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    for s in analysis.sessions(scope):
-        counts[(s["site"], s["lab"], s["device"])][s["category"]] += 1
-    return counts
 
 
 def _count_versions(versions: dict[DeviceKey, str]) -> list[AgentVersion]:

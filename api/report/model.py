@@ -8,7 +8,7 @@ from typing import TypedDict
 
 from api.bookings import CommercialUse, CompanyUse, FeedRow, Reconciliation
 from api.costs import Costs
-from api.records import DeviceRow, GroupRow, OpennessRow, SoftwareRow
+from api.records import DeviceRow, GroupRow, OpennessRow, SessionSummary, SoftwareRow
 
 
 class Meta(TypedDict):
@@ -62,7 +62,7 @@ class EquipmentRow(DeviceRow):
     purchased: date | None
     collaudo: date | None
     pnrr: bool
-    sessions: int | None  # None: the window is too long to count them
+    sessions: int  # sessions begun in the window (labmeter/sessions.py)
     cost_per_hour: float | None  # the window's cost (api/costs.py) ÷ hours in use
     agent: str | None  # agent version last announced
 
@@ -98,7 +98,7 @@ class Openness(TypedDict):
     labs: list[OpennessRow]
     months: list[MonthOpenness]
     outside_organisations: int | None  # distinct external organisations that came (bookings)
-    external_sessions: int | None  # sessions of external categories; None: window too long
+    external_sessions: int  # sessions begun by external categories
 
 
 class DeviceRef(TypedDict):
@@ -130,7 +130,6 @@ class Thresholds(TypedDict):
     session_gap_tolerance_s: float
     no_show_below: float | None  # None: no bookings
     useful_life_years: dict[str, float]  # per kind, as used for the costs
-    max_session_window_days: int
 
 
 class ClosedPeriod(TypedDict):
@@ -186,6 +185,7 @@ class Report(TypedDict):
     months: list[MonthRow]
     licences: list[SoftwareRow]
     users: OpennessRow
+    sessions: SessionSummary  # sessions and distinct users, registered devices
     openness: Openness
     evidence: Evidence
     conclusions: Conclusions

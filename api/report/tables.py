@@ -117,11 +117,26 @@ def tables(report: Report, lang: Lang) -> list[Table]:
                 report["users"]["quota_esterna"]]],
         ),
         Table(
+            "s5", t("sessions_users", lang),
+            [(t("category", lang), TEXT), (t("sessions", lang), INT), (t("users", lang), INT)],
+            [[t(c, lang), v["sessions"], v["users"]]
+             for c, v in report["sessions"]["categories"].items()]
+            + [[t("total", lang), report["sessions"]["sessions"], report["sessions"]["users"]]],
+        ),
+        Table(
             "s6", t("s6", lang),
             [(t("lab", lang), TEXT), (t("in_use_h", lang), HOURS),
              (t("quota_esterna", lang), PCT)],
             [[lab_(r.get("site", ""), r.get("lab", "")), _h(r["in_use_s"]), r["quota_esterna"]]
              for r in report["openness"]["labs"]],
+        ),
+        Table(
+            "s6", t("sessions_per_lab", lang),
+            [(t("lab", lang), TEXT), (t("sessions", lang), INT), (t("users", lang), INT)]
+            + [(t(c, lang), INT) for c in report["sessions"]["categories"]],
+            [[lab_(r["site"], r["lab"]), r["sessions"], r["users"]]
+             + [v["sessions"] for v in r["categories"].values()]
+             for r in report["sessions"]["labs"]],
         ),
         Table(
             "s6", t("outside_organisations", lang),

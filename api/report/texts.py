@@ -155,6 +155,13 @@ TEXT: dict[str, tuple[str, str]] = {
     "unbooked": ("non prenotato", "not booked"),
     "day_totals": ("Totali del giorno", "The day's totals"),
     "users": ("Utenti distinti", "Distinct users"),
+    "sessions_users": (
+        "Sessioni e utenti distinti per categoria", "Sessions and distinct users per category"
+    ),
+    "sessions_per_lab": (
+        "Sessioni e utenti distinti per laboratorio (sessioni per categoria)",
+        "Sessions and distinct users per lab (sessions per category)",
+    ),
     "booked_sessions": ("Sessioni in una prenotazione", "Sessions within a booking"),
     "signature": (
         "Il tecnico di laboratorio (nome e cognome) ______________________________\n\n"
@@ -285,13 +292,15 @@ def method(report: Report, lang: Lang) -> list[str]:
         "with the program open in the same minute.",
         "Sessioni: eventi di inizio e fine sessione dell'agente, altrimenti campioni "
         "consecutivi di un bene con lo stesso pseudonimo (HMAC calcolato sull'agente), con "
-        f"scarto massimo di {num(th['session_gap_tolerance_s'], lang, 0)} s; contate per "
-        f"periodi fino a {th['max_session_window_days']} giorni."
+        f"scarto massimo di {num(th['session_gap_tolerance_s'], lang, 0)} s. Una sessione "
+        "conta una volta, nel giorno in cui inizia; gli utenti distinti sono gli pseudonimi "
+        "distinti delle sessioni del periodo."
         if it
         else "Sessions: the agent's session start and end events, else consecutive samples of "
         "one asset with the same pseudonym (HMAC computed on the agent), at most "
-        f"{num(th['session_gap_tolerance_s'], lang, 0)} s apart; counted for periods up to "
-        f"{th['max_session_window_days']} days.",
+        f"{num(th['session_gap_tolerance_s'], lang, 0)} s apart. A session counts once, on "
+        "the day it begins; distinct users are the distinct pseudonyms of the period's "
+        "sessions.",
         "Costo per ora di utilizzo = (ammortamento a quote costanti dal collaudo sulla vita "
         "utile del tipo di bene, più i costi annui di esercizio e di licenza, ripartiti per "
         "giorni) ÷ ore di utilizzo nel periodo (per le licenze: ore di apertura del programma). "

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel
 
-from api import analysis
+from api import analysis, session_counts
 from api.auth import Evaluator
 from api.deps import ScopeDep
 from api.timeparse import iso
@@ -73,13 +73,49 @@ class Session(BaseModel):
 
 @router.get("/sessions", response_model=list[Session])
 def sessions(scope: ScopeDep) -> list[Session]:
-    """Session events where agents send them, else consecutive samples of one pseudonym.
+    """The sessions begun in the window: session events where agents send them, else
+    consecutive samples of one pseudonym.
 
-    At most 31 days at a time: sessions are read from raw points, never from rollups.
+    At most 31 days at a time: each session is listed from raw points. Counts and distinct
+    users over any window: ``/sessions/summary``.
     """
     if scope.end_ms - scope.start_ms > analysis.MAX_SESSION_WINDOW_MS:
-        raise HTTPException(422, "sessions are read from raw samples: at most 31 days at a time")
+        raise HTTPException(
+            422,
+            "sessions are listed from raw samples: at most 31 days at a time "
+            "(/api/v1/sessions/summary counts any window)",
+        )
     return [
         Session.model_validate({**s, "start": iso(s["start_ms"]), "end": iso(s["end_ms"])})
         for s in analysis.sessions(scope)
     ]
+
+
+class SessionFigures(BaseModel):
+    sessions: int  # sessions begun in the window
+    users: int  # distinct pseudonyms among them
+
+
+class LabSessions(SessionFigures):
+    site: str
+    lab: str
+    categories: dict[str, SessionFigures]
+
+
+class SessionSummary(SessionFigures):
+    start: str
+    end: str
+    categories: dict[str, SessionFigures]
+    labs: list[LabSessions]
+
+
+@router.get("/sessions/summary", response_model=SessionSummary)
+def session_summary(scope: ScopeDep) -> SessionSummary:
+    """Sessions begun and distinct users over any window, in all, per category and per lab,
+    registered devices only: whole days from the collector's session rollups, the rest from
+    raw points, by the same definition as ``/sessions``."""
+    found = session_counts.count(scope.reader.influx, scope.plan)
+    summary = session_counts.summary(found, lambda k: scope.is_registered((k[0], k[1], k[2])))
+    return SessionSummary.model_validate(
+        {**summary, "start": iso(scope.start_ms), "end": iso(scope.end_ms)}
+    )

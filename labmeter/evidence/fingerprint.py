@@ -17,16 +17,16 @@ from labmeter.schema import REFUSALS
 
 def settings() -> dict[str, Any]:
     """The settings in the code that shape the report's figures (thresholds, definitions)."""
-    from api import analysis
     from api.report import build
+    from labmeter.sessions import LOOK_BACK_MS, SESSION_GAP_TOLERANCE_MS
 
     return {
         "underused_below": build.UNDERUSED_BELOW,
         "low_coverage_below": build.LOW_COVERAGE_BELOW,
         "durability_years": build.DURABILITY_YEARS,
         "retention_years": build.RETENTION_YEARS,
-        "session_gap_tolerance_ms": analysis.SESSION_GAP_TOLERANCE_MS,
-        "max_session_window_ms": analysis.MAX_SESSION_WINDOW_MS,
+        "session_gap_tolerance_ms": SESSION_GAP_TOLERANCE_MS,
+        "session_look_back_ms": LOOK_BACK_MS,
     }
 
 

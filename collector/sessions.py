@@ -1,0 +1,89 @@
+"""Session rollups: per device, category and local day, the sessions begun that day and their
+distinct pseudonyms; per local month, the days' sums and unions.
+
+Sessions are found in the raw samples and events (never in the hourly rollups, which hold no
+pseudonym) by the one definition the API's listing uses (``labmeter/sessions.py``), so a
+window's count from the rollups equals the count read from raw points. Distinct users do not
+add up across days, so the day's pseudonyms are kept (already pseudonyms: HMACs made on the
+agent) and a window's users are the exact union of its days' and months'. A day is read on its
+own, one query for its samples and one for its events: a month of a region's samples at once
+would not fit in memory.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Protocol
+
+from labmeter.influx import FieldValue, QueryResult, line
+from labmeter.influxql import Select, col, select
+from labmeter.schema import (
+    SESSION_TAGS,
+    SESSIONS,
+    USERS,
+    Calendar,
+    Period,
+    sessions_rollup,
+)
+from labmeter.sessions import events_query, samples_query, sessions
+
+Key = tuple[str, ...]  # SESSION_TAGS' values
+
+
+class Reader(Protocol):
+    def query(self, influxql: Select | str, *, epoch: str = "ms") -> list[QueryResult]: ...
+
+
+def join_users(users: set[str]) -> str:
+    return " ".join(sorted(users))
+
+
+def split_users(text: object) -> set[str]:
+    return set(str(text).split()) if text else set()
+
+
+def _site(q: Select, site: str) -> Select:
+    return q.where(site=None if site == "+" else site)
+
+
+def day_lines(
+    reader: Reader, first_day_ms: int, end_ms: int, site: str, cal: Calendar
+) -> list[str]:
+    """The daily session points of the local days from ``first_day_ms`` to ``end_ms``."""
+    lines: list[str] = []
+    day = first_day_ms
+    while day < end_ms:
+        after = cal.next_day(day)
+        samples = reader.query(_site(samples_query(day, after), site))
+        events = reader.query(_site(events_query(day, after, cal), site))
+        found = sessions(_records(samples), _records(events), day, after, cal)
+        counts: dict[Key, int] = defaultdict(int)
+        users: dict[Key, set[str]] = defaultdict(set)
+        for s in found:
+            counts[(s.site, s.lab, s.device, s.category)] += 1
+            users[(s.site, s.lab, s.device, s.category)].add(s.user)
+        name = sessions_rollup(Period.daily).name
+        for key, n in sorted(counts.items()):
+            fields: dict[str, FieldValue] = {SESSIONS: n, USERS: join_users(users[key])}
+            lines.append(line(name, dict(zip(SESSION_TAGS, key, strict=True)), fields, day))
+        day = after
+    return lines
+
+
+def month_lines(reader: Reader, month_ms: int, site: str, cal: Calendar) -> list[str]:
+    """The monthly session points of the local month at ``month_ms``: its days summed."""
+    q = select(col(SESSIONS), col(USERS), source=sessions_rollup(Period.daily))
+    q = _site(q.between(month_ms, cal.next_month(month_ms)), site).group_by(*SESSION_TAGS)
+    lines = []
+    for series in reader.query(q):
+        counted, users = 0, set()
+        for _t, n, names in series.values:
+            counted += int(n or 0)
+            users |= split_users(names)
+        fields: dict[str, FieldValue] = {SESSIONS: counted, USERS: join_users(users)}
+        lines.append(line(sessions_rollup(Period.monthly).name, series.tags, fields, month_ms))
+    return lines
+
+
+def _records(results: list[QueryResult]) -> list[dict[str, object]]:
+    return [record for series in results for record in series.records()]
