@@ -24,7 +24,9 @@ from labmeter.contract import CATEGORIES
 from labmeter.influx import InfluxV1, QueryResult
 from labmeter.influxql import Select, col, select
 from labmeter.schema import (
+    DEFAULT_TZ,
     HOURS_DAILY,
+    HOURS_TZ,
     LAB,
     LAYOUT,
     SESSION_TAGS,
@@ -145,14 +147,17 @@ def _rolled_days(influx: InfluxV1, plan: ReadPlan) -> dict[LabKey, set[int]]:
     first, end = cal.first_day_within(plan.start_ms), min(plan.end_ms, plan.rolled_until)
     if first >= end:
         return {}
-    q = select(col(LAYOUT), source=HOURS_DAILY).between(first, end)
+    q = select(col(LAYOUT), col(HOURS_TZ), source=HOURS_DAILY).between(first, end)
     q = q.where_tags(plan.filters.without_device()).group_by(SITE, LAB)
     out: dict[LabKey, set[int]] = {}
     for series in influx.query(q):
         found = {
             int(t)
-            for t, layout in series.values
-            if layout is not None and layout >= SESSIONS_LAYOUT and cal.next_day(int(t)) <= end
+            for t, layout, tz in series.values
+            if layout is not None
+            and layout >= SESSIONS_LAYOUT
+            and (tz or DEFAULT_TZ) == cal.tz  # days cut in another zone are not the API's
+            and cal.next_day(int(t)) <= end
         }
         if found:
             out[(series.tags[SITE], series.tags[LAB])] = found
