@@ -18,12 +18,12 @@ from typing import Any
 import httpx
 import orjson
 
-from labmeter import influxql
+from labmeter import influxql, sessions
 from labmeter.config import InfluxConfig
 from labmeter.errors import WriteError
 from labmeter.influx import InfluxV1, classify, line
 from labmeter.influxql import STAR, select
-from labmeter.schema import BOOKKEEPING, DERIVED, STATUS, Calendar, Measurement
+from labmeter.schema import BOOKKEEPING, DERIVED, EVENT, SAMPLE, STATUS, Calendar, Measurement
 
 CHUNK_ROWS = 50_000
 THREADS = 3
@@ -97,6 +97,12 @@ def window_of(measurement: str, start_ms: int, end_ms: int, calendar: Calendar) 
     whole month lies inside (the rest of the window is read from daily ones)."""
     if measurement in STATE:
         return start_ms, FOREVER_MS
+    # Sessions of the window's edges are found with the hour of samples before it and the
+    # events of its whole local days (labmeter/sessions.py): the report is rebuilt from them.
+    if measurement == SAMPLE.name:
+        return sessions.sample_range(start_ms, end_ms)
+    if measurement == EVENT.name:
+        return sessions.event_range(start_ms, end_ms, calendar)
     if measurement.endswith("_monthly"):
         month = calendar.month_of(end_ms)
         return start_ms, end_ms if month == end_ms else month
