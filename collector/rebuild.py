@@ -1,7 +1,9 @@
 """``labmeter rollups rebuild``: recompute daily rollups with the inventory's opening hours.
 
 After the opening hours of past days were edited, the API reads those days from the hourly
-rollups (exact, slower) until their daily rollups are recomputed with the new hours.
+rollups (exact, slower) until their daily rollups are recomputed with the new hours; after an
+upgrade that added rollups (per asset and lab, sessions), it reads older days the slow way
+until they are recomputed. Session rollups are rebuilt from the raw samples and events.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from labmeter.periods import closures_query, parse_closures
 
 
 def rebuild(config: Config, start_ms: int, end_ms: int, console: Console) -> int:
-    """Recompute the daily rollups of every local day touching ``[start, end)``."""
+    """Recompute the daily and monthly rollups, sessions included, of every local day touching
+    ``[start, end)``; closed periods are refused."""
     if not config.collector.inventory:
         console.print(
             "[yellow]collector.inventory is not set:[/] the days get no opening-hours split "

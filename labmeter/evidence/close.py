@@ -24,8 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from labmeter import __version__
+from labmeter.bookings import BookingError, Bookings
 from labmeter.config import Config
 from labmeter.errors import EvidenceError
+from labmeter.evidence import bookings as archived_bookings
 from labmeter.evidence import report as report_mod
 from labmeter.evidence.export import Dumper
 from labmeter.evidence.manifest import load_private_key, seal, sha256_file
@@ -134,6 +136,20 @@ def wait_for_collectors(
         time.sleep(1.0)
 
 
+def _bookings(config: Config, inventory: Path | None) -> Bookings | None:
+    """The bookings the API reconciles with (feeds: their last good copies), checked against
+    the inventory; None when none are configured."""
+    if not config.bookings.sources:
+        return None
+    from labmeter.bookings_cli import open_bookings
+    from labmeter.inventory import load
+
+    try:
+        return open_bookings(config, load(inventory) if inventory is not None else None)
+    except BookingError as exc:
+        raise EvidenceError(f"the bookings do not load: {'; '.join(exc.problems)}") from exc
+
+
 def close_period(
     config: Config,
     start_ms: int,
@@ -152,6 +168,7 @@ def close_period(
     inventory = Path(config.api.inventory) if config.api.inventory else None
     if inventory is not None and not inventory.is_file():
         raise EvidenceError(f"api.inventory {inventory} does not exist")
+    books = _bookings(config, inventory)
     name = folder_name(start_ms, end_ms, site, calendar)
     final = archive / name
     influx = InfluxV1(config.influx)
@@ -180,6 +197,15 @@ def close_period(
         partial = archive / f".{name}.partial"
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir()
+        # The report reads the bookings from the package's copies, as verify will.
+        booked, bookings_meta = None, None
+        if books is not None:
+            bookings_meta = archived_bookings.archive(
+                books, partial, config.bookings.no_show_below
+            )
+            booked = archived_bookings.declared(
+                partial, bookings_meta, books.inventory, start_ms, end_ms
+            )
         report = report_mod.build_report(
             config.influx,
             inventory,
@@ -188,6 +214,7 @@ def close_period(
             site,
             now_ms,
             lambda step, total, label: progress(f"report: {label}", step, total),
+            booked,
         )
         # The raw data are read (InfluxDB's work) while the formats render (ours).
         dumper = Dumper(config.influx, calendar)
@@ -227,6 +254,7 @@ def close_period(
             **meta,
             "python": sys.version.split()[0],
             "inventory": inventory_meta,
+            "bookings": bookings_meta,
             "report": report_mod.settings(),
             "api": {"stale_intervals": config.api.stale_intervals},
             "collector": {

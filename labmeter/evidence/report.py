@@ -10,6 +10,7 @@ from labmeter.config import InfluxConfig
 from labmeter.influx import InfluxV1
 
 if TYPE_CHECKING:  # the API is imported when a report is built, not when the CLI starts
+    from api.report.build import Declared
     from api.report.model import Report
 
 REPORT_JSON = "report/report.json"
@@ -30,8 +31,10 @@ def build_report(
     site: str,
     now_ms: int,
     progress: Callable[[int, int, str], None] | None = None,
+    declared: Declared | None = None,
 ) -> Report:
-    """The report's data for ``[start, end)`` (one site or all) as of ``now_ms``."""
+    """The report's data for ``[start, end)`` (one site or all) as of ``now_ms``, reconciled
+    with ``declared`` bookings if any."""
     from api.analysis import open_scope
     from api.plan import Filters
     from api.report.build import build
@@ -44,7 +47,7 @@ def build_report(
         scope = open_scope(
             client, OpeningHours(inventory), start_ms, end_ms, Filters(site or None), now_ms
         )
-        return build(scope, progress)
+        return build(scope, progress, declared)
     finally:
         client.close()
 

@@ -14,7 +14,7 @@ import math
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -22,6 +22,7 @@ from collector.daily import rederive
 from labmeter import influxql
 from labmeter.config import InfluxConfig
 from labmeter.errors import EvidenceError
+from labmeter.evidence import bookings as archived_bookings
 from labmeter.evidence import report as report_mod
 from labmeter.evidence.close import SETTINGS, Progress, _no_progress
 from labmeter.evidence.export import restore
@@ -30,6 +31,9 @@ from labmeter.influx import InfluxV1
 from labmeter.influxql import STAR, agg, select
 from labmeter.localstack import influxd, wait_influx_ready
 from labmeter.schema import Measurement
+
+if TYPE_CHECKING:
+    from api.report.build import Declared
 
 # Describe the run, not the figures.
 IGNORED = {
@@ -81,14 +85,16 @@ def verify(
                 rederive(influx, influx, int(settings["start_ms"]), int(settings["end_ms"]))
             finally:
                 influx.close()
+            start_ms, end_ms = int(settings["start_ms"]), int(settings["end_ms"])
             rebuilt = report_mod.build_report(
                 config,
                 inventory_path,
-                int(settings["start_ms"]),
-                int(settings["end_ms"]),
+                start_ms,
+                end_ms,
                 str(settings.get("site", "")),
                 int(settings["closed_ms"]),
                 lambda step, total, label: progress(f"report: {label}", step, total),
+                _declared(folder, settings, inventory_path, start_ms, end_ms),
             )
         finally:
             db.stop()
@@ -99,6 +105,20 @@ def verify(
     progress("comparing every figure", None, None)
     problems += [f"{report_mod.REPORT_JSON}: {d}" for d in differences(archived, fresh)]
     return problems, signer
+
+
+def _declared(
+    folder: Path, settings: dict[str, Any], inventory: Path | None, start_ms: int, end_ms: int
+) -> Declared | None:
+    """The bookings from the package's copies, never the live calendars."""
+    meta = settings.get("bookings")
+    if not meta:
+        return None
+    from labmeter.inventory import load
+
+    return archived_bookings.declared(
+        folder, meta, load(inventory) if inventory is not None else None, start_ms, end_ms
+    )
 
 
 def _settings(archived: dict[str, Any]) -> list[str]:

@@ -358,3 +358,47 @@ def test_reports_carry_their_fingerprint_the_closure_and_the_refusals(
     assert re.fullmatch(r"\d+/\d+", after), after  # only the last page's number follows
     html = produce(now, Format.html, Lang.en).decode()
     assert closed.manifest_sha256 in html and fingerprint["inventory_sha256"] in html
+
+
+def test_a_period_closed_with_bookings_holds_them_and_verifies_from_its_copies(
+    lab: tuple[Config, Collector], uid: str, tmp_path: Path
+) -> None:
+    """The package holds the calendars the report reconciled with; a later edit of a live
+    calendar leaves verify passing, a flipped byte in the archived copy names it."""
+    cfg, _ = lab
+    live = tmp_path / "calendars"
+    live.mkdir()
+    rows = live / "lab-a.csv"
+    rows.write_text(
+        "id,site,lab,devices,start,end,organisation,category,activity,commercial,reference\n"
+        f"b1,{uid},lab-a,pc-01,2026-03-02 08:00,2026-03-02 12:00,Liceo Galilei,school,CAD,no,\n"
+        f"b2,{uid},lab-a,cnc-01,2026-03-02 13:00,2026-03-02 15:00,Meccanica Srl,company,"
+        "prototipo,sì,CONV-7\n",
+        encoding="utf-8",
+    )
+    sources = live / "sources.yaml"
+    sources.write_text("version: 1\ncalendars:\n  - {file: lab-a.csv}\n", encoding="utf-8")
+    cfg = dataclasses.replace(
+        cfg, bookings=dataclasses.replace(cfg.bookings, sources=str(sources))
+    )
+    closed = close_period(cfg, DAY, NEXT, now_ms=NOW)
+
+    settings = orjson.loads((closed.folder / "settings.json").read_bytes())
+    copied = [c["file"] for c in settings["bookings"]["calendars"]]
+    assert copied == ["bookings/00-lab-a.csv"]
+    assert (closed.folder / copied[0]).read_bytes() == rows.read_bytes()
+    manifest = orjson.loads((closed.folder / "manifest.json").read_bytes())
+    listed = {f["path"]: f["sha256"] for f in manifest["files"]}
+    assert {"bookings/00-lab-a.csv", "bookings/sources.yaml"} <= set(listed)
+    report = orjson.loads((closed.folder / REPORT_JSON).read_bytes())
+    assert [b["uid"] for b in report["bookings"]["bookings"]] == ["b1", "b2"]
+
+    # The live calendar is edited after the close: the package still verifies.
+    rows.write_text(rows.read_text(encoding="utf-8").replace("Liceo Galilei", "Altro"))
+    assert verify(closed.folder)[0] == []
+
+    data = bytearray((closed.folder / copied[0]).read_bytes())
+    data[len(data) // 2] ^= 0x01
+    (closed.folder / copied[0]).write_bytes(bytes(data))
+    problems, _ = verify(closed.folder)
+    assert problems and any("bookings/00-lab-a.csv" in p for p in problems), problems
