@@ -54,6 +54,8 @@ class SessionCounts:
     users: dict[SessionKey, set[str]] = field(default_factory=lambda: defaultdict(set))
 
     def add(self, key: SessionKey, n: int, users: set[str]) -> None:
+        if not n:
+            return  # a day recomputed to none (collector/sessions.py)
         self.sessions[key] += n
         self.users[key] |= users
 

@@ -39,6 +39,7 @@ from labmeter.schema import (
     STATUS,
     hour_of,
 )
+from labmeter.sessions import SESSION_EVENTS
 
 _SAMPLE, _APP_USAGE, _METRICS = SAMPLE.name, APP_USAGE.name, DEVICE_METRICS.name
 
@@ -284,6 +285,8 @@ def convert(chunk: list[Delivery], received_ms: int, admission: Admission = NO_L
         body = message.payload
         if isinstance(body, Sample):
             hours.add(hour_of(body.start_ms))
+        elif isinstance(body, Event) and body.type in SESSION_EVENTS:
+            hours.add(hour_of(body.ts))  # its day's session rollups follow it
     return Converted(lines, hours, rejected)
 
 

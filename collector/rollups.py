@@ -26,6 +26,7 @@ from pathlib import Path
 
 import orjson
 
+from collector import sessions
 from collector.daily import Reader as Reader  # re-exported: the collector's query protocol
 from collector.daily import daily_lines, monthly_lines
 from collector.metrics import Metrics
@@ -57,6 +58,7 @@ from labmeter.schema import (
     h1_name,
     seats_rollup,
 )
+from labmeter.sessions import LOOK_BACK_MS
 
 log = logging.getLogger(__name__)
 
@@ -203,6 +205,20 @@ class Rollups:
         while not self._stop.wait(0.5):
             self.run_due(time.time())
 
+    def _next_day_sessions(self, hour: int) -> None:
+        """An hour within ``LOOK_BACK_MS`` of the next local day can tell whether that day's
+        first sample continues a session begun before: its session rollups follow."""
+        calendar = self.opening.calendar
+        after = calendar.next_day(hour)
+        if hour + HOUR_MS + LOOK_BACK_MS <= after or self.frozen(after):
+            return
+        end = calendar.next_day(after)
+        lines = sessions.day_lines(self.reader, after, end, self.site, calendar)
+        if lines:
+            self.writer.write_lines(lines)
+            month = calendar.month_of(after)
+            self.writer.write_lines(sessions.month_lines(self.reader, month, self.site, calendar))
+
     def run_due(self, now: float) -> None:
         """Recompute every hour whose time has come; keep the ones the database refused."""
         with self._lock:
@@ -245,6 +261,7 @@ class Rollups:
                                 self.reader, calendar.month_of(day), self.site, self.opening
                             )
                         )
+                    self._next_day_sessions(hour)
             except WriteError as exc:
                 log.warning("rollup of hour %d failed (%s); will retry", hour, exc)
                 with self._lock, contextlib.suppress(KeyError):

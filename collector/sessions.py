@@ -57,12 +57,18 @@ def day_lines(
         samples = reader.query(_site(samples_query(day, after), site))
         events = reader.query(_site(events_query(day, after, cal), site))
         found = sessions(_records(samples), _records(events), day, after, cal)
-        counts: dict[Key, int] = defaultdict(int)
+        counts: dict[Key, int] = defaultdict(int)  # SESSION_TAGS' values -> sessions
         users: dict[Key, set[str]] = defaultdict(set)
         for s in found:
             counts[(s.site, s.lab, s.device, s.category)] += 1
             users[(s.site, s.lab, s.device, s.category)].add(s.user)
         name = sessions_rollup(Period.daily).name
+        # A key that had sessions when the day was last computed and has none now (late data
+        # joined two runs) gets a zero point: its old one must not stand.
+        q = select(col(SESSIONS), source=sessions_rollup(Period.daily)).between(day, after)
+        for series in reader.query(_site(q, site).group_by(*SESSION_TAGS)):
+            key = tuple(series.tags.get(t, "") for t in SESSION_TAGS)
+            counts.setdefault(key, 0)
         for key, n in sorted(counts.items()):
             fields: dict[str, FieldValue] = {SESSIONS: n, USERS: join_users(users[key])}
             lines.append(line(name, dict(zip(SESSION_TAGS, key, strict=True)), fields, day))

@@ -24,6 +24,7 @@ from collector.daily import backfill
 from collector.metrics import Metrics
 from collector.rollups import Rollups, rollup_lines
 from labmeter.config import Config
+from labmeter.contract import Sample, Topic, encode
 from labmeter.influx import InfluxV1
 from labmeter.inventory import load
 from labmeter.opening import OpeningHours
@@ -185,3 +186,48 @@ def _points(influx: InfluxV1, span: tuple[int, int]) -> dict[tuple[object, ...],
         for t, n, users in series.values:
             out[(t, series.tags["device"], series.tags["category"])] = (n, users)
     return out
+
+
+def test_a_late_sample_that_joins_two_runs_across_midnight_moves_the_count(
+    influx: InfluxV1, tmp_path: Path
+) -> None:
+    """A run 23:00-01:00 with its 23:55 sample late: first two sessions (one each day), then,
+    when the late sample lands, one, on the day it began; the next day's point drops to 0."""
+    topic = Topic(SITE, "lab-a", "pc-09", "sample")
+    user = "p_00000000000000ab"
+    night = _ms(2025, 5, 5, 23, 0)
+    late = night + 55 * 60_000
+
+    def sample(begin: int) -> list[str]:
+        payload = encode(
+            Sample(begin + 300_000, begin // 1000, 300.0, {"in_use": 300.0}, "school", user, "pc")
+        )
+        return parse(str(topic).encode(), payload, night + 10 * DAY)[1]
+
+    lines = [text for t in range(night, night + 2 * 3_600_000, 300_000) if t != late
+             for text in sample(t)]  # fmt: skip
+    influx.write_lines(lines)
+    rollups = Rollups(
+        influx, influx, Metrics(), site=SITE, state_path=tmp_path / "r.json",
+        grace_s=0, settle_s=0,
+    )  # fmt: skip
+    far = datetime(2030, 1, 1, tzinfo=UTC).timestamp()
+
+    def roll(hours: range | list[int]) -> dict[object, object]:
+        rollups.touch(hours)
+        rollups.run_due(far)
+        rollups.run_due(far)
+        return {k[0]: v for k, v in _points(influx, (night - DAY, night + 2 * DAY)).items()}
+
+    first, second = CAL.day_of(night), CAL.next_day(CAL.day_of(night))
+    assert roll(range(night, night + 2 * 3_600_000, 3_600_000)) == {
+        first: (1, user), second: (1, user),
+    }  # fmt: skip
+    influx.write_lines(sample(late))
+    assert roll([hour_of(late)]) == {first: (1, user), second: (0, "")}
+    # The first day from its rollup, the second (not all rolled up) from raw points.
+    for a, b, expected in ((first, second + DAY, 1), (second, second + DAY, 0)):
+        plan = make_plan(influx, OpeningHours(None), a, b, Filters(), second + 2 * DAY)
+        assert plan.rolled_until == night + 2 * 3_600_000
+        found = session_counts.count(influx, plan)
+        assert sum(found.sessions.values()) == expected
