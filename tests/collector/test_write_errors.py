@@ -7,6 +7,7 @@ import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from email.utils import parsedate_to_datetime
 
 import httpx
 import pytest
@@ -58,15 +59,28 @@ def _publish(config: Config, messages: list[tuple[str, bytes]]) -> None:
     publish_raw(config.mqtt.host, config.mqtt.port, messages)
 
 
+def _influxd_now_ms(url: str) -> int:
+    """influxd's own clock (its HTTP Date header): it keeps the real one when the tests run
+    under ``scripts/at-clock.sh``, and its retention policies follow it."""
+    return int(parsedate_to_datetime(httpx.get(f"{url}/ping").headers["Date"]).timestamp() * 1000)
+
+
 def test_400_bisects_down_to_the_refused_lines(config: Config, influx: InfluxV1, uid: str) -> None:
     db = config.influx.database
-    influx.query(f'CREATE RETENTION POLICY "short" ON "{db}" DURATION 2h REPLICATION 1 DEFAULT')
     now = _now_minute()
+    theirs = _influxd_now_ms(config.influx.url)
+    # Two hours of retention by influxd's clock, plus however far ours lags behind it, so
+    # that samples of our "now" are inside it and one five hours before that is not.
+    hours = 2 + -(-max(0, theirs - now) // 3_600_000)
+    influx.query(
+        f'CREATE RETENTION POLICY "short" ON "{db}" DURATION {hours}h REPLICATION 1 DEFAULT'
+    )
+    old = min(now, theirs) - (hours + 3) * 3_600_000
     with running(config, influx, batch_interval_s=1.0) as collector:
         _publish(config, [_event(uid, now - 5000, 5)])  # d_code is an integer from now on
         wait_for(lambda: collector.metrics.acked == 1)
         conflict = _event(uid, now - 4000, "E-17")  # InfluxDB: field type conflict
-        too_old = _samples(uid, 1, now - 5 * 3_600_000)[0]  # beyond the retention policy
+        too_old = _samples(uid, 1, old)[0]  # beyond the retention policy
         good = _samples(uid, 300, now)
         _publish(config, [*good[:150], conflict, too_old, *good[150:]])
         wait_for(lambda: collector.metrics.acked == 303)
