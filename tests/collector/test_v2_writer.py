@@ -36,7 +36,14 @@ def victoria(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
     service = Service(
         "victoria-metrics",
-        [binary, f"-storageDataPath={workdir}/data", f"-httpListenAddr=127.0.0.1:{port}"],
+        # Its default retention (a month, by its own real clock) would silently drop the
+        # points of a test run under scripts/at-clock.sh on a date more than a month back.
+        [
+            binary,
+            f"-storageDataPath={workdir}/data",
+            f"-httpListenAddr=127.0.0.1:{port}",
+            "-retentionPeriod=100y",
+        ],
         port,
         workdir,
     )
