@@ -20,6 +20,8 @@ def check(path: Path) -> int:
             err.print(problem, markup=False, highlight=False)
         err.print(f"[red]{len(exc.problems)} problem(s)[/]")
         return 1
+    for warning in inv.warnings:
+        err.print(warning, markup=False, highlight=False)
     err.print(
         f"{path}: ok — {len(inv.sites)} sites, {len(inv.labs)} labs, "
         f"{len(inv.equipment)} pieces of equipment, {len(inv.software)} software titles"

@@ -7,6 +7,7 @@ node marks), and every problem is reported in one pass instead of stopping at th
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import re
@@ -24,6 +25,7 @@ from labmeter.inventory.model import (
     Closure,
     Equipment,
     Hours,
+    Identity,
     Inventory,
     InventoryError,
     Lab,
@@ -96,9 +98,13 @@ class _Checker:
     def __init__(self, path: str) -> None:
         self.path = path
         self.problems: list[str] = []
+        self.warnings: list[str] = []
 
     def fail(self, line: int, message: str) -> None:
         self.problems.append(f"{self.path}:{line}: {message}")
+
+    def warn(self, line: int, message: str) -> None:
+        self.warnings.append(f"{self.path}:{line}: warning: {message}")
 
     def line_of(self, item: Any, key: str | None = None) -> int:
         if isinstance(item, _Located):
@@ -245,7 +251,10 @@ def _weekdays(key: str) -> list[int] | None:
 _SITE_KEYS = {"id", "name", "patron_day", "province"}
 _LAB_KEYS = {"id", "site", "name", "hours", "closures", "public_holidays"}
 _ASSET_KEYS = {"description", "fund", "call", "cup", "cost", "purchased", "pnrr", "running_cost"}
-_EQUIPMENT_KEYS = {"id", "site", "lab", "kind", "collaudo", "final_payment"} | _ASSET_KEYS
+_EQUIPMENT_KEYS = {
+    "id", "site", "lab", "kind", "collaudo", "final_payment", "history", "since"
+} | _ASSET_KEYS  # fmt: skip
+_HISTORY_KEYS = {"lab", "device", "since", "until"}
 _SOFTWARE_KEYS = {"id", "site", "seats", "licence_cost", "collaudo"} | _ASSET_KEYS
 
 
@@ -325,6 +334,98 @@ def _asset(chk: _Checker, where: str, item: _Located) -> dict[str, Any]:
         "pnrr": pnrr,
         "running_cost": chk.cost(item, "running_cost", where),
     }
+
+
+def _history(
+    chk: _Checker, item: _Located, where: str, site: str, labs: dict[tuple[str, str], Lab]
+) -> tuple[tuple[Identity, ...], date | None]:
+    """An asset's former identities, oldest first, and when its current one began.
+
+    Each former identity lasts until local midnight of its ``until`` (exclusive) and, unless
+    it says ``since``, began where the one before it ended. Overlaps and dates out of order
+    are errors; a gap (the asset had no identity: stored, under repair) is a warning.
+    """
+    raw = item.get("history")
+    current_since = chk.day(item, "since", where)
+    if raw is None:
+        return (), current_since
+    if not isinstance(raw, list) or not raw:
+        chk.fail(chk.line_of(item, "history"), f"{where}.history must be a list of identities")
+        return (), current_since
+    out: list[Identity] = []
+    for n, entry in enumerate(raw):
+        hwhere = f"{where}.history[{n}]"
+        found = chk.mapping(entry, hwhere, chk.line_of(item, "history"))
+        if found is None:
+            continue
+        chk.keys(found, _HISTORY_KEYS, {"until"}, hwhere)
+        lab = chk.segment(found, "lab", hwhere) or str(item.get("lab") or "")
+        device = chk.segment(found, "device", hwhere) or str(item.get("id") or "")
+        if "lab" in found and lab and site and (site, lab) not in labs:
+            chk.fail(chk.line_of(found, "lab"), f"{hwhere}.lab: {site}/{lab} is not among labs")
+        since, until = chk.day(found, "since", hwhere), chk.day(found, "until", hwhere)
+        if until is None:
+            continue
+        out.append(Identity(site, lab, device, since, until, found.line))
+    resolved: list[Identity] = []
+    for ident in out:
+        previous = resolved[-1] if resolved else None
+        since = ident.since if ident.since is not None else (previous and previous.until)
+        resolved.append(dataclasses.replace(ident, since=since))
+    current = Identity(
+        site, str(item.get("lab") or ""), str(item.get("id") or ""),
+        current_since or (resolved[-1].until if resolved else None), None,
+        chk.line_of(item, "since") if current_since else item.line,
+    )  # fmt: skip
+    for ident in (*resolved, current):
+        if ident.since and ident.until and ident.until <= ident.since:
+            chk.fail(
+                ident.line,
+                f"{where}: {ident.lab}/{ident.device} ends ({ident.until}) on or before it "
+                f"begins ({ident.since})",
+            )
+    for a, b in itertools.pairwise((*resolved, current)):
+        if a.until is None or b.since is None:
+            continue
+        if b.since < a.until:
+            chk.fail(
+                b.line,
+                f"{where}: {b.lab}/{b.device} from {b.since} overlaps {a.lab}/{a.device} "
+                f"until {a.until} (line {a.line}): history is oldest first, one identity at a time",
+            )
+        elif b.since > a.until:
+            chk.warn(
+                b.line,
+                f"{where}: no identity from {a.until} to {b.since} (between {a.lab}/{a.device} "
+                f"and {b.lab}/{b.device}): the asset counts as not in any lab then",
+            )
+    return tuple(resolved), current_since
+
+
+def _claims(chk: _Checker, inv: Inventory) -> None:
+    """Two assets may not claim the same topic identity over overlapping periods."""
+    for key, tenures in inv.tenures.items():
+        for a, b in itertools.combinations(tenures, 2):
+            if a.asset == b.asset:
+                continue  # one asset's own overlaps are reported with its history
+            start = max(_ms_or(a.start_ms, -1), _ms_or(b.start_ms, -1))
+            end = min(_ms_or(a.end_ms, 2**62), _ms_or(b.end_ms, 2**62))
+            if start < end:
+                first, second = inv.equipment[a.asset], inv.equipment[b.asset]
+                chk.fail(
+                    _line_of_identity(second, key),
+                    f"{'/'.join(key)} is claimed by asset {second.id!r} and by asset "
+                    f"{first.id!r} (line {_line_of_identity(first, key)}) over the same period: "
+                    "give each a 'since' or 'until' that tells them apart",
+                )
+
+
+def _ms_or(value: int | None, default: int) -> int:
+    return default if value is None else value
+
+
+def _line_of_identity(eq: Equipment, key: tuple[str, str, str]) -> int:
+    return next((i.line for i in eq.identities if i.key == key), eq.line)
 
 
 def _dates_in_order(
@@ -416,6 +517,7 @@ def parse(text: str, path: str = "<inventory>") -> Inventory:
         collaudo = chk.day(item, "collaudo", where)
         final = chk.day(item, "final_payment", where)
         _dates_in_order(chk, item, where, asset["purchased"], collaudo, final)
+        history, since = _history(chk, item, where, site, inv.labs)
         if asset["pnrr"] and asset["fund"] and asset["fund"] != "PNRR":
             chk.fail(chk.line_of(item, "pnrr"), f"{where}.pnrr: true but fund is {asset['fund']}")
         if eid and site and lab and kind:
@@ -436,6 +538,8 @@ def parse(text: str, path: str = "<inventory>") -> Inventory:
                 collaudo=collaudo,
                 final_payment=final,
                 line=item.line,
+                history=history,
+                since=since,
                 **asset,
             )
     for where, item in chk.items(doc, "software"):
@@ -455,8 +559,11 @@ def parse(text: str, path: str = "<inventory>") -> Inventory:
             inv.software[(site, sid)] = Software(
                 sid, site, seats, licence_cost=licence, collaudo=collaudo, **asset
             )
+    inv.index()
+    _claims(chk, inv)
     if chk.problems:
         raise InventoryError(chk.problems)
+    inv.warnings = chk.warnings
     return inv
 
 

@@ -7,6 +7,7 @@ local time, so a DST day keeps its declared hours.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -55,9 +56,44 @@ class Lab:
     public_holidays: bool = True
 
 
+DeviceKey = tuple[str, str, str]  # a topic identity: site, lab, device
+
+
+@dataclass(frozen=True)
+class Identity:
+    """A topic identity an asset had or has, from local midnight of ``since`` (None: from
+    the start) to local midnight of ``until``, exclusive (None: still)."""
+
+    site: str
+    lab: str
+    device: str
+    since: date | None = None
+    until: date | None = None
+    line: int = 0
+
+    @property
+    def key(self) -> DeviceKey:
+        return (self.site, self.lab, self.device)
+
+
+@dataclass(frozen=True)
+class Tenure:
+    """One identity's period as one asset's, in epoch ms (None: unbounded)."""
+
+    asset: DeviceKey  # the asset's current identity: its key in ``Inventory.equipment``
+    start_ms: int | None
+    end_ms: int | None
+
+    def clip(self, start_ms: int, end_ms: int) -> tuple[int, int]:
+        """The part of ``[start_ms, end_ms)`` within the tenure (empty: a >= b)."""
+        a = start_ms if self.start_ms is None else max(start_ms, self.start_ms)
+        b = end_ms if self.end_ms is None else min(end_ms, self.end_ms)
+        return a, b
+
+
 @dataclass(frozen=True)
 class Equipment:
-    id: str  # the device's topic segment
+    id: str  # the asset id: its current device topic segment
     site: str
     lab: str
     kind: str
@@ -72,6 +108,20 @@ class Equipment:
     pnrr: bool = False  # PNRR-funded: non-commercial use only
     line: int = 0
     running_cost: float | None = None  # euro a year (maintenance, consumables, energy)
+    # Former topic identities, oldest first (a move or a rename); the current one (site, lab,
+    # id) holds from ``since`` (default: the last former identity's ``until``).
+    history: tuple[Identity, ...] = ()
+    since: date | None = None
+
+    @property
+    def key(self) -> DeviceKey:
+        return (self.site, self.lab, self.id)
+
+    @property
+    def identities(self) -> tuple[Identity, ...]:
+        """Every identity the asset had, oldest first, the current one last."""
+        since = self.since or (self.history[-1].until if self.history else None)
+        return (*self.history, Identity(self.site, self.lab, self.id, since, None, self.line))
 
 
 @dataclass(frozen=True)
@@ -98,10 +148,14 @@ class Inventory:
     timezone: str
     sites: dict[str, Site] = field(default_factory=dict)
     labs: dict[tuple[str, str], Lab] = field(default_factory=dict)
-    equipment: dict[tuple[str, str, str], Equipment] = field(default_factory=dict)
+    equipment: dict[DeviceKey, Equipment] = field(default_factory=dict)  # by current identity
+    # Every identity any asset had or has -> its periods, by start: figures follow an asset
+    # across moves and renames (``index`` fills it).
+    tenures: dict[DeviceKey, tuple[Tenure, ...]] = field(default_factory=dict)
     software: dict[tuple[str, str], Software] = field(default_factory=dict)
     useful_life: dict[str, float] = field(default_factory=dict)  # years per kind ("software")
     sha256: str = ""  # of the file's bytes as loaded: reports state it (their fingerprint)
+    warnings: list[str] = field(default_factory=list)  # ``file:line: warning: ...``
     _spans: dict[tuple[str, str, date], tuple[tuple[int, int], ...]] = field(
         default_factory=dict, repr=False, compare=False
     )
@@ -118,7 +172,46 @@ class Inventory:
         return ZoneInfo(self.timezone)
 
     def device(self, site: str, lab: str, device: str) -> Equipment | None:
+        """The asset whose current identity this is (``owner`` for a former one)."""
         return self.equipment.get((site, lab, device))
+
+    def index(self) -> None:
+        """Fill ``tenures`` from the equipment's identities (after loading)."""
+        tz = self.tz
+        found: dict[DeviceKey, list[Tenure]] = {}
+        for eq in self.equipment.values():
+            for ident in eq.identities:
+                start = None if ident.since is None else _local_ms(ident.since, 0, tz)
+                end = None if ident.until is None else _local_ms(ident.until, 0, tz)
+                found.setdefault(ident.key, []).append(Tenure(eq.key, start, end))
+        self.tenures = {
+            k: tuple(sorted(v, key=lambda t: -(2**62) if t.start_ms is None else t.start_ms))
+            for k, v in found.items()
+        }
+
+    def owner(self, key: DeviceKey, t_ms: int) -> Equipment | None:
+        """The asset a topic identity's data at ``t_ms`` belongs to: the one whose period
+        holds it; outside every period, the next one's (the last one's after them all); None
+        for an identity no asset ever had."""
+        tenures = self.tenures.get(key)
+        if not tenures:
+            return None
+        chosen = tenures[-1]
+        for tenure in tenures:
+            if tenure.end_ms is None or t_ms < tenure.end_ms:
+                chosen = tenure
+                break
+        return self.equipment.get(chosen.asset)
+
+    def owner_changes(self, start_ms: int, end_ms: int) -> list[int]:
+        """Times within ``(start_ms, end_ms)`` at which some identity passes from one asset to
+        another: a read split there attributes each part to one asset."""
+        out = set()
+        for tenures in self.tenures.values():
+            for a, b in itertools.pairwise(tenures):
+                if a.asset != b.asset and a.end_ms is not None and start_ms < a.end_ms < end_ms:
+                    out.add(a.end_ms)
+        return sorted(out)
 
     def closed_days(self, lab: Lab, year: int) -> frozenset[date]:
         """The public holidays a lab is closed on (none if it opens on them)."""
