@@ -81,7 +81,11 @@ def test_an_identity_reused_by_another_asset_changes_owner_on_its_date() -> None
     lab: lab-fab
     kind: pc
     history: [{lab: lab-cad, until: 2026-03-15}]
-  - {id: pc-08, site: s, lab: lab-cad, kind: pc, history: [{device: pc-07, until: 2026-04-01, since: 2026-03-15}]}
+  - id: pc-08
+    site: s
+    lab: lab-cad
+    kind: pc
+    history: [{device: pc-07, since: 2026-03-15, until: 2026-04-01}]
 """,
         "inv.yaml",
     )
@@ -147,7 +151,7 @@ def test_a_gap_between_two_identities_is_a_warning(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["inventory", "check", str(path)])
     assert result.exit_code == 0, result.output
     assert (
-        f"{path}:11: warning: equipment[0]: no identity from 2026-03-15 to 2026-04-01 "
+        f"{path}:12: warning: equipment[0]: no identity from 2026-03-15 to 2026-04-01 "
         "(between lab-cad/pc-07 and lab-fab/pc-07)" in result.output
     )
     inv = parse(path.read_text(), str(path))
