@@ -8,6 +8,12 @@ company + training agency) / all.
 Without an inventory, available time is the whole window for each device ever seen.
 Devices seen on MQTT but missing from the inventory are listed as unregistered: they never
 enter the aggregates of a lab, a site or a kind.
+
+Figures follow an asset across moves and renames: the inventory lists each asset's former
+topic identities with dates (``Inventory.tenures``). Rollups stay per topic identity; on read,
+an identity's seconds belong to the asset that had it at the time (``Inventory.owner``), a
+device row sums an asset's identities, and a lab counts each identity's seconds and opening
+hours in the lab it was in while the asset was there.
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ from api.records import (
 from api.usage import FactKey, Totals, UsageReader, View
 from labmeter.contract import CATEGORIES, EXTERNAL_CATEGORIES
 from labmeter.influx import InfluxV1
-from labmeter.inventory import Inventory
+from labmeter.inventory import Inventory, Tenure
 from labmeter.opening import OpeningHours
 from labmeter.sessions import Session
 from labmeter.sessions import sessions as session_list
@@ -71,6 +77,7 @@ class Scope:
         default_factory=dict
     )
     _facts: dict[tuple[View, Every | None], list[PeriodFacts]] = field(default_factory=dict)
+    _assets: dict[Every | None, list[PeriodAssets]] = field(default_factory=dict)
 
     @property
     def start_ms(self) -> int:
@@ -109,36 +116,90 @@ class Scope:
             self._facts[key] = [PeriodFacts(a, b, per[a]) for a, b in spans]
         return self._facts[key]
 
+    def asset_facts(self, every: Every | None = None) -> list[PeriodAssets]:
+        """Usage per asset and period: each topic identity's seconds go to the asset that had
+        the identity at the time (read in parts split where an identity changes hands), under
+        the asset's current identity; an identity no asset had keeps its own key."""
+        if every in self._assets:
+            return self._assets[every]
+        inv = self.inventory
+        spans = periods(self, every)
+        cuts = inv.owner_changes(self.start_ms, self.end_ms) if inv is not None else []
+        if cuts:
+            parts = _cut(spans, cuts)
+            read = self.reader.facts(self.plan, parts, View.asset)
+            pieces = [(a, fact, totals) for (a, fact), totals in read.items()]
+        else:
+            pieces = [
+                (p.start_ms, fact, totals)
+                for p in self.facts(View.asset, every)
+                for fact, totals in p.facts.items()
+            ]
+        starts = [a for a, _ in spans]
+        out = [PeriodAssets(a, b, defaultdict(Totals), {}) for a, b in spans]
+        for at, (site, lab, device, kind, _category), totals in pieces:
+            period = out[bisect_right(starts, at) - 1]
+            owner = inv.owner((site, lab, device), at) if inv is not None else None
+            key = owner.key if owner is not None else (site, lab, device)
+            period.facts[key].add(totals.seconds)
+            period.kinds.setdefault(key, owner.kind if owner is not None else kind)
+        self._assets[every] = out
+        return out
+
     def unregistered(self) -> list[DeviceKey]:
-        """Devices seen on MQTT or with samples, within the filters, that the inventory does
-        not list (none without an inventory: then every device counts)."""
+        """Topic identities seen on MQTT or with samples, within the filters, that no asset
+        of the inventory ever had (none without an inventory: then every device counts)."""
         if self.inventory is None:
             return []
-        return sorted(k for k in self.seen | self.plan.known if k not in self.inventory.equipment)
+        tenures = self.inventory.tenures
+        return sorted(k for k in self.seen | self.plan.known if k not in tenures)
+
+    def members(self) -> list[Member]:
+        """What a group's figures count: each identity of each registered asset within the
+        filters, for its period; without an inventory every device seen or with samples."""
+        if self.inventory is None:
+            keys = sorted(k for k in self.seen | self.plan.known if self.filters.matches(k))
+            return [Member(k, k, "", None) for k in keys]
+        out = []
+        for key, tenures in sorted(self.inventory.tenures.items()):
+            if self.filters.matches(key):
+                for tenure in tenures:
+                    kind = self.inventory.equipment[tenure.asset].kind
+                    out.append(Member(key, tenure.asset, kind, tenure))
+        return out
+
+    def member_available_s(self, member: Member, start_ms: int, end_ms: int) -> float:
+        """A member's open time within ``[start_ms, end_ms)``: its lab's, while it was there."""
+        if member.tenure is None:
+            return (end_ms - start_ms) / 1000
+        a, b = member.tenure.clip(start_ms, end_ms)
+        return self.lab_available_s(member.key[0], member.key[1], a, b) if b > a else 0.0
 
     @property
     def tz(self) -> str:
         return self.plan.calendar.tz
 
     def registered(self) -> dict[DeviceKey, str]:
-        """Registered devices within the filters -> kind."""
+        """Registered assets with an identity within the filters (by their current
+        identity) -> kind."""
         if self.inventory is None:
             return {}
-        return {
-            key: eq.kind
-            for key, eq in self.inventory.equipment.items()
-            if self.filters.matches(key)
-        }
+        return {m.asset: m.kind for m in self.members()}
 
     def is_registered(self, key: DeviceKey) -> bool:
-        return self.inventory is None or key in self.inventory.equipment
+        """Whether some asset had this topic identity at some time."""
+        return self.inventory is None or key in self.inventory.tenures
 
     def available_s(self, key: DeviceKey, start_ms: int, end_ms: int) -> float | None:
+        """An asset's (by its current identity) open time: its labs' opening hours while it
+        was in each, within the filters; None for a device no asset is."""
         if self.inventory is None:
             return (end_ms - start_ms) / 1000
         if key not in self.inventory.equipment:
             return None
-        return self.lab_available_s(key[0], key[1], start_ms, end_ms)
+        return sum(
+            self.member_available_s(m, start_ms, end_ms) for m in self.members() if m.asset == key
+        )
 
     def lab_available_s(self, site: str, lab: str, start_ms: int, end_ms: int) -> float:
         """A lab's open time in seconds (0 for a lab the inventory does not list)."""
@@ -231,6 +292,35 @@ class PeriodFacts:
     facts: dict[FactKey, Totals]
 
 
+@dataclass(frozen=True)
+class PeriodAssets:
+    """A period's usage per asset (its current identity) or unregistered device."""
+
+    start_ms: int
+    end_ms: int
+    facts: dict[DeviceKey, Totals]
+    kinds: dict[DeviceKey, str]
+
+
+@dataclass(frozen=True)
+class Member:
+    """One identity of one asset, for the period it was the asset's (None: always)."""
+
+    key: DeviceKey  # the topic identity
+    asset: DeviceKey  # the asset's current identity
+    kind: str
+    tenure: Tenure | None
+
+
+def _cut(spans: list[tuple[int, int]], cuts: list[int]) -> list[tuple[int, int]]:
+    """``spans`` split at ``cuts``."""
+    out = []
+    for a, b in spans:
+        inner = [c for c in cuts if a < c < b]
+        out += list(itertools.pairwise([a, *inner, b]))
+    return out
+
+
 def _ratio(num: float, den: float | None) -> float | None:
     return num / den if den else None
 
@@ -242,46 +332,52 @@ def utilisation(scope: Scope, group_by: GroupBy, every: Every | None) -> list[Ut
     return list(group_rows(scope, group_by, every))
 
 
-def _kinds(scope: Scope, facts: dict[FactKey, Totals]) -> dict[DeviceKey, str]:
-    """Every device of a period: registered (with the inventory's kind), seen, with data."""
+def _kinds(scope: Scope, period: PeriodAssets) -> dict[DeviceKey, str]:
+    """Every asset or device of a period: registered (with the inventory's kind), with data,
+    seen (an identity some asset had is that asset's row, not one of its own)."""
     kinds = scope.registered()
-    for site, lab, device, kind, _category in facts:
-        kinds.setdefault((site, lab, device), kind)
+    for key, kind in period.kinds.items():
+        kinds.setdefault(key, kind)
     for key in scope.seen:
-        if scope.filters.matches(key):
+        if scope.filters.matches(key) and not (scope.inventory and scope.is_registered(key)):
             kinds.setdefault(key, "")
     return kinds
 
 
 def device_rows(scope: Scope, every: Every | None) -> list[DeviceRow]:
-    """Every device (registered, seen or with data), unregistered ones flagged."""
+    """Every asset (by its current identity, all its identities summed) and every device
+    no asset is (flagged unregistered)."""
     rows: list[DeviceRow] = []
-    for p in scope.facts(View.asset, every):
-        per_device = {k[:3]: t for k, t in p.facts.items()}
-        for key, kind in sorted(_kinds(scope, p.facts).items()):
+    inv = scope.inventory
+    for p in scope.asset_facts(every):
+        for key, kind in sorted(_kinds(scope, p).items()):
             avail = scope.available_s(key, p.start_ms, p.end_ms)
-            t = per_device.get(key, Totals())
-            rows.append(
-                DeviceRow(
-                    site=key[0],
-                    lab=key[1],
-                    device=key[2],
-                    kind=kind,
-                    period_start_ms=p.start_ms,
-                    period_end_ms=p.end_ms,
-                    registered=scope.is_registered(key),
-                    **figures(t, avail, 1),
-                )
+            # A cast as in ``_group_row``: mypy asks a ** merge for every NotRequired key.
+            row = cast(
+                DeviceRow,
+                {
+                    "site": key[0],
+                    "lab": key[1],
+                    "device": key[2],
+                    "kind": kind,
+                    "period_start_ms": p.start_ms,
+                    "period_end_ms": p.end_ms,
+                    "registered": inv is None or key in inv.equipment,
+                    **figures(p.facts.get(key, Totals()), avail, 1),
+                },
             )
+            eq = inv.equipment.get(key) if inv is not None else None
+            if eq is not None and eq.history:
+                row["former"] = [f"{i.lab}/{i.device} until {i.until}" for i in eq.history]
+            rows.append(row)
     return rows
 
 
-def _members(scope: Scope) -> dict[DeviceKey, str]:
-    """The devices a group's figures count, with their kind: the registered ones within the
-    filters, or without an inventory every device seen or with samples."""
-    if scope.inventory is not None:
-        return scope.registered()
-    return {k: "" for k in scope.seen | scope.plan.known if scope.filters.matches(k)}
+def lab_figures(scope: Scope, members: list[Member], t: Totals, a: int, b: int) -> Figures:
+    """A group's figures: its members' open time while each was in it, its assets counted
+    once."""
+    avail = sum(scope.member_available_s(m, a, b) for m in members) if members else None
+    return figures(t, avail, len({m.asset for m in members}))
 
 
 def group_rows(scope: Scope, group_by: GroupBy, every: Every | None) -> list[GroupRow]:
@@ -289,41 +385,60 @@ def group_rows(scope: Scope, group_by: GroupBy, every: Every | None) -> list[Gro
     never enter an aggregate. Per lab, site and category from the per-lab facts (a region's
     year reads 150 lab series instead of 1,500 device ones), per kind from the per-asset."""
     rows: list[GroupRow] = []
-    members = _members(scope)
-    view = View.asset if group_by is GroupBy.kind else View.lab
-    for p in scope.facts(view, every):
-        a, b = p.start_ms, p.end_ms
+    members = scope.members()
+    for a, b, sums in _group_sums(scope, group_by, every):
         if group_by is GroupBy.category:
-            avail_all = _sum_avail(scope, members, a, b)
-            cats: dict[str, Totals] = defaultdict(Totals)
-            for (_s, _l, _d, _k, category), t in p.facts.items():
-                cats[category].add(t.seconds)
-            for category in sorted(cats):
-                row = _group_row(a, b, figures(cats[category], avail_all, None))
+            avail_all = sum(scope.member_available_s(m, a, b) for m in members) or None
+            for (category,), t in sorted(sums.items()):
+                row = _group_row(a, b, figures(t, avail_all, None))
                 row["category"] = category
                 row["coverage"] = None  # observed time by category has no denominator of its own
                 rows.append(row)
             continue
-        kinds = dict(members)
-        if group_by is GroupBy.kind:  # devices without an inventory are known by their data
-            for site, lab, device, kind, _category in p.facts:
-                if scope.is_registered((site, lab, device)):
-                    kinds.setdefault((site, lab, device), kind)
-        groups: dict[tuple[str, ...], list[DeviceKey]] = defaultdict(list)
-        for key, kind in kinds.items():
-            groups[_group_of(group_by, key, kind)].append(key)
-        sums: dict[tuple[str, ...], Totals] = defaultdict(Totals)
-        for (site, lab, device, kind, _category), t in p.facts.items():
-            if view is View.lab or scope.is_registered((site, lab, device)):
-                key = (site, lab, device)
-                sums[_group_of(group_by, key, kinds.get(key, kind))].add(t.seconds)
-        for group, keys in sorted(groups.items()):
-            avail = _sum_avail(scope, dict.fromkeys(keys, ""), a, b)
-            row = _group_row(a, b, figures(sums.get(group, Totals()), avail, len(keys)))
+        groups: dict[tuple[str, ...], list[Member]] = defaultdict(list)
+        for m in members:
+            # A lab counts the identities that were in it during the period.
+            if group_by is not GroupBy.lab or m.tenure is None or overlaps(m.tenure, a, b):
+                groups[_group_of(group_by, m.key, m.kind)].append(m)
+        for group, within in sorted(groups.items()):
+            row = _group_row(a, b, lab_figures(scope, within, sums.get(group, Totals()), a, b))
             for name, value in zip(_GROUP_NAMES[group_by], group, strict=True):
                 row[name] = value
             rows.append(row)
     return rows
+
+
+def _group_sums(
+    scope: Scope, group_by: GroupBy, every: Every | None
+) -> list[tuple[int, int, dict[tuple[str, ...], Totals]]]:
+    """Per period, the seconds of each group: per kind from the per-asset facts (each
+    identity's seconds with the asset that had it), otherwise from the per-lab facts (each
+    identity's in the lab it was in, as its topic says)."""
+    out = []
+    if group_by is GroupBy.kind:
+        for q in scope.asset_facts(every):
+            sums: dict[tuple[str, ...], Totals] = defaultdict(Totals)
+            for key, t in q.facts.items():
+                if scope.is_registered(key):
+                    kind = q.kinds.get(key, "") if scope.inventory is not None else ""
+                    sums[(kind,)].add(t.seconds)
+            out.append((q.start_ms, q.end_ms, sums))
+        return out
+    for p in scope.facts(View.lab, every):
+        sums = defaultdict(Totals)
+        for (site, lab, _d, _k, category), t in p.facts.items():
+            if group_by is GroupBy.category:
+                sums[(category,)].add(t.seconds)
+            else:
+                sums[_group_of(group_by, (site, lab, ""), "")].add(t.seconds)
+        out.append((p.start_ms, p.end_ms, sums))
+    return out
+
+
+def overlaps(tenure: Tenure, a: int, b: int) -> bool:
+    """Whether the tenure holds any of ``[a, b)``."""
+    start, end = tenure.clip(a, b)
+    return start < end
 
 
 def _group_of(group_by: GroupBy, key: DeviceKey, kind: str) -> tuple[str, ...]:
@@ -342,12 +457,6 @@ _GROUP_NAMES: dict[GroupBy, tuple[Literal["site", "lab", "kind"], ...]] = {
     GroupBy.site: ("site",),
     GroupBy.kind: ("kind",),
 }
-
-
-def _sum_avail(scope: Scope, keys: dict[DeviceKey, str], a: int, b: int) -> float | None:
-    values = [scope.available_s(k, a, b) for k in keys]
-    known = [v for v in values if v is not None]
-    return sum(known) if known else None
 
 
 def figures(t: Totals, available: float | None, devices: int | None) -> Figures:
@@ -465,13 +574,16 @@ def company_use_of_pnrr(scope: Scope) -> dict[DeviceKey, float]:
     """In-use seconds of the ``company`` category on PNRR-funded devices over the window:
     read per device and category, but only that category's series."""
     inv = scope.inventory
-    pnrr = {k for k, eq in inv.equipment.items() if eq.pnrr} if inv is not None else set()
+    if inv is None:
+        return {}
+    pnrr = {i.key for eq in inv.equipment.values() if eq.pnrr for i in eq.identities}
     if not any(scope.filters.matches(k) for k in pnrr):
         return {}
-    window = [(scope.start_ms, scope.end_ms)]
+    spans = _cut([(scope.start_ms, scope.end_ms)], inv.owner_changes(scope.start_ms, scope.end_ms))
     out: dict[DeviceKey, float] = defaultdict(float)
-    facts = scope.reader.facts(scope.plan, window, View.fact, categories=("company",))
-    for (_span, (site, lab, device, _k, _c)), t in facts.items():
-        if (site, lab, device) in pnrr:
-            out[(site, lab, device)] += t.in_use_s
+    facts = scope.reader.facts(scope.plan, spans, View.fact, categories=("company",))
+    for (at, (site, lab, device, _k, _c)), t in facts.items():
+        owner = inv.owner((site, lab, device), at)
+        if owner is not None and owner.pnrr:
+            out[owner.key] += t.in_use_s
     return dict(out)

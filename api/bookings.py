@@ -133,9 +133,10 @@ class _Booked:
 
 
 def _members(scope: Scope) -> dict[tuple[str, str], list[str]]:
-    """Each lab's devices: the inventory's, or those seen without one."""
+    """Each lab's devices: every identity an asset of the inventory had in it (a booking's
+    time tells which was there), or those seen without one."""
     out: dict[tuple[str, str], list[str]] = defaultdict(list)
-    keys = scope.inventory.equipment if scope.inventory is not None else scope.seen
+    keys = scope.inventory.tenures if scope.inventory is not None else scope.seen
     for site, lab, device in sorted(keys):
         out[(site, lab)].append(device)
     return out
@@ -347,7 +348,7 @@ def _commercial(
     equipment: dict[tuple[int, str], float] = defaultdict(float)
     for span, holders in mine.items():
         for (device, _category), value in seconds[span].items():
-            eq = inv.equipment.get((span[0], span[1], device))
+            eq = inv.owner((span[0], span[1], device), span[2])
             if eq is None or not eq.pnrr:
                 continue
             for n in holders:

@@ -30,6 +30,7 @@ class DeviceRow(Figures):
     period_start_ms: int
     period_end_ms: int
     registered: bool  # listed in the inventory
+    former: NotRequired[list[str]]  # an asset's former identities: "lab/device until date"
 
 
 class GroupRow(Figures):

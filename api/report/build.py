@@ -116,7 +116,7 @@ def build(
         devices = analysis.device_rows(scope, None)
         labs = analysis.group_rows(scope, GroupBy.lab, None)
         step(1, "utilisation per device and lab")
-        months, monthly_openness = _monthly(scope, devices)
+        months, monthly_openness = _monthly(scope)
         step(2, "monthly trend")
         openness_total = analysis.openness(scope)
         openness_labs = analysis.openness_per_lab(scope)
@@ -370,13 +370,13 @@ def _count_versions(versions: dict[DeviceKey, str]) -> list[AgentVersion]:
     return [AgentVersion(version=v, devices=n) for v, n in sorted(counts.items())]
 
 
-def _monthly(scope: Scope, devices: list[DeviceRow]) -> tuple[list[MonthRow], list[MonthOpenness]]:
+def _monthly(scope: Scope) -> tuple[list[MonthRow], list[MonthOpenness]]:
     """Per lab and month: utilisation; per month: openness; from the scope's month facts
     (one read for the whole report), unregistered devices left out."""
-    members: dict[tuple[str, str], list[tuple[str, str, str]]] = defaultdict(list)
-    for d in devices:
-        if d["registered"]:
-            members[(d["site"], d["lab"])].append((d["site"], d["lab"], d["device"]))
+    members: dict[tuple[str, str], list[analysis.Member]] = defaultdict(list)
+    for m in scope.members():  # each identity in the lab it was in
+        if m.tenure is None or analysis.overlaps(m.tenure, scope.start_ms, scope.end_ms):
+            members[(m.key[0], m.key[1])].append(m)
     spans = []
     per_lab: dict[tuple[int, str, str], Totals] = defaultdict(Totals)
     per_cat: dict[int, dict[str, float]] = defaultdict(lambda: dict.fromkeys(CATEGORIES, 0.0))
@@ -387,12 +387,9 @@ def _monthly(scope: Scope, devices: list[DeviceRow]) -> tuple[list[MonthRow], li
             per_cat[i][category] = per_cat[i].get(category, 0.0) + totals.in_use_s
     months = []
     for i, (a, b) in enumerate(spans):
-        for (site, lab), keys in sorted(members.items()):
-            available = [scope.available_s(k, a, b) for k in keys]
-            known = [v for v in available if v is not None]
-            f = analysis.figures(
-                per_lab.get((i, site, lab), Totals()), sum(known) if known else None, len(keys)
-            )
+        for (site, lab), everyone in sorted(members.items()):
+            there = [m for m in everyone if m.tenure is None or analysis.overlaps(m.tenure, a, b)]
+            f = analysis.lab_figures(scope, there, per_lab.get((i, site, lab), Totals()), a, b)
             months.append(
                 MonthRow(
                     site=site,
@@ -407,7 +404,7 @@ def _monthly(scope: Scope, devices: list[DeviceRow]) -> tuple[list[MonthRow], li
                     available_s=f["available_s"],
                     utilisation=f["utilisation"],
                     coverage=f["coverage"],
-                    devices=len(keys),
+                    devices=f.get("devices", 0),
                 )
             )
     openness = []

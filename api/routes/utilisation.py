@@ -34,6 +34,7 @@ class UtilisationRow(BaseModel):
     utilisation: float | None  # in_use_open / available, never above 1
     coverage: float | None  # observed_open / available; low coverage is a gap, not idleness
     registered: bool | None = None  # device rows: listed in the inventory
+    former: list[str] | None = None  # an asset's former identities: "lab/device until date"
 
 
 @router.get("/utilisation", response_model=list[UtilisationRow])

@@ -370,7 +370,9 @@ def _history(
     resolved: list[Identity] = []
     for ident in out:
         previous = resolved[-1] if resolved else None
-        since = ident.since if ident.since is not None else (previous and previous.until)
+        since = ident.since
+        if since is None and previous is not None:
+            since = previous.until
         resolved.append(dataclasses.replace(ident, since=since))
     current = Identity(
         site, str(item.get("lab") or ""), str(item.get("id") or ""),
