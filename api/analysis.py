@@ -124,7 +124,7 @@ class Scope:
             return self._assets[every]
         inv = self.inventory
         spans = periods(self, every)
-        cuts = inv.owner_changes(self.start_ms, self.end_ms) if inv is not None else []
+        cuts = inv.edges(self.start_ms, self.end_ms) if inv is not None else []
         if cuts:
             parts = _cut(spans, cuts)
             read = self.reader.facts(self.plan, parts, View.asset)
@@ -136,13 +136,15 @@ class Scope:
                 for fact, totals in p.facts.items()
             ]
         starts = [a for a, _ in spans]
-        out = [PeriodAssets(a, b, defaultdict(Totals), {}) for a, b in spans]
+        out = [PeriodAssets(a, b, defaultdict(Totals), {}, defaultdict(float)) for a, b in spans]
         for at, (site, lab, device, kind, _category), totals in pieces:
             period = out[bisect_right(starts, at) - 1]
             owner = inv.owner((site, lab, device), at) if inv is not None else None
             key = owner.key if owner is not None else (site, lab, device)
             period.facts[key].add(totals.seconds)
             period.kinds.setdefault(key, owner.kind if owner is not None else kind)
+            if inv is not None and owner is not None and not inv.held((site, lab, device), at):
+                period.outside[key] += totals.observed_s
         self._assets[every] = out
         return out
 
@@ -300,6 +302,7 @@ class PeriodAssets:
     end_ms: int
     facts: dict[DeviceKey, Totals]
     kinds: dict[DeviceKey, str]
+    outside: dict[DeviceKey, float]  # observed seconds under an identity outside its period
 
 
 @dataclass(frozen=True)
@@ -369,6 +372,8 @@ def device_rows(scope: Scope, every: Every | None) -> list[DeviceRow]:
             eq = inv.equipment.get(key) if inv is not None else None
             if eq is not None and eq.history:
                 row["former"] = [f"{i.lab}/{i.device} until {i.until}" for i in eq.history]
+            if p.outside.get(key):
+                row["outside_period_s"] = round(p.outside[key], 3)
             rows.append(row)
     return rows
 
@@ -579,7 +584,7 @@ def company_use_of_pnrr(scope: Scope) -> dict[DeviceKey, float]:
     pnrr = {i.key for eq in inv.equipment.values() if eq.pnrr for i in eq.identities}
     if not any(scope.filters.matches(k) for k in pnrr):
         return {}
-    spans = _cut([(scope.start_ms, scope.end_ms)], inv.owner_changes(scope.start_ms, scope.end_ms))
+    spans = _cut([(scope.start_ms, scope.end_ms)], inv.edges(scope.start_ms, scope.end_ms))
     out: dict[DeviceKey, float] = defaultdict(float)
     facts = scope.reader.facts(scope.plan, spans, View.fact, categories=("company",))
     for (at, (site, lab, device, _k, _c)), t in facts.items():

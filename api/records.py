@@ -31,6 +31,9 @@ class DeviceRow(Figures):
     period_end_ms: int
     registered: bool  # listed in the inventory
     former: NotRequired[list[str]]  # an asset's former identities: "lab/device until date"
+    # Observed seconds measured under one of its identities outside that identity's period
+    # (the inventory's dates are off, or a gap): counted, and flagged.
+    outside_period_s: NotRequired[float]
 
 
 class GroupRow(Figures):

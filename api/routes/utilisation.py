@@ -35,6 +35,7 @@ class UtilisationRow(BaseModel):
     coverage: float | None  # observed_open / available; low coverage is a gap, not idleness
     registered: bool | None = None  # device rows: listed in the inventory
     former: list[str] | None = None  # an asset's former identities: "lab/device until date"
+    outside_period_s: float | None = None  # observed under an identity outside its period
 
 
 @router.get("/utilisation", response_model=list[UtilisationRow])

@@ -74,15 +74,22 @@ def equipment_from_csv(path: Path) -> list[dict[str, Any]]:
     return out
 
 
+# Kept from the YAML when a row replaces an entry: a spreadsheet lists assets as they are now,
+# their former identities (moves, renames) are written in the YAML only.
+YAML_ONLY = ("history", "since")
+
+
 def merge_equipment(doc_text: str, entries: list[dict[str, Any]]) -> str:
-    """The inventory text with ``entries`` added or replacing those with the same site/lab/id."""
+    """The inventory text with ``entries`` added or replacing those with the same site/lab/id
+    (keeping the replaced entry's history)."""
     doc: dict[str, Any] = yaml.safe_load(doc_text) if doc_text.strip() else {"version": 1}
     equipment: list[dict[str, Any]] = list(doc.get("equipment") or [])
     index = {(e.get("site"), e.get("lab"), e.get("id")): n for n, e in enumerate(equipment)}
     for entry in entries:
         key = (entry.get("site"), entry.get("lab"), entry.get("id"))
         if key in index:
-            equipment[index[key]] = entry
+            old = equipment[index[key]]
+            equipment[index[key]] = entry | {k: old[k] for k in YAML_ONLY if k in old}
         else:
             index[key] = len(equipment)
             equipment.append(entry)

@@ -7,7 +7,6 @@ local time, so a DST day keeps its declared hours.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -203,14 +202,24 @@ class Inventory:
                 break
         return self.equipment.get(chosen.asset)
 
-    def owner_changes(self, start_ms: int, end_ms: int) -> list[int]:
-        """Times within ``(start_ms, end_ms)`` at which some identity passes from one asset to
-        another: a read split there attributes each part to one asset."""
-        out = set()
-        for tenures in self.tenures.values():
-            for a, b in itertools.pairwise(tenures):
-                if a.asset != b.asset and a.end_ms is not None and start_ms < a.end_ms < end_ms:
-                    out.add(a.end_ms)
+    def held(self, key: DeviceKey, t_ms: int) -> bool:
+        """Whether some asset had this identity at ``t_ms`` (data outside every period is
+        still attributed, by ``owner``, but flagged)."""
+        return any(
+            (t.start_ms is None or t.start_ms <= t_ms) and (t.end_ms is None or t_ms < t.end_ms)
+            for t in self.tenures.get(key, ())
+        )
+
+    def edges(self, start_ms: int, end_ms: int) -> list[int]:
+        """Times within ``(start_ms, end_ms)`` at which some identity's period begins or ends:
+        a read split there gives each part one owner, inside or outside its period."""
+        out = {
+            edge
+            for tenures in self.tenures.values()
+            for t in tenures
+            for edge in (t.start_ms, t.end_ms)
+            if edge is not None and start_ms < edge < end_ms
+        }
         return sorted(out)
 
     def closed_days(self, lab: Lab, year: int) -> frozenset[date]:

@@ -49,6 +49,9 @@ ASSETS = {
     "pc-01": (("lab-cad", "pc-01"), ("lab-cad", "pc-01")),  # stays
 }
 KINDS = {"pc-07": "pc", "cnc-mill-01": "cnc", "pc-01": "pc"}
+# pc-01's agent ran a day before the inventory says it was installed: its first day is still
+# its own, flagged as outside its period, and not in its available time.
+INSTALLED = date(2025, 11, 29)
 
 
 def _is_open(lab: str, half_ms: int) -> bool:
@@ -77,7 +80,7 @@ equipment:
     lab: lab-fab
     kind: cnc
     history: [{{device: cnc-01, until: {MOVE_DAY}}}]
-  - {{id: pc-01, site: {site}, lab: lab-cad, kind: pc}}
+  - {{id: pc-01, site: {site}, lab: lab-cad, kind: pc, since: {INSTALLED}}}
 """
     )
     return path
@@ -226,15 +229,20 @@ def test_moved_and_renamed_assets_keep_their_seconds_per_lab_by_date(
     assert got["pc-07"]["former"] == [f"lab-cad/pc-07 until {MOVE_DAY}"]
     assert got["cnc-mill-01"]["former"] == [f"lab-fab/cnc-01 until {MOVE_DAY}"]
     assert got["pc-01"]["former"] is None
+    installed = utc_ms(f"{INSTALLED}T00:00+01:00")
     for asset, row in got.items():
         assert row["registered"], asset
         for name in ("in_use_s", "observed_s", "in_use_open_s", "observed_open_s"):
             assert row[name] == pytest.approx(total(name, asset), abs=1e-6), (asset, name)
         before, after = (ASSETS[asset][i][0] for i in (0, 1))
+        first = installed if asset == "pc-01" else START
         available = (
-            open_ms(before, START, MOVE, _is_open) + open_ms(after, MOVE, END, _is_open)
+            open_ms(before, first, MOVE, _is_open) + open_ms(after, MOVE, END, _is_open)
         ) / 1000
         assert row["available_s"] == pytest.approx(available, abs=1e-6), asset
+    early = truth[("pc-01", "lab-cad", date(2025, 11, 28))]["observed_s"]
+    assert got["pc-01"]["outside_period_s"] == pytest.approx(early, abs=1e-6) and early > 0
+    assert got["pc-07"]["outside_period_s"] is None
     assert got["pc-07"]["in_use_s"] > 0 and total("in_use_s", "pc-07", "lab-cad") > 0
 
     # Per lab and local day: each identity's seconds in the lab it was in that day.
@@ -251,7 +259,11 @@ def test_moved_and_renamed_assets_keep_their_seconds_per_lab_by_date(
         cells = [c for (_a, lab_of, d), c in truth.items() if lab_of == lab and d == day]
         for name in ("in_use_s", "observed_s", "in_use_open_s", "observed_open_s"):
             assert row[name] == pytest.approx(sum(c[name] for c in cells), abs=1e-6), (row, name)
-        there = {a for a, ids in ASSETS.items() if ids[0 if day < MOVE_DAY else 1][0] == lab}
+        there = {
+            a
+            for a, ids in ASSETS.items()
+            if ids[0 if day < MOVE_DAY else 1][0] == lab and (a != "pc-01" or day >= INSTALLED)
+        }
         assert row["devices"] == len(there), row
         a = utc_ms(f"{day}T00:00+01:00")
         b = utc_ms(f"{day + timedelta(days=1)}T00:00+01:00")

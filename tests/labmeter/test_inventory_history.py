@@ -70,7 +70,9 @@ def test_a_moved_and_renamed_asset_keeps_one_id_and_its_identities_by_date() -> 
         assert inv.owner(key, move - 1) is moved and inv.owner(key, move) is moved
     assert inv.owner(("s", "lab-fab", "cnc-01"), _ms("2025-06-01T00:00")).id == "cnc-mill-01"
     assert inv.owner(("s", "lab-cad", "pc-99"), move) is None
-    assert inv.owner_changes(0, 2**62) == []  # no identity passes between two assets
+    assert inv.edges(0, 2**62) == [_ms("2026-02-01T00:00"), move]
+    assert inv.held(("s", "lab-cad", "pc-07"), move - 1)
+    assert not inv.held(("s", "lab-cad", "pc-07"), move)  # still pc-07's, but flagged
 
 
 def test_an_identity_reused_by_another_asset_changes_owner_on_its_date() -> None:
@@ -93,7 +95,7 @@ def test_an_identity_reused_by_another_asset_changes_owner_on_its_date() -> None
     assert inv.owner(key, _ms("2026-03-14T23:59")).id == "pc-07"
     assert inv.owner(key, _ms("2026-03-15T00:00")).id == "pc-08"
     assert inv.owner(key, _ms("2026-05-01T00:00")).id == "pc-08"  # after every period: the last
-    assert inv.owner_changes(0, 2**62) == [_ms("2026-03-15T00:00")]
+    assert inv.edges(0, 2**62) == [_ms("2026-03-15T00:00"), _ms("2026-04-01T00:00")]
 
 
 def test_history_problems_each_with_file_and_line() -> None:
@@ -164,3 +166,23 @@ def test_an_inventory_without_history_is_read_as_before() -> None:
     eq = inv.equipment[("s", "lab-cad", "pc-01")]
     assert (eq.history, eq.since) == ((), None)
     assert [(t.start_ms, t.end_ms) for t in inv.tenures[eq.key]] == [(None, None)]
+
+
+def test_a_spreadsheet_import_keeps_an_entrys_history(tmp_path: Path) -> None:
+    inv = tmp_path / "inventory.yaml"
+    inv.write_text(
+        HEAD
+        + """  - id: pc-07
+    site: s
+    lab: lab-fab
+    kind: pc
+    history: [{lab: lab-cad, until: 2026-03-15}]
+"""
+    )
+    sheet = tmp_path / "equipment.csv"
+    sheet.write_text("id;site;lab;kind;cost\npc-07;s;lab-fab;pc;1.200,00\n")
+    result = CliRunner().invoke(app, ["inventory", "import", str(sheet), "--into", str(inv)])
+    assert result.exit_code == 0, result.output
+    eq = parse(inv.read_text(), str(inv)).equipment[("s", "lab-fab", "pc-07")]
+    assert eq.cost == 1200
+    assert [(i.lab, str(i.until)) for i in eq.history] == [("lab-cad", "2026-03-15")]
