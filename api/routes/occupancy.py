@@ -59,6 +59,10 @@ def occupancy(
             last_state = sample["state"]
             online = online and now - seen[-1] <= config.api.stale_intervals * interval_ms
         last_seen = max(seen, default=None)
+        owner = inventory.owner(key, now) if inventory is not None else None
+        former = owner is not None and owner.key != key
+        if former and not online:
+            continue  # an asset's former identity: the asset is listed where it is now
         out.append(
             DeviceOccupancy(
                 site=key[0],
@@ -69,8 +73,8 @@ def occupancy(
                 online=online,
                 last_seen=iso(last_seen) if last_seen is not None else None,
                 last_seen_ms=last_seen,
-                kind=inventory.equipment[key].kind if key in registered and inventory else None,
-                registered=None if inventory is None else key in inventory.equipment,
+                kind=owner.kind if owner is not None else None,
+                registered=None if inventory is None else owner is not None,
             )
         )
     return out

@@ -269,6 +269,10 @@ def test_moved_and_renamed_assets_keep_their_seconds_per_lab_by_date(
         b = utc_ms(f"{day + timedelta(days=1)}T00:00+01:00")
         assert row["available_s"] == pytest.approx(len(there) * open_ms(lab, a, b, _is_open) / 1000)
 
+    # Occupancy lists each asset where it is now, not its former identities.
+    now = {(r["lab"], r["device"]) for r in api.get("/api/v1/occupancy", Role.viewer)}
+    assert now == {ids[1] for ids in ASSETS.values()}
+
     # Nothing is unregistered: the old identities are their assets'.
     report = api.get("/api/v1/report", **bounds)
     assert report["evidence"]["unregistered"] == []
