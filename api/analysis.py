@@ -78,6 +78,7 @@ class Scope:
     )
     _facts: dict[tuple[View, Every | None], list[PeriodFacts]] = field(default_factory=dict)
     _assets: dict[Every | None, list[PeriodAssets]] = field(default_factory=dict)
+    _members: dict[DeviceKey, list[Member]] | None = None  # by asset, made once
 
     @property
     def start_ms(self) -> int:
@@ -159,15 +160,24 @@ class Scope:
     def members(self) -> list[Member]:
         """What a group's figures count: each identity of each registered asset within the
         filters, for its period; without an inventory every device seen or with samples."""
+        return [m for ms in self._by_asset().values() for m in ms]
+
+    def _by_asset(self) -> dict[DeviceKey, list[Member]]:
+        if self._members is not None:
+            return self._members
+        out: dict[DeviceKey, list[Member]] = {}
         if self.inventory is None:
-            keys = sorted(k for k in self.seen | self.plan.known if self.filters.matches(k))
-            return [Member(k, k, "", None) for k in keys]
-        out = []
-        for key, tenures in sorted(self.inventory.tenures.items()):
-            if self.filters.matches(key):
-                for tenure in tenures:
-                    kind = self.inventory.equipment[tenure.asset].kind
-                    out.append(Member(key, tenure.asset, kind, tenure))
+            for k in sorted(k for k in self.seen | self.plan.known if self.filters.matches(k)):
+                out[k] = [Member(k, k, "", None)]
+        else:
+            for key, tenures in sorted(self.inventory.tenures.items()):
+                if self.filters.matches(key):
+                    for tenure in tenures:
+                        kind = self.inventory.equipment[tenure.asset].kind
+                        out.setdefault(tenure.asset, []).append(
+                            Member(key, tenure.asset, kind, tenure)
+                        )
+        self._members = out
         return out
 
     def member_available_s(self, member: Member, start_ms: int, end_ms: int) -> float:
@@ -200,7 +210,7 @@ class Scope:
         if key not in self.inventory.equipment:
             return None
         return sum(
-            self.member_available_s(m, start_ms, end_ms) for m in self.members() if m.asset == key
+            self.member_available_s(m, start_ms, end_ms) for m in self._by_asset().get(key, ())
         )
 
     def lab_available_s(self, site: str, lab: str, start_ms: int, end_ms: int) -> float:
