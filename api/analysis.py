@@ -381,7 +381,7 @@ def device_rows(scope: Scope, every: Every | None) -> list[DeviceRow]:
             )
             eq = inv.equipment.get(key) if inv is not None else None
             if eq is not None and eq.history:
-                row["former"] = [f"{i.lab}/{i.device} until {i.until}" for i in eq.history]
+                row["former"] = eq.former
             if p.outside.get(key):
                 row["outside_period_s"] = round(p.outside[key], 3)
             rows.append(row)

@@ -28,7 +28,9 @@ class EquipmentRow(BaseModel):
     collaudo: date | None = None
     final_payment: date | None = None
     pnrr: bool = False  # PNRR-funded: non-commercial use only
-    seen: bool  # has announced itself on MQTT
+    since: date | None = None  # its current identity holds from then (None: always)
+    former: list[str] = []  # former identities, oldest first: "lab/device until date"
+    seen: bool  # has announced itself on MQTT (under its current identity)
 
 
 class UnregisteredDevice(BaseModel):
@@ -50,9 +52,13 @@ def equipment(scope: ScopeDep) -> EquipmentList:
     rows = []
     if inv is not None:
         for key in sorted(scope.registered()):
-            fields = dataclasses.asdict(inv.equipment[key])
+            eq = inv.equipment[key]
+            fields = dataclasses.asdict(eq)
             fields["device"] = fields.pop("id")
             del fields["line"]  # where it stands in the file: not part of the row
+            fields["since"] = eq.identities[-1].since
+            fields["former"] = eq.former
+            del fields["history"]
             rows.append(EquipmentRow(**fields, seen=key in scope.seen))
     return EquipmentList(
         inventory=inv.path if inv else None,

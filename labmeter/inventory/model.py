@@ -117,6 +117,11 @@ class Equipment:
         return (self.site, self.lab, self.id)
 
     @property
+    def former(self) -> list[str]:
+        """Its former identities as rows show them, oldest first: ``lab/device until date``."""
+        return [f"{i.lab}/{i.device} until {i.until}" for i in self.history]
+
+    @property
     def identities(self) -> tuple[Identity, ...]:
         """Every identity the asset had, oldest first, the current one last."""
         since = self.since or (self.history[-1].until if self.history else None)

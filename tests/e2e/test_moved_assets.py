@@ -269,6 +269,12 @@ def test_moved_and_renamed_assets_keep_their_seconds_per_lab_by_date(
         b = utc_ms(f"{day + timedelta(days=1)}T00:00+01:00")
         assert row["available_s"] == pytest.approx(len(there) * open_ms(lab, a, b, _is_open) / 1000)
 
+    listed = api.get("/api/v1/equipment", Role.viewer)
+    assert {e["device"]: e["former"] for e in listed["equipment"]} == {
+        asset: got[asset]["former"] or [] for asset in ASSETS
+    }
+    assert listed["unregistered"] == []
+
     # Occupancy lists each asset where it is now, not its former identities.
     now = {(r["lab"], r["device"]) for r in api.get("/api/v1/occupancy", Role.viewer)}
     assert now == {ids[1] for ids in ASSETS.values()}
