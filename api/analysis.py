@@ -198,6 +198,12 @@ class Scope:
             return {}
         return {m.asset: m.kind for m in self.members()}
 
+    def asset_key(self, key: DeviceKey) -> DeviceKey:
+        """The current identity of the asset a topic identity is (or was), the last to have
+        it within the window; the identity itself if no asset had it."""
+        owner = self.inventory.owner(key, self.end_ms - 1) if self.inventory else None
+        return owner.key if owner is not None else key
+
     def is_registered(self, key: DeviceKey) -> bool:
         """Whether some asset had this topic identity at some time."""
         return self.inventory is None or key in self.inventory.tenures

@@ -153,7 +153,8 @@ def build(
         for a in spent["assets"]
         if a["asset_kind"] == "equipment"
     }
-    counts = {k: n for k, (n, _users) in sessions.by(lambda k: (k[0], k[1], k[2])).items()}
+    # Per asset: a former identity's sessions are its asset's.
+    counts = {k: n for k, (n, _users) in sessions.by(lambda k: scope.asset_key(k[:3])).items()}
     registered_sessions = session_counts.summary(
         sessions, lambda k: scope.is_registered((k[0], k[1], k[2]))
     )
