@@ -19,7 +19,6 @@ from typing import TypeVar
 
 from api.plan import ReadPlan
 from api.records import LabSessions, SessionFigures, SessionSummary
-from collector.sessions import split_users
 from labmeter.contract import CATEGORIES
 from labmeter.influx import InfluxV1, QueryResult
 from labmeter.influxql import Select, col, select
@@ -38,7 +37,7 @@ from labmeter.schema import (
     Period,
     sessions_rollup,
 )
-from labmeter.sessions import events_query, samples_query, sessions
+from labmeter.sessions import events_query, samples_query, sessions, split_users
 
 SessionKey = tuple[str, str, str, str]  # site, lab, device, category
 LabKey = tuple[str, str]

@@ -25,21 +25,13 @@ from labmeter.schema import (
     Period,
     sessions_rollup,
 )
-from labmeter.sessions import events_query, samples_query, sessions
+from labmeter.sessions import events_query, join_users, samples_query, sessions, split_users
 
 Key = tuple[str, ...]  # SESSION_TAGS' values
 
 
 class Reader(Protocol):
     def query(self, influxql: Select | str, *, epoch: str = "ms") -> list[QueryResult]: ...
-
-
-def join_users(users: set[str]) -> str:
-    return " ".join(sorted(users))
-
-
-def split_users(text: object) -> set[str]:
-    return set(str(text).split()) if text else set()
 
 
 def _site(q: Select, site: str) -> Select:

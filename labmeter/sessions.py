@@ -65,6 +65,15 @@ class Session:
         return (self.site, self.lab, self.device)
 
 
+def join_users(users: set[str]) -> str:
+    """A session rollup's ``users``: the pseudonyms, sorted, joined by spaces."""
+    return " ".join(sorted(users))
+
+
+def split_users(text: object) -> set[str]:
+    return set(str(text).split()) if text else set()
+
+
 def sample_range(start_ms: int, end_ms: int) -> tuple[int, int]:
     """The samples the sessions of ``[start, end)`` are found in."""
     return start_ms - LOOK_BACK_MS, end_ms
