@@ -148,6 +148,56 @@ def generate(
         hour += HOUR
 
 
+USERS_PER_LAB = 120  # a lab's population of pseudonyms (a few classes)
+
+
+def session_rollups(influx: InfluxV1, start_ms: int, raw_from_ms: int, end_ms: int) -> str:
+    """Daily session rollups for the days before the raw ones, as the collector would have
+    written them from raw samples the bench does not keep (a weekday: 2-6 sessions per device,
+    each a user of its lab's population and a category by the usual weights), then the months
+    summed by the collector's own code. The days with raw samples keep what ``backfill``
+    found in them. Imported here: ``--baseline``'s child loads this module from a tree
+    without session rollups."""
+    from collector.sessions import join_users, month_lines
+    from labmeter.influx import FieldValue, line
+    from labmeter.schema import SESSION_TAGS, SESSIONS, USERS, Calendar, Period, sessions_rollup
+
+    cal = Calendar("Europe/Rome")
+    rng = random.Random(7)
+    pools = {
+        (site, lab): [f"p_{rng.getrandbits(64):016x}" for _ in range(USERS_PER_LAB)]
+        for site in SITES
+        for lab in LABS
+    }
+    name, points = sessions_rollup(Period.daily).name, 0
+    day, last = cal.first_day_within(start_ms), cal.day_of(raw_from_ms)
+    while day < last:
+        lines = []
+        if datetime.fromtimestamp(day / 1000, UTC).weekday() < 5:
+            for site, lab, device, _kind in devices():
+                begun: dict[str, list[str]] = defaultdict(list)
+                for _ in range(rng.randint(2, 6)):
+                    category = rng.choices(CATEGORIES, WEIGHTS)[0]
+                    begun[category].append(rng.choice(pools[(site, lab)]))
+                for category, users in sorted(begun.items()):
+                    tags = dict(zip(SESSION_TAGS, (site, lab, device, category), strict=True))
+                    fields: dict[str, FieldValue] = {
+                        SESSIONS: len(users),
+                        USERS: join_users(set(users)),
+                    }
+                    lines.append(line(name, tags, fields, day))
+        influx.write_lines(lines)
+        points += len(lines)
+        day = cal.next_day(day)
+    month = cal.month_of(start_ms)
+    while month < end_ms:
+        months = month_lines(influx, month, "+", cal)
+        influx.write_lines(months)
+        points += len(months)
+        month = cal.next_month(month)
+    return f"{points:,}"
+
+
 def load(influx: InfluxV1, hours: Iterator[list[str]], batch: int = 50_000) -> tuple[int, float]:
     """Write in big batches as the data is generated; return (points, seconds writing)."""
     pending: list[str] = []
@@ -322,19 +372,26 @@ def main() -> None:
     if args.influx_url:
         serve_timings(args.influx_url, args.keep_data, args.only)
         return
+    from labmeter.localstack import wait_compacted  # not in --baseline's tree
+
     workdir = args.keep_data or Path(tempfile.mkdtemp(prefix="labmeter-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
     loaded = (workdir / "loaded").exists()
-    service = influxd(workdir / "influxd")
+    # Fully compacted 5 s after the last write, as a deployment is hours after its last
+    # rewrite: reads straight after a bulk load merge many files (2-3x the CPU).
+    service = influxd(workdir / "influxd", cold_s=5)
     service.start()
     try:
         url = f"http://127.0.0.1:{service.port}"
         wait_influx_ready(url)
         influx = InfluxV1(InfluxConfig(url=url, database="bench", timeout_s=120))
-        now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
-        end_ms = int(now.timestamp() * 1000)
-        start_ms = int((now - timedelta(days=365)).timestamp() * 1000)
-        raw_from = int((now - timedelta(days=RAW_DAYS)).timestamp() * 1000)
+        if loaded:
+            start_ms, end_ms = map(int, (workdir / "loaded").read_text().split())
+        else:
+            now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+            end_ms = int(now.timestamp() * 1000)
+            start_ms = int((now - timedelta(days=365)).timestamp() * 1000)
+        raw_from = end_ms - RAW_DAYS * 24 * HOUR
         if not loaded:
             # Reads pay per series per shard: a year in 7-day shards is 53 times the work of
             # the same year in one 52-week shard (docs/api-and-report.md).
@@ -348,8 +405,7 @@ def main() -> None:
                 flush=True,
             )
             (workdir / "loaded").write_text(f"{start_ms} {end_ms}\n")
-        else:
-            start_ms, end_ms = map(int, (workdir / "loaded").read_text().split())
+            print(f"influxd compacted in {wait_compacted(workdir / 'influxd'):.0f} s", flush=True)
         client = app_client(url, workdir)
         cases = requests(start_ms, end_ms, args.only)
         opening = OpeningHours(load_inventory(workdir / "inventory.yaml"))  # the collector's split
@@ -358,7 +414,10 @@ def main() -> None:
             ("+ collector rolled up the raw hours", lambda: roll_hours(influx, raw_from, end_ms)),
             (
                 "+ daily and monthly rollups",
-                lambda: f"{backfill(influx, influx, start_ms, end_ms, '+', opening):,}",
+                lambda: (
+                    f"{backfill(influx, influx, start_ms, end_ms, '+', opening):,}"
+                    f" + sessions {session_rollups(influx, start_ms, raw_from, end_ms)}"
+                ),
             ),
         ]
         measured: list[tuple[str, dict[str, float]]] = []
@@ -370,6 +429,8 @@ def main() -> None:
                 t0 = time.perf_counter()
                 done = action()
                 print(f"{stage}: {done} points in {time.perf_counter() - t0:.1f} s", flush=True)
+                waited = wait_compacted(workdir / "influxd")
+                print(f"influxd compacted the shards in {waited:.0f} s", flush=True)
             marker.write_text("done\n")
             measured.append((stage, measure(client, stage, cases)))
         if not measured and not args.baseline:  # every stage done: measure the data as kept

@@ -61,7 +61,7 @@ bind-address = "127.0.0.1:{rpc_port}"
   query-log-enabled = false
   trace-logging-enabled = false
   wal-fsync-delay = "0s"
-  index-version = "inmem"
+  index-version = "inmem"{cold}
 [coordinator]
   log-queries-after = "0s"
 [monitor]
@@ -153,14 +153,44 @@ def mosquitto(workdir: Path, port: int | None = None, extra_conf: str = "") -> S
     return Service("mosquitto", [binary, "-c", str(conf)], port, workdir)
 
 
-def influxd(workdir: Path, port: int | None = None) -> Service:
-    """A configured (not yet started) influxd 1.x with its data in ``workdir``."""
+def influxd(workdir: Path, port: int | None = None, *, cold_s: int | None = None) -> Service:
+    """A configured (not yet started) influxd 1.x with its data in ``workdir``.
+
+    ``cold_s``: seconds without writes after which a shard is fully compacted (InfluxDB's
+    default is 4 hours), for benchmarks that read a database the way a quiet deployment
+    holds it rather than straight after a bulk load.
+    """
     binary = require_binary("influxd")
     workdir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     conf = workdir / "influxdb.conf"
-    conf.write_text(INFLUXD_CONF.format(port=port, rpc_port=free_port(), dir=workdir))
+    cold = (
+        ""
+        if cold_s is None
+        else f'\n  compact-full-write-cold-duration = "{cold_s}s"'
+        f'\n  cache-snapshot-write-cold-duration = "{cold_s}s"'
+    )
+    conf.write_text(INFLUXD_CONF.format(port=port, rpc_port=free_port(), dir=workdir, cold=cold))
     return Service("influxd", [binary, "-config", str(conf)], port, workdir)
+
+
+def wait_compacted(workdir: Path, settle_s: float = 15.0, timeout: float = 300.0) -> float:
+    """Wait until every shard of an ``influxd(..., cold_s=...)`` holds one TSM file (fully
+    compacted) and its files stay as they are for ``settle_s`` (longer than ``cold_s``: the
+    cache is written out first); the seconds waited. After a bulk load or a rewrite, reads
+    merge many files and pay for it."""
+    t0 = time.monotonic()
+    seen: tuple[str, ...] = ()
+    since = t0
+    while time.monotonic() - t0 < timeout:
+        files = tuple(sorted(str(f) for f in (workdir / "data").rglob("*.tsm*")))
+        if files != seen:
+            seen, since = files, time.monotonic()
+        shards = [Path(f).parent for f in files]
+        if len(set(shards)) == len(shards) and time.monotonic() - since >= settle_s:
+            return time.monotonic() - t0
+        time.sleep(1.0)
+    raise ServiceError(f"influxd in {workdir} not compacted within {timeout:.0f} s")
 
 
 def wait_influx_ready(url: str, timeout: float = 30.0) -> None:

@@ -200,9 +200,7 @@ def close_period(
         # The report reads the bookings from the package's copies, as verify will.
         booked, bookings_meta = None, None
         if books is not None:
-            bookings_meta = archived_bookings.archive(
-                books, partial, config.bookings.no_show_below
-            )
+            bookings_meta = archived_bookings.archive(books, partial, config.bookings.no_show_below)
             booked = archived_bookings.declared(
                 partial, bookings_meta, books.inventory, start_ms, end_ms
             )
