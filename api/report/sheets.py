@@ -29,6 +29,24 @@ def to_csv(report: Report, lang: Lang) -> str:
 _XLSX_FORMATS = {HOURS: "#,##0.0", PCT: "0.0%", EUR: "#,##0.00", INT: "0", DATE: "DD/MM/YYYY"}
 
 
+_NOT_IN_SHEET_NAMES = str.maketrans({c: "-" for c in "[]:*?/\\"})
+SHEET_NAME_MAX = 31
+
+
+def sheet_name(title: str, used: set[str]) -> str:
+    """A sheet name Excel opens: at most 31 characters, none of ``[]:*?/\\``, unique among
+    ``used`` regardless of case (Excel's rule), with a numbered suffix when a title repeats
+    within its first 31 characters; ``used`` gains it."""
+    base = title.translate(_NOT_IN_SHEET_NAMES)
+    name, n = base[:SHEET_NAME_MAX], 1
+    while name.casefold() in used:
+        n += 1
+        suffix = f" ({n})"
+        name = base[: SHEET_NAME_MAX - len(suffix)] + suffix
+    used.add(name.casefold())
+    return name
+
+
 def to_xlsx(report: Report, lang: Lang) -> bytes:
     from openpyxl import Workbook
     from openpyxl.styles import Font
@@ -47,13 +65,9 @@ def to_xlsx(report: Report, lang: Lang) -> bytes:
     sheet["B3"].number_format = _XLSX_FORMATS[PCT]
     sheet.append([t("coverage", lang), report["evidence"]["coverage"]])
     sheet["B4"].number_format = _XLSX_FORMATS[PCT]
-    used: set[str] = {sheet.title}
+    used: set[str] = {sheet.title.casefold()}
     for table in tables(report, lang):
-        name = table.title.replace("/", "-")[:31]
-        while name in used:
-            name = name[:29] + "_" + str(len(used))
-        used.add(name)
-        ws = book.create_sheet(name)
+        ws = book.create_sheet(sheet_name(table.title, used))
         ws.append([h for h, _ in table.columns])
         for c in ws[1]:
             c.font = Font(bold=True)

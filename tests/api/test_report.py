@@ -13,6 +13,7 @@ from openpyxl import load_workbook
 from typer.testing import CliRunner
 
 from api.keys import Role
+from api.report.sheets import SHEET_NAME_MAX, sheet_name
 from labmeter.cli import app
 from tests.api import lab_data as d
 from tests.api.client import Api
@@ -142,3 +143,13 @@ def test_report_months_agree_with_the_utilisation_endpoint(lab_api: Api) -> None
     # The unregistered pc-99's 600 s of student use are left out of openness.
     assert [m["in_use_s"] for m in report["openness"]["months"]] == [0, 9000]
     assert report["openness"]["months"][1]["quota_esterna"] == 1.0
+
+
+def test_sheet_names_are_ones_excel_opens() -> None:
+    used: set[str] = set()
+    long = "6. Prenotazioni e utilizzo per organizzazione e categoria"
+    names = [sheet_name(title, used) for title in [long] * 12 + ["a/b[c]:d*e?f\\g", "A/B"]]
+    assert all(len(n) <= SHEET_NAME_MAX for n in names), names
+    assert len({n.casefold() for n in names}) == len(names), names
+    assert names[0] == long[:31] and names[11].endswith(" (12)")
+    assert names[12] == "a-b-c--d-e-f-g" and names[13] == "A-B"
