@@ -41,12 +41,6 @@ from labmeter.localstack import influxd, wait_compacted, wait_influx_ready
 from labmeter.opening import OpeningHours
 
 
-def _cpu(pid: int) -> float:
-    """CPU seconds a process has used (user + system), from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _size(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
@@ -117,9 +111,9 @@ def main() -> None:
             influx.query("DROP MEASUREMENT closed_period")
             shutil.rmtree(archive, ignore_errors=True)
             assert service.proc is not None
-            ours, theirs = time.process_time(), _cpu(service.proc.pid)
+            ours, theirs = time.process_time(), region.cpu_seconds(service.proc.pid)
             closed = close_period(config, start_ms, end_ms)
-            ours, theirs = time.process_time() - ours, _cpu(service.proc.pid) - theirs
+            ours, theirs = time.process_time() - ours, region.cpu_seconds(service.proc.pid) - theirs
             size = _size(closed.folder)
             times.append(closed.seconds)
             sizes.append(size)

@@ -218,11 +218,9 @@ def _points(influx: InfluxV1, query: str, tags: tuple[str, ...]) -> dict[tuple[o
     }
 
 
-def test_asset_and_lab_rollups_are_the_device_rollups_summed(
-    influx: InfluxV1, tmp_path: Path
-) -> None:
-    """Per asset (every category) and per lab (every device), day by day and for the month,
-    equal InfluxDB's own sums of the per-device-and-category rollups; the days say so."""
+def _three_days_rolled_up(influx: InfluxV1, tmp_path: Path) -> None:
+    """The example lab's day, the next day and the DST day, written and rolled up by the
+    collector's own code with opening hours that split the day."""
     lab = d.raw_lines()
     raw = lab + _shifted(lab, DAY) + _shifted(lab, DST_SHIFT)
     influx.write_lines(raw)
@@ -232,6 +230,14 @@ def test_asset_and_lab_rollups_are_the_device_rollups_summed(
         grace_s=0, settle_s=0, opening=opening,
     )  # fmt: skip
     _roll(rollups, raw)
+
+
+def test_asset_and_lab_rollups_are_the_device_rollups_summed(
+    influx: InfluxV1, tmp_path: Path
+) -> None:
+    """Per asset (every category) and per lab (every device), day by day and for the month,
+    equal InfluxDB's own sums of the per-device-and-category rollups; the days say so."""
+    _three_days_rolled_up(influx, tmp_path)
     for period, per in (("daily", "GROUP BY time(1d), {} fill(none) tz('Europe/Rome')"),
                         ("monthly", "GROUP BY {}")):  # fmt: skip
         for field in ("in_use_s", "in_use_open_s", "observed_open_s", "samples"):
@@ -262,15 +268,7 @@ def test_rederive_sums_the_same_asset_and_lab_rollups_again(
 ) -> None:
     """A period's evidence holds the device rollups only: summed again, the per-asset and
     per-lab rollups of every period are the collector's, point for point."""
-    lab = d.raw_lines()
-    raw = lab + _shifted(lab, DAY) + _shifted(lab, DST_SHIFT)
-    influx.write_lines(raw)
-    opening = OpeningHours(load(d.inventory_file(tmp_path, d.SPLIT_HOURS)))
-    rollups = Rollups(
-        influx, influx, Metrics(), site=d.SITE, state_path=tmp_path / "r.json",
-        grace_s=0, settle_s=0, opening=opening,
-    )  # fmt: skip
-    _roll(rollups, raw)
+    _three_days_rolled_up(influx, tmp_path)
 
     def derived() -> dict[str, list[object]]:
         return {
