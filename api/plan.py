@@ -30,6 +30,7 @@ from labmeter.schema import (
     HOURS_TZ,
     LAB,
     LAYOUT,
+    OBSERVED,
     SAMPLE,
     SAMPLES,
     SITE,
@@ -184,18 +185,23 @@ def make_plan(
 ) -> ReadPlan:
     """Read what the request's reads depend on: devices seen, rolled-up hours, usable days."""
     inventory = opening.inventory
-    q = select(agg("last", "online"), source=STATUS).since(0).where_tags(filters.tags)
+    # What the window's report knows is what happened before its end: a device first seen
+    # later, or rollups written later, must not change a closed period's figures (its
+    # package holds only the window, and verify rebuilds the report from that).
+    q = select(agg("last", "online"), source=STATUS).before(end_ms).where_tags(filters.tags)
     seen = frozenset(
         (s.tags[SITE], s.tags[LAB], s.tags[DEVICE]) for s in influx.query(q.group_by(*DEVICE_TAGS))
     )
     sites = {k[0] for k in seen}
     if inventory is not None:
         sites |= {k[0] for k in inventory.equipment if filters.matches(k)}
-    known = frozenset(_devices_with_samples(influx, filters))
+    registered = inventory.tenures.keys() if inventory is not None else frozenset()
+    known = frozenset(_devices_with_samples(influx, filters, start_ms, end_ms, registered))
     plan = ReadPlan(start_ms, end_ms, filters, opening.calendar, now_ms, seen=seen, known=known)
     rolled_until = _rolled_until(influx, now_ms, sites, filters.site)
     if rolled_until is None:
         return plan
+    rolled_until = min(rolled_until, -(-end_ms // HOUR_MS) * HOUR_MS)
     daily_from = _daily_from(influx, sites, filters.site)
     stale: frozenset[int] = frozenset()
     empty: frozenset[int] = frozenset()
@@ -221,15 +227,34 @@ def make_plan(
     )
 
 
-def _devices_with_samples(influx: InfluxV1, filters: Filters) -> set[DeviceKey]:
-    """Every device that has samples, from InfluxDB's series index (no point is read): a
-    lab's rollups count them all, so the ones the inventory does not list are taken away."""
+def _devices_with_samples(
+    influx: InfluxV1,
+    filters: Filters,
+    start_ms: int,
+    end_ms: int,
+    registered: Collection[DeviceKey],
+) -> set[DeviceKey]:
+    """Every device with samples in the window. InfluxDB's series index answers by shard, not
+    by point, so it also names devices whose samples lie outside the window in a shard that
+    overlaps it; those that matter (no asset of the inventory ever had them, so they become
+    rows or unregistered identities) are checked point by point."""
     out = set()
-    for series in influx.query(influxql.show_series(SAMPLE, filters.tags)):
+    q = influxql.show_series(SAMPLE, filters.tags, start_ms, end_ms)
+    for series in influx.query(q):
         for (key,) in series.values:
             tags = dict(pair.split("=", 1) for pair in str(key).split(",")[1:])
             out.add((tags.get(SITE, ""), tags.get(LAB, ""), tags.get(DEVICE, "")))
-    return out
+    doubtful = sorted(k for k in out if k not in registered)
+    if not doubtful:
+        return out
+    counted = (
+        select(agg("count", OBSERVED), source=SAMPLE)
+        .between(start_ms, end_ms)
+        .where_any(doubtful, DEVICE_TAGS)
+        .group_by(*DEVICE_TAGS)
+    )
+    confirmed = {(s.tags[SITE], s.tags[LAB], s.tags[DEVICE]) for s in influx.query(counted)}
+    return (out - set(doubtful)) | confirmed
 
 
 def _time_per_site(

@@ -370,7 +370,7 @@ class UsageReader:
         return _records(self.influx.query(q.where_tags(plan.filters.tags)))
 
     def agent_versions(self, plan: ReadPlan) -> dict[DeviceKey, str]:
-        q = select(agg("last", "agent"), source=STATUS).since(0)
+        q = select(agg("last", "agent"), source=STATUS).before(plan.end_ms)
         q = q.where_tags(plan.filters.tags).group_by(*DEVICE_TAGS)
         return {
             (r[SITE], r[LAB], r[DEVICE]): str(r["agent"])

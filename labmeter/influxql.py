@@ -214,9 +214,20 @@ def show_measurements() -> str:
     return "SHOW MEASUREMENTS"
 
 
-def show_series(measurement: Measurement, tags: Mapping[str, str | None]) -> str:
-    """The series keys of a measurement (``name,tag=value,...``) whose tags equal ``tags``."""
-    where = " AND ".join(f"{ident(k)} = {string(v)}" for k, v in tags.items() if v)
+def show_series(
+    measurement: Measurement,
+    tags: Mapping[str, str | None],
+    start_ms: int | None = None,
+    end_ms: int | None = None,
+) -> str:
+    """The series keys of a measurement (``name,tag=value,...``) whose tags equal ``tags``;
+    with a window, those of the shards that overlap it (InfluxDB does not look at points)."""
+    terms = [f"{ident(k)} = {string(v)}" for k, v in tags.items() if v]
+    if start_ms is not None:
+        terms.append(f"time >= {_ms(start_ms)}")
+    if end_ms is not None:
+        terms.append(f"time < {_ms(end_ms)}")
+    where = " AND ".join(terms)
     return f"SHOW SERIES FROM {ident(measurement.name)}" + (f" WHERE {where}" if where else "")
 
 

@@ -78,6 +78,7 @@ def verify(
 ) -> None:
     """Check hashes and signature, restore into a fresh InfluxDB, rebuild and compare the
     report; exit 1 naming every file or figure that differs."""
+    from labmeter.evidence.verify import NOT_COMPARED
     from labmeter.evidence.verify import verify as run
 
     try:
@@ -97,6 +98,8 @@ def verify(
         err.print(f"[red]{len(problems)} problem(s)[/]: {archive} does not verify")
         raise typer.Exit(1)
     err.print(f"[green]OK[/] {archive}: every hash, the signature ({signer}) and every figure")
+    for path, why in NOT_COMPARED.items():
+        err.print(f"not compared: {'.'.join(path)}: {escape(why)}")
 
 
 @period_app.command("list")

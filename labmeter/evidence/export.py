@@ -29,11 +29,10 @@ CHUNK_ROWS = 50_000
 THREADS = 3
 WRITE_LINES = 20_000
 RETRIES = 6
-# The report reads these over all time (which devices were ever seen, their agent versions):
-# kept from the last point of each series before the window on, so that the report rebuilt
-# from the package reads what the report issued read.
+# The report reads these up to the window's end from any time before (which devices were
+# seen, their agent versions): kept from the last point of each series before the window on,
+# so that the report rebuilt from the package reads what the report issued read.
 STATE = (STATUS.name,)
-FOREVER_MS = 7_258_118_400_000  # 2200-01-01: InfluxDB's nanosecond times end in 2262
 
 
 @dataclass(frozen=True)
@@ -95,8 +94,6 @@ def measurements(influx: InfluxV1) -> list[str]:
 def window_of(measurement: str, start_ms: int, end_ms: int, calendar: Calendar) -> tuple[int, int]:
     """The points of a measurement that belong to the window: a monthly rollup only when its
     whole month lies inside (the rest of the window is read from daily ones)."""
-    if measurement in STATE:
-        return start_ms, FOREVER_MS
     # Sessions of the window's edges are found with the hour of samples before it and the
     # events of its whole local days (labmeter/sessions.py): the report is rebuilt from them.
     if measurement == SAMPLE.name:

@@ -35,11 +35,17 @@ from labmeter.schema import Measurement
 if TYPE_CHECKING:
     from api.report.build import Declared
 
-# Describe the run, not the figures.
-IGNORED = {
-    ("meta", "generated_ms"),
-    ("meta", "inventory"),
-    ("evidence", "fingerprint", "closed"),  # "closing" in the package, then "closed"
+# What a report says about its own making, not about the window: compared by nothing, and
+# said so by ``period verify``.
+NOT_COMPARED: dict[tuple[str, ...], str] = {
+    ("meta", "generated_ms"): "when the report was made",
+    ("meta", "inventory"): "where the inventory file lay (its SHA-256 is compared)",
+    ("meta", "rolled_until_ms"): (
+        "how far the database's hourly rollups reached (at most the window's end): the "
+        "restored database has rollups only for the hours with data, and the figures are the "
+        "same read from rollups or raw points"
+    ),
+    ("evidence", "fingerprint", "closed"): "the closure's state: 'closing' in the package",
 }
 NAMING_KEYS = ("site", "lab", "device", "app", "fund", "cup", "period_start_ms", "version")
 REL_TOLERANCE = 1e-9
@@ -152,7 +158,7 @@ def _name(item: Any, index: int) -> str:
 
 def differences(old: Any, new: Any, path: tuple[str, ...] = ()) -> list[str]:
     """Every figure that differs, as ``section.row.field: archived -> rebuilt``."""
-    if path in IGNORED:
+    if path in NOT_COMPARED:
         return []
     where = ".".join(path) or "(report)"
     if isinstance(old, dict) and isinstance(new, dict):

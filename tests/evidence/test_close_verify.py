@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import random
 import shutil
+import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -115,11 +116,15 @@ def lab(
     assert collector.connected.wait(10)
     time.sleep(0.2)
     try:
-        # A device the inventory does not list, first seen after the day: the report issued
-        # lists it as unregistered, so the package must let verify see it too.
-        unlisted = Topic(uid, "lab-a", "pc-99", "status")
+        # Devices the inventory does not list: one seen during the day (the report lists it
+        # as unregistered), one first seen after it (the day's report knows nothing of it).
+        during = Status("online", DAY + 8 * 3_600_000, "pc", 600.0, "0.9.2")
         late = Status("online", NEXT + 3 * 3_600_000, "pc", 600.0, "0.9.2")
-        messages = [*_messages(uid, DAY, seed=1), (str(unlisted), encode(late))]
+        messages = [
+            *_messages(uid, DAY, seed=1),
+            (str(Topic(uid, "lab-a", "pc-98", "status")), encode(during)),
+            (str(Topic(uid, "lab-a", "pc-99", "status")), encode(late)),
+        ]
         publish_raw(cfg.mqtt.host, cfg.mqtt.port, messages)
         wait_for(lambda: collector.metrics.acked == len(messages))
         assert collector.rollups is not None
@@ -150,7 +155,7 @@ def test_a_closed_period_refuses_new_and_old_data_and_its_report_stays(
     archived = orjson.loads((closed.folder / REPORT_JSON).read_bytes())
     assert archived["equipment"] and archived["equipment"][0]["in_use_s"] > 0
     assert archived["evidence"]["unregistered"] == [
-        {"site": uid, "lab": "lab-a", "device": "pc-99"}
+        {"site": uid, "lab": "lab-a", "device": "pc-98"}
     ]
     now = build_report(cfg.influx, Path(cfg.api.inventory), DAY, NEXT, "", NOW)
     from api.report.formats import Format, produce
@@ -189,6 +194,55 @@ def test_one_flipped_byte_in_any_file_or_a_missing_file_names_it(
         target.unlink()
         problems, _ = check(copy)
         assert problems and any(rel in p for p in problems), (rel, problems)
+
+
+def test_a_period_closed_while_the_next_day_flows_in_verifies(
+    lab: tuple[Config, Collector], uid: str
+) -> None:
+    """The ordinary close: yesterday, while today's samples keep arriving and the collector
+    keeps rolling them up, and a device first seen today. The fresh package verifies; a
+    flipped byte in its data fails naming the file."""
+    cfg, collector = lab
+    today = _messages(uid, NEXT, seed=5)
+    newcomer = Topic(uid, "lab-a", "pc-97", "sample")
+    today += [
+        (str(newcomer), encode(Sample(NEXT + k * 600_000, k, 600.0, {"in_use": 600.0})))
+        for k in range(40, 60)
+    ]
+    stop = threading.Event()
+    sent = [0]
+
+    def keep_publishing() -> None:
+        for n in range(0, len(today), 20):
+            if stop.is_set():
+                return
+            publish_raw(cfg.mqtt.host, cfg.mqtt.port, today[n : n + 20])
+            sent[0] = n + len(today[n : n + 20])
+            time.sleep(0.05)
+
+    before = collector.metrics.acked
+    flowing = threading.Thread(target=keep_publishing)
+    flowing.start()
+    try:
+        wait_for(lambda: sent[0] >= 100)
+        closed = close_period(cfg, DAY, NEXT, now_ms=NOW)
+    finally:
+        flowing.join()
+    wait_for(lambda: collector.metrics.acked == before + len(today))
+    assert collector.dead_letters.counts == {}
+    assert collector.rollups is not None
+    wait_for(lambda: not collector.rollups.pending(), timeout=60)  # type: ignore[union-attr]
+    archived = orjson.loads((closed.folder / REPORT_JSON).read_bytes())
+    assert archived["meta"]["rolled_until_ms"] <= NEXT
+    assert {e["device"] for e in archived["evidence"]["unregistered"]} == {"pc-98"}
+    problems, _ = verify(closed.folder)
+    assert problems == []
+    target = closed.folder / "data" / "sample.lp.gz"
+    data = bytearray(target.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    target.write_bytes(bytes(data))
+    problems, _ = verify(closed.folder)
+    assert problems and all("data/sample.lp.gz" in p for p in problems), problems
 
 
 def test_restored_data_altered_names_the_figure(closed: Closed) -> None:
@@ -378,9 +432,7 @@ def test_a_period_closed_with_bookings_holds_them_and_verifies_from_its_copies(
     )
     sources = live / "sources.yaml"
     sources.write_text("version: 1\ncalendars:\n  - {file: lab-a.csv}\n", encoding="utf-8")
-    cfg = dataclasses.replace(
-        cfg, bookings=dataclasses.replace(cfg.bookings, sources=str(sources))
-    )
+    cfg = dataclasses.replace(cfg, bookings=dataclasses.replace(cfg.bookings, sources=str(sources)))
     closed = close_period(cfg, DAY, NEXT, now_ms=NOW)
 
     settings = orjson.loads((closed.folder / "settings.json").read_bytes())
