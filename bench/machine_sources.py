@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from agent.sources import SOURCES
+from labmeter.agent.sources import SOURCES
 from labmeter.config import AgentConfig
 
 OPTIONS: dict[str, dict[str, Any]] = {

@@ -69,7 +69,7 @@ def agent(
     """Run the edge agent on this PC or machine until stopped."""
     if ctx.invoked_subcommand is not None:
         return
-    from agent.runner import run_agent
+    from labmeter.agent.runner import run_agent
 
     _logging(verbose)
     cfg = _load(config, mqtt__url=mqtt_url)
@@ -87,7 +87,7 @@ def agent_idle_helper(
     poll_s: Annotated[float, typer.Option(min=0.2)] = 1.0,
 ) -> None:
     """Run in a user's desktop session: report its input idleness to the machine's agent."""
-    from agent.idle_helper import run_helper
+    from labmeter.agent.idle_helper import run_helper
 
     try:
         run_helper(folder, poll_s, _stop_on_signals())
@@ -99,7 +99,7 @@ def agent_idle_helper(
 @agent_app.command("check")
 def agent_check(config: ConfigOpt = None) -> None:
     """Print what the agent detects here now; without a config, also what the config must say."""
-    from agent.check import run_check
+    from labmeter.agent.check import run_check
 
     raise typer.Exit(run_check(_load(config), Console(), config))
 

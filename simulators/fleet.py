@@ -14,8 +14,8 @@ import threading
 import time
 from pathlib import Path
 
-from agent.publisher import Publisher
-from agent.queue import DurableQueue
+from labmeter.agent.publisher import Publisher
+from labmeter.agent.queue import DurableQueue
 from labmeter.config import MqttConfig
 from labmeter.contract import Sample, Topic, encode
 

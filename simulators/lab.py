@@ -22,10 +22,10 @@ from typing import Any
 
 import orjson
 
-from agent.identity import pseudonym
-from agent.meter import Meter, Reading
-from agent.publisher import Publisher
 from labmeter import inventory
+from labmeter.agent.identity import pseudonym
+from labmeter.agent.meter import Meter, Reading
+from labmeter.agent.publisher import Publisher
 from labmeter.config import MqttConfig
 from labmeter.contract import Topic
 from labmeter.opening import OpeningHours

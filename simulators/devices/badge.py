@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from agent.sources.badge.protocol import encode_frame
+from labmeter.agent.sources.badge.protocol import encode_frame
 from simulators.devices.base import Device
 
 

@@ -12,7 +12,7 @@ import random
 import struct
 from pathlib import Path
 
-from agent.sources.modbus.protocol import Register
+from labmeter.agent.sources.modbus.protocol import Register
 from simulators.devices.base import Device
 
 POWER_W = {"off": 2.0, "idle": 150.0, "in_use": 2200.0}

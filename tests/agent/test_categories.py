@@ -6,9 +6,9 @@ import getpass
 import grp
 import os
 
-from agent.categories import Categories
-from agent.platform import Session, linux
-from agent.sources.pc.source import PcSource
+from labmeter.agent.categories import Categories
+from labmeter.agent.platform import Session, linux
+from labmeter.agent.sources.pc.source import PcSource
 from labmeter.config import AgentConfig
 from tests.agent.test_pc import FakePlatform
 

@@ -88,7 +88,7 @@ def test_the_shipped_sample_config_is_valid() -> None:
 def test_check_without_a_config_shows_what_it_sees_and_what_is_missing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from agent.platform import current
+    from labmeter.agent.platform import current
 
     monkeypatch.delenv("LABMETER_CONFIG", raising=False)
     monkeypatch.chdir(tmp_path)  # no config file here, and nothing written here

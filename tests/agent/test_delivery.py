@@ -19,10 +19,10 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from agent.meter import Reading
-from agent.publisher import Publisher
-from agent.queue import DurableQueue
-from agent.runner import Agent
+from labmeter.agent.meter import Reading
+from labmeter.agent.publisher import Publisher
+from labmeter.agent.queue import DurableQueue
+from labmeter.agent.runner import Agent
 from labmeter.config import AgentConfig, Config, MqttConfig
 from labmeter.contract import Sample, Topic, encode
 from labmeter.localstack import Service, free_port, mosquitto

@@ -7,9 +7,9 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
-from agent.idle_helper import read_idle, run_helper, write_idle
-from agent.platform import Session
-from agent.sources.pc.source import PcSource
+from labmeter.agent.idle_helper import read_idle, run_helper, write_idle
+from labmeter.agent.platform import Session
+from labmeter.agent.sources.pc.source import PcSource
 from labmeter.config import AgentConfig
 
 T0 = 1_764_147_600_000

@@ -25,10 +25,10 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from agent.idle_helper import write_idle
-from agent.meter import Meter
-from agent.platform import linux
-from agent.sources.pc.source import PcSource
+from labmeter.agent.idle_helper import write_idle
+from labmeter.agent.meter import Meter
+from labmeter.agent.platform import linux
+from labmeter.agent.sources.pc.source import PcSource
 from labmeter.config import AgentConfig
 from labmeter.localstack import Service
 from tests.helpers import wait_for

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agent.meter import UNKNOWN, Meter, Reading
+from labmeter.agent.meter import UNKNOWN, Meter, Reading
 
 T0 = 1_764_147_600_000  # on a minute boundary
 

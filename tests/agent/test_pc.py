@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from agent.meter import Meter
-from agent.platform import Session
-from agent.sources.pc.apps import App, Proc, ProcessScan
-from agent.sources.pc.source import PcSource, Verdict, classify, with_own_idle
+from labmeter.agent.meter import Meter
+from labmeter.agent.platform import Session
+from labmeter.agent.sources.pc.apps import App, Proc, ProcessScan
+from labmeter.agent.sources.pc.source import PcSource, Verdict, classify, with_own_idle
 from labmeter.config import AgentConfig
 from labmeter.contract import encode
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from agent.clock import Gap, GapDetector
-from agent.meter import UNKNOWN, Meter, Reading
-from agent.platform import linux, windows
+from labmeter.agent.clock import Gap, GapDetector
+from labmeter.agent.meter import UNKNOWN, Meter, Reading
+from labmeter.agent.platform import linux, windows
 
 T0 = 1_764_147_600_000
 
@@ -172,7 +172,7 @@ def test_back_dating_stays_inside_open_samples_and_keeps_unknown_unknown() -> No
 
 
 def test_every_platform_module_offers_the_same_interface() -> None:
-    from agent.platform import current
+    from labmeter.agent.platform import current
 
     for module in (linux, windows, current()):
         for name in ("sessions", "input_idle_s", "own_session_id", "groups", "own_idle_signal"):

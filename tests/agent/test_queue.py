@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.queue import DurableQueue, QueueBusy, QueueNeedsIdentity
+from labmeter.agent.queue import DurableQueue, QueueBusy, QueueNeedsIdentity
 from labmeter.contract import Topic
 
 T0 = 1_764_147_600_000

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import orjson
 
-from agent.meter import Reading
-from agent.runner import Agent
+from labmeter.agent.meter import Reading
+from labmeter.agent.runner import Agent
 from labmeter.config import AgentConfig, Config, MqttConfig
 from labmeter.localstack import free_port
 

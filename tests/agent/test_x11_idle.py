@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.platform import linux
+from labmeter.agent.platform import linux
 
 pytestmark = pytest.mark.skipif(
     shutil.which("Xvfb") is None, reason="Xvfb missing (scripts/bootstrap.sh installs xvfb)"

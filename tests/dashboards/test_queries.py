@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from agent.publisher import Publisher
 from api.keys import Role
 from collector.service import Collector
+from labmeter.agent.publisher import Publisher
 from labmeter.config import CollectorConfig, Config, InfluxConfig, MqttConfig
 from labmeter.contract import EXTERNAL_CATEGORIES, Event, Topic
 from labmeter.influx import InfluxV1

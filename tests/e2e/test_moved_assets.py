@@ -19,12 +19,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from agent.identity import pseudonym
-from agent.meter import Meter, Reading
-from agent.publisher import Publisher
-from agent.queue import DurableQueue
 from api.keys import Role
 from collector.service import Collector
+from labmeter.agent.identity import pseudonym
+from labmeter.agent.meter import Meter, Reading
+from labmeter.agent.publisher import Publisher
+from labmeter.agent.queue import DurableQueue
 from labmeter.config import Config
 from labmeter.contract import Topic, encode
 from labmeter.influx import InfluxV1

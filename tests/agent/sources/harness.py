@@ -17,8 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.meter import Meter
-from agent.sources import SourceEvent
+from labmeter.agent.meter import Meter
+from labmeter.agent.sources import SourceEvent
 from simulators.devices.base import Device, now_ms
 
 # Added to every detection latency: thread scheduling on a busy 2-core machine.

@@ -10,7 +10,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from agent.runner import run_agent
+from labmeter.agent.runner import run_agent
 from labmeter.config import AgentConfig, Config
 from labmeter.contract import Sample, decode
 from simulators.devices.grbl import GrblDevice

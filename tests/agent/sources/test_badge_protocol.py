@@ -2,7 +2,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent.sources.badge.protocol import (
+from labmeter.agent.sources.badge.protocol import (
     Change,
     Debouncer,
     FrameDecoder,

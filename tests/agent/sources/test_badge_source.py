@@ -4,10 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from agent.identity import pseudonym
-from agent.sources import SOURCES
-from agent.sources.badge.source import BadgeSource
-from agent.sources.badge.with_badge import WithBadge
+from labmeter.agent.identity import pseudonym
+from labmeter.agent.sources import SOURCES
+from labmeter.agent.sources.badge.source import BadgeSource
+from labmeter.agent.sources.badge.with_badge import WithBadge
 from labmeter.config import AgentConfig
 from labmeter.contract import encode
 from labmeter.errors import ConfigError

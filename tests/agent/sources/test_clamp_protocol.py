@@ -2,7 +2,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent.sources.clamp.protocol import Classifier, Thresholds, parse_amps
+from labmeter.agent.sources.clamp.protocol import Classifier, Thresholds, parse_amps
 
 
 @pytest.mark.parametrize(

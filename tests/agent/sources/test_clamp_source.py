@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.sources.clamp.source import ClampSource
+from labmeter.agent.sources.clamp.source import ClampSource
 from labmeter.config import AgentConfig
 from labmeter.errors import ConfigError
 from simulators.devices.clamp import ClampDevice

@@ -2,7 +2,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent.sources.grbl.protocol import (
+from labmeter.agent.sources.grbl.protocol import (
     STATE_MAP,
     Alarm,
     Banner,

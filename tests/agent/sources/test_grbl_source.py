@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.sources.grbl.source import GrblSource
+from labmeter.agent.sources.grbl.source import GrblSource
 from labmeter.config import AgentConfig
 from labmeter.errors import ConfigError
 from simulators.devices.base import now_ms

@@ -2,7 +2,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent.sources.marlin.protocol import (
+from labmeter.agent.sources.marlin.protocol import (
     Busy,
     DonePrinting,
     Garbage,

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.sources.marlin.source import MarlinSource
+from labmeter.agent.sources.marlin.source import MarlinSource
 from labmeter.config import AgentConfig
 from labmeter.errors import ConfigError
 from simulators.devices.marlin import BOOT_S, MarlinDevice

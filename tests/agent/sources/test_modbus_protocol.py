@@ -2,7 +2,7 @@ import struct
 
 import pytest
 
-from agent.sources.modbus.protocol import Register, parse_register_map
+from labmeter.agent.sources.modbus.protocol import Register, parse_register_map
 from labmeter.errors import ConfigError
 from simulators.devices.modbus_meter import crc16, with_crc
 

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.sources.modbus.source import ModbusSource
-from agent.sources.serial_link import open_port
+from labmeter.agent.sources.modbus.source import ModbusSource
+from labmeter.agent.sources.serial_link import open_port
 from labmeter.config import AgentConfig
 from labmeter.errors import ConfigError
 from simulators.devices.modbus_meter import ModbusMeterDevice

@@ -1,6 +1,6 @@
 import pytest
 
-from agent.sources.options import Options
+from labmeter.agent.sources.options import Options
 from labmeter.errors import ConfigError
 
 

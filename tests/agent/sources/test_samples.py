@@ -5,11 +5,11 @@ from pathlib import Path
 
 import pytest
 
-import agent.sources
-from agent.sources import SOURCES
+import labmeter.agent.sources
+from labmeter.agent.sources import SOURCES
 from labmeter.config import load
 
-SAMPLES = sorted(Path(agent.sources.__file__).parent.glob("*/sample.toml"))
+SAMPLES = sorted(Path(labmeter.agent.sources.__file__).parent.glob("*/sample.toml"))
 # The PC source observes this machine's real sessions; only serial sources start blind.
 SERIAL_SAMPLES = [p for p in SAMPLES if p.parent.name != "pc"]
 
@@ -46,7 +46,7 @@ def test_a_simulated_device_runs_standalone_for_manual_trials(tmp_path: Path) ->
     import subprocess
     import sys
 
-    from agent.sources.grbl.source import GrblSource
+    from labmeter.agent.sources.grbl.source import GrblSource
     from labmeter.config import AgentConfig
     from tests.helpers import wait_for
 

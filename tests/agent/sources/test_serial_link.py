@@ -5,7 +5,7 @@ import tty
 import pytest
 import serial
 
-from agent.sources.serial_link import LineBuffer, open_port
+from labmeter.agent.sources.serial_link import LineBuffer, open_port
 
 
 def test_line_buffer_splits_joins_and_cuts() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from agent.sources import SourceEvent
+from labmeter.agent.sources import SourceEvent
 
 
 def stamped(

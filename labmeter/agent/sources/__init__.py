@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from agent.meter import Reading
+from labmeter.agent.meter import Reading
 from labmeter.config import AgentConfig
 
 
@@ -34,43 +34,43 @@ class Source(Protocol):
 
 
 def _pc(config: AgentConfig) -> Source:
-    from agent.sources.pc.source import PcSource
+    from labmeter.agent.sources.pc.source import PcSource
 
     return PcSource(config)
 
 
 def _grbl(config: AgentConfig) -> Source:
-    from agent.sources.grbl.source import GrblSource
+    from labmeter.agent.sources.grbl.source import GrblSource
 
     return GrblSource(config)
 
 
 def _marlin(config: AgentConfig) -> Source:
-    from agent.sources.marlin.source import MarlinSource
+    from labmeter.agent.sources.marlin.source import MarlinSource
 
     return MarlinSource(config)
 
 
 def _clamp(config: AgentConfig) -> Source:
-    from agent.sources.clamp.source import ClampSource
+    from labmeter.agent.sources.clamp.source import ClampSource
 
     return ClampSource(config)
 
 
 def _modbus(config: AgentConfig) -> Source:
-    from agent.sources.modbus.source import ModbusSource
+    from labmeter.agent.sources.modbus.source import ModbusSource
 
     return ModbusSource(config)
 
 
 def _badge(config: AgentConfig) -> Source:
-    from agent.sources.badge.source import BadgeSource
+    from labmeter.agent.sources.badge.source import BadgeSource
 
     return BadgeSource(config)
 
 
 def _with_badge(config: AgentConfig) -> Source:
-    from agent.sources.badge.with_badge import WithBadge
+    from labmeter.agent.sources.badge.with_badge import WithBadge
 
     return WithBadge(config)
 

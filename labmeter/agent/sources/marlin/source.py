@@ -13,9 +13,9 @@ import threading
 import time
 from collections import deque
 
-from agent.meter import Reading
-from agent.sources import SourceEvent
-from agent.sources.marlin.protocol import (
+from labmeter.agent.meter import Reading
+from labmeter.agent.sources import SourceEvent
+from labmeter.agent.sources.marlin.protocol import (
     Busy,
     DonePrinting,
     Garbage,
@@ -27,9 +27,9 @@ from agent.sources.marlin.protocol import (
     Temperatures,
     parse_line,
 )
-from agent.sources.options import Options
-from agent.sources.serial_link import LineBuffer, SerialLink
-from agent.sources.stamp import EventLog, stamped
+from labmeter.agent.sources.options import Options
+from labmeter.agent.sources.serial_link import LineBuffer, SerialLink
+from labmeter.agent.sources.stamp import EventLog, stamped
 from labmeter.config import AgentConfig
 
 

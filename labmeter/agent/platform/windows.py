@@ -15,7 +15,7 @@ import ctypes
 import os
 import sys
 
-from agent.platform import NONE, WINDOWS_INPUT, WTS, Session
+from labmeter.agent.platform import NONE, WINDOWS_INPUT, WTS, Session
 
 # WTS_CONNECTSTATE_CLASS
 WTS_ACTIVE, WTS_CONNECTED, WTS_DISCONNECTED = 0, 1, 4

@@ -21,14 +21,14 @@ from types import ModuleType
 
 import psutil
 
-from agent.categories import Categories
-from agent.identity import pseudonym
-from agent.idle_helper import read_idle
-from agent.meter import Reading
-from agent.platform import HELPER, X11, Session, current
-from agent.sources import SourceEvent
-from agent.sources.pc.apps import App, Proc, ProcessScan, catalogue, processes
-from agent.sources.pc.gpu import Gpu
+from labmeter.agent.categories import Categories
+from labmeter.agent.identity import pseudonym
+from labmeter.agent.idle_helper import read_idle
+from labmeter.agent.meter import Reading
+from labmeter.agent.platform import HELPER, X11, Session, current
+from labmeter.agent.sources import SourceEvent
+from labmeter.agent.sources.pc.apps import App, Proc, ProcessScan, catalogue, processes
+from labmeter.agent.sources.pc.gpu import Gpu
 from labmeter.config import AgentConfig
 
 

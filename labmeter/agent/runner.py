@@ -17,12 +17,12 @@ from typing import Any
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from agent.clock import GapDetector, mono_ms, wall_ms
-from agent.meter import UNKNOWN, Meter
-from agent.publisher import Publisher
-from agent.queue import DurableQueue
-from agent.sources import SOURCES, Source, SourceEvent
 from labmeter import __version__
+from labmeter.agent.clock import GapDetector, mono_ms, wall_ms
+from labmeter.agent.meter import UNKNOWN, Meter
+from labmeter.agent.publisher import Publisher
+from labmeter.agent.queue import DurableQueue
+from labmeter.agent.sources import SOURCES, Source, SourceEvent
 from labmeter.config import Config
 from labmeter.contract import Event, Sample, Topic, encode
 from labmeter.errors import ConfigError

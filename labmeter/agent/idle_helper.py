@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from types import ModuleType
 
-from agent.platform import current
+from labmeter.agent.platform import current
 from labmeter.errors import LabmeterError
 
 log = logging.getLogger(__name__)

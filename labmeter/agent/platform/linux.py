@@ -22,7 +22,7 @@ import time
 
 import psutil
 
-from agent.platform import LOGIND, MUTTER, NONE, TTY, X11, Session
+from labmeter.agent.platform import LOGIND, MUTTER, NONE, TTY, X11, Session
 
 PROPERTIES = "Id,Name,User,Class,Type,Remote,Active,State,LockedHint,IdleHint,IdleSinceHint"
 GRAPHICAL = ("x11", "wayland", "mir")

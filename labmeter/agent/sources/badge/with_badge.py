@@ -12,10 +12,10 @@ import dataclasses
 import time
 from typing import Any
 
-from agent.meter import Reading
-from agent.sources import SOURCES, SourceEvent
-from agent.sources.badge.source import BadgeSource
-from agent.sources.options import Options
+from labmeter.agent.meter import Reading
+from labmeter.agent.sources import SOURCES, SourceEvent
+from labmeter.agent.sources.badge.source import BadgeSource
+from labmeter.agent.sources.options import Options
 from labmeter.config import AgentConfig
 from labmeter.errors import ConfigError
 

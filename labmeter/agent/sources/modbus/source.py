@@ -13,11 +13,11 @@ import time
 from pymodbus.client import ModbusSerialClient
 from pymodbus.exceptions import ModbusException
 
-from agent.meter import Reading
-from agent.sources import SourceEvent
-from agent.sources.modbus.protocol import Register, parse_register_map
-from agent.sources.options import Options
-from agent.sources.stamp import EventLog, JobEdges, stamped
+from labmeter.agent.meter import Reading
+from labmeter.agent.sources import SourceEvent
+from labmeter.agent.sources.modbus.protocol import Register, parse_register_map
+from labmeter.agent.sources.options import Options
+from labmeter.agent.sources.stamp import EventLog, JobEdges, stamped
 from labmeter.config import AgentConfig
 from labmeter.errors import ConfigError
 

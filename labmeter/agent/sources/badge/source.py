@@ -12,13 +12,13 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from agent.identity import pseudonym
-from agent.meter import Reading
-from agent.sources import SourceEvent
-from agent.sources.badge.protocol import Debouncer, FrameDecoder, Sessions
-from agent.sources.options import Options
-from agent.sources.serial_link import SerialLink
-from agent.sources.stamp import EventLog, stamped
+from labmeter.agent.identity import pseudonym
+from labmeter.agent.meter import Reading
+from labmeter.agent.sources import SourceEvent
+from labmeter.agent.sources.badge.protocol import Debouncer, FrameDecoder, Sessions
+from labmeter.agent.sources.options import Options
+from labmeter.agent.sources.serial_link import SerialLink
+from labmeter.agent.sources.stamp import EventLog, stamped
 from labmeter.config import AgentConfig
 from labmeter.contract import CATEGORIES
 from labmeter.errors import ConfigError

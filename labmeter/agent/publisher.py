@@ -16,8 +16,8 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from agent.queue import DurableQueue
 from labmeter import __version__
+from labmeter.agent.queue import DurableQueue
 from labmeter.config import MqttConfig
 from labmeter.contract import Event, Sample, Status, Topic, encode
 from labmeter.errors import LabmeterError

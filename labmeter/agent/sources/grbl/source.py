@@ -12,12 +12,12 @@ from __future__ import annotations
 import threading
 import time
 
-from agent.meter import Reading
-from agent.sources import SourceEvent
-from agent.sources.grbl.protocol import Alarm, Banner, Garbage, Status, parse_line
-from agent.sources.options import Options
-from agent.sources.serial_link import LineBuffer, SerialLink
-from agent.sources.stamp import EventLog, stamped
+from labmeter.agent.meter import Reading
+from labmeter.agent.sources import SourceEvent
+from labmeter.agent.sources.grbl.protocol import Alarm, Banner, Garbage, Status, parse_line
+from labmeter.agent.sources.options import Options
+from labmeter.agent.sources.serial_link import LineBuffer, SerialLink
+from labmeter.agent.sources.stamp import EventLog, stamped
 from labmeter.config import AgentConfig
 
 QUERY = {"grbl": b"?", "grblhal": b"\x80"}

@@ -5,12 +5,12 @@ from __future__ import annotations
 import threading
 import time
 
-from agent.meter import Reading
-from agent.sources import SourceEvent
-from agent.sources.clamp.protocol import Classifier, Thresholds, parse_amps
-from agent.sources.options import Options
-from agent.sources.serial_link import LineBuffer, SerialLink
-from agent.sources.stamp import EventLog, JobEdges, stamped
+from labmeter.agent.meter import Reading
+from labmeter.agent.sources import SourceEvent
+from labmeter.agent.sources.clamp.protocol import Classifier, Thresholds, parse_amps
+from labmeter.agent.sources.options import Options
+from labmeter.agent.sources.serial_link import LineBuffer, SerialLink
+from labmeter.agent.sources.stamp import EventLog, JobEdges, stamped
 from labmeter.config import AgentConfig
 from labmeter.errors import ConfigError
 

@@ -22,9 +22,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from agent.categories import Categories
-from agent.identity import pseudonym
-from agent.platform import Session, current
+from labmeter.agent.categories import Categories
+from labmeter.agent.identity import pseudonym
+from labmeter.agent.platform import Session, current
 from labmeter.config import AgentConfig, Config, MqttConfig
 from labmeter.contract import Topic
 from labmeter.errors import ConfigError, PayloadRejected
@@ -72,7 +72,7 @@ def session_rows(cfg: AgentConfig, found: list[Session]) -> Table:
 
 def sessions_table(cfg: AgentConfig, catalogue_from: str = "") -> tuple[Table, str]:
     """The sessions as the PC source sees them, and a summary: state, idle, catalogued apps."""
-    from agent.sources.pc.source import PcSource, classify
+    from labmeter.agent.sources.pc.source import PcSource, classify
 
     source = PcSource(cfg)
     found = source.sessions()
@@ -219,8 +219,8 @@ def run_check(config: Config, console: Console, config_file: Path | None = None)
     console.print(ports_table())
     queue = Path(cfg.queue_path)
     if queue.exists():
-        from agent.queue import QueueBusy
-        from agent.runner import open_queue
+        from labmeter.agent.queue import QueueBusy
+        from labmeter.agent.runner import open_queue
 
         try:
             opened = open_queue(config)

@@ -44,9 +44,9 @@ class Session:
 def current() -> ModuleType:
     """The platform module for this OS."""
     if sys.platform == "win32":
-        from agent.platform import windows
+        from labmeter.agent.platform import windows
 
         return windows
-    from agent.platform import linux
+    from labmeter.agent.platform import linux
 
     return linux
