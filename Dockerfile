@@ -13,10 +13,6 @@ RUN apt-get update && apt-get install -y --no-install-recommends fonts-dejavu-co
 WORKDIR /opt/labmeter
 COPY pyproject.toml README.md ./
 COPY labmeter/ labmeter/
-COPY agent/ agent/
-COPY collector/ collector/
-COPY api/ api/
-COPY simulators/ simulators/
 COPY dashboards/ dashboards/
 RUN pip install '.[server]' \
     && useradd --system --home-dir /var/lib/labmeter --shell /usr/sbin/nologin labmeter \

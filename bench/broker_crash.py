@@ -35,11 +35,11 @@ from pathlib import Path
 
 import psutil
 
-from collector.service import Collector
+from labmeter.collector.service import Collector
 from labmeter.config import CollectorConfig, Config, InfluxConfig, MqttConfig
 from labmeter.influx import InfluxV1
 from labmeter.localstack import Service, influxd, mosquitto, wait_influx_ready
-from simulators.fleet import Fleet, run_in_background, shipped_persistence
+from labmeter.simulators.fleet import Fleet, run_in_background, shipped_persistence
 
 SETUPS = {
     "shipped": (shipped_persistence(), 0.0),

@@ -30,7 +30,7 @@ from zoneinfo import ZoneInfo
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import report as region
 
-from collector.daily import backfill
+from labmeter.collector.daily import backfill
 from labmeter.config import ApiConfig, Config, EvidenceConfig, InfluxConfig
 from labmeter.evidence.close import close_period
 from labmeter.evidence.manifest import generate_key

@@ -47,7 +47,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from prometheus_client.parser import text_string_to_metric_families
 
-from collector.workers import default_workers, worker_client_id
+from labmeter.collector.workers import default_workers, worker_client_id
 from labmeter.config import InfluxConfig, MqttConfig
 from labmeter.contract import Sample, Topic, encode, subscription
 from labmeter.influx import InfluxV1
@@ -217,7 +217,7 @@ def _gmqtt(port: int, client_id: str, counter: Counter) -> None:
 
 def _labmeter(port: int, client_id: str, counter: Counter) -> None:
     """labmeter's collector session (``collector/subscriber.py``): acks each read at once."""
-    from collector.subscriber import Delivery, Subscriber
+    from labmeter.collector.subscriber import Delivery, Subscriber
 
     def on_messages(generation: int, deliveries: list[Delivery]) -> None:
         counter.add(len(deliveries))

@@ -1,6 +1,6 @@
 """CPU share and peak RSS of each machine source while the agent polls it once a second.
 
-Each device runs in a child process (``python -m simulators.devices``), so this process
+Each device runs in a child process (``python -m labmeter.simulators.devices``), so this process
 holds only what an agent on a lab machine holds: the source, its reader thread and the
 real pyserial (or pymodbus) code. Prints the median of ``--repeat`` runs per source.
 
@@ -38,7 +38,8 @@ def run_once(name: str, seconds: float) -> float:
     """CPU share of one core (percent) used by this process while polling ``name``."""
     path = Path(tempfile.mkdtemp(prefix="labmeter-bench-")) / "tty"
     device = subprocess.Popen(
-        [sys.executable, "-m", "simulators.devices", name, str(path)], stdout=subprocess.PIPE
+        [sys.executable, "-m", "labmeter.simulators.devices", name, str(path)],
+        stdout=subprocess.PIPE,
     )
     assert device.stdout is not None
     device.stdout.readline()  # the port exists

@@ -36,10 +36,10 @@ import sys, time, orjson
 messages = [(t.encode(), p.encode()) for t, p in orjson.loads(open(sys.argv[1], 'rb').read())]
 now, passes = int(sys.argv[2]), int(sys.argv[3])
 try:
-    from collector.convert import convert
+    from labmeter.collector.convert import convert
 except ImportError:
     convert = None
-from collector.convert import parse
+from labmeter.collector.convert import parse
 chunks = [[(i + 1, 1, t, p) for i, (t, p) in enumerate(messages[k:k + 500])]
           for k in range(0, len(messages), 500)]
 def run_convert():

@@ -24,6 +24,7 @@ import argparse
 import io
 import os
 import random
+import re
 import statistics
 import subprocess
 import sys
@@ -37,11 +38,11 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-import api  # in --baseline's child, from the baseline's tree (the child's path says so)
-from api.keys import KeyStore, Role
-from api.main import create_app
-from collector.daily import backfill
-from collector.rollups import rollup_lines
+import labmeter.api  # in --baseline's child, from the baseline's tree (the child's path says so)
+from labmeter.api.keys import KeyStore, Role
+from labmeter.api.main import create_app
+from labmeter.collector.daily import backfill
+from labmeter.collector.rollups import rollup_lines
 from labmeter.config import ApiConfig, Config, InfluxConfig
 from labmeter.influx import InfluxV1
 from labmeter.inventory import load as load_inventory
@@ -158,7 +159,7 @@ def session_rollups(influx: InfluxV1, start_ms: int, raw_from_ms: int, end_ms: i
     summed by the collector's own code. The days with raw samples keep what ``backfill``
     found in them. Imported here: ``--baseline``'s child loads this module from a tree
     without session rollups."""
-    from collector.sessions import join_users, month_lines
+    from labmeter.collector.sessions import join_users, month_lines
     from labmeter.influx import FieldValue, line
     from labmeter.schema import SESSION_TAGS, SESSIONS, USERS, Calendar, Period, sessions_rollup
 
@@ -292,9 +293,21 @@ def serve_timings(url: str, workdir: Path, only: str) -> None:
     start_ms, end_ms = map(int, (workdir / "loaded").read_text().split())
     client = app_client(url, workdir)
     cases = {name: (path, params) for name, path, params in requests(start_ms, end_ms, only)}
-    print(f"baseline code: {Path(api.__file__).parent}", flush=True)
+    print(f"baseline code: {Path(labmeter.api.__file__).parent}", flush=True)
     for name in sys.stdin:
         print(*time_one(client, *cases[name.strip()]), flush=True)
+
+
+def as_subpackage(tree: Path, role: str) -> None:
+    """A baseline's top-level role package moved under ``labmeter`` with its imports
+    rewritten, so that this script imports the same names from either layout."""
+    (tree / role).rename(tree / "labmeter" / role)
+    imports = re.compile(rf"^(\s*)(from|import) {role}(\.|\s)", re.M)
+    for path in (tree / "labmeter").rglob("*.py"):
+        text = path.read_text()
+        rewritten = imports.sub(rf"\1\2 labmeter.{role}\3", text)
+        if rewritten != text:
+            path.write_text(rewritten)
 
 
 def compare(ref: str, client: TestClient, url: str, db_pid: int, workdir: Path, only: str) -> None:
@@ -309,12 +322,19 @@ def compare(ref: str, client: TestClient, url: str, db_pid: int, workdir: Path, 
     cases = requests(start_ms, end_ms, only)
     root = Path(__file__).resolve().parent.parent
     with tempfile.TemporaryDirectory(prefix="labmeter-baseline-") as tmp:
+        listed = subprocess.run(
+            ["git", "-C", str(root), "ls-tree", "--name-only", ref],
+            check=True, capture_output=True, text=True,
+        ).stdout.split()  # fmt: skip
+        roles = [p for p in ("api", "collector") if p in listed]  # a tree before labmeter.*
         archive = subprocess.run(
-            ["git", "-C", str(root), "archive", ref, "api", "collector", "labmeter"],
+            ["git", "-C", str(root), "archive", ref, *roles, "labmeter"],
             check=True, capture_output=True,
         ).stdout  # fmt: skip
         with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
             tar.extractall(tmp, filter="data")
+        for role in roles:
+            as_subpackage(Path(tmp), role)
         child = subprocess.Popen(
             [sys.executable, __file__, "--keep-data", str(workdir), "--only", only,
              "--influx-url", url],

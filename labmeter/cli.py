@@ -123,21 +123,21 @@ def collector(
     """Subscribe to the broker and write every valid message to InfluxDB (ack after write)."""
     import gc
 
-    from collector.workers import default_workers, workers_in_use
+    from labmeter.collector.workers import default_workers, workers_in_use
 
     _logging(verbose)
     cfg = _load(config, mqtt__url=mqtt_url, influx__url=influx_url)
     stop = _stop_on_signals()
     count = workers or default_workers()
     if count > 1 or workers_in_use(cfg) > 1:  # also when sessions of more workers remain
-        from collector.workers import Workers
+        from labmeter.collector.workers import Workers
 
         parent = Workers(cfg, count, verbose=verbose)
         parent.start()
         parent.supervise(stop)
         return
 
-    from collector.service import Collector
+    from labmeter.collector.service import Collector
     from labmeter.influx import InfluxV1, make_writer
 
     writer, reader = make_writer(cfg.influx), InfluxV1(cfg.influx)  # reads: InfluxQL /query
@@ -160,8 +160,8 @@ def api(
     """Serve the read API (OpenAPI at /docs)."""
     import uvicorn
 
-    from api.main import create_app
-    from api.redact import log_config
+    from labmeter.api.main import create_app
+    from labmeter.api.redact import log_config
 
     cfg = _load(config, influx__url=influx_url, api__host=host, api__port=port)
     # Access log on (who asked what, for journald), with every API key redacted from it.
@@ -196,8 +196,8 @@ def simulate(
     """Publish a simulated lab through the agent's real publishing path; write its ground truth."""
     from rich.progress import Progress
 
-    from api.timeparse import parse_time
-    from simulators import lab
+    from labmeter.api.timeparse import parse_time
+    from labmeter.simulators import lab
 
     cfg = _load(config, mqtt__url=mqtt_url)
     try:
@@ -240,7 +240,7 @@ def demo(
     ] = None,
 ) -> None:
     """Start mosquitto, influxd, a collector, the API and a simulated lab; stop all on Ctrl-C."""
-    from simulators.demo import run_demo
+    from labmeter.simulators.demo import run_demo
 
     try:
         run_demo(devices, hours, speed, seed, duration)
@@ -298,8 +298,8 @@ def rollups_rebuild(
     config: ConfigOpt = None,
 ) -> None:
     """Recompute daily rollups with collector.inventory (after its opening hours changed)."""
-    from api.timeparse import parse_time
-    from collector.rebuild import rebuild
+    from labmeter.api.timeparse import parse_time
+    from labmeter.collector.rebuild import rebuild
 
     cfg = _load(config)
     try:
@@ -378,7 +378,7 @@ def apikey_create(
     config: ConfigOpt = None,
 ) -> None:
     """Create a key and print its token once (only its hash is stored)."""
-    from api.keys_cli import create
+    from labmeter.api.keys_cli import create
 
     raise typer.Exit(create(_load(config), name, role))
 
@@ -386,7 +386,7 @@ def apikey_create(
 @apikey_app.command("list")
 def apikey_list(config: ConfigOpt = None) -> None:
     """List keys (id, name, role, created, revoked)."""
-    from api.keys_cli import show
+    from labmeter.api.keys_cli import show
 
     raise typer.Exit(show(_load(config)))
 
@@ -394,7 +394,7 @@ def apikey_list(config: ConfigOpt = None) -> None:
 @apikey_app.command("revoke")
 def apikey_revoke(key_id: int, config: ConfigOpt = None) -> None:
     """Revoke a key by id."""
-    from api.keys_cli import revoke
+    from labmeter.api.keys_cli import revoke
 
     raise typer.Exit(revoke(_load(config), key_id))
 
@@ -416,8 +416,8 @@ def register(
     """The lab register (Registro di utilizzo): every session of a day or month, to sign."""
     import time
 
-    from api.register_cli import RegisterFormat, build, filename, produce, resolve
-    from api.report.texts import Lang
+    from labmeter.api.register_cli import RegisterFormat, build, filename, produce, resolve
+    from labmeter.api.report.texts import Lang
     from labmeter.bookings_cli import open_bookings
     from labmeter.influx import InfluxV1
     from labmeter.inventory import load
@@ -456,8 +456,8 @@ def report(
     influx_url: InfluxOpt = None,
 ) -> None:
     """The evaluators' utilisation report (Rapporto di utilizzo) from InfluxDB and the inventory."""
-    from api.plan import Filters
-    from api.report.cli import run
+    from labmeter.api.plan import Filters
+    from labmeter.api.report.cli import run
 
     cfg = _load(config, influx__url=influx_url)
     raise typer.Exit(run(cfg, start, end, format, lang, out, Filters(site, lab)))

@@ -41,7 +41,7 @@ def close(
     config: ConfigOpt = None,
 ) -> None:
     """Refuse new data in [start, end) and write its evidence package (admin)."""
-    from api.timeparse import parse_time
+    from labmeter.api.timeparse import parse_time
     from labmeter.cli import _load
     from labmeter.evidence.close import close_period
 

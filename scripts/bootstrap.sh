@@ -48,5 +48,5 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e '.[dev]'
-.venv/bin/python -c 'import labmeter, agent, collector, api, simulators' 
+.venv/bin/python -c 'import labmeter.agent, labmeter.collector, labmeter.api, labmeter.simulators'
 touch .venv/.installed

@@ -74,8 +74,8 @@ def simulate_through_collector(
     truth and the (stopped) collector once every published sample is queryable, so a test can
     compare API figures with the truth and read its dead letters.
     """
-    from collector.service import Collector
-    from simulators import lab
+    from labmeter.collector.service import Collector
+    from labmeter.simulators import lab
 
     config = pinned_collector(config, end_ms)
     if rollups is not None:

@@ -14,17 +14,17 @@ def _imports(path: Path) -> set[str]:
     out: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            out |= {alias.name.split(".")[0] for alias in node.names}
+            out |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            out.add(node.module.split(".")[0])
+            out.add(node.module)
     return out
 
 
 def test_the_api_imports_nothing_from_the_collector() -> None:
     found = sorted(
         str(path.relative_to(ROOT))
-        for path in (ROOT / "api").rglob("*.py")
-        if "collector" in _imports(path)
+        for path in (ROOT / "labmeter" / "api").rglob("*.py")
+        if any(i.startswith("labmeter.collector") for i in _imports(path))
     )
     assert found == []
 

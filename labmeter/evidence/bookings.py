@@ -24,7 +24,7 @@ from labmeter.errors import EvidenceError
 from labmeter.inventory import Inventory
 
 if TYPE_CHECKING:  # the API is imported when a report is built, not when the CLI starts
-    from api.report.build import Declared
+    from labmeter.api.report.build import Declared
 
 FOLDER = "bookings"
 
@@ -75,7 +75,7 @@ def declared(
 ) -> Declared:
     """The bookings of ``[start, end)`` read from the package's copies (never the live
     files); an ``EvidenceError`` names a copy that cannot be read or fails its checks."""
-    from api.report.build import Declared
+    from labmeter.api.report.build import Declared
 
     tz = inventory.tz if inventory is not None else ZoneInfo("Europe/Rome")
     bookings, feeds, problems = [], [], []

@@ -17,7 +17,7 @@ from labmeter.schema import REFUSALS
 
 def settings() -> dict[str, Any]:
     """The settings in the code that shape the report's figures (thresholds, definitions)."""
-    from api.report import build
+    from labmeter.api.report import build
     from labmeter.sessions import LOOK_BACK_MS, SESSION_GAP_TOLERANCE_MS
 
     return {

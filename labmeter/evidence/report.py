@@ -10,8 +10,8 @@ from labmeter.config import InfluxConfig
 from labmeter.influx import InfluxV1
 
 if TYPE_CHECKING:  # the API is imported when a report is built, not when the CLI starts
-    from api.report.build import Declared
-    from api.report.model import Report
+    from labmeter.api.report.build import Declared
+    from labmeter.api.report.model import Report
 
 REPORT_JSON = "report/report.json"
 
@@ -35,9 +35,9 @@ def build_report(
 ) -> Report:
     """The report's data for ``[start, end)`` (one site or all) as of ``now_ms``, reconciled
     with ``declared`` bookings if any."""
-    from api.analysis import open_scope
-    from api.plan import Filters
-    from api.report.build import build
+    from labmeter.api.analysis import open_scope
+    from labmeter.api.plan import Filters
+    from labmeter.api.report.build import build
     from labmeter.inventory import load
     from labmeter.opening import OpeningHours
 
@@ -54,8 +54,8 @@ def build_report(
 
 def write_formats(report: Report, folder: Path) -> list[Path]:
     """The report in every format and both languages; JSON once (it has no language)."""
-    from api.report.formats import Format, filename, produce
-    from api.report.texts import Lang
+    from labmeter.api.report.formats import Format, filename, produce
+    from labmeter.api.report.texts import Lang
 
     folder.mkdir(parents=True, exist_ok=True)
     out = []

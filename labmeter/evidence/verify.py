@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from collector.daily import rederive
 from labmeter import influxql
+from labmeter.collector.daily import rederive
 from labmeter.config import InfluxConfig
 from labmeter.errors import EvidenceError
 from labmeter.evidence import bookings as archived_bookings
@@ -33,7 +33,7 @@ from labmeter.localstack import influxd, wait_influx_ready
 from labmeter.schema import Measurement
 
 if TYPE_CHECKING:
-    from api.report.build import Declared
+    from labmeter.api.report.build import Declared
 
 # What a report says about its own making, not about the window: compared by nothing, and
 # said so by ``period verify``.
@@ -104,8 +104,8 @@ def verify(
             )
         finally:
             db.stop()
-    from api.report.formats import Format, produce
-    from api.report.texts import Lang
+    from labmeter.api.report.formats import Format, produce
+    from labmeter.api.report.texts import Lang
 
     fresh = orjson.loads(produce(rebuilt, Format.json, Lang.it))
     progress("comparing every figure", None, None)

@@ -8,8 +8,8 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from api.keys import KeyStore, Role
-from api.main import create_app
+from labmeter.api.keys import KeyStore, Role
+from labmeter.api.main import create_app
 from labmeter.config import Config
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from api.keys import KeyStore, Role
+from labmeter.api.keys import KeyStore, Role
 from labmeter.cli import app
 from tests.api.client import Api
 

@@ -7,9 +7,9 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from api.analysis import Every, Scope, periods
-from api.plan import Filters, ReadPlan
-from api.usage import UsageReader
+from labmeter.api.analysis import Every, Scope, periods
+from labmeter.api.plan import Filters, ReadPlan
+from labmeter.api.usage import UsageReader
 from labmeter.config import InfluxConfig
 from labmeter.influx import InfluxV1
 from labmeter.inventory import load

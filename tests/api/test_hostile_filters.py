@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import pytest
 
-from api import analysis
-from api.analysis import Every, GroupBy, open_scope
-from api.keys import Role
-from api.plan import Filters
-from api.report.build import build
+from labmeter.api import analysis
+from labmeter.api.analysis import Every, GroupBy, open_scope
+from labmeter.api.keys import Role
+from labmeter.api.plan import Filters
+from labmeter.api.report.build import build
 from labmeter.influx import InfluxV1
 from labmeter.inventory import load
 from labmeter.opening import OpeningHours

@@ -10,9 +10,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from api.auth import COOKIE
-from api.keys import Role
-from api.redact import redact
+from labmeter.api.auth import COOKIE
+from labmeter.api.keys import Role
+from labmeter.api.redact import redact
 from labmeter.localstack import free_port
 from tests.api import lab_data as d
 from tests.api.client import Api

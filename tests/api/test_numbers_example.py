@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from collector.convert import parse
+from labmeter.collector.convert import parse
 from labmeter.config import Config
 from labmeter.contract import Sample, Topic, encode
 from labmeter.influx import InfluxV1

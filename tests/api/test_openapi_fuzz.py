@@ -7,7 +7,7 @@ from collections import Counter
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
-from api.keys import Role
+from labmeter.api.keys import Role
 from tests.api.client import Api
 
 

@@ -13,8 +13,8 @@ import pytest
 import uvicorn
 from PIL import Image
 
-from api.keys import Role
-from api.main import create_app
+from labmeter.api.keys import Role
+from labmeter.api.main import create_app
 from labmeter.localstack import free_port
 from tests.api import lab_data as d
 from tests.api.client import Api

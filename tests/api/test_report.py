@@ -12,8 +12,8 @@ import pytest
 from openpyxl import load_workbook
 from typer.testing import CliRunner
 
-from api.keys import Role
-from api.report.sheets import SHEET_NAME_MAX, sheet_name
+from labmeter.api.keys import Role
+from labmeter.api.report.sheets import SHEET_NAME_MAX, sheet_name
 from labmeter.cli import app
 from tests.api import lab_data as d
 from tests.api.client import Api

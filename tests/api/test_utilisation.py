@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from api.keys import Role
-from api.plan import Filters, make_plan
-from collector.daily import backfill
+from labmeter.api.keys import Role
+from labmeter.api.plan import Filters, make_plan
+from labmeter.collector.daily import backfill
 from labmeter.config import Config
 from labmeter.influx import InfluxV1, line
 from labmeter.inventory import load

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from api.costs import costs
+from labmeter.api.costs import costs
 from labmeter.inventory import InventoryError, parse
 from labmeter.inventory.depreciation import DEFAULT_USEFUL_LIFE
 from tests.helpers import utc_ms

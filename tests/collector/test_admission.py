@@ -8,9 +8,9 @@ import time
 import orjson
 import pytest
 
-from collector.admission import Admission
-from collector.convert import convert
-from collector.service import Collector
+from labmeter.collector.admission import Admission
+from labmeter.collector.convert import convert
+from labmeter.collector.service import Collector
 from labmeter.config import Config
 from labmeter.contract import Event, Message, Sample, Status, Topic, encode
 from labmeter.errors import PayloadRejected

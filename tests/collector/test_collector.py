@@ -9,7 +9,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from collector.service import Collector
+from labmeter.collector.service import Collector
 from labmeter.config import Config
 from labmeter.contract import Sample, Topic, encode
 from labmeter.influx import InfluxV1

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from collector.daily import rederive
-from collector.metrics import Metrics
-from collector.rollups import Rollups
 from labmeter.cli import app
+from labmeter.collector.daily import rederive
+from labmeter.collector.metrics import Metrics
+from labmeter.collector.rollups import Rollups
 from labmeter.config import Config
 from labmeter.influx import InfluxV1, line
 from labmeter.inventory import load

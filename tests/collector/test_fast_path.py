@@ -15,8 +15,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from collector.admission import Admission
-from collector.convert import convert, parse
+from labmeter.collector.admission import Admission
+from labmeter.collector.convert import convert, parse
 from labmeter.contract import decode, plain_sample
 from labmeter.errors import PayloadRejected
 from labmeter.periods import Closure

@@ -16,7 +16,7 @@ import orjson
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from collector.convert import convert, parse
+from labmeter.collector.convert import convert, parse
 from labmeter.contract import CATEGORIES, EVENT_TYPES, STATES
 from labmeter.errors import PayloadRejected
 from labmeter.influx import InfluxV1

@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from collector.convert import parse
-from collector.metrics import Metrics
-from collector.rollups import Rollups
+from labmeter.collector.convert import parse
+from labmeter.collector.metrics import Metrics
+from labmeter.collector.rollups import Rollups
 from labmeter.contract import Sample, Topic, encode
 from labmeter.influx import InfluxV1
 from labmeter.schema import HOUR_MS

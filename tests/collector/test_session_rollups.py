@@ -16,20 +16,20 @@ from pathlib import Path
 
 import pytest
 
-from api import analysis, session_counts
-from api.plan import Filters, make_plan
-from api.records import SessionRow, SessionSummary
-from collector.convert import parse
-from collector.daily import backfill
-from collector.metrics import Metrics
-from collector.rollups import Rollups, rollup_lines
+from labmeter.api import analysis, session_counts
+from labmeter.api.plan import Filters, make_plan
+from labmeter.api.records import SessionRow, SessionSummary
+from labmeter.collector.convert import parse
+from labmeter.collector.daily import backfill
+from labmeter.collector.metrics import Metrics
+from labmeter.collector.rollups import Rollups, rollup_lines
 from labmeter.config import Config
 from labmeter.contract import Sample, Topic, encode
 from labmeter.influx import InfluxV1
 from labmeter.inventory import load
 from labmeter.opening import OpeningHours
 from labmeter.schema import Calendar, hour_of
-from simulators.sessions import DEVICES, SessionYear, simulate_year
+from labmeter.simulators.sessions import DEVICES, SessionYear, simulate_year
 from tests.api.client import make_api
 
 SITE = "its-sim"

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import mqtt5
 
-from collector.convert import Delivery
-from collector.subscriber import Subscriber
+from labmeter.collector.convert import Delivery
+from labmeter.collector.subscriber import Subscriber
 from labmeter.config import Config, MqttConfig
 from labmeter.localstack import mosquitto
 from tests.helpers import publish_raw, wait_for

@@ -18,8 +18,8 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
-from collector.service import Collector
 from labmeter.cli import app
+from labmeter.collector.service import Collector
 from labmeter.config import Config, InfluxConfig, load
 from labmeter.errors import ConfigError, WriteError
 from labmeter.influx import InfluxV2Writer, make_writer

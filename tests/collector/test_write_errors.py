@@ -12,7 +12,7 @@ from email.utils import parsedate_to_datetime
 import httpx
 import pytest
 
-from collector.service import Collector
+from labmeter.collector.service import Collector
 from labmeter.config import Config, InfluxConfig
 from labmeter.contract import Event, Sample, Topic, encode
 from labmeter.influx import InfluxV1

@@ -16,14 +16,14 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from api.keys import Role
-from collector.service import Collector
 from labmeter.agent.publisher import Publisher
+from labmeter.api.keys import Role
+from labmeter.collector.service import Collector
 from labmeter.config import CollectorConfig, Config, InfluxConfig, MqttConfig
 from labmeter.contract import EXTERNAL_CATEGORIES, Event, Topic
 from labmeter.influx import InfluxV1
 from labmeter.localstack import Service
-from simulators import lab
+from labmeter.simulators import lab
 from tests.api.client import make_api
 from tests.dashboards.grafana import DASHBOARDS, interpolate, interval_s, load, targets
 from tests.helpers import pinned_collector, utc_ms, wait_for

@@ -18,8 +18,8 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from collector.service import Collector
 from labmeter.agent.publisher import Publisher
+from labmeter.collector.service import Collector
 from labmeter.config import Config, MqttConfig
 from labmeter.contract import Sample, Topic, encode
 from labmeter.deploy import COLLECTOR_USER, BrokerAccess, add_collector, add_device

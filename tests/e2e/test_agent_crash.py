@@ -22,8 +22,8 @@ import pytest
 from fastapi.testclient import TestClient
 from paho.mqtt.enums import CallbackAPIVersion
 
-from api.keys import Role
-from collector.service import Collector
+from labmeter.api.keys import Role
+from labmeter.collector.service import Collector
 from labmeter.config import Config
 from labmeter.influx import InfluxV1
 from tests.api.client import make_api

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from collector.service import Collector
 from labmeter.agent.queue import DurableQueue
+from labmeter.collector.service import Collector
 from labmeter.config import Config, MqttConfig
 from labmeter.influx import InfluxV1
 from labmeter.localstack import Service, mosquitto

@@ -14,11 +14,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from api.keys import Role
-from api.register import from_csv
+from labmeter.api.keys import Role
+from labmeter.api.register import from_csv
 from labmeter.config import BookingsConfig, Config
 from labmeter.influx import InfluxV1
-from simulators import lab
+from labmeter.simulators import lab
 from tests.api.client import Api, make_api
 from tests.helpers import simulate_through_collector, utc_ms
 

@@ -19,7 +19,7 @@ import pytest
 from labmeter.config import MqttConfig
 from labmeter.influx import InfluxV1
 from labmeter.localstack import Service, mosquitto
-from simulators.fleet import Fleet, run_in_background, shipped_persistence
+from labmeter.simulators.fleet import Fleet, run_in_background, shipped_persistence
 from tests.collector.harness import CollectorProcess, count_points
 from tests.helpers import wait_for
 

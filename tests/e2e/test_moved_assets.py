@@ -19,16 +19,16 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from api.keys import Role
-from collector.service import Collector
 from labmeter.agent.identity import pseudonym
 from labmeter.agent.meter import Meter, Reading
 from labmeter.agent.publisher import Publisher
 from labmeter.agent.queue import DurableQueue
+from labmeter.api.keys import Role
+from labmeter.collector.service import Collector
 from labmeter.config import Config
 from labmeter.contract import Topic, encode
 from labmeter.influx import InfluxV1
-from simulators.lab import open_ms
+from labmeter.simulators.lab import open_ms
 from tests.api.client import make_api
 from tests.helpers import pinned_collector, utc_ms, wait_for
 

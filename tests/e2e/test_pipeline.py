@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from api.keys import Role
+from labmeter.api.keys import Role
 from labmeter.config import Config
 from labmeter.influx import InfluxV1
 from tests.api.client import make_api

@@ -10,11 +10,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from api.keys import Role
+from labmeter.api.keys import Role
 from labmeter.config import Config
 from labmeter.contract import EXTERNAL_CATEGORIES
 from labmeter.influx import InfluxV1
-from simulators import lab
+from labmeter.simulators import lab
 from tests.api.client import make_api
 from tests.helpers import simulate_through_collector, utc_ms
 

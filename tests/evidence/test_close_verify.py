@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 import orjson
 import pytest
 
-from collector.service import Collector
+from labmeter.collector.service import Collector
 from labmeter.config import ApiConfig, Config, EvidenceConfig
 from labmeter.contract import Event, Sample, Status, Topic, encode
 from labmeter.errors import EvidenceError
@@ -158,8 +158,8 @@ def test_a_closed_period_refuses_new_and_old_data_and_its_report_stays(
         {"site": uid, "lab": "lab-a", "device": "pc-98"}
     ]
     now = build_report(cfg.influx, Path(cfg.api.inventory), DAY, NEXT, "", NOW)
-    from api.report.formats import Format, produce
-    from api.report.texts import Lang
+    from labmeter.api.report.formats import Format, produce
+    from labmeter.api.report.texts import Lang
 
     assert differences(archived, orjson.loads(produce(now, Format.json, Lang.it))) == []
     assert closed.closure.state == "closed" and len(closed.manifest_sha256) == 64
@@ -291,7 +291,7 @@ def test_clear_errors_before_anything_is_written(
         close_period(dataclasses.replace(cfg, evidence=no_key), NEXT, NOW, now_ms=NOW)
     from rich.console import Console
 
-    from collector.rebuild import rebuild
+    from labmeter.collector.rebuild import rebuild
 
     with pytest.raises(EvidenceError, match="is closed"):
         rebuild(cfg, DAY, NEXT, Console(stderr=True))
@@ -311,7 +311,7 @@ def _writable(folder: Path) -> bool:
 def test_an_admin_closes_a_period_over_the_api(
     lab: tuple[Config, Collector], tmp_path: Path
 ) -> None:
-    from api.keys import Role
+    from labmeter.api.keys import Role
     from tests.api.client import make_api
 
     cfg, _ = lab
@@ -375,8 +375,8 @@ def test_reports_carry_their_fingerprint_the_closure_and_the_refusals(
     import re
     import subprocess
 
-    from api.report.formats import Format, produce
-    from api.report.texts import Lang
+    from labmeter.api.report.formats import Format, produce
+    from labmeter.api.report.texts import Lang
 
     cfg, collector = lab
     inventory = Path(cfg.api.inventory)

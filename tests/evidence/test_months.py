@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from collector.service import Collector
+from labmeter.collector.service import Collector
 from labmeter.config import ApiConfig, Config, EvidenceConfig
 from labmeter.evidence.close import close_period
 from labmeter.evidence.verify import verify

@@ -18,16 +18,16 @@ from zoneinfo import ZoneInfo
 import orjson
 import pytest
 
-from api.report.formats import Format, produce
-from api.report.texts import Lang
-from collector.service import Collector
+from labmeter.api.report.formats import Format, produce
+from labmeter.api.report.texts import Lang
+from labmeter.collector.service import Collector
 from labmeter.config import ApiConfig, Config, EvidenceConfig
 from labmeter.evidence.close import close_period
 from labmeter.evidence.manifest import generate_key
 from labmeter.evidence.report import REPORT_JSON, build_report
 from labmeter.evidence.verify import differences, verify
 from labmeter.influx import InfluxV1
-from simulators import lab
+from labmeter.simulators import lab
 from tests.helpers import pinned_collector, simulate_through_collector, wait_for
 
 pytestmark = pytest.mark.e2e

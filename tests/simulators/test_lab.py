@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from labmeter.config import MqttConfig
-from simulators import lab, schedule
+from labmeter.simulators import lab, schedule
 from tests.helpers import utc_ms
 
 ROME = ZoneInfo("Europe/Rome")

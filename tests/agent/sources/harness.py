@@ -19,7 +19,7 @@ from typing import Any
 
 from labmeter.agent.meter import Meter
 from labmeter.agent.sources import SourceEvent
-from simulators.devices.base import Device, now_ms
+from labmeter.simulators.devices.base import Device, now_ms
 
 # Added to every detection latency: thread scheduling on a busy 2-core machine.
 SLACK_S = 0.2

@@ -13,7 +13,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from labmeter.agent.runner import run_agent
 from labmeter.config import AgentConfig, Config
 from labmeter.contract import Sample, decode
-from simulators.devices.grbl import GrblDevice
+from labmeter.simulators.devices.grbl import GrblDevice
 from tests.agent.sources.harness import SLACK_S, seconds
 from tests.agent.sources.test_grbl_source import LOST_S, mapping
 from tests.helpers import wait_for

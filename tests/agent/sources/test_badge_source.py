@@ -11,8 +11,8 @@ from labmeter.agent.sources.badge.with_badge import WithBadge
 from labmeter.config import AgentConfig
 from labmeter.contract import encode
 from labmeter.errors import ConfigError
-from simulators.devices.badge import BadgeReaderDevice
-from simulators.devices.clamp import ClampDevice
+from labmeter.simulators.devices.badge import BadgeReaderDevice
+from labmeter.simulators.devices.clamp import ClampDevice
 from tests.agent.sources.harness import run_against
 
 SECRET = "a-site-secret-for-tests"

@@ -7,7 +7,7 @@ import pytest
 from labmeter.agent.sources.clamp.source import ClampSource
 from labmeter.config import AgentConfig
 from labmeter.errors import ConfigError
-from simulators.devices.clamp import ClampDevice
+from labmeter.simulators.devices.clamp import ClampDevice
 from tests.agent.sources.harness import SLACK_S, run_against
 
 PERIOD_S = 0.05

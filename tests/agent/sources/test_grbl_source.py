@@ -8,8 +8,8 @@ import pytest
 from labmeter.agent.sources.grbl.source import GrblSource
 from labmeter.config import AgentConfig
 from labmeter.errors import ConfigError
-from simulators.devices.base import now_ms
-from simulators.devices.grbl import BOOT_S, GrblDevice
+from labmeter.simulators.devices.base import now_ms
+from labmeter.simulators.devices.grbl import BOOT_S, GrblDevice
 from tests.agent.sources.harness import SLACK_S, run_against
 
 # GRBL state -> labmeter state, as in the README (not imported: the test checks the mapping).

@@ -8,7 +8,7 @@ import pytest
 from labmeter.agent.sources.marlin.source import MarlinSource
 from labmeter.config import AgentConfig
 from labmeter.errors import ConfigError
-from simulators.devices.marlin import BOOT_S, MarlinDevice
+from labmeter.simulators.devices.marlin import BOOT_S, MarlinDevice
 from tests.agent.sources.harness import SLACK_S, run_against
 
 README = {"idle": "idle", "heating": "setup", "printing": "in_use", "paused": "paused",

@@ -4,7 +4,7 @@ import pytest
 
 from labmeter.agent.sources.modbus.protocol import Register, parse_register_map
 from labmeter.errors import ConfigError
-from simulators.devices.modbus_meter import crc16, with_crc
+from labmeter.simulators.devices.modbus_meter import crc16, with_crc
 
 
 def test_float32_word_orders() -> None:

@@ -8,7 +8,7 @@ from labmeter.agent.sources.modbus.source import ModbusSource
 from labmeter.agent.sources.serial_link import open_port
 from labmeter.config import AgentConfig
 from labmeter.errors import ConfigError
-from simulators.devices.modbus_meter import ModbusMeterDevice
+from labmeter.simulators.devices.modbus_meter import ModbusMeterDevice
 from tests.agent.sources.harness import SLACK_S, run_against
 from tests.helpers import wait_for
 

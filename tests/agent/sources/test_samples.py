@@ -52,7 +52,7 @@ def test_a_simulated_device_runs_standalone_for_manual_trials(tmp_path: Path) ->
 
     path = tmp_path / "ttyGRBL"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "simulators.devices", "grbl", str(path), "--speed", "10"],
+        [sys.executable, "-m", "labmeter.simulators.devices", "grbl", str(path), "--speed", "10"],
         stdout=subprocess.PIPE,
         text=True,
     )

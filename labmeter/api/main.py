@@ -1,0 +1,80 @@
+"""Builds the FastAPI app; nothing is created at import time."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from labmeter import __version__
+from labmeter.api.keys import KeyStore
+from labmeter.api.routes import (
+    admin,
+    bookings,
+    equipment,
+    occupancy,
+    pages,
+    register,
+    reports,
+    usage,
+    utilisation,
+)
+from labmeter.api.store import Store
+from labmeter.bookings.feeds import Refresher
+from labmeter.bookings_cli import open_bookings
+from labmeter.config import Config
+from labmeter.errors import WriteError
+from labmeter.influx import InfluxV1
+from labmeter.inventory import load as load_inventory
+from labmeter.opening import OpeningHours
+
+
+def create_app(config: Config) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        """Feeds are fetched again every ``bookings.refresh_min`` while the API runs."""
+        found = app.state.bookings
+        refresher = Refresher(found, config.bookings.refresh_min * 60) if found else None
+        if refresher is not None:
+            refresher.start()
+        yield
+        if refresher is not None:
+            refresher.stop()
+
+    app = FastAPI(
+        lifespan=lifespan,
+        title="labmeter API",
+        version=__version__,
+        description=(
+            "Measured usage of lab equipment: occupancy, utilisation with its denominator "
+            "(opening hours) and coverage, software licences, sessions, openness to external "
+            "users, and reports for evaluators. Every route but /healthz needs an API key "
+            "(`X-API-Key` header or `Authorization: Bearer`); roles: viewer < evaluator < admin."
+        ),
+    )
+    app.state.config = config
+    app.state.store = Store(InfluxV1(config.influx))
+    # A broken inventory stops the start with its file:line errors, not the first request.
+    app.state.inventory = load_inventory(config.api.inventory) if config.api.inventory else None
+    app.state.opening = OpeningHours(app.state.inventory)  # caches the open half hours
+    app.state.keys = KeyStore(config.api.keys_path)
+    # Bookings load like the inventory: a broken calendar stops the start with file:line.
+    app.state.bookings = (
+        open_bookings(config, app.state.inventory) if config.bookings.sources else None
+    )
+    routers = (occupancy, utilisation, equipment, usage, bookings, register, reports, admin, pages)
+    for module in routers:
+        app.include_router(module.router)
+
+    @app.exception_handler(WriteError)
+    def database_unavailable(request: Request, exc: WriteError) -> JSONResponse:
+        # The database failed or refused the query: a 503 the caller can retry, not a 500.
+        return JSONResponse({"detail": f"InfluxDB: {exc}"}, status_code=503)
+
+    @app.get("/healthz", tags=["health"])
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
