@@ -30,10 +30,10 @@ from zoneinfo import ZoneInfo
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import report as region
 
+from labmeter.archive.manifest import generate_key
 from labmeter.collector.daily import backfill
 from labmeter.config import ApiConfig, Config, EvidenceConfig, InfluxConfig
 from labmeter.evidence.close import close_period
-from labmeter.evidence.manifest import generate_key
 from labmeter.evidence.verify import verify
 from labmeter.influx import InfluxV1
 from labmeter.inventory import load as load_inventory

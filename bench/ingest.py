@@ -305,7 +305,7 @@ class CollectorProc:
         if code is not None:
             env["PYTHONPATH"] = str(code)
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", "from labmeter.cli import app; app()", *args],
+            [sys.executable, "-c", "from labmeter.cli.main import app; app()", *args],
             stdout=(workdir / "collector.log").open("ab"),
             stderr=subprocess.STDOUT,
             env=env,

@@ -40,7 +40,10 @@ MAX_FUTURE_MS: Final = 5 * 60 * 1000
 # Seconds are rounded to milliseconds at the edge; allow that rounding when summing states.
 SUM_TOLERANCE_S: Final = 0.001
 
-_SEGMENT = re.compile(r"[a-z0-9_-]{1,64}")
+# A topic segment (site, lab, device) and a device kind: the one definition, which the
+# inventory, the API's filters and the collector's byte-level fast path all use.
+SEGMENT_PATTERN: Final = "[a-z0-9_-]{1,64}"
+SEGMENT: Final = re.compile(SEGMENT_PATTERN)
 _NAME = re.compile(r"[a-z0-9_.-]{1,64}")
 _PSEUDONYM = re.compile(r"p_[0-9a-f]{16}")
 
@@ -48,8 +51,8 @@ Channel = Literal["sample", "event", "status"]
 
 
 def _check_segment(name: str, value: object) -> str:
-    if not isinstance(value, str) or not _SEGMENT.fullmatch(value):
-        raise PayloadRejected("topic_invalid", f"{name} {value!r} is not [a-z0-9_-]{{1,64}}")
+    if not isinstance(value, str) or not SEGMENT.fullmatch(value):
+        raise PayloadRejected("topic_invalid", f"{name} {value!r} is not {SEGMENT_PATTERN}")
     return value
 
 
@@ -249,7 +252,7 @@ class _Known:
 
 
 _NAMES: Final = _Known(_NAME.pattern)
-_KINDS: Final = _Known(_SEGMENT.pattern)
+_KINDS: Final = _Known(SEGMENT.pattern)
 _USERS: Final = _Known(_PSEUDONYM.pattern)
 
 
@@ -344,7 +347,7 @@ def _decode_sample(obj: Mapping[str, Any], now_ms: int) -> Sample:
     if kind is not None and (
         type(kind) is not str or (kind not in _KINDS.seen and not _KINDS.check(kind))
     ):
-        raise PayloadRejected("field_type", "kind must be [a-z0-9_-]{1,64}")
+        raise PayloadRejected("field_type", f"kind must be {SEGMENT_PATTERN}")
     state = obj.get("state")
     if state is not None and state not in STATES:
         raise PayloadRejected("state_unknown", f"state {str(state)[:40]!r}")
@@ -478,8 +481,8 @@ def _decode_status(obj: Mapping[str, Any], now_ms: int) -> Status:
         raise PayloadRejected("field_type", "status must be 'online' or 'offline'")
     ts = _ts(obj, now_ms, required=False)
     kind = obj.get("kind")
-    if kind is not None and (not isinstance(kind, str) or not _SEGMENT.fullmatch(kind)):
-        raise PayloadRejected("field_type", "kind must be [a-z0-9_-]{1,64}")
+    if kind is not None and (not isinstance(kind, str) or not SEGMENT.fullmatch(kind)):
+        raise PayloadRejected("field_type", f"kind must be {SEGMENT_PATTERN}")
     interval: Any = obj.get("interval_s")
     if interval is not None and (
         not _is_number(interval) or not math.isfinite(interval) or interval <= 0

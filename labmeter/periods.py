@@ -15,21 +15,17 @@ Refused messages are counted in ``refusals`` so that a report can state them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Final, Literal
 
-from labmeter.influx import FieldValue, QueryResult, line
+from labmeter.influx import FieldValue, InfluxV1, QueryResult, line
 from labmeter.influxql import STAR, Select, agg, select
-from labmeter.schema import CLOSED_PERIOD, COLLECTOR_HEARTBEAT
+from labmeter.schema import CLOSED_PERIOD, COLLECTOR_HEARTBEAT, REFUSALS
+from labmeter.timeparse import iso
 
 CLOSED: Final = CLOSED_PERIOD.name
 HEARTBEAT: Final = COLLECTOR_HEARTBEAT.name
 
 State = Literal["closing", "closed"]
-
-
-def iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat().replace("+00:00", "Z")
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,3 +97,30 @@ def heartbeats_query() -> Select:
     fields = ("seen_ms", "applied", "owed_from_ms")
     q = select(*(agg("last", f) for f in fields), source=COLLECTOR_HEARTBEAT).since(1)
     return q.group_by("collector")
+
+
+def closure_of(influx: InfluxV1, start_ms: int, end_ms: int, site: str | None) -> Closure | None:
+    """The closed period holding the whole window (for every site, or the window's site)."""
+    for closure in parse_closures(influx.query(closures_query())):
+        if (
+            closure.start_ms <= start_ms
+            and end_ms <= closure.end_ms
+            and (not closure.site or closure.site == site)
+        ):
+            return closure
+    return None
+
+
+def refusals(influx: InfluxV1, start_ms: int, end_ms: int, site: str | None) -> dict[str, int]:
+    """Messages the collectors refused while the window ran, by reason."""
+    query = (
+        select(agg("sum", "count"), source=REFUSALS)
+        .between(start_ms, end_ms)
+        .where(site=site)
+        .group_by("reason")
+    )
+    out: dict[str, int] = {}
+    for series in influx.query(str(query)):
+        reason = series.tags.get("reason", "")
+        out[reason] = out.get(reason, 0) + int(series.values[0][1] or 0)
+    return dict(sorted(out.items()))

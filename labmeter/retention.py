@@ -49,3 +49,24 @@ def apply_v1(influx: InfluxV1, seconds: int) -> str:
     influx.query(influxql.retention_policy(name, db, seconds, create=name not in existing))
     duration = f"{seconds // 3600}h" if seconds else "INF"
     return f"retention policy {name!r} on {db!r}: {duration}"
+
+
+def initialise(config: Config, days: int | None) -> tuple[str, str | None]:
+    """``labmeter influx init``: 1.x the database and its retention policy; 2.x the bucket,
+    the DBRP mapping and a write token. What was done, and the token (2.x)."""
+    from labmeter.influx import init_v2
+
+    seconds = retention_s(config, days)
+    if config.influx.flavour == "v2":
+        token = init_v2(config.influx, seconds)
+        return (
+            f"bucket {config.influx.bucket!r} (retention {seconds // DAY_S or 'forever'} days) "
+            f"mapped to database {config.influx.database!r}",
+            token,
+        )
+    influx = InfluxV1(config.influx)
+    try:
+        done = apply_v1(influx, seconds)
+    finally:
+        influx.close()
+    return f"database {config.influx.database!r} ready at {config.influx.url}; {done}", None

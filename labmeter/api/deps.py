@@ -9,9 +9,10 @@ from fastapi import Depends, HTTPException, Query, Request
 from labmeter.api.analysis import Scope, open_scope
 from labmeter.api.plan import Filters
 from labmeter.api.store import Store
-from labmeter.api.timeparse import parse_time
 from labmeter.config import Config
+from labmeter.contract import SEGMENT_PATTERN
 from labmeter.inventory import Inventory
+from labmeter.timeparse import parse_time
 
 MAX_TIME_MS = 7258118400000  # 2200-01-01: beyond it InfluxDB's nanosecond times overflow
 MAX_WINDOW_MS = 10 * 366 * 24 * 3600_000
@@ -56,7 +57,7 @@ class Window:
             raise HTTPException(422, "the window must not exceed 10 years")
 
 
-SEGMENT = r"^[a-z0-9_-]{1,64}$"  # a topic segment (labmeter.contract); nothing else can match
+SEGMENT = f"^{SEGMENT_PATTERN}$"  # a topic segment: nothing else can match a tag
 
 
 def get_filters(

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from labmeter import __version__
@@ -22,8 +22,8 @@ from labmeter.api.routes import (
     utilisation,
 )
 from labmeter.api.store import Store
+from labmeter.bookings import open_bookings
 from labmeter.bookings.feeds import Refresher
-from labmeter.bookings_cli import open_bookings
 from labmeter.config import Config
 from labmeter.errors import WriteError
 from labmeter.influx import InfluxV1
@@ -31,7 +31,9 @@ from labmeter.inventory import load as load_inventory
 from labmeter.opening import OpeningHours
 
 
-def create_app(config: Config) -> FastAPI:
+def create_app(config: Config, routers: Sequence[APIRouter] = ()) -> FastAPI:
+    """The read API, with ``routers`` of the roles above it (``labmeter.server`` adds the
+    closed periods')."""
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         """Feeds are fetched again every ``bookings.refresh_min`` while the API runs."""
@@ -62,11 +64,11 @@ def create_app(config: Config) -> FastAPI:
     app.state.keys = KeyStore(config.api.keys_path)
     # Bookings load like the inventory: a broken calendar stops the start with file:line.
     app.state.bookings = (
-        open_bookings(config, app.state.inventory) if config.bookings.sources else None
+        open_bookings(config.bookings, app.state.inventory) if config.bookings.sources else None
     )
-    routers = (occupancy, utilisation, equipment, usage, bookings, register, reports, admin, pages)
-    for module in routers:
-        app.include_router(module.router)
+    own = (occupancy, utilisation, equipment, usage, bookings, register, reports, admin, pages)
+    for router in (*(module.router for module in own), *routers):
+        app.include_router(router)
 
     @app.exception_handler(WriteError)
     def database_unavailable(request: Request, exc: WriteError) -> JSONResponse:

@@ -9,7 +9,7 @@ Every problem names its file and line, like the inventory's.
 
 from labmeter.bookings.feeds import FeedState
 from labmeter.bookings.model import Booking, BookingError, Defaults
-from labmeter.bookings.sources import Bookings, check_file, load_sources
+from labmeter.bookings.sources import Bookings, check_file, load_sources, open_bookings
 
 __all__ = [
     "Booking",
@@ -19,4 +19,5 @@ __all__ = [
     "FeedState",
     "check_file",
     "load_sources",
+    "open_bookings",
 ]

@@ -28,6 +28,7 @@ from labmeter.bookings.feeds import FeedCache, FeedError, FeedState
 from labmeter.bookings.ics import IcsCalendar
 from labmeter.bookings.model import Booking, BookingError, Defaults
 from labmeter.bookings.table import CsvBookings
+from labmeter.config import BookingsConfig
 from labmeter.inventory import Inventory
 from labmeter.inventory.load import _Loader, _Located
 
@@ -223,3 +224,13 @@ def check_file(
     if isinstance(calendar, CsvBookings):
         count = len(calendar.rows)
     return calendar.check(inventory), count
+
+
+def open_bookings(config: BookingsConfig, inventory: Inventory | None) -> Bookings:
+    """The bookings a config's ``[bookings]`` names (its ``sources`` must be set)."""
+    return Bookings(
+        Path(config.sources),
+        inventory,
+        Path(config.cache_dir) if config.cache_dir else None,
+        timeout_s=config.timeout_s,
+    )

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Final, Protocol
 
-from labmeter.contract import Event, Message, Sample
+from labmeter.contract import SEGMENT_PATTERN, Event, Message, Sample
 from labmeter.errors import PayloadRejected, WriteError
 from labmeter.influx import LineWriter, QueryResult, line
 from labmeter.influxql import Select
@@ -34,14 +34,14 @@ from labmeter.periods import (
     Closure,
     closures_query,
     heartbeat_line,
-    iso,
     parse_closures,
 )
 from labmeter.schema import DAY_MS, REFUSALS
+from labmeter.timeparse import iso
 
 log = logging.getLogger(__name__)
 
-_SEGMENT: Final = re.compile(rb"[a-z0-9_-]{1,64}")
+_SEGMENT: Final = re.compile(SEGMENT_PATTERN.encode())  # topics arrive as bytes
 # Closures older than this are read again before a write (a refresh runs every few seconds).
 STALE_S: Final = 20.0
 

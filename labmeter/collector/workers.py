@@ -317,3 +317,28 @@ class Workers:
             elif response.status_code != 200:
                 out += [f"worker {i}: {line}" for line in response.text.splitlines()]
         return out
+
+
+def run_collector(
+    config: Config, workers: int | None, verbose: bool, stop: threading.Event
+) -> None:
+    """The collector until ``stop``: one process, or a parent and its workers when more
+    than one is asked for (also when sessions of more workers remain to be retired)."""
+    count = workers or default_workers()
+    if count > 1 or workers_in_use(config) > 1:
+        parent = Workers(config, count, verbose=verbose)
+        parent.start()
+        parent.supervise(stop)
+        return
+
+    from labmeter.collector.service import Collector
+    from labmeter.influx import InfluxV1, make_writer
+
+    writer, reader = make_writer(config.influx), InfluxV1(config.influx)  # reads: InfluxQL
+    service = Collector(config, writer, reader)
+    gc.freeze()  # startup objects live forever: full collections in a drain skip them
+    service.start()
+    stop.wait()
+    service.stop()
+    writer.close()
+    reader.close()

@@ -24,16 +24,19 @@ from pathlib import Path
 from typing import Any
 
 from labmeter import __version__
-from labmeter.bookings import BookingError, Bookings
+from labmeter.api.report.build import settings as report_settings
+from labmeter.archive.lineprotocol import Dumper
+from labmeter.archive.manifest import load_private_key, seal, sha256_file
+from labmeter.bookings import BookingError, Bookings, open_bookings
 from labmeter.config import Config
+from labmeter.contract import SEGMENT, SEGMENT_PATTERN
 from labmeter.errors import EvidenceError
 from labmeter.evidence import bookings as archived_bookings
 from labmeter.evidence import report as report_mod
-from labmeter.evidence.export import Dumper
-from labmeter.evidence.manifest import load_private_key, seal, sha256_file
 from labmeter.influx import InfluxV1, make_writer
-from labmeter.periods import Closure, closures_query, heartbeats_query, iso, parse_closures
+from labmeter.periods import Closure, closures_query, heartbeats_query, parse_closures
 from labmeter.schema import DEFAULT_TZ, Calendar
+from labmeter.timeparse import iso
 
 # A collector silent for longer has stopped, or is cut off from InfluxDB: it reads the
 # closures again before it writes anything (``collector.admission.STALE_S`` = 20 s), and a
@@ -67,8 +70,6 @@ def calendar_of(config: Config) -> Calendar:
 
 def check_window(start_ms: int, end_ms: int, site: str, now_ms: int, calendar: Calendar) -> None:
     """A period is whole local days (the daily rollups' days) and lies in the past."""
-    import re
-
     if end_ms <= start_ms:
         raise EvidenceError("the period's end must be after its start")
     if end_ms > now_ms:
@@ -79,8 +80,8 @@ def check_window(start_ms: int, end_ms: int, site: str, now_ms: int, calendar: C
                 f"the period's {name} {iso(ms)} is not a local midnight in {calendar.tz}: "
                 "periods are whole days, so that every daily rollup lies wholly in or out of them"
             )
-    if site and not re.fullmatch(r"[a-z0-9_-]{1,64}", site):
-        raise EvidenceError(f"site {site!r} is not a topic segment [a-z0-9_-]{{1,64}}")
+    if site and not SEGMENT.fullmatch(site):
+        raise EvidenceError(f"site {site!r} is not a topic segment {SEGMENT_PATTERN}")
 
 
 def folder_name(start_ms: int, end_ms: int, site: str, calendar: Calendar) -> str:
@@ -141,11 +142,10 @@ def _bookings(config: Config, inventory: Path | None) -> Bookings | None:
     the inventory; None when none are configured."""
     if not config.bookings.sources:
         return None
-    from labmeter.bookings_cli import open_bookings
     from labmeter.inventory import load
 
     try:
-        return open_bookings(config, load(inventory) if inventory is not None else None)
+        return open_bookings(config.bookings, load(inventory) if inventory is not None else None)
     except BookingError as exc:
         raise EvidenceError(f"the bookings do not load: {'; '.join(exc.problems)}") from exc
 
@@ -253,7 +253,7 @@ def close_period(
             "python": sys.version.split()[0],
             "inventory": inventory_meta,
             "bookings": bookings_meta,
-            "report": report_mod.settings(),
+            "report": report_settings(),
             "api": {"stale_intervals": config.api.stale_intervals},
             "collector": {
                 "max_age_days": config.collector.max_age_days,

@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
+from labmeter.api.plan import Filters
+from labmeter.api.report import make
+from labmeter.api.report.build import Declared
+from labmeter.api.report.formats import Format, filename, produce
+from labmeter.api.report.model import Report
+from labmeter.api.report.texts import Lang
 from labmeter.config import InfluxConfig
-from labmeter.influx import InfluxV1
-
-if TYPE_CHECKING:  # the API is imported when a report is built, not when the CLI starts
-    from labmeter.api.report.build import Declared
-    from labmeter.api.report.model import Report
+from labmeter.inventory import load
 
 REPORT_JSON = "report/report.json"
-
-
-def settings() -> dict[str, Any]:
-    """The settings that shape the report's figures, the rollups' day zone included."""
-    from labmeter.evidence.fingerprint import settings as figures
-
-    return figures()
 
 
 def build_report(
@@ -30,33 +23,18 @@ def build_report(
     end_ms: int,
     site: str,
     now_ms: int,
-    progress: Callable[[int, int, str], None] | None = None,
+    progress: make.Progress | None = None,
     declared: Declared | None = None,
 ) -> Report:
-    """The report's data for ``[start, end)`` (one site or all) as of ``now_ms``, reconciled
-    with ``declared`` bookings if any."""
-    from labmeter.api.analysis import open_scope
-    from labmeter.api.plan import Filters
-    from labmeter.api.report.build import build
-    from labmeter.inventory import load
-    from labmeter.opening import OpeningHours
-
+    """The report of ``[start, end)`` (one site or all) from the inventory file it names."""
     inventory = load(inventory_path) if inventory_path is not None else None
-    client = InfluxV1(influx)
-    try:
-        scope = open_scope(
-            client, OpeningHours(inventory), start_ms, end_ms, Filters(site or None), now_ms
-        )
-        return build(scope, progress, declared)
-    finally:
-        client.close()
+    return make.build_report(
+        influx, inventory, start_ms, end_ms, Filters(site or None), now_ms, progress, declared
+    )
 
 
 def write_formats(report: Report, folder: Path) -> list[Path]:
     """The report in every format and both languages; JSON once (it has no language)."""
-    from labmeter.api.report.formats import Format, filename, produce
-    from labmeter.api.report.texts import Lang
-
     folder.mkdir(parents=True, exist_ok=True)
     out = []
     json_path = folder.parent / REPORT_JSON

@@ -14,26 +14,27 @@ import math
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
 from labmeter import influxql
+from labmeter.api.report.build import Declared
+from labmeter.api.report.build import settings as report_settings
+from labmeter.api.report.formats import Format, produce
+from labmeter.api.report.texts import Lang
+from labmeter.archive.lineprotocol import restore
+from labmeter.archive.manifest import check
 from labmeter.collector.daily import rederive
 from labmeter.config import InfluxConfig
 from labmeter.errors import EvidenceError
 from labmeter.evidence import bookings as archived_bookings
 from labmeter.evidence import report as report_mod
 from labmeter.evidence.close import SETTINGS, Progress, _no_progress
-from labmeter.evidence.export import restore
-from labmeter.evidence.manifest import check
 from labmeter.influx import InfluxV1
 from labmeter.influxql import STAR, agg, select
 from labmeter.localstack import influxd, wait_influx_ready
 from labmeter.schema import Measurement
-
-if TYPE_CHECKING:
-    from labmeter.api.report.build import Declared
 
 # What a report says about its own making, not about the window: compared by nothing, and
 # said so by ``period verify``.
@@ -104,9 +105,6 @@ def verify(
             )
         finally:
             db.stop()
-    from labmeter.api.report.formats import Format, produce
-    from labmeter.api.report.texts import Lang
-
     fresh = orjson.loads(produce(rebuilt, Format.json, Lang.it))
     progress("comparing every figure", None, None)
     problems += [f"{report_mod.REPORT_JSON}: {d}" for d in differences(archived, fresh)]
@@ -128,7 +126,7 @@ def _declared(
 
 
 def _settings(archived: dict[str, Any]) -> list[str]:
-    current = report_mod.settings()
+    current = report_settings()
     return [
         f"{SETTINGS}: report setting {k} was {v!r}, this labmeter uses {current.get(k)!r}"
         for k, v in sorted(archived.get("report", {}).items())

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
+from labmeter.contract import SEGMENT, SEGMENT_PATTERN
 from labmeter.inventory.calendar import PROVINCES
 from labmeter.inventory.model import (
     DAYS,
@@ -34,7 +35,6 @@ from labmeter.inventory.model import (
 )
 from labmeter.inventory.money import parse_cost
 
-_SEGMENT = re.compile(r"[a-z0-9_-]{1,64}")
 _SPAN = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
 # CUP (codice unico di progetto, CIPE): 15 characters, a letter, two digits, a letter, the two
 # digits of the year of the decision, then nine digits, e.g. J19J21000120007.
@@ -129,9 +129,9 @@ class _Checker:
         value = item.get(key)
         if value is None:
             return ""
-        if not isinstance(value, str) or not _SEGMENT.fullmatch(value):
+        if not isinstance(value, str) or not SEGMENT.fullmatch(value):
             self.fail(
-                self.line_of(item, key), f"{where}.{key}: {value!r} is not [a-z0-9_-]{{1,64}}"
+                self.line_of(item, key), f"{where}.{key}: {value!r} is not {SEGMENT_PATTERN}"
             )
             return ""
         return value

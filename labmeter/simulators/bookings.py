@@ -19,12 +19,9 @@ from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from labmeter.simulators.schedule import MIN_MS, Activity
-
-if TYPE_CHECKING:
-    from labmeter.simulators.lab import Segment
+from labmeter.simulators.schedule import MIN_MS, Activity, Segment
 
 NO_SHOW, PARTLY = 0.12, 0.15  # shares of booked activities not performed, ended early
 COMMERCIAL = 0.6  # share of companies' bookings declared commercial
@@ -121,7 +118,7 @@ def to_ics(declared: Sequence[Declared], site: str) -> str:
     return text.decode()
 
 
-Timeline = tuple[str, str, list["Segment"], int]  # lab, device, segments, end of the last
+Timeline = tuple[str, str, list[Segment], int]  # lab, device, segments, end of the last
 
 
 def _seconds(segments: list[Segment], end_ms: int, a: int, b: int) -> dict[str, int]:

@@ -26,13 +26,13 @@ from rich.console import Console
 from rich.table import Table
 
 from labmeter.api.keys import KeyStore, Role
-from labmeter.api.main import create_app
 from labmeter.api.plan import Filters
 from labmeter.api.store import Store
 from labmeter.collector.service import Collector
 from labmeter.config import ApiConfig, CollectorConfig, Config, InfluxConfig, MqttConfig
 from labmeter.influx import InfluxV1
 from labmeter.localstack import free_port, stack
+from labmeter.server import create_app
 from labmeter.simulators import lab
 
 console = Console()

@@ -37,6 +37,7 @@ from labmeter.simulators.schedule import (
     ORGANISATIONS,
     Activity,
     Opening,
+    Segment,
     plan,
     school_hours,
 )
@@ -44,15 +45,6 @@ from labmeter.simulators.schedule import (
 SECRET = "simulated-lab-secret-2026"  # pseudonyms only; the simulator has no real people
 MACHINE_KINDS = ("cnc", "printer3d", "laser")
 CAD, FAB = "lab-cad", "lab-fab"
-
-
-@dataclass(frozen=True)
-class Segment:
-    start_ms: int
-    state: str | None  # None: the agent could not observe (down, unplugged)
-    user: str | None = None
-    category: str = "unknown"
-    apps: frozenset[str] = frozenset()
 
 
 @dataclass

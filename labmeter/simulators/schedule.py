@@ -243,3 +243,14 @@ def plan(
             today.closed_day(_midnight(day, tz))
         out.extend(today.out)
     return sorted(out, key=lambda a: (a.start_ms, a.devices))
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A piece of a device's timeline: from ``start_ms`` on, until the next one."""
+
+    start_ms: int
+    state: str | None  # None: the agent could not observe (down, unplugged)
+    user: str | None = None
+    category: str = "unknown"
+    apps: frozenset[str] = frozenset()

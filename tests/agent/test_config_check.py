@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from labmeter import config as config_mod
-from labmeter.cli import app
+from labmeter.cli.main import app
 from labmeter.errors import ConfigError
 
 BASE = """
@@ -79,7 +79,7 @@ def test_check_command_fails_on_an_invalid_config(tmp_path: Path) -> None:
 
 
 def test_the_shipped_sample_config_is_valid() -> None:
-    sample = Path(__file__).parents[2] / "agent" / "sources" / "pc" / "sample.toml"
+    sample = Path(__file__).parents[2] / "labmeter" / "agent" / "sources" / "pc" / "sample.toml"
     cfg = config_mod.load(sample)
     cfg.agent.check()
     assert set(cfg.agent.apps) == {"solidworks", "matlab", "blender"}

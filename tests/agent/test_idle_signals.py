@@ -315,7 +315,7 @@ idle_dir = "{idle_dir}"
 def test_agent_check_names_each_sessions_idle_signal(logind: Logind, tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from labmeter.cli import app
+    from labmeter.cli.main import app
 
     idle_dir = tmp_path / "idle"
     idle_dir.mkdir()

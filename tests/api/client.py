@@ -9,8 +9,8 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from labmeter.api.keys import KeyStore, Role
-from labmeter.api.main import create_app
 from labmeter.config import Config
+from labmeter.server import create_app
 
 
 @dataclasses.dataclass

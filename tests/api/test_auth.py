@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from labmeter.api.keys import KeyStore, Role
-from labmeter.cli import app
+from labmeter.cli.main import app
 from tests.api.client import Api
 
 EVALUATOR_ONLY = ["/api/v1/openness", "/api/v1/software", "/api/v1/sessions"]

@@ -14,8 +14,8 @@ import uvicorn
 from PIL import Image
 
 from labmeter.api.keys import Role
-from labmeter.api.main import create_app
 from labmeter.localstack import free_port
+from labmeter.server import create_app
 from tests.api import lab_data as d
 from tests.api.client import Api
 

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from labmeter.api.keys import Role
 from labmeter.api.report.sheets import SHEET_NAME_MAX, sheet_name
-from labmeter.cli import app
+from labmeter.cli.main import app
 from tests.api import lab_data as d
 from tests.api.client import Api
 

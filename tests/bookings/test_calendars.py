@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from labmeter.bookings import BookingError, Bookings, Defaults, check_file
 from labmeter.bookings.ics import IcsCalendar
-from labmeter.cli import app
+from labmeter.cli.main import app
 from labmeter.inventory import Inventory, parse
 from tests.helpers import utc_ms
 

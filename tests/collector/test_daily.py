@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from labmeter.cli import app
+from labmeter.cli.main import app
 from labmeter.collector.daily import rederive
 from labmeter.collector.metrics import Metrics
 from labmeter.collector.rollups import Rollups

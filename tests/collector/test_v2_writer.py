@@ -18,7 +18,7 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
-from labmeter.cli import app
+from labmeter.cli.main import app
 from labmeter.collector.service import Collector
 from labmeter.config import Config, InfluxConfig, load
 from labmeter.errors import ConfigError, WriteError

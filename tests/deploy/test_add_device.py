@@ -9,7 +9,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from labmeter import config as config_mod
-from labmeter.cli import app
+from labmeter.cli.main import app
 
 
 def _verify(entry: str, password: str) -> bool:

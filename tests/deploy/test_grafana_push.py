@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from labmeter.cli import app
+from labmeter.cli.main import app
 from labmeter.grafana import datasource_payload
 from tests.dashboards.grafana import DASHBOARDS, load
 

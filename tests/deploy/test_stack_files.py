@@ -27,7 +27,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from typer.testing import CliRunner
 
 from labmeter import config as config_mod
-from labmeter.cli import app
+from labmeter.cli.main import app
 from labmeter.collector.service import Collector
 from labmeter.deploy import COLLECTOR_USER
 from labmeter.influx import InfluxV1
@@ -287,7 +287,7 @@ def test_the_image_install_runs_from_a_wheel_of_what_the_dockerfile_copies(
     script = (
         f"import sys; sys.path.append({deps!r}); import labmeter; "
         f"assert labmeter.__file__.startswith({str(site)!r}), labmeter.__file__; "
-        "from labmeter.cli import app; app(sys.argv[1:])"
+        "from labmeter.cli.main import app; app(sys.argv[1:])"
     )
     push = subprocess.run(
         [sys.executable, "-S", "-c", script, "grafana", "push", "--url", "http://127.0.0.1:9",

@@ -20,12 +20,12 @@ from zoneinfo import ZoneInfo
 import orjson
 import pytest
 
+from labmeter.archive.manifest import SEALS, check, generate_key
 from labmeter.collector.service import Collector
 from labmeter.config import ApiConfig, Config, EvidenceConfig
 from labmeter.contract import Event, Sample, Status, Topic, encode
 from labmeter.errors import EvidenceError
 from labmeter.evidence.close import Closed, close_period
-from labmeter.evidence.manifest import SEALS, check, generate_key
 from labmeter.evidence.report import REPORT_JSON, build_report
 from labmeter.evidence.verify import differences, verify
 from labmeter.influx import InfluxV1
@@ -335,7 +335,7 @@ def test_an_admin_closes_a_period_over_the_api(
 def test_the_cli_closes_lists_and_verifies(lab: tuple[Config, Collector], tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from labmeter.cli import app
+    from labmeter.cli.main import app
 
     cfg, _ = lab
     runner = CliRunner()

@@ -9,8 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from labmeter.archive.lineprotocol import Dumper, restore
 from labmeter.config import Config
-from labmeter.evidence.export import Dumper, restore
 from labmeter.influx import InfluxV1
 from labmeter.schema import Calendar
 

@@ -20,10 +20,10 @@ import pytest
 
 from labmeter.api.report.formats import Format, produce
 from labmeter.api.report.texts import Lang
+from labmeter.archive.manifest import generate_key
 from labmeter.collector.service import Collector
 from labmeter.config import ApiConfig, Config, EvidenceConfig
 from labmeter.evidence.close import close_period
-from labmeter.evidence.manifest import generate_key
 from labmeter.evidence.report import REPORT_JSON, build_report
 from labmeter.evidence.verify import differences, verify
 from labmeter.influx import InfluxV1

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from labmeter.cli import app
+from labmeter.cli.main import app
 from labmeter.inventory import InventoryError, load, parse
 from labmeter.inventory.calendar import public_holidays
 from labmeter.inventory.money import parse_cost

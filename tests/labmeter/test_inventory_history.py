@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from typer.testing import CliRunner
 
-from labmeter.cli import app
+from labmeter.cli.main import app
 from labmeter.inventory import InventoryError, parse
 
 ROME = ZoneInfo("Europe/Rome")

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 from labmeter import __version__
 from labmeter.api import analysis, session_counts
@@ -44,15 +45,28 @@ from labmeter.api.report.model import (
 from labmeter.api.usage import Totals, View
 from labmeter.bookings import Booking, Bookings, FeedState
 from labmeter.contract import CATEGORIES, EXTERNAL_CATEGORIES
-from labmeter.evidence import fingerprint
 from labmeter.inventory import DAYS, Equipment, Software
-from labmeter.sessions import SESSION_GAP_TOLERANCE_MS
+from labmeter.periods import closure_of, refusals
+from labmeter.sessions import LOOK_BACK_MS, SESSION_GAP_TOLERANCE_MS
 
 UNDERUSED_BELOW = 0.20  # utilisation under this is flagged as under-used
 LOW_COVERAGE_BELOW = 0.80  # coverage under this is flagged as a gap
 DURABILITY_YEARS = 5  # after the final payment (EU CPR art. 65)
 RETENTION_YEARS = 10  # evidence kept; funds ask 5-10 years, the longest is kept
 STEPS = 6
+
+
+def settings() -> dict[str, Any]:
+    """The settings in the code that shape the report's figures (thresholds, definitions):
+    every report states them, and a closed period's package keeps them."""
+    return {
+        "underused_below": UNDERUSED_BELOW,
+        "low_coverage_below": LOW_COVERAGE_BELOW,
+        "durability_years": DURABILITY_YEARS,
+        "retention_years": RETENTION_YEARS,
+        "session_gap_tolerance_ms": SESSION_GAP_TOLERANCE_MS,
+        "session_look_back_ms": LOOK_BACK_MS,
+    }
 
 Progress = Callable[[int, int, str], None]
 
@@ -128,8 +142,8 @@ def build(
         versions = versions_future.result()
         step(6, "sessions and agent versions")
         influx, site = scope.reader.influx, scope.filters.tags.get("site")
-        closure = fingerprint.closure_of(influx, scope.start_ms, scope.end_ms, site)
-        refused = fingerprint.refusals(influx, scope.start_ms, scope.end_ms, site)
+        closure = closure_of(influx, scope.start_ms, scope.end_ms, site)
+        refused = refusals(influx, scope.start_ms, scope.end_ms, site)
 
     reconciled = (
         reconcile(scope, declared.bookings, declared.no_show_below, declared.feeds)
@@ -234,7 +248,7 @@ def build(
             fingerprint=Fingerprint(
                 inventory_sha256=inv.sha256 if inv else None,
                 labmeter=__version__,
-                settings=fingerprint.settings(),
+                settings=settings(),
                 closed=None
                 if closure is None
                 else ClosedPeriod(

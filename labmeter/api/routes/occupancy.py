@@ -9,7 +9,7 @@ from pydantic import BaseModel
 
 from labmeter.api.auth import Viewer
 from labmeter.api.deps import ConfigDep, FiltersDep, InventoryDep, StoreDep
-from labmeter.api.timeparse import iso
+from labmeter.timeparse import iso
 
 router = APIRouter(prefix="/api/v1", tags=["occupancy"], dependencies=[Viewer])
 

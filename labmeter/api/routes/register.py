@@ -9,7 +9,7 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response
 
 from labmeter.api.auth import Evaluator
 from labmeter.api.deps import SEGMENT
-from labmeter.api.register_cli import MEDIA, RegisterFormat, build, filename, produce, resolve
+from labmeter.api.register_formats import MEDIA, RegisterFormat, build, filename, produce, resolve
 from labmeter.api.report.texts import Lang
 
 router = APIRouter(prefix="/api/v1", tags=["register"], dependencies=[Evaluator])

@@ -8,7 +8,7 @@ from pydantic import BaseModel
 from labmeter.api import analysis, session_counts
 from labmeter.api.auth import Evaluator
 from labmeter.api.deps import ScopeDep
-from labmeter.api.timeparse import iso
+from labmeter.timeparse import iso
 
 router = APIRouter(prefix="/api/v1", tags=["usage"], dependencies=[Evaluator])
 

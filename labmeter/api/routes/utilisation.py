@@ -9,7 +9,7 @@ from labmeter.api import analysis
 from labmeter.api.analysis import Every, GroupBy
 from labmeter.api.auth import Viewer
 from labmeter.api.deps import ScopeDep
-from labmeter.api.timeparse import iso
+from labmeter.timeparse import iso
 
 router = APIRouter(prefix="/api/v1", tags=["utilisation"], dependencies=[Viewer])
 

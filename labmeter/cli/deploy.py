@@ -6,16 +6,15 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
+from labmeter.cli.common import err
 from labmeter.errors import ConfigError, LabmeterError
 
 deploy_app = typer.Typer(
     help="Broker accounts for devices and the collector.", no_args_is_help=True
 )
 grafana_app = typer.Typer(help="Grafana datasource and dashboards.", no_args_is_help=True)
-err = Console(stderr=True)
 
 PasswordFileOpt = Annotated[
     Path, typer.Option(help="mosquitto password file to update (created if missing)")

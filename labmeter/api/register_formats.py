@@ -4,6 +4,7 @@ format."""
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
@@ -15,8 +16,10 @@ from labmeter.api.analysis import open_scope
 from labmeter.api.plan import Filters
 from labmeter.api.register import Register, day_window, month_window, register, to_csv
 from labmeter.api.report.texts import Lang
-from labmeter.bookings import Bookings
+from labmeter.bookings import Bookings, open_bookings
+from labmeter.config import Config
 from labmeter.influx import InfluxV1
+from labmeter.inventory import load
 from labmeter.opening import OpeningHours
 
 
@@ -94,3 +97,25 @@ def produce(reg: Register, fmt: RegisterFormat, lang: Lang) -> bytes:
 def filename(req: Request, fmt: RegisterFormat, lang: Lang) -> str:
     stem = "registro-utilizzo" if lang is Lang.it else "lab-register"
     return f"{stem}-{req.site}-{req.lab}-{req.label}.{fmt.value}"
+
+
+def make_register(
+    config: Config,
+    lab: str,
+    site: str | None,
+    day: str | None,
+    month: str | None,
+    fmt: RegisterFormat,
+    lang: Lang,
+) -> tuple[Request, bytes]:
+    """A lab's register of a day or month as a config's inventory and bookings make it, now;
+    ``ValueError`` or ``LabmeterError`` say what is wrong with the request."""
+    inventory = load(config.api.inventory) if config.api.inventory else None
+    opening = OpeningHours(inventory)
+    req = resolve(opening, lab, site, day, month)
+    books = open_bookings(config.bookings, inventory) if config.bookings.sources else None
+    influx = InfluxV1(config.influx)
+    try:
+        return req, produce(build(influx, opening, req, books, int(time.time() * 1000)), fmt, lang)
+    finally:
+        influx.close()

@@ -4,15 +4,32 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Annotated
 
-from rich.console import Console
+import typer
 
+from labmeter.cli.common import err
 from labmeter.inventory import InventoryError, equipment_from_csv, load, merge_equipment, parse
 
-err = Console(stderr=True, soft_wrap=True)
+inventory_app = typer.Typer(help="The inventory file: check it, import equipment from CSV.")
 
 
-def check(path: Path) -> int:
+@inventory_app.command("check")
+def check(file: Path) -> None:
+    """Validate an inventory; each problem as file:line: message."""
+    raise typer.Exit(_check(file))
+
+
+@inventory_app.command("import")
+def import_csv(
+    csv_file: Path,
+    into: Annotated[Path | None, typer.Option(help="inventory to merge into (rewritten)")] = None,
+) -> None:
+    """Equipment rows from a spreadsheet's CSV, as YAML on stdout or merged into --into."""
+    raise typer.Exit(_import_csv(csv_file, into))
+
+
+def _check(path: Path) -> int:
     try:
         inv = load(path)
     except InventoryError as exc:
@@ -29,7 +46,7 @@ def check(path: Path) -> int:
     return 0
 
 
-def import_csv(csv_path: Path, into: Path | None) -> int:
+def _import_csv(csv_path: Path, into: Path | None) -> int:
     try:
         entries = equipment_from_csv(csv_path)
         base = into.read_text(encoding="utf-8") if into and into.exists() else ""

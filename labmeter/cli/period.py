@@ -6,31 +6,16 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from labmeter.cli.common import ConfigOpt, err, load_config, progress_bar
 from labmeter.errors import LabmeterError
+from labmeter.timeparse import parse_time
 
 period_app = typer.Typer(
     help="Closed reporting periods: close one (evidence package), verify a package.",
     no_args_is_help=True,
 )
-err = Console(stderr=True, soft_wrap=True)
-
-ConfigOpt = Annotated[
-    Path | None, typer.Option("--config", "-c", help="TOML config file", envvar="LABMETER_CONFIG")
-]
-
-
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed:,.0f}"),
-        TimeElapsedColumn(),
-        console=err,
-    )
 
 
 @period_app.command("close")
@@ -41,18 +26,16 @@ def close(
     config: ConfigOpt = None,
 ) -> None:
     """Refuse new data in [start, end) and write its evidence package (admin)."""
-    from labmeter.api.timeparse import parse_time
-    from labmeter.cli import _load
     from labmeter.evidence.close import close_period
 
-    cfg = _load(config)
+    cfg = load_config(config)
     try:
         start_ms, end_ms = parse_time(start), parse_time(end)
     except ValueError as exc:
         err.print(f"[red]period close:[/] {escape(str(exc))}")
         raise typer.Exit(2) from exc
     try:
-        with _progress() as bar:
+        with progress_bar() as bar:
             task = bar.add_task("closing", total=None)
 
             def progress(stage: str, done: float | None, total: float | None) -> None:
@@ -82,7 +65,7 @@ def verify(
     from labmeter.evidence.verify import verify as run
 
     try:
-        with _progress() as bar:
+        with progress_bar() as bar:
             task = bar.add_task("verifying", total=None)
 
             def progress(stage: str, done: float | None, total: float | None) -> None:
@@ -105,11 +88,10 @@ def verify(
 @period_app.command("list")
 def list_periods(config: ConfigOpt = None) -> None:
     """Closed periods, oldest first."""
-    from labmeter.cli import _load
     from labmeter.evidence.close import list_closures
 
     try:
-        closures = list_closures(_load(config))
+        closures = list_closures(load_config(config))
     except LabmeterError as exc:
         err.print(f"[red]period list failed:[/] {escape(str(exc))}")
         raise typer.Exit(1) from exc
@@ -122,7 +104,7 @@ def keygen(
     out: Annotated[Path, typer.Argument(help="private key file to create (mode 600)")],
 ) -> None:
     """Create an Ed25519 signing key for evidence.signing_key (public key beside it)."""
-    from labmeter.evidence.manifest import generate_key
+    from labmeter.archive.manifest import generate_key
 
     try:
         public = generate_key(out)

@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
-from rich.console import Console
+import typer
 
-from labmeter.bookings import BookingError, Bookings, Defaults, check_file
+from labmeter.bookings import BookingError, Defaults, check_file, open_bookings
+from labmeter.cli.common import ConfigOpt, err, load_config
 from labmeter.config import Config
 from labmeter.inventory import Inventory, InventoryError, load
 
-err = Console(stderr=True, soft_wrap=True)
+bookings_app = typer.Typer(help="Bookings (iCalendar files and feeds, CSV): check, fetch.")
 
 
 def _inventory(path: Path | None) -> Inventory | None:
     return load(path) if path is not None else None
 
 
-def check(file: Path, inventory: Path | None, site: str, lab: str) -> int:
+def _check(file: Path, inventory: Path | None, site: str, lab: str) -> int:
     """Every problem of FILE as file:line: message; 0 when there is none."""
     try:
         inv = _inventory(inventory)
@@ -38,14 +40,14 @@ def check(file: Path, inventory: Path | None, site: str, lab: str) -> int:
     return 0
 
 
-def fetch(config: Config) -> int:
+def _fetch(config: Config) -> int:
     """Fetch every feed once, keeping each new copy only if it passes every check."""
     if not config.bookings.sources:
         err.print("[red]bookings.sources is not set[/]")
         return 2
     try:
         inv = load(config.api.inventory) if config.api.inventory else None
-        books = open_bookings(config, inv)
+        books = open_bookings(config.bookings, inv)
     except (BookingError, InventoryError) as exc:
         for problem in exc.problems:
             err.print(problem, markup=False, highlight=False)
@@ -62,11 +64,24 @@ def fetch(config: Config) -> int:
     return 1 if failed else 0
 
 
-def open_bookings(config: Config, inventory: Inventory | None) -> Bookings:
-    b = config.bookings
-    return Bookings(
-        Path(b.sources),
-        inventory,
-        Path(b.cache_dir) if b.cache_dir else None,
-        timeout_s=b.timeout_s,
-    )
+@bookings_app.command("check")
+def check(
+    file: Path,
+    inventory: Annotated[
+        Path | None, typer.Option(help="inventory whose labs and devices bookings must name")
+    ] = None,
+    site: Annotated[str, typer.Option(help="site of events that do not say theirs")] = "",
+    lab: Annotated[str, typer.Option(help="lab of events that do not say theirs")] = "",
+    config: ConfigOpt = None,
+) -> None:
+    """Validate a calendar (.ics), a CSV of bookings or a sources file; file:line problems."""
+    if inventory is None and config is not None:
+        found = load_config(config).api.inventory
+        inventory = Path(found) if found else None
+    raise typer.Exit(_check(file, inventory, site, lab))
+
+
+@bookings_app.command("fetch")
+def fetch(config: ConfigOpt = None) -> None:
+    """Fetch every feed of bookings.sources once (the API does it every refresh_min)."""
+    raise typer.Exit(_fetch(load_config(config)))

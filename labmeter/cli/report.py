@@ -1,0 +1,85 @@
+"""``labmeter report`` and ``labmeter register``: the evaluators' documents, with progress."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from labmeter.cli.common import ConfigOpt, InfluxOpt, err, load_config
+from labmeter.errors import LabmeterError
+from labmeter.timeparse import parse_time
+
+
+def report(
+    start: Annotated[str, typer.Option(help="RFC 3339 or epoch seconds")],
+    end: Annotated[str | None, typer.Option(help="RFC 3339 or epoch seconds; default now")] = None,
+    format: Annotated[str, typer.Option(help="json | csv | xlsx | html | pdf")] = "pdf",
+    lang: Annotated[str, typer.Option(help="it | en")] = "it",
+    out: Annotated[Path | None, typer.Option(help="output file (default: a dated name)")] = None,
+    site: str | None = None,
+    lab: str | None = None,
+    config: ConfigOpt = None,
+    influx_url: InfluxOpt = None,
+) -> None:
+    """The evaluators' utilisation report (Rapporto di utilizzo) from InfluxDB and the inventory."""
+    from rich.progress import Progress
+
+    from labmeter.api.plan import Filters
+    from labmeter.api.report.build import STEPS
+    from labmeter.api.report.formats import Format, filename, produce
+    from labmeter.api.report.make import report_for
+    from labmeter.api.report.texts import Lang
+
+    cfg = load_config(config, influx__url=influx_url)
+    try:
+        format_, lang_ = Format(format), Lang(lang)
+        end_ms = parse_time(end) if end else int(time.time() * 1000)
+        start_ms = parse_time(start)
+    except ValueError as exc:
+        err.print(f"[red]report:[/] {exc}")
+        raise typer.Exit(2) from exc
+    with Progress(console=err) as bar:
+        task = bar.add_task("report", total=STEPS + 1)
+
+        def progress(step: int, total: int, label: str) -> None:
+            bar.update(task, completed=step, description=label)
+
+        data = report_for(cfg, start_ms, end_ms, Filters(site, lab), progress)
+        bar.update(task, description=f"rendering {format_.value}")
+        body = produce(data, format_, lang_)
+        bar.update(task, completed=STEPS + 1)
+    path = out or Path(filename(data, format_, lang_))
+    path.write_bytes(body)
+    err.print(f"{path} ({len(body):,} bytes)")
+
+
+def register(
+    lab: Annotated[str, typer.Option(help="the lab's id")],
+    day: Annotated[str | None, typer.Option(help="YYYY-MM-DD (local)")] = None,
+    month: Annotated[str | None, typer.Option(help="YYYY-MM (local): a page per day")] = None,
+    site: Annotated[
+        str | None, typer.Option(help="the lab's site (if its id is not unique)")
+    ] = None,
+    format: Annotated[str, typer.Option(help="pdf | csv | json")] = "pdf",
+    lang: Annotated[str, typer.Option(help="it | en")] = "it",
+    out: Annotated[Path | None, typer.Option(help="output file (default: a dated name)")] = None,
+    config: ConfigOpt = None,
+    influx_url: InfluxOpt = None,
+) -> None:
+    """The lab register (Registro di utilizzo): every session of a day or month, to sign."""
+    from labmeter.api.register_formats import RegisterFormat, filename, make_register
+    from labmeter.api.report.texts import Lang
+
+    cfg = load_config(config, influx__url=influx_url)
+    try:
+        fmt, language = RegisterFormat(format), Lang(lang)
+        req, body = make_register(cfg, lab, site, day, month, fmt, language)
+    except (ValueError, LabmeterError) as exc:
+        err.print(f"[red]register:[/] {exc}")
+        raise typer.Exit(2) from exc
+    path = out or Path(filename(req, fmt, language))
+    path.write_bytes(body)
+    err.print(f"{path} ({len(body):,} bytes)")
