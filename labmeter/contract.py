@@ -46,6 +46,10 @@ SEGMENT_PATTERN: Final = "[a-z0-9_-]{1,64}"
 SEGMENT: Final = re.compile(SEGMENT_PATTERN)
 _NAME = re.compile(r"[a-z0-9_.-]{1,64}")
 _PSEUDONYM = re.compile(r"p_[0-9a-f]{16}")
+# A machine's own name for its state (``Executing/Processing``, ``PRINTING``, ``RUNNING``):
+# kept for the evaluator's drill-down beside the contract's state. Nothing in it needs
+# escaping in line protocol or InfluxQL, and it has no room for a name or a free text.
+SUBSTATE_PATTERN: Final = "[A-Za-z0-9][A-Za-z0-9_.:/ -]{0,63}"
 
 Channel = Literal["sample", "event", "status"]
 
@@ -108,6 +112,7 @@ class Sample:
     state: str | None = None  # the state at ``ts``, for live occupancy
     apps_s: Mapping[str, float] = field(default_factory=dict)
     metrics: Mapping[str, float] = field(default_factory=dict)
+    substate: str | None = None  # the machine's own name for ``state`` (SUBSTATE_PATTERN)
 
     @property
     def observed_s(self) -> float:
@@ -127,7 +132,7 @@ class Sample:
             "state_s": dict(self.state_s),
             "category": self.category,
         }
-        for key in ("user", "kind", "state"):
+        for key in ("user", "kind", "state", "substate"):
             if getattr(self, key) is not None:
                 out[key] = getattr(self, key)
         if self.apps_s:
@@ -210,6 +215,7 @@ _SAMPLE_KEYS: Final = frozenset(
         "category",
         "kind",
         "state",
+        "substate",
         "metrics",
     }
 )
@@ -254,6 +260,7 @@ class _Known:
 _NAMES: Final = _Known(_NAME.pattern)
 _KINDS: Final = _Known(SEGMENT.pattern)
 _USERS: Final = _Known(_PSEUDONYM.pattern)
+_SUBSTATES: Final = _Known(SUBSTATE_PATTERN)
 
 
 def _ts(obj: Mapping[str, Any], now_ms: int, *, required: bool = True) -> int | None:
@@ -351,6 +358,12 @@ def _decode_sample(obj: Mapping[str, Any], now_ms: int) -> Sample:
     state = obj.get("state")
     if state is not None and state not in STATES:
         raise PayloadRejected("state_unknown", f"state {str(state)[:40]!r}")
+    substate = obj.get("substate")
+    if substate is not None and (
+        type(substate) is not str
+        or (substate not in _SUBSTATES.seen and not _SUBSTATES.check(substate))
+    ):
+        raise PayloadRejected("field_type", f"substate must be {SUBSTATE_PATTERN}")
     metrics_raw = obj.get("metrics", _EMPTY)
     if type(metrics_raw) is not dict or len(metrics_raw) > 32:
         raise PayloadRejected("field_type", "metrics must be an object of at most 32 numbers")
@@ -364,7 +377,9 @@ def _decode_sample(obj: Mapping[str, Any], now_ms: int) -> Sample:
         ):
             raise PayloadRejected("field_type", f"metrics.{name[:40]} must be a finite number")
         metrics[name] = float(value)
-    return Sample(ts, seq, interval_s, state_s, category, user, kind, state, apps_s, metrics)
+    return Sample(
+        ts, seq, interval_s, state_s, category, user, kind, state, apps_s, metrics, substate
+    )
 
 
 _STATE_SET: Final = frozenset(STATES)
@@ -431,8 +446,10 @@ def plain_sample(obj: dict[str, Any], now_ms: int) -> bool:
     category = obj.get("category", "unknown")
     kind_name = obj.get("kind")
     state = obj.get("state")
+    substate = obj.get("substate")
     return (
         (user is None or (type(user) is str and user in _USERS.seen))
+        and (substate is None or (type(substate) is str and substate in _SUBSTATES.seen))
         and type(category) is str
         and category in _CATEGORY_SET
         and (kind_name is None or (type(kind_name) is str and kind_name in _KINDS.seen))

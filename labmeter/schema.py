@@ -91,9 +91,10 @@ class Measurement:
 
 
 # Raw points, one per message (collector/convert.py). A sample is stamped at its interval's
-# start; ``state`` is the state at its end (live occupancy), ``user`` a pseudonym.
+# start; ``state`` is the state at its end (live occupancy), ``substate`` the machine's own
+# name for it, ``user`` a pseudonym.
 SAMPLE: Final = Measurement(
-    "sample", FACT_TAGS, (*SECONDS_FIELDS, "interval_s", "seq", "state", "user")
+    "sample", FACT_TAGS, (*SECONDS_FIELDS, "interval_s", "seq", "state", "substate", "user")
 )
 APP_USAGE: Final = Measurement("app_usage", (*APP_TAGS, KIND), (RUNNING, "user"))
 DEVICE_METRICS: Final = Measurement("device_metrics", DEVICE_TAGS, ())  # cpu_pct, mem_pct, ...

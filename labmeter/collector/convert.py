@@ -133,6 +133,7 @@ def _sample(message: Message, sample: Sample) -> list[str]:
         sample.kind,
         sample.state,
         sample.user,
+        sample.substate,
     )
 
 
@@ -148,6 +149,7 @@ def _sample_lines(
     kind: str | None,
     state: str | None,
     user: str | None,
+    substate: str | None = None,
 ) -> list[str]:
     """A sample's lines, from a ``Sample`` or straight from a payload ``plain_sample`` passed
     (numbers may then be JSON integers: ``float()`` makes them what the contract makes them).
@@ -166,6 +168,8 @@ def _sample_lines(
     )
     end = f',user="{user}" {start}' if user is not None else f" {start}"
     at = f',state="{state}"' if state is not None else ""
+    if substate is not None:  # SUBSTATE_PATTERN: no quote or backslash to escape
+        at += f',substate="{substate}"'
     lines = [
         # observed_s: the contract's sum (of the same floats, in the same order)
         f"{_SAMPLE},{tags} {_states_fmt(tuple(state_s)) % seconds},"
@@ -273,6 +277,7 @@ def convert(chunk: list[Delivery], received_ms: int, admission: Admission = NO_L
                     obj.get("kind"),
                     obj.get("state"),
                     obj.get("user"),
+                    obj.get("substate"),
                 )
                 hours.add(start - start % HOUR_MS)
                 continue

@@ -153,3 +153,19 @@ def test_name_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     for i in range(25):
         decode(TOPIC, orjson.dumps(sample(apps_s={f"app{i}": 1.0})), NOW)
         assert len(contract._NAMES.seen) <= 10
+
+
+@pytest.mark.parametrize("substate", ["Executing/Processing", "PRINTING", "RUNNING", "M30 done"])
+def test_a_machine_may_name_its_own_state(substate: str) -> None:
+    sample = Sample(1_000, 1, 60.0, {"in_use": 60.0}, kind="cnc", state="in_use", substate=substate)
+    message = decode("labmeter/v1/s/l/cnc-01/sample", encode(sample), 2_000)
+    assert message.payload == sample
+
+
+@pytest.mark.parametrize("substate", ["", " lead", 'a"b', "x\\y", "x" * 65, 3, "riga\nnuova"])
+def test_a_substate_is_a_short_name_not_a_text(substate: object) -> None:
+    payload = orjson.dumps({"v": 1, "ts": 1_000, "seq": 1, "interval_s": 60.0,
+                            "state_s": {"idle": 60.0}, "substate": substate})  # fmt: skip
+    with pytest.raises(PayloadRejected) as info:
+        decode("labmeter/v1/s/l/cnc-01/sample", payload, 2_000)
+    assert info.value.reason == "field_type"
