@@ -24,8 +24,9 @@ class PayloadRejected(LabmeterError):
         self.detail = detail
 
 
-class WriteError(LabmeterError):
-    """InfluxDB refused or failed a write; ``retryable`` says whether to try again."""
+class InfluxError(LabmeterError):
+    """InfluxDB refused or failed a request; ``retryable`` says whether to try again,
+    ``status`` is the HTTP status (0: no answer at all)."""
 
     def __init__(
         self, status: int, message: str, *, retryable: bool, retry_after: float | None = None
@@ -35,6 +36,14 @@ class WriteError(LabmeterError):
         self.message = message
         self.retryable = retryable
         self.retry_after = retry_after
+
+
+class WriteError(InfluxError):
+    """A write was refused or failed (the collector splits, dead-letters or retries it)."""
+
+
+class QueryError(InfluxError):
+    """A query was refused or failed (the API answers 503, the collector retries later)."""
 
 
 class ServiceError(LabmeterError):

@@ -10,7 +10,7 @@ import gzip
 import json
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -19,7 +19,7 @@ import orjson
 
 from labmeter import influxql
 from labmeter.config import InfluxConfig
-from labmeter.errors import WriteError
+from labmeter.errors import InfluxError, QueryError, WriteError
 from labmeter.influxql import Select
 
 FieldValue = float | int | str | bool
@@ -89,8 +89,8 @@ def _seconds(value: str | None) -> float | None:
         return None
 
 
-def classify(response: httpx.Response) -> WriteError:
-    """Turn a non-2xx write response into an error that says whether a retry can help."""
+def classify(response: httpx.Response, error: type[InfluxError] = WriteError) -> InfluxError:
+    """Turn a non-2xx response into an error that says whether a retry can help."""
     status = response.status_code
     try:
         message = str(response.json().get("error", response.text))
@@ -99,9 +99,14 @@ def classify(response: httpx.Response) -> WriteError:
     # 429 and 5xx are the server's trouble, not the data's: retry. 4xx is the data or the
     # credentials: retrying the same body cannot help (except 408, a timeout).
     retryable = status in (408, 429) or status >= 500
-    return WriteError(
+    return error(
         status, message.strip()[:500], retryable=retryable, retry_after=_retry_after(response)
     )
+
+
+def _unreachable(exc: httpx.HTTPError, error: type[InfluxError]) -> InfluxError:
+    """No answer (refused, reset, timed out): worth trying again."""
+    return error(0, f"{type(exc).__name__}: {exc}", retryable=True)
 
 
 @dataclass
@@ -115,6 +120,10 @@ class QueryResult:
 
     def records(self) -> list[dict[str, Any]]:
         return [dict(zip(self.columns, row, strict=True)) | self.tags for row in self.values]
+
+
+def _series(raw: dict[str, Any]) -> QueryResult:
+    return QueryResult(raw.get("name", ""), raw.get("tags") or {}, raw["columns"], raw["values"])
 
 
 class InfluxV1:
@@ -142,20 +151,21 @@ class InfluxV1:
             params["rp"] = self.config.retention_policy
         return params
 
-    def write_lines(self, lines: Sequence[str]) -> None:
-        """Write one batch; raise ``WriteError`` (retryable or not) on any failure."""
+    def write_lines(self, lines: Sequence[str], precision: str = "ms") -> None:
+        """Write one batch; raise ``WriteError`` (retryable or not) on any failure.
+        ``precision``: the lines' time unit (the contract's ms; an archive's ns)."""
         if not lines:
             return
         body = gzip.compress("\n".join(lines).encode(), compresslevel=1)
         try:
             response = self._client.post(
                 "/write",
-                params={**self._db_params(), "precision": "ms"},
+                params={**self._db_params(), "precision": precision},
                 content=body,
                 headers={"Content-Encoding": "gzip", "Content-Type": "text/plain"},
             )
         except httpx.HTTPError as exc:
-            raise WriteError(0, f"{type(exc).__name__}: {exc}", retryable=True) from exc
+            raise _unreachable(exc, WriteError) from exc
         if response.status_code >= 300:
             raise classify(response)
 
@@ -165,28 +175,7 @@ class InfluxV1:
         labmeter's own code passes ``Select``s (``labmeter/influxql.py`` is where query text
         is built); text is for tests, benchmarks and statements an operator typed.
         """
-        try:
-            response = self._client.post(
-                "/query", data={"q": str(statement), "db": self.config.database, "epoch": epoch}
-            )
-        except httpx.HTTPError as exc:
-            raise WriteError(0, f"{type(exc).__name__}: {exc}", retryable=True) from exc
-        if response.status_code >= 300:
-            raise classify(response)
-        out: list[QueryResult] = []
-        for result in orjson.loads(response.content).get("results", []):
-            if "error" in result:
-                raise WriteError(400, str(result["error"]), retryable=False)
-            for series in result.get("series", []):
-                out.append(
-                    QueryResult(
-                        series.get("name", ""),
-                        series.get("tags", {}) or {},
-                        series["columns"],
-                        series["values"],
-                    )
-                )
-        return out
+        return [s for result in self._results(str(statement), epoch) for s in result[1]]
 
     def query_each(
         self, queries: Sequence[Select], *, epoch: str = "ms"
@@ -194,28 +183,54 @@ class InfluxV1:
         """Run several SELECTs in one request; the series of each, in the order given."""
         if not queries:
             return []
+        out: list[list[QueryResult]] = [[] for _ in queries]
+        for n, series in self._results(influxql.statements(queries), epoch):
+            out[n] = series
+        return out
+
+    def _results(self, text: str, epoch: str) -> list[tuple[int, list[QueryResult]]]:
         try:
             response = self._client.post(
-                "/query",
-                data={
-                    "q": influxql.statements(queries),
-                    "db": self.config.database,
-                    "epoch": epoch,
-                },
+                "/query", data={"q": text, "db": self.config.database, "epoch": epoch}
             )
         except httpx.HTTPError as exc:
-            raise WriteError(0, f"{type(exc).__name__}: {exc}", retryable=True) from exc
+            raise _unreachable(exc, QueryError) from exc
         if response.status_code >= 300:
-            raise classify(response)
-        out: list[list[QueryResult]] = [[] for _ in queries]
+            raise classify(response, QueryError)
+        out = []
         for n, result in enumerate(orjson.loads(response.content).get("results", [])):
             if "error" in result:
-                raise WriteError(400, str(result["error"]), retryable=False)
-            out[int(result.get("statement_id", n))] = [
-                QueryResult(s.get("name", ""), s.get("tags", {}) or {}, s["columns"], s["values"])
-                for s in result.get("series", [])
-            ]
+                raise QueryError(400, str(result["error"]), retryable=False)
+            series = [_series(s) for s in result.get("series", [])]
+            out.append((int(result.get("statement_id", n)), series))
         return out
+
+    def stream(
+        self, statement: Select | str, chunk_rows: int, *, epoch: str = "ns"
+    ) -> Iterator[QueryResult]:
+        """A query's series in chunks of at most ``chunk_rows`` rows (a series may come in
+        several), so that a year of points never sits in memory at once."""
+        params = {
+            "q": str(statement),
+            "db": self.config.database,
+            "epoch": epoch,
+            "chunked": "true",
+            "chunk_size": str(chunk_rows),
+        }
+        try:
+            with self._client.stream("POST", "/query", data=params) as response:
+                if response.status_code >= 300:
+                    response.read()
+                    raise classify(response, QueryError)
+                for text in response.iter_lines():
+                    if not text.strip():
+                        continue
+                    for result in orjson.loads(text).get("results", []):
+                        if "error" in result:
+                            raise QueryError(400, str(result["error"]), retryable=False)
+                        yield from (_series(s) for s in result.get("series", []))
+        except httpx.HTTPError as exc:
+            raise _unreachable(exc, QueryError) from exc
 
     def create_database(self) -> None:
         """Create the database (idempotent on 1.x)."""
@@ -300,7 +315,7 @@ def init_v2(config: InfluxConfig, retention_s: int = 0) -> str:
     with InfluxDBClient(url=config.url, token=config.token, org=config.org) as client:
         orgs = client.organizations_api().find_organizations(org=config.org)
         if not orgs:
-            raise WriteError(404, f"organization {config.org!r} not found", retryable=False)
+            raise QueryError(404, f"organization {config.org!r} not found", retryable=False)
         org_id = orgs[0].id
         buckets = client.buckets_api()
         bucket = buckets.find_bucket_by_name(config.bucket)

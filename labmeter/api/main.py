@@ -25,7 +25,7 @@ from labmeter.api.store import Store
 from labmeter.bookings import open_bookings
 from labmeter.bookings.feeds import Refresher
 from labmeter.config import Config
-from labmeter.errors import WriteError
+from labmeter.errors import InfluxError
 from labmeter.influx import InfluxV1
 from labmeter.inventory import load as load_inventory
 from labmeter.opening import OpeningHours
@@ -70,8 +70,8 @@ def create_app(config: Config, routers: Sequence[APIRouter] = ()) -> FastAPI:
     for router in (*(module.router for module in own), *routers):
         app.include_router(router)
 
-    @app.exception_handler(WriteError)
-    def database_unavailable(request: Request, exc: WriteError) -> JSONResponse:
+    @app.exception_handler(InfluxError)
+    def database_unavailable(request: Request, exc: InfluxError) -> JSONResponse:
         # The database failed or refused the query: a 503 the caller can retry, not a 500.
         return JSONResponse({"detail": f"InfluxDB: {exc}"}, status_code=503)
 

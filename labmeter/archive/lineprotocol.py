@@ -7,21 +7,18 @@ sit in memory; field types come from ``SHOW FIELD KEYS`` because JSON cannot tel
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import httpx
-import orjson
 
 from labmeter import influxql, sessions
 from labmeter.config import InfluxConfig
 from labmeter.errors import WriteError
-from labmeter.influx import InfluxV1, classify, line
+from labmeter.influx import InfluxV1, line
 from labmeter.influxql import STAR, select
 from labmeter.schema import BOOKKEEPING, DERIVED, EVENT, SAMPLE, STATUS, Calendar, Measurement
 
@@ -112,41 +109,11 @@ class Dumper:
     def __init__(self, config: InfluxConfig, calendar: Calendar) -> None:
         self.config = config
         self.calendar = calendar  # the rollups' days and months
-        self.influx = InfluxV1(config)
+        # One client for every thread (httpx's pool is thread-safe), patient with a year.
+        self.influx = InfluxV1(dataclasses.replace(config, timeout_s=max(120.0, config.timeout_s)))
 
     def close(self) -> None:
         self.influx.close()
-
-    def _series(self, influxql: str) -> Iterator[tuple[dict[str, str], list[str], list[list[Any]]]]:
-        """Each series (or chunk of one) of a chunked InfluxQL answer: tags, columns, rows."""
-        params = {
-            "q": influxql,
-            "db": self.config.database,
-            "epoch": "ns",
-            "chunked": "true",
-            "chunk_size": str(CHUNK_ROWS),
-        }
-        try:
-            # A client per query: the slices are read from several threads.
-            with self._client() as http, http.stream("POST", "/query", data=params) as response:
-                if response.status_code >= 300:
-                    response.read()
-                    raise WriteError(response.status_code, response.text[:500], retryable=False)
-                for text in response.iter_lines():
-                    if not text.strip():
-                        continue
-                    for result in orjson.loads(text).get("results", []):
-                        if "error" in result:
-                            raise WriteError(400, str(result["error"]), retryable=False)
-                        for series in result.get("series", []):
-                            yield series.get("tags") or {}, series["columns"], series["values"]
-        except httpx.HTTPError as exc:
-            raise WriteError(0, f"{type(exc).__name__}: {exc}", retryable=True) from exc
-
-    def _client(self) -> httpx.Client:
-        config = self.config
-        auth = (config.username, config.password or "") if config.username else None
-        return httpx.Client(base_url=config.url, timeout=max(120.0, config.timeout_s), auth=auth)
 
     def queries(self, measurement: str, start_ms: int, end_ms: int, site: str = "") -> list[str]:
         """The InfluxQL reading a measurement's points of the window, in time order.
@@ -161,11 +128,11 @@ class Dumper:
         return out
 
     def lines(self, measurement: str, kinds: dict[str, set[str]], influxql: str) -> Iterator[str]:
-        for tags, columns, rows in self._series(influxql):
+        for series in self.influx.stream(influxql, CHUNK_ROWS):
             # Per series, not per point: the tags, keys and formatters are the same.
-            prefix = _prefix(measurement, tags)
-            fields = [(_key(c), _formatter(kinds.get(c, set()))) for c in columns[1:]]
-            for row in rows:
+            prefix = _prefix(measurement, series.tags)
+            fields = [(_key(c), _formatter(kinds.get(c, set()))) for c in series.columns[1:]]
+            for row in series.values:
                 parts = [
                     f"{key}={fmt(v)}"
                     for (key, fmt), v in zip(fields, row[1:], strict=True)
@@ -244,36 +211,26 @@ def restore(
     config: InfluxConfig, files: list[Path], progress: Callable[[int], None] = lambda _n: None
 ) -> int:
     """Write the files' points (nanosecond times) into ``config``'s database; the count."""
-    auth = (config.username, config.password or "") if config.username else None
+    influx = InfluxV1(dataclasses.replace(config, timeout_s=max(120.0, config.timeout_s)))
     written = 0
-    with httpx.Client(base_url=config.url, timeout=120.0, auth=auth) as client:
 
-        def send(lines: list[bytes]) -> None:
-            body = gzip.compress(b"\n".join(lines), compresslevel=1)
-            for attempt in range(RETRIES):
-                try:
-                    response = client.post(
-                        "/write",
-                        params={"db": config.database, "precision": "ns"},
-                        content=body,
-                        headers={"Content-Encoding": "gzip"},
-                    )
-                except httpx.HTTPError as exc:
-                    error = WriteError(0, f"{type(exc).__name__}: {exc}", retryable=True)
-                else:
-                    if response.status_code < 300:
-                        return
-                    error = classify(response)
-                if not error.retryable or attempt + 1 == RETRIES:
-                    raise error
-                # A loaded server times out a big write; the same points again are harmless.
-                time.sleep(min(10.0, 0.5 * 2**attempt))
+    def send(lines: list[str]) -> None:
+        for attempt in range(RETRIES):
+            try:
+                influx.write_lines(lines, precision="ns")
+                return
+            except WriteError as exc:
+                if not exc.retryable or attempt + 1 == RETRIES:
+                    raise
+            # A loaded server times out a big write; the same points again are harmless.
+            time.sleep(min(10.0, 0.5 * 2**attempt))
 
+    try:
         for path in files:
-            batch: list[bytes] = []
-            with gzip.open(path, "rb") as fh:
+            batch: list[str] = []
+            with gzip.open(path, "rt", encoding="utf-8") as fh:
                 for raw in fh:
-                    text = raw.rstrip(b"\n")
+                    text = raw.rstrip("\n")
                     if not text:
                         continue
                     batch.append(text)
@@ -286,4 +243,6 @@ def restore(
                 send(batch)
                 written += len(batch)
                 progress(written)
+    finally:
+        influx.close()
     return written

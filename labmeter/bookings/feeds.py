@@ -20,6 +20,8 @@ from typing import Protocol
 import httpx
 import orjson
 
+from labmeter.errors import LabmeterError
+
 log = logging.getLogger(__name__)
 
 
@@ -94,7 +96,7 @@ class FeedCache:
         _atomic(self._stem(url).with_suffix(".json"), orjson.dumps(meta))
 
 
-class FeedError(Exception):
+class FeedError(LabmeterError):
     """A feed could not be fetched (the reason is the message)."""
 
 

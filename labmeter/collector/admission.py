@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Final, Protocol
 
 from labmeter.contract import SEGMENT_PATTERN, Event, Message, Sample
-from labmeter.errors import PayloadRejected, WriteError
+from labmeter.errors import InfluxError, PayloadRejected
 from labmeter.influx import LineWriter, QueryResult, line
 from labmeter.influxql import Select
 from labmeter.periods import (
@@ -151,7 +151,7 @@ class PeriodWatch:
     # --- reading the closures ----------------------------------------------------------------
 
     def refresh(self) -> Admission:
-        """Read the closures now; ``WriteError`` when InfluxDB cannot answer."""
+        """Read the closures now; ``QueryError`` when InfluxDB cannot answer."""
         if self.reader is None:
             return self.admission
         closed = tuple(parse_closures(self.reader.query(closures_query())))
@@ -180,7 +180,7 @@ class PeriodWatch:
             try:
                 self.refresh()
                 self.heartbeat()
-            except WriteError as exc:
+            except InfluxError as exc:
                 log.warning("cannot read closed periods or send the heartbeat (%s)", exc)
             if self._stop.wait(self.refresh_s):
                 return
@@ -206,7 +206,7 @@ class PeriodWatch:
     def begin_write(self, version: int) -> bool:
         """Before a write attempt of lines converted under ``version``: False when they must
         be converted again (closures changed). Reads the closures first if they are stale
-        (``WriteError`` then: the write waits like any failed one)."""
+        (``QueryError`` then: the write waits like any failed one)."""
         if self.reader is not None and time.monotonic() - self._loaded > STALE_S:
             self.refresh()
         with self._lock:

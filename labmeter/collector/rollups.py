@@ -30,7 +30,7 @@ from labmeter.collector import sessions
 from labmeter.collector.daily import Reader as Reader  # re-exported: the collector's query protocol
 from labmeter.collector.daily import daily_lines, monthly_lines
 from labmeter.collector.metrics import Metrics
-from labmeter.errors import WriteError
+from labmeter.errors import InfluxError
 from labmeter.influx import FieldValue, LineWriter, line
 from labmeter.influxql import Select, agg, select, sums
 from labmeter.opening import OpeningHours
@@ -262,7 +262,7 @@ class Rollups:
                             )
                         )
                     self._next_day_sessions(hour)
-            except WriteError as exc:
+            except InfluxError as exc:
                 log.warning("rollup of hour %d failed (%s); will retry", hour, exc)
                 with self._lock, contextlib.suppress(KeyError):
                     self._due[hour].at = time.time() + 5.0

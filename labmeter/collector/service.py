@@ -34,7 +34,7 @@ from labmeter.collector.rollups import Reader, Rollups
 from labmeter.collector.subscriber import Subscriber
 from labmeter.config import Config
 from labmeter.contract import subscription
-from labmeter.errors import WriteError
+from labmeter.errors import InfluxError, WriteError
 from labmeter.influx import LineWriter
 from labmeter.inventory import load as load_inventory
 from labmeter.opening import OpeningHours
@@ -484,14 +484,17 @@ class Collector:
                     self._held = ""
                     self.metrics.write_held.set(0)
                 return
-            except WriteError as exc:
+            except InfluxError as exc:
                 self.metrics.write_errors_total.labels(str(exc.status)).inc()
-                if exc.status == 413 and len(lines) > 1:
+                # A failed read of the closures (QueryError) says nothing of the lines: it
+                # waits like a failed write, it never splits nor dead-letters them.
+                refused = isinstance(exc, WriteError)
+                if refused and exc.status == 413 and len(lines) > 1:
                     half = len(lines) // 2
                     self._write(lines[:half], version)
                     self._write(lines[half:], version)
                     return
-                if exc.status in (400, 422):
+                if refused and exc.status in (400, 422):
                     if len(lines) == 1:
                         # The data itself is refused (e.g. a field type conflict): keep it.
                         self._dead_letter(
@@ -564,7 +567,7 @@ def make_periods(
 def start_periods(periods: PeriodWatch) -> None:
     try:  # closed periods before the first message; else the first write reads them
         periods.refresh()
-    except WriteError as exc:
+    except InfluxError as exc:
         log.warning("closed periods not read at start (%s)", exc)
     periods.start()
 

@@ -38,6 +38,7 @@ import mqtt5
 
 from labmeter.collector.convert import Delivery
 from labmeter.config import MqttConfig
+from labmeter.errors import LabmeterError
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ READ_SIZE = 262144
 PUBLISH, PUBACK, PINGRESP, DISCONNECT = 0x30, 0x40, 0xD0, 0xE0
 
 
-class ProtocolError(Exception):
+class ProtocolError(LabmeterError):
     """The broker sent something this session cannot follow: reconnect."""
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from labmeter.errors import WriteError
+from labmeter.errors import QueryError
 from labmeter.influx import InfluxV1, line
 from labmeter.influxql import agg, col, ident, select, string
 from labmeter.schema import ALL, Measurement
@@ -82,8 +82,8 @@ def test_quoting_functions() -> None:
         select(col("v"), source=ODD).between(1.5, 2)  # type: ignore[arg-type]
 
 
-def test_bad_query_text_is_a_write_error_not_a_crash(influx: InfluxV1) -> None:
-    with pytest.raises(WriteError):
+def test_bad_query_text_is_a_query_error_not_a_crash(influx: InfluxV1) -> None:
+    with pytest.raises(QueryError):
         influx.query("SELECT FROM WHERE")
 
 
