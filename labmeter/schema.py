@@ -33,6 +33,7 @@ SITE, LAB, DEVICE, KIND, CATEGORY, APP, TYPE = (
     "site", "lab", "device", "kind", "category", "app", "type",
 )  # fmt: skip
 DEVICE_TAGS: Final = (SITE, LAB, DEVICE)
+DeviceKey = tuple[str, str, str]  # a topic identity: DEVICE_TAGS' values
 FACT_TAGS: Final = (SITE, LAB, DEVICE, KIND, CATEGORY)  # a device's usage, per category
 APP_TAGS: Final = (SITE, LAB, DEVICE, CATEGORY, APP)
 SEAT_TAGS: Final = (SITE, APP)

@@ -35,16 +35,16 @@ from labmeter.schema import (
     SAMPLE,
     TYPE,
     Calendar,
+    DeviceKey,
 )
 
 SESSION_GAP_TOLERANCE_MS: Final = 1000
 # How far before a window its samples are read, to tell whether its first sample continues a
 # run: a sample is stamped at its start, so one longer than this is not seen (agents send
 # one a minute).
-LOOK_BACK_MS: Final = HOUR_MS
+SESSION_LOOK_BACK_MS: Final = HOUR_MS
 SESSION_EVENTS: Final = ("session_start", "session_end")
 
-DeviceKey = tuple[str, str, str]
 Record = Mapping[str, Any]
 
 
@@ -76,7 +76,7 @@ def split_users(text: object) -> set[str]:
 
 def sample_range(start_ms: int, end_ms: int) -> tuple[int, int]:
     """The samples the sessions of ``[start, end)`` are found in."""
-    return start_ms - LOOK_BACK_MS, end_ms
+    return start_ms - SESSION_LOOK_BACK_MS, end_ms
 
 
 def event_range(start_ms: int, end_ms: int, calendar: Calendar) -> tuple[int, int]:

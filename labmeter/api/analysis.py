@@ -27,7 +27,7 @@ from enum import StrEnum
 from typing import Any, Literal, cast
 from zoneinfo import ZoneInfo
 
-from labmeter.api.plan import DeviceKey, Filters, ReadPlan, make_plan
+from labmeter.api.plan import Filters, ReadPlan, make_plan
 from labmeter.api.records import (
     CategoryShare,
     DeviceRow,
@@ -43,8 +43,10 @@ from labmeter.contract import CATEGORIES, EXTERNAL_CATEGORIES
 from labmeter.influx import InfluxV1
 from labmeter.inventory import Inventory, Tenure
 from labmeter.opening import OpeningHours
+from labmeter.schema import DeviceKey
 from labmeter.sessions import Session
 from labmeter.sessions import sessions as session_list
+from labmeter.timeparse import iso
 
 MAX_SESSION_WINDOW_MS = 31 * 24 * 3600_000  # the session listing; counts take any window
 QUERY_THREADS = 2
@@ -586,8 +588,9 @@ def sessions(scope: Scope) -> list[SessionRow]:
 def _row(s: Session) -> SessionRow:
     return SessionRow(
         site=s.site, lab=s.lab, device=s.device, user=s.user, category=s.category,
-        start_ms=s.start_ms, end_ms=s.end_ms, in_use_s=round(s.in_use_s, 3), source=s.source,
-        duration_s=(s.end_ms - s.start_ms) / 1000,
+        start=iso(s.start_ms), end=iso(s.end_ms), start_ms=s.start_ms, end_ms=s.end_ms,
+        duration_s=(s.end_ms - s.start_ms) / 1000, in_use_s=round(s.in_use_s, 3),
+        source=s.source,
     )  # fmt: skip
 
 
@@ -597,7 +600,7 @@ def company_use_of_pnrr(scope: Scope) -> dict[DeviceKey, float]:
     inv = scope.inventory
     if inv is None:
         return {}
-    pnrr = {i.key for eq in inv.equipment.values() if eq.pnrr for i in eq.identities}
+    pnrr = {i.key for eq in inv.equipment.values() if eq.funding.pnrr for i in eq.identities}
     if not any(scope.filters.matches(k) for k in pnrr):
         return {}
     spans = _cut([(scope.start_ms, scope.end_ms)], inv.edges(scope.start_ms, scope.end_ms))
@@ -605,6 +608,6 @@ def company_use_of_pnrr(scope: Scope) -> dict[DeviceKey, float]:
     facts = scope.reader.facts(scope.plan, spans, View.fact, categories=("company",))
     for (at, (site, lab, device, _k, _c)), t in facts.items():
         owner = inv.owner((site, lab, device), at)
-        if owner is not None and owner.pnrr:
+        if owner is not None and owner.funding.pnrr:
             out[owner.key] += t.in_use_s
     return dict(out)

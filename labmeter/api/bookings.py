@@ -22,11 +22,11 @@ from dataclasses import dataclass
 from typing_extensions import TypedDict  # pydantic reads these as response models on 3.11
 
 from labmeter.api.analysis import Scope, company_use_of_pnrr
-from labmeter.api.plan import DeviceKey
 from labmeter.api.spans import Seconds, Span, SpanReader
 from labmeter.api.usage import View
 from labmeter.bookings import Booking, FeedState
 from labmeter.contract import CATEGORIES
+from labmeter.schema import DeviceKey
 
 DEFAULT_NO_SHOW_BELOW = 0.10
 
@@ -349,18 +349,18 @@ def _commercial(
     for span, holders in mine.items():
         for (device, _category), value in seconds[span].items():
             eq = inv.owner((span[0], span[1], device), span[2])
-            if eq is None or not eq.pnrr:
+            if eq is None or not eq.funding.pnrr:
                 continue
             for n in holders:
                 if device in booked[n].devices:
                     equipment[(n, device)] += value
-    pnrr_apps = {app for (site, app), sw in inv.software.items() if sw.pnrr}
+    pnrr_apps = {app for (site, app), sw in inv.software.items() if sw.funding.pnrr}
     running = reader.running(list(mine), pnrr_apps) if pnrr_apps else {}
     software: dict[tuple[int, str, str], float] = defaultdict(float)
     for span, found in running.items():
         for (device, app), value in found.items():
             sw = inv.software.get((span[0], app))
-            if sw is None or not sw.pnrr:
+            if sw is None or not sw.funding.pnrr:
                 continue
             for n in mine[span]:
                 if device in booked[n].devices:

@@ -15,9 +15,9 @@ from datetime import date
 
 from typing_extensions import TypedDict  # pydantic reads these as response models on 3.11
 
-from labmeter.api.plan import DeviceKey
 from labmeter.inventory import Equipment, Inventory, Software
 from labmeter.inventory.depreciation import accrued, depreciation
+from labmeter.schema import DeviceKey
 
 
 class AssetCost(TypedDict):
@@ -80,7 +80,7 @@ def _row(
         asset_kind="software" if kind == "software" else "equipment",
         kind=kind,
         description=asset.description,
-        fund=asset.fund,
+        fund=asset.funding.fund,
         cost=asset.cost,
         useful_life_years=life,
         collaudo=since,

@@ -34,6 +34,7 @@ from labmeter.opening import OpeningHours
 def create_app(config: Config, routers: Sequence[APIRouter] = ()) -> FastAPI:
     """The read API, with ``routers`` of the roles above it (``labmeter.server`` adds the
     closed periods')."""
+
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         """Feeds are fetched again every ``bookings.refresh_min`` while the API runs."""

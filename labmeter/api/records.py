@@ -3,7 +3,9 @@ renderer reads, and plain dicts, so they encode to JSON as they are."""
 
 from __future__ import annotations
 
-from typing import NotRequired, TypedDict
+from typing import NotRequired
+
+from typing_extensions import TypedDict  # pydantic reads these as response models on 3.11
 
 
 class Figures(TypedDict):
@@ -76,16 +78,21 @@ class SoftwareRow(TypedDict):
 
 
 class SessionRow(TypedDict):
+    """One session (``labmeter/sessions.py``) as the API, the register and the report list
+    it."""
+
     site: str
     lab: str
     device: str
-    user: str  # a pseudonym, never a name
+    user: str  # a pseudonym (HMAC at the agent), never a name
     category: str
+    start: str  # RFC 3339, UTC
+    end: str
     start_ms: int
     end_ms: int
+    duration_s: float
     in_use_s: float
     source: str  # "event" (session_start/end from the agent) or "samples"
-    duration_s: NotRequired[float]
 
 
 class SessionFigures(TypedDict):
@@ -104,3 +111,17 @@ class SessionSummary(SessionFigures):
 
     categories: dict[str, SessionFigures]
     labs: list[LabSessions]
+
+
+class WindowSessions(SessionSummary):
+    """``/sessions/summary``: the summary with its window."""
+
+    start: str  # RFC 3339, UTC
+    end: str
+
+
+class OpennessReport(TypedDict):
+    """``/openness``: in all, and per lab."""
+
+    total: OpennessRow
+    labs: list[OpennessRow]

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from labmeter.api.plan import DeviceKey, Filters
+from labmeter.api.plan import Filters
 from labmeter.influx import InfluxV1
 from labmeter.influxql import agg, col, select
-from labmeter.schema import DEVICE, DEVICE_TAGS, LAB, SAMPLE, SITE, STATUS
+from labmeter.schema import DEVICE, DEVICE_TAGS, LAB, SAMPLE, SITE, STATUS, DeviceKey
 
 
 class Store:

@@ -17,7 +17,7 @@ from enum import StrEnum
 from typing import Any
 
 from labmeter import sessions
-from labmeter.api.plan import DeviceKey, Part, ReadPlan
+from labmeter.api.plan import Part, ReadPlan
 from labmeter.influx import InfluxV1, QueryResult
 from labmeter.influxql import Select, agg, col, select, sums
 from labmeter.opening import OpeningHours
@@ -44,6 +44,7 @@ from labmeter.schema import (
     SAMPLES,
     SITE,
     STATUS,
+    DeviceKey,
     Measurement,
     Period,
     app_asset_rollup,

@@ -58,7 +58,7 @@ from labmeter.schema import (
     h1_name,
     seats_rollup,
 )
-from labmeter.sessions import LOOK_BACK_MS
+from labmeter.sessions import SESSION_LOOK_BACK_MS
 
 log = logging.getLogger(__name__)
 
@@ -206,11 +206,11 @@ class Rollups:
             self.run_due(time.time())
 
     def _next_day_sessions(self, hour: int) -> None:
-        """An hour within ``LOOK_BACK_MS`` of the next local day can tell whether that day's
+        """An hour within ``SESSION_LOOK_BACK_MS`` of the next local day can tell whether that day's
         first sample continues a session begun before: its session rollups follow."""
         calendar = self.opening.calendar
         after = calendar.next_day(hour)
-        if hour + HOUR_MS + LOOK_BACK_MS <= after or self.frozen(after):
+        if hour + HOUR_MS + SESSION_LOOK_BACK_MS <= after or self.frozen(after):
             return
         end = calendar.next_day(after)
         lines = sessions.day_lines(self.reader, after, end, self.site, calendar)

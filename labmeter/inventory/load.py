@@ -25,6 +25,7 @@ from labmeter.inventory.model import (
     FUNDS,
     Closure,
     Equipment,
+    Funding,
     Hours,
     Identity,
     Inventory,
@@ -130,9 +131,7 @@ class _Checker:
         if value is None:
             return ""
         if not isinstance(value, str) or not SEGMENT.fullmatch(value):
-            self.fail(
-                self.line_of(item, key), f"{where}.{key}: {value!r} is not {SEGMENT_PATTERN}"
-            )
+            self.fail(self.line_of(item, key), f"{where}.{key}: {value!r} is not {SEGMENT_PATTERN}")
             return ""
         return value
 
@@ -326,12 +325,9 @@ def _asset(chk: _Checker, where: str, item: _Located) -> dict[str, Any]:
         )
     return {
         "description": chk.text(item, "description", where),
-        "fund": fund,
-        "call": chk.text(item, "call", where),
-        "cup": cup,
+        "funding": Funding(fund, chk.text(item, "call", where), cup, pnrr),
         "cost": chk.cost(item, "cost", where),
         "purchased": chk.day(item, "purchased", where),
-        "pnrr": pnrr,
         "running_cost": chk.cost(item, "running_cost", where),
     }
 
@@ -520,8 +516,9 @@ def parse(text: str, path: str = "<inventory>") -> Inventory:
         final = chk.day(item, "final_payment", where)
         _dates_in_order(chk, item, where, asset["purchased"], collaudo, final)
         history, since = _history(chk, item, where, site, inv.labs)
-        if asset["pnrr"] and asset["fund"] and asset["fund"] != "PNRR":
-            chk.fail(chk.line_of(item, "pnrr"), f"{where}.pnrr: true but fund is {asset['fund']}")
+        funding = asset["funding"]
+        if funding.pnrr and funding.fund and funding.fund != "PNRR":
+            chk.fail(chk.line_of(item, "pnrr"), f"{where}.pnrr: true but fund is {funding.fund}")
         if eid and site and lab and kind:
             if (site, lab, eid) in inv.equipment:
                 chk.fail(item.line, f"{where}: equipment {site}/{lab}/{eid} is defined twice")

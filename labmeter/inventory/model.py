@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 from labmeter.errors import LabmeterError
 from labmeter.inventory.calendar import public_holidays
+from labmeter.schema import DeviceKey
 
 FUNDS = ("FESR", "FSE+", "FSE", "PNRR", "regione", "fondazione", "altro")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -55,9 +56,6 @@ class Lab:
     public_holidays: bool = True
 
 
-DeviceKey = tuple[str, str, str]  # a topic identity: site, lab, device
-
-
 @dataclass(frozen=True)
 class Identity:
     """A topic identity an asset had or has, from local midnight of ``since`` (None: from
@@ -91,20 +89,28 @@ class Tenure:
 
 
 @dataclass(frozen=True)
+class Funding:
+    """Where an asset's money came from: the fund, the call, the grant's CUP, and whether the
+    national recovery plan paid (then non-commercial use only)."""
+
+    fund: str = ""  # one of FUNDS, "" when not stated
+    call: str = ""
+    cup: str = ""
+    pnrr: bool = False
+
+
+@dataclass(frozen=True)
 class Equipment:
     id: str  # the asset id: its current device topic segment
     site: str
     lab: str
     kind: str
     description: str = ""
-    fund: str = ""
-    call: str = ""
-    cup: str = ""
+    funding: Funding = Funding()
     cost: float | None = None
     purchased: date | None = None
     collaudo: date | None = None  # acceptance test
     final_payment: date | None = None  # starts the 5-year durability period
-    pnrr: bool = False  # PNRR-funded: non-commercial use only
     line: int = 0
     running_cost: float | None = None  # euro a year (maintenance, consumables, energy)
     # Former topic identities, oldest first (a move or a rename); the current one (site, lab,
@@ -134,12 +140,9 @@ class Software:
     site: str
     seats: int
     description: str = ""
-    fund: str = ""
-    call: str = ""
-    cup: str = ""
+    funding: Funding = Funding()
     cost: float | None = None
     purchased: date | None = None
-    pnrr: bool = False
     running_cost: float | None = None  # euro a year
     licence_cost: float | None = None  # euro a year (a subscription or maintenance fee)
     collaudo: date | None = None  # put in service (default: purchased)

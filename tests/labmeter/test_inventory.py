@@ -38,7 +38,7 @@ def test_example_inventory_matches_the_simulated_lab() -> None:
     devices = {k[2] for k in inv.equipment}
     assert {f"pc-{i:02d}" for i in range(1, 8)} <= devices
     assert {"cnc-01", "printer3d-02", "laser-03"} <= devices
-    assert inv.equipment[("its-prime", "lab-fab", "cnc-01")].pnrr
+    assert inv.equipment[("its-prime", "lab-fab", "cnc-01")].funding.pnrr
 
 
 def test_available_hours_follow_wall_clock_across_dst_and_skip_holidays() -> None:
@@ -138,7 +138,7 @@ equipment:
     fixed = fixed.replace('"0.500"', "1850.00").replace("2025-02-01", "2025-05-01")
     inv = parse(fixed, "inv.yaml")
     assert inv.equipment[("s", "cad", "pc-01")].cost == 24500  # YAML's 24.5, as typed
-    assert inv.equipment[("s", "fab", "pc-02")].cup == "J19J21000120007"
+    assert inv.equipment[("s", "fab", "pc-02")].funding.cup == "J19J21000120007"
     assert inv.equipment[("s", "fab", "cnc-01")].cost == 24500
 
 

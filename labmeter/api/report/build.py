@@ -20,7 +20,6 @@ from labmeter.api import analysis, session_counts
 from labmeter.api.analysis import Every, GroupBy, Scope
 from labmeter.api.bookings import DEFAULT_NO_SHOW_BELOW, CompanyUse, reconcile
 from labmeter.api.costs import Costs, costs
-from labmeter.api.plan import DeviceKey
 from labmeter.api.records import DeviceRow
 from labmeter.api.report.model import (
     AgentVersion,
@@ -41,13 +40,15 @@ from labmeter.api.report.model import (
     Report,
     Thresholds,
     Underused,
+    funded,
 )
 from labmeter.api.usage import Totals, View
 from labmeter.bookings import Booking, Bookings, FeedState
 from labmeter.contract import CATEGORIES, EXTERNAL_CATEGORIES
 from labmeter.inventory import DAYS, Equipment, Software
 from labmeter.periods import closure_of, refusals
-from labmeter.sessions import LOOK_BACK_MS, SESSION_GAP_TOLERANCE_MS
+from labmeter.schema import DeviceKey
+from labmeter.sessions import SESSION_GAP_TOLERANCE_MS, SESSION_LOOK_BACK_MS
 
 UNDERUSED_BELOW = 0.20  # utilisation under this is flagged as under-used
 LOW_COVERAGE_BELOW = 0.80  # coverage under this is flagged as a gap
@@ -65,8 +66,9 @@ def settings() -> dict[str, Any]:
         "durability_years": DURABILITY_YEARS,
         "retention_years": RETENTION_YEARS,
         "session_gap_tolerance_ms": SESSION_GAP_TOLERANCE_MS,
-        "session_look_back_ms": LOOK_BACK_MS,
+        "session_look_back_ms": SESSION_LOOK_BACK_MS,
     }
+
 
 Progress = Callable[[int, int, str], None]
 
@@ -303,14 +305,11 @@ def _equipment(
     eq = scope.inventory.equipment.get(key) if scope.inventory else None
     return EquipmentRow(
         **row,
+        **funded(eq.funding if eq else None),
         description=eq.description if eq else "",
-        fund=eq.fund if eq else "",
-        call=eq.call if eq else "",
-        cup=eq.cup if eq else "",
         cost=eq.cost if eq else None,
         purchased=eq.purchased if eq else None,
         collaudo=eq.collaudo if eq else None,
-        pnrr=eq.pnrr if eq else False,
         sessions=sessions.get(key, 0),
         cost_per_hour=per_hour.get(key),
         agent=versions.get(key),
@@ -324,18 +323,15 @@ def _framework(scope: Scope) -> list[FrameworkRow]:
         return []
     framework: dict[tuple[str, str, str], FrameworkRow] = {}
     assets = [e for e in inv.equipment.values() if _in(scope, e.site, e.lab, e.id)]
-    funded: list[Equipment | Software] = [*assets, *inv.software.values()]
-    for a in funded:
+    financed: list[Equipment | Software] = [*assets, *inv.software.values()]
+    for a in financed:
         entry = framework.setdefault(
-            (a.fund, a.call, a.cup),
+            (a.funding.fund, a.funding.call, a.funding.cup),
             FrameworkRow(
-                fund=a.fund,
-                call=a.call,
-                cup=a.cup,
+                **funded(a.funding),
                 assets=0,
                 cost=0.0,
                 final_payment=None,
-                pnrr=a.pnrr,
                 durability_until=None,
                 retention_until=None,
             ),

@@ -4,11 +4,13 @@ utilizzo*): ``build.py`` fills it, every renderer reads it, mypy checks both sid
 from __future__ import annotations
 
 from datetime import date
-from typing import TypedDict
+
+from typing_extensions import TypedDict  # one kind with the records (api/records.py)
 
 from labmeter.api.bookings import CommercialUse, CompanyUse, FeedRow, Reconciliation
 from labmeter.api.costs import Costs
 from labmeter.api.records import DeviceRow, GroupRow, OpennessRow, SessionSummary, SoftwareRow
+from labmeter.inventory import Funding
 
 
 class Meta(TypedDict):
@@ -22,16 +24,27 @@ class Meta(TypedDict):
     rolled_until_ms: int | None
 
 
-class FrameworkRow(TypedDict):
-    """Section 1: one fund, call and CUP with the assets it financed."""
+class Funded(TypedDict):
+    """An asset's ``Funding`` (labmeter/inventory/model.py) as a row carries it, flat."""
 
     fund: str
     call: str
     cup: str
+    pnrr: bool
+
+
+def funded(funding: Funding | None) -> Funded:
+    """The row's funding fields (empty for a device the inventory does not list)."""
+    f = funding or Funding()
+    return Funded(fund=f.fund, call=f.call, cup=f.cup, pnrr=f.pnrr)
+
+
+class FrameworkRow(Funded):
+    """Section 1: one fund, call and CUP with the assets it financed."""
+
     assets: int
     cost: float
     final_payment: date | None
-    pnrr: bool
     durability_until: date | None
     retention_until: date | None
 
@@ -51,17 +64,13 @@ class AvailabilityRow(TypedDict):
     available_s: float
 
 
-class EquipmentRow(DeviceRow):
+class EquipmentRow(DeviceRow, Funded):
     """Sections 2, 4 and 7: a device's figures with its inventory entry."""
 
     description: str
-    fund: str
-    call: str
-    cup: str
     cost: float | None
     purchased: date | None
     collaudo: date | None
-    pnrr: bool
     sessions: int  # sessions begun in the window (labmeter/sessions.py)
     cost_per_hour: float | None  # the window's cost (api/costs.py) ÷ hours in use
     agent: str | None  # agent version last announced

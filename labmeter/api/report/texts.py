@@ -156,7 +156,8 @@ TEXT: dict[str, tuple[str, str]] = {
     "day_totals": ("Totali del giorno", "The day's totals"),
     "users": ("Utenti distinti", "Distinct users"),
     "sessions_users": (
-        "Sessioni e utenti distinti per categoria", "Sessions and distinct users per category"
+        "Sessioni e utenti distinti per categoria",
+        "Sessions and distinct users per category",
     ),
     "sessions_per_lab": (
         "Sessioni e utenti distinti per laboratorio (sessioni per categoria)",

@@ -54,6 +54,7 @@ def equipment(scope: ScopeDep) -> EquipmentList:
         for key in sorted(scope.registered()):
             eq = inv.equipment[key]
             fields = dataclasses.asdict(eq)
+            fields |= fields.pop("funding")  # flat, as every row shows it
             fields["device"] = fields.pop("id")
             del fields["line"]  # where it stands in the file: not part of the row
             fields["since"] = eq.identities[-1].since

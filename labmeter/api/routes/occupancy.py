@@ -9,6 +9,7 @@ from pydantic import BaseModel
 
 from labmeter.api.auth import Viewer
 from labmeter.api.deps import ConfigDep, FiltersDep, InventoryDep, StoreDep
+from labmeter.schema import DeviceKey
 from labmeter.timeparse import iso
 
 router = APIRouter(prefix="/api/v1", tags=["occupancy"], dependencies=[Viewer])
@@ -39,7 +40,7 @@ def occupancy(
     samples = store.last_samples(filters)
     statuses = store.last_status(filters)
     out = []
-    registered: set[tuple[str, str, str]] = set()
+    registered: set[DeviceKey] = set()
     if inventory is not None:
         registered = {k for k in inventory.equipment if filters.matches(k)}
     for key in sorted(samples.keys() | statuses.keys() | registered):
