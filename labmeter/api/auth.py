@@ -17,6 +17,7 @@ from fastapi import Depends, HTTPException, Query, Request, Security
 from fastapi.responses import RedirectResponse
 from fastapi.security import APIKeyCookie, APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
+from labmeter.api.deps import KeysDep
 from labmeter.api.keys import ApiKey, KeyStore, Role
 
 COOKIE = "labmeter_key"
@@ -27,12 +28,11 @@ _cookie = APIKeyCookie(
 )
 
 
-def _check(request: Request, token: str | None, role: Role) -> ApiKey:
+def _check(keys: KeyStore, token: str | None, role: Role) -> ApiKey:
     if not token:
         raise HTTPException(
             401, "an API key is required (X-API-Key header)", {"WWW-Authenticate": "Bearer"}
         )
-    keys: KeyStore = request.app.state.keys
     key = keys.verify(token)
     if key is None:
         raise HTTPException(401, "unknown or revoked API key", {"WWW-Authenticate": "Bearer"})
@@ -48,12 +48,13 @@ def _from_cookie(request: Request, cookie: str | None) -> str | None:
 def require(role: Role) -> Callable[..., ApiKey]:
     def dependency(
         request: Request,
+        keys: KeysDep,
         header: Annotated[str | None, Security(_header)],
         bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
         cookie: Annotated[str | None, Security(_cookie)],
     ) -> ApiKey:
         token = header or (bearer.credentials if bearer else None)
-        return _check(request, token or _from_cookie(request, cookie), role)
+        return _check(keys, token or _from_cookie(request, cookie), role)
 
     return dependency
 
@@ -63,13 +64,14 @@ def require_page(role: Role) -> Callable[..., ApiKey]:
 
     def dependency(
         request: Request,
+        keys: KeysDep,
         header: Annotated[str | None, Security(_header)],
         cookie: Annotated[str | None, Security(_cookie)],
         key: Annotated[
             str | None, Query(description="API key, for a page opened by link (then a cookie)")
         ] = None,
     ) -> ApiKey:
-        return _check(request, key or header or _from_cookie(request, cookie), role)
+        return _check(keys, key or header or _from_cookie(request, cookie), role)
 
     return dependency
 

@@ -2,34 +2,74 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Query, Request
 
 from labmeter.api.analysis import Scope, open_scope
+from labmeter.api.keys import KeyStore
 from labmeter.api.plan import Filters
+from labmeter.api.report.build import Declared
 from labmeter.api.store import Store
+from labmeter.bookings import Bookings
 from labmeter.config import Config
 from labmeter.contract import SEGMENT_PATTERN
 from labmeter.inventory import Inventory
+from labmeter.opening import OpeningHours
 from labmeter.timeparse import parse_time
 
 MAX_TIME_MS = 7258118400000  # 2200-01-01: beyond it InfluxDB's nanosecond times overflow
 MAX_WINDOW_MS = 10 * 366 * 24 * 3600_000
 
 
-def get_store(request: Request) -> Store:
-    store: Store = request.app.state.store
-    return store
+@dataclass(frozen=True)
+class Services:
+    """What the app builds once at start and every request may use."""
+
+    config: Config
+    store: Store
+    inventory: Inventory | None
+    opening: OpeningHours
+    keys: KeyStore
+    bookings: Bookings | None
 
 
-def get_config(request: Request) -> Config:
-    config: Config = request.app.state.config
-    return config
+def get_services(request: Request) -> Services:
+    """The one place that reads the app's state."""
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def get_store(services: ServicesDep) -> Store:
+    return services.store
+
+
+def get_config(services: ServicesDep) -> Config:
+    return services.config
+
+
+def get_opening(services: ServicesDep) -> OpeningHours:
+    return services.opening
+
+
+def get_keys(services: ServicesDep) -> KeyStore:
+    return services.keys
+
+
+def get_bookings(services: ServicesDep) -> Bookings | None:
+    """The bookings (None: none configured)."""
+    return services.bookings
 
 
 StoreDep = Annotated[Store, Depends(get_store)]
 ConfigDep = Annotated[Config, Depends(get_config)]
+OpeningDep = Annotated[OpeningHours, Depends(get_opening)]
+KeysDep = Annotated[KeyStore, Depends(get_keys)]
+BookingsDep = Annotated[Bookings | None, Depends(get_bookings)]
 
 
 class Window:
@@ -72,21 +112,20 @@ WindowDep = Annotated[Window, Depends()]
 FiltersDep = Annotated[Filters, Depends(get_filters)]
 
 
-def get_inventory(request: Request) -> Inventory | None:
-    inventory: Inventory | None = request.app.state.inventory
-    return inventory
+def get_inventory(services: ServicesDep) -> Inventory | None:
+    return services.inventory
 
 
 InventoryDep = Annotated[Inventory | None, Depends(get_inventory)]
 
 
-def get_scope(request: Request, window: WindowDep, filters: FiltersDep) -> Scope:
+def get_scope(services: ServicesDep, window: WindowDep, filters: FiltersDep) -> Scope:
     """The window, filters, inventory and what was seen: what every figure needs."""
     import time
 
     return open_scope(
-        request.app.state.store.influx,
-        request.app.state.opening,
+        services.store.influx,
+        services.opening,
         window.start_ms,
         window.end_ms,
         filters,
@@ -95,3 +134,12 @@ def get_scope(request: Request, window: WindowDep, filters: FiltersDep) -> Scope
 
 
 ScopeDep = Annotated[Scope, Depends(get_scope)]
+
+
+def get_declared(services: ServicesDep, scope: ScopeDep) -> Declared | None:
+    """The bookings a report of the scope's window reconciles with (None: none configured)."""
+    no_show = services.config.bookings.no_show_below
+    return Declared.of(services.bookings, scope.start_ms, scope.end_ms, no_show)
+
+
+DeclaredDep = Annotated[Declared | None, Depends(get_declared)]

@@ -9,6 +9,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from labmeter import __version__
+from labmeter.api.deps import Services
 from labmeter.api.keys import KeyStore
 from labmeter.api.routes import (
     admin,
@@ -38,7 +39,7 @@ def create_app(config: Config, routers: Sequence[APIRouter] = ()) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         """Feeds are fetched again every ``bookings.refresh_min`` while the API runs."""
-        found = app.state.bookings
+        found = services.bookings
         refresher = Refresher(found, config.bookings.refresh_min * 60) if found else None
         if refresher is not None:
             refresher.start()
@@ -57,16 +58,18 @@ def create_app(config: Config, routers: Sequence[APIRouter] = ()) -> FastAPI:
             "(`X-API-Key` header or `Authorization: Bearer`); roles: viewer < evaluator < admin."
         ),
     )
-    app.state.config = config
-    app.state.store = Store(InfluxV1(config.influx))
-    # A broken inventory stops the start with its file:line errors, not the first request.
-    app.state.inventory = load_inventory(config.api.inventory) if config.api.inventory else None
-    app.state.opening = OpeningHours(app.state.inventory)  # caches the open half hours
-    app.state.keys = KeyStore(config.api.keys_path)
-    # Bookings load like the inventory: a broken calendar stops the start with file:line.
-    app.state.bookings = (
-        open_bookings(config.bookings, app.state.inventory) if config.bookings.sources else None
+    # A broken inventory or calendar stops the start with its file:line errors, not the first
+    # request.
+    inventory = load_inventory(config.api.inventory) if config.api.inventory else None
+    services = Services(
+        config=config,
+        store=Store(InfluxV1(config.influx)),
+        inventory=inventory,
+        opening=OpeningHours(inventory),  # caches the open half hours
+        keys=KeyStore(config.api.keys_path),
+        bookings=open_bookings(config.bookings, inventory) if config.bookings.sources else None,
     )
+    app.state.services = services  # read through labmeter/api/deps.py only
     own = (occupancy, utilisation, equipment, usage, bookings, register, reports, admin, pages)
     for router in (*(module.router for module in own), *routers):
         app.include_router(router)

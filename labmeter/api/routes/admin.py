@@ -6,12 +6,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, HTTPException
 from fastapi import Path as FastApiPath
 from pydantic import BaseModel
 
 from labmeter.api.auth import Admin
-from labmeter.api.keys import KeyStore
+from labmeter.api.deps import KeysDep
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"], dependencies=[Admin])
 
@@ -24,13 +24,8 @@ class KeyInfo(BaseModel):
     revoked: datetime | None
 
 
-def _keys(request: Request) -> KeyStore:
-    keys: KeyStore = request.app.state.keys
-    return keys
-
-
 @router.get("/apikeys", response_model=list[KeyInfo])
-def list_keys(request: Request) -> list[KeyInfo]:
+def list_keys(keys: KeysDep) -> list[KeyInfo]:
     """Every key ever created (never the token: only its hash is stored)."""
     return [
         KeyInfo(
@@ -40,16 +35,16 @@ def list_keys(request: Request) -> list[KeyInfo]:
             created=datetime.fromtimestamp(k.created, UTC),
             revoked=datetime.fromtimestamp(k.revoked, UTC) if k.revoked else None,
         )
-        for k in _keys(request).list()
+        for k in keys.list()
     ]
 
 
 @router.delete("/apikeys/{key_id}", status_code=204)
 def revoke_key(
-    request: Request,
+    keys: KeysDep,
     # Bounded to SQLite's INTEGER range: a larger id is a 422, not a 500 (found by fuzzing).
     key_id: Annotated[int, FastApiPath(ge=1, le=2**63 - 1)],
 ) -> None:
     """Revoke a key at once; the next request made with it gets 401."""
-    if not _keys(request).revoke(key_id):
+    if not keys.revoke(key_id):
         raise HTTPException(404, f"no active key {key_id}")

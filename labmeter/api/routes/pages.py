@@ -11,9 +11,9 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import HTMLResponse
 
 from labmeter.api.auth import exchange_key, require_page
-from labmeter.api.deps import ScopeDep
+from labmeter.api.deps import DeclaredDep, ScopeDep
 from labmeter.api.keys import Role
-from labmeter.api.report.build import Declared, build
+from labmeter.api.report.build import build
 from labmeter.api.report.html import to_html
 from labmeter.api.report.texts import Lang
 
@@ -105,7 +105,9 @@ def board(request: Request) -> Response:
     response_class=HTMLResponse,
     dependencies=[Depends(require_page(Role.evaluator))],
 )
-def report_page(request: Request, scope: ScopeDep, lang: Lang = Lang.it) -> Response:
+def report_page(
+    request: Request, scope: ScopeDep, declared: DeclaredDep, lang: Lang = Lang.it
+) -> Response:
     """The report with its charts, plus links to download it in every format (by cookie)."""
     moved = exchange_key(request)
     if moved is not None:
@@ -116,10 +118,6 @@ def report_page(request: Request, scope: ScopeDep, lang: Lang = Lang.it) -> Resp
     links = " | ".join(
         f'<a href="/api/v1/report?{query}&amp;format={f}">{f.upper()}</a>'
         for f in ("pdf", "xlsx", "csv", "json")
-    )
-    state = request.app.state
-    declared = Declared.of(
-        state.bookings, scope.start_ms, scope.end_ms, state.config.bookings.no_show_below
     )
     html = to_html(build(scope, declared=declared), lang)
     bar = f'<p class="downloads" style="font-size:12px">{links}</p>'

@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi import APIRouter, HTTPException, Query, Response
 
 from labmeter.api.auth import Evaluator
-from labmeter.api.deps import SEGMENT
+from labmeter.api.deps import SEGMENT, ServicesDep
 from labmeter.api.register_formats import MEDIA, RegisterFormat, build, filename, produce, resolve
 from labmeter.api.report.texts import Lang
 
@@ -21,7 +21,7 @@ router = APIRouter(prefix="/api/v1", tags=["register"], dependencies=[Evaluator]
     responses={200: {"content": {m.split(";")[0]: {} for m in MEDIA.values()}}},
 )
 def lab_register(
-    request: Request,
+    services: ServicesDep,
     lab: Annotated[str, Query(pattern=SEGMENT)],
     site: Annotated[str | None, Query(pattern=SEGMENT)] = None,
     day: Annotated[str | None, Query(description="YYYY-MM-DD (local)")] = None,
@@ -31,14 +31,12 @@ def lab_register(
 ) -> Response:
     """Per day: every session (start, end, device, pseudonym, category, the overlapping
     booking's organisation and activity), the day's totals and a signature line."""
-    app = request.app
     try:
-        req = resolve(app.state.opening, lab, site, day, month)
+        req = resolve(services.opening, lab, site, day, month)
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from exc
-    reg = build(
-        app.state.store.influx, app.state.opening, req, app.state.bookings, int(time.time() * 1000)
-    )
+    now_ms = int(time.time() * 1000)
+    reg = build(services.store.influx, services.opening, req, services.bookings, now_ms)
     disposition = "inline" if format is RegisterFormat.json else "attachment"
     return Response(
         produce(reg, format, lang),

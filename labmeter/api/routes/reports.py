@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Response
 
 from labmeter.api.auth import require_page
-from labmeter.api.deps import ScopeDep
+from labmeter.api.deps import DeclaredDep, ScopeDep
 from labmeter.api.keys import Role
-from labmeter.api.report.build import Declared, build
+from labmeter.api.report.build import build
 from labmeter.api.report.formats import MEDIA, Format, filename, produce
 from labmeter.api.report.texts import Lang
 
@@ -22,13 +22,9 @@ router = APIRouter(
     responses={200: {"content": {m.split(";")[0]: {} for m in MEDIA.values()}}},
 )
 def report(
-    request: Request, scope: ScopeDep, format: Format = Format.json, lang: Lang = Lang.it
+    scope: ScopeDep, declared: DeclaredDep, format: Format = Format.json, lang: Lang = Lang.it
 ) -> Response:
     """*Rapporto di utilizzo*: the 9 sections of DESIGN.md, Italian by default."""
-    state = request.app.state
-    declared = Declared.of(
-        state.bookings, scope.start_ms, scope.end_ms, state.config.bookings.no_show_below
-    )
     data = build(scope, declared=declared)
     body = produce(data, format, lang)
     disposition = "inline" if format in (Format.json, Format.html) else "attachment"
