@@ -19,13 +19,50 @@ from urllib.parse import urlsplit
 from labmeter.errors import ConfigError
 
 
+class Secret(str):
+    """A password, token or key: a string that shows as ``'********'`` in ``repr``, ``str``
+    and formatting, so a config, an error or a log line never prints it. ``reveal()`` gives
+    the value to the one call that needs it (a login, an HMAC)."""
+
+    __slots__ = ()
+
+    def __new__(cls, value: str = "") -> Secret:
+        # str(value) of a Secret would be its mask: take the characters, not the display.
+        return super().__new__(cls, str.__str__(value))
+
+    def __repr__(self) -> str:
+        return "'********'" if self else "''"
+
+    __str__ = __repr__
+
+    def __format__(self, spec: str) -> str:
+        return format(repr(self), spec)
+
+    def reveal(self) -> str:
+        return str.__str__(self)
+
+
+def _hide_secrets(config: Any) -> None:
+    """A config built in code with plain strings still keeps its secrets as ``Secret``."""
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if f.name in _SECRET_FIELDS and isinstance(value, str) and not isinstance(value, Secret):
+            object.__setattr__(config, f.name, Secret(value))
+
+
+_SECRET_FIELDS = frozenset({"password", "token", "pseudonym_secret"})
+
+
 @dataclass(frozen=True)
 class MqttConfig:
     url: str = "mqtt://127.0.0.1:1883"
     username: str | None = None
-    password: str | None = None
+    password: Secret | None = None
     ca_file: str | None = None
     keepalive_s: int = 30
+
+    def __post_init__(self) -> None:
+        _hide_secrets(self)
 
     @property
     def host(self) -> str:
@@ -54,13 +91,16 @@ class InfluxConfig:
     database: str = "labmeter"
     retention_policy: str | None = None
     username: str | None = None
-    password: str | None = None
+    password: Secret | None = None
     timeout_s: float = 10.0
     # "v1": /write (1.x, and 2.x/3.x compatibility); "v2": /api/v2/write with org/bucket/token.
     flavour: str = "v1"
     org: str = ""
     bucket: str = ""
-    token: str | None = None
+    token: Secret | None = None
+
+    def __post_init__(self) -> None:
+        _hide_secrets(self)
 
     def check(self) -> None:
         parts = urlsplit(self.url)
@@ -87,7 +127,7 @@ class AgentConfig:
     poll_s: float = 1.0
     idle_threshold_s: int = 180
     # HMAC key for pseudonyms; rotate it each reporting period. Never sent anywhere.
-    pseudonym_secret: str = ""
+    pseudonym_secret: Secret = Secret()  # noqa: RUF009 - immutable, like a str default
     # login or group name -> stakeholder category, resolved on the agent: the login first,
     # then the first group listed here that the user is in (POSIX groups on Linux, local and
     # domain groups on Windows), then default_category. Names compare case-insensitively.
@@ -110,6 +150,9 @@ class AgentConfig:
     busy_cpu_pct: float = 25.0  # a catalogued app above this while the user is idle = in use
     # Folder where session helpers (``labmeter agent idle-helper``) report idle; "" = none.
     idle_dir: str = ""
+
+    def __post_init__(self) -> None:
+        _hide_secrets(self)
 
     def check(self) -> None:
         from labmeter.contract import CATEGORIES, Topic
@@ -332,10 +375,12 @@ def _coerce(key: str, value: Any, hint: Any, from_env: bool) -> Any:
         if hint is int and not isinstance(value, int):
             raise ConfigError(key, f"must be an integer, got {value!r}")
         return hint(value)
-    if hint is str:
+    if hint in (str, Secret):
         if not isinstance(value, str):
-            raise ConfigError(key, f"must be a string, got {value!r}")
-        return value
+            # Never the value itself: a secret typed as a number would be printed.
+            shown = "a value" if hint is Secret else repr(value)
+            raise ConfigError(key, f"must be a string, got {shown}")
+        return hint(value)
     raise ConfigError(key, f"unsupported type {hint}")  # pragma: no cover - schema bug
 
 

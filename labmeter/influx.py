@@ -18,7 +18,7 @@ import httpx
 import orjson
 
 from labmeter import influxql
-from labmeter.config import InfluxConfig
+from labmeter.config import InfluxConfig, Secret
 from labmeter.errors import InfluxError, QueryError, WriteError
 from labmeter.influxql import Select
 
@@ -73,6 +73,10 @@ def line(
     tag_part = "".join(f",{_escape_key(k)}={_escape_key(v)}" for k, v in sorted(tags.items()) if v)
     field_part = ",".join(f"{_escape_key(k)}={_field(v)}" for k, v in fields.items())
     return f"{_escape_measurement(measurement)}{tag_part} {field_part} {ts_ms}"
+
+
+def _revealed(secret: Secret | None) -> str:
+    return secret.reveal() if secret is not None else ""
 
 
 def _retry_after(response: httpx.Response) -> float | None:
@@ -131,7 +135,7 @@ class InfluxV1:
 
     def __init__(self, config: InfluxConfig, client: httpx.Client | None = None) -> None:
         self.config = config
-        auth = (config.username, config.password or "") if config.username else None
+        auth = (config.username, _revealed(config.password)) if config.username else None
         self._client = client or httpx.Client(
             base_url=config.url, timeout=config.timeout_s, auth=auth
         )
@@ -252,7 +256,7 @@ class InfluxV2Writer:
         self.config = config
         self._client = InfluxDBClient(
             url=config.url,
-            token=config.token,
+            token=_revealed(config.token),
             org=config.org,
             timeout=int(config.timeout_s * 1000),
             enable_gzip=True,
@@ -312,7 +316,7 @@ def init_v2(config: InfluxConfig, retention_s: int = 0) -> str:
     from influxdb_client.domain.permission_resource import PermissionResource
     from influxdb_client.service.dbr_ps_service import DBRPsService
 
-    with InfluxDBClient(url=config.url, token=config.token, org=config.org) as client:
+    with InfluxDBClient(url=config.url, token=_revealed(config.token), org=config.org) as client:
         orgs = client.organizations_api().find_organizations(org=config.org)
         if not orgs:
             raise QueryError(404, f"organization {config.org!r} not found", retryable=False)

@@ -22,7 +22,8 @@ def make_client(config: MqttConfig, client_id: str, *, manual_ack: bool = False)
         manual_ack=manual_ack,
     )
     if config.username:
-        client.username_pw_set(config.username, config.password)
+        password = config.password.reveal() if config.password is not None else None
+        client.username_pw_set(config.username, password)
     if config.tls:
         client.tls_set(ca_certs=config.ca_file, tls_version=ssl.PROTOCOL_TLS_CLIENT)
     return client

@@ -25,7 +25,7 @@ from rich.table import Table
 from labmeter.agent.categories import Categories
 from labmeter.agent.identity import pseudonym
 from labmeter.agent.platform import Session, current
-from labmeter.config import AgentConfig, Config, MqttConfig
+from labmeter.config import AgentConfig, Config, MqttConfig, Secret
 from labmeter.contract import Topic
 from labmeter.errors import ConfigError, PayloadRejected
 
@@ -177,7 +177,7 @@ def discover(config: Config, console: Console) -> int:
     )
     catalogue_from = "" if cfg.apps else f": the example of {EXAMPLE_CONFIG.name} for PCs"
     probe = dataclasses.replace(
-        cfg, pseudonym_secret=secrets.token_hex(16), apps=cfg.apps or example_catalogue()
+        cfg, pseudonym_secret=Secret(secrets.token_hex(16)), apps=cfg.apps or example_catalogue()
     )
     table, summary = sessions_table(probe, catalogue_from)
     console.print(table)

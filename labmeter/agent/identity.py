@@ -5,8 +5,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 
+from labmeter.config import Secret
+
 
 def pseudonym(secret: str, login: str) -> str:
     """``p_`` + 16 hex digits of HMAC-SHA256(secret, login); rotating the secret unlinks periods."""
-    digest = hmac.new(secret.encode(), login.strip().lower().encode(), hashlib.sha256)
+    key = Secret(secret).reveal().encode()
+    digest = hmac.new(key, login.strip().lower().encode(), hashlib.sha256)
     return "p_" + digest.hexdigest()[:16]

@@ -158,7 +158,7 @@ class Subscriber:
         connect = mqtt5.ConnectPacket(
             self.client_id,
             username=cfg.username,
-            password=cfg.password.encode() if cfg.password is not None else None,
+            password=cfg.password.reveal().encode() if cfg.password is not None else None,
             clean_start=False,
             keep_alive=cfg.keepalive_s,
             session_expiry_interval=self.session_expiry_s,

@@ -26,7 +26,7 @@ from labmeter import inventory
 from labmeter.agent.identity import pseudonym
 from labmeter.agent.meter import Meter, Reading
 from labmeter.agent.publisher import Publisher
-from labmeter.config import MqttConfig
+from labmeter.config import MqttConfig, Secret
 from labmeter.contract import Topic
 from labmeter.opening import OpeningHours
 from labmeter.schema import HALF_HOUR_MS
@@ -42,7 +42,7 @@ from labmeter.simulators.schedule import (
     school_hours,
 )
 
-SECRET = "simulated-lab-secret-2026"  # pseudonyms only; the simulator has no real people
+SECRET = Secret("simulated-lab-secret-2026")  # pseudonyms only; the simulator has no real people
 MACHINE_KINDS = ("cnc", "printer3d", "laser")
 CAD, FAB = "lab-cad", "lab-fab"
 
