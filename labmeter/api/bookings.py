@@ -21,7 +21,8 @@ from dataclasses import dataclass
 
 from typing_extensions import TypedDict  # pydantic reads these as response models on 3.11
 
-from labmeter.api.analysis import Scope, company_use_of_pnrr
+from labmeter.api.openness import company_use_of_pnrr
+from labmeter.api.scope import Scope
 from labmeter.api.spans import Seconds, Span, SpanReader
 from labmeter.api.usage import View
 from labmeter.bookings import Booking, FeedState

@@ -7,10 +7,10 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Query, Request
 
-from labmeter.api.analysis import Scope, open_scope
 from labmeter.api.keys import KeyStore
 from labmeter.api.plan import Filters
 from labmeter.api.report.build import Declared
+from labmeter.api.scope import Scope, open_scope
 from labmeter.api.store import Store
 from labmeter.bookings import Bookings
 from labmeter.config import Config

@@ -1,4 +1,4 @@
-"""The records analysis hands to the routes and the report: typed, so mypy sees every key a
+"""The records the figures hand to the routes and the report: typed, so mypy sees every key a
 renderer reads, and plain dicts, so they encode to JSON as they are."""
 
 from __future__ import annotations

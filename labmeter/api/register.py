@@ -17,9 +17,9 @@ from datetime import date, datetime, time, timedelta
 
 from typing_extensions import TypedDict  # pydantic reads these as response models on 3.11
 
-from labmeter.api import analysis
-from labmeter.api.analysis import Scope
+from labmeter.api import session_list
 from labmeter.api.records import SessionRow
+from labmeter.api.scope import Scope
 from labmeter.bookings import Booking
 
 
@@ -92,7 +92,7 @@ def register(scope: Scope, site: str, lab: str, bookings: Sequence[Booking]) -> 
     }
     per_day: dict[date, list[RegisterSession]] = defaultdict(list)
     cal = scope.plan.calendar
-    for s in analysis.sessions(scope):
+    for s in session_list.sessions(scope):
         if (s["site"], s["lab"]) != (site, lab):
             continue
         booking = _booking_of(s, bookings)

@@ -12,10 +12,10 @@ from enum import StrEnum
 import orjson
 from fastapi.encoders import jsonable_encoder
 
-from labmeter.api.analysis import open_scope
 from labmeter.api.plan import Filters
 from labmeter.api.register import Register, day_window, month_window, register, to_csv
 from labmeter.api.report.texts import Lang
+from labmeter.api.scope import open_scope
 from labmeter.bookings import Bookings, open_bookings
 from labmeter.config import Config
 from labmeter.influx import InfluxV1

@@ -7,8 +7,8 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from labmeter.api.analysis import Every, Scope, periods
 from labmeter.api.plan import Filters, ReadPlan
+from labmeter.api.scope import Every, Scope, periods
 from labmeter.api.usage import UsageReader
 from labmeter.config import InfluxConfig
 from labmeter.influx import InfluxV1

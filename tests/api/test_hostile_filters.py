@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import pytest
 
-from labmeter.api import analysis
-from labmeter.api.analysis import Every, GroupBy, open_scope
+from labmeter.api import figures, openness, session_list, software
+from labmeter.api.figures import GroupBy
 from labmeter.api.keys import Role
 from labmeter.api.plan import Filters
 from labmeter.api.report.build import build
+from labmeter.api.scope import Every, open_scope
 from labmeter.influx import InfluxV1
 from labmeter.inventory import load
 from labmeter.opening import OpeningHours
@@ -61,15 +62,15 @@ def test_hostile_values_straight_to_the_reads_give_nothing(lab_api: Api, value: 
     try:
         for filters in (Filters(value), Filters(d.SITE, lab=value), Filters(d.SITE, device=value)):
             scope = open_scope(influx, opening, d.T0, d.T0 + 24 * d.HOUR, filters, d.T0)
-            rows = analysis.utilisation(scope, GroupBy.device, None)
+            rows = figures.utilisation(scope, GroupBy.device, None)
             assert all(r["in_use_s"] == 0 for r in rows), (filters, rows)
             for group in (GroupBy.lab, GroupBy.category):
                 assert all(
-                    r["in_use_s"] == 0 for r in analysis.utilisation(scope, group, Every.day)
+                    r["in_use_s"] == 0 for r in figures.utilisation(scope, group, Every.day)
                 )
-            assert analysis.openness(scope)["in_use_s"] == 0
-            assert all(r["hours"] == 0 for r in analysis.software(scope))
-            assert analysis.sessions(scope) == []
+            assert openness.openness_of(scope)["in_use_s"] == 0
+            assert all(r["hours"] == 0 for r in software.licences(scope))
+            assert session_list.sessions(scope) == []
             report = build(scope)
             assert report["users"]["in_use_s"] == 0
     finally:

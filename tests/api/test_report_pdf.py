@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from labmeter.api.analysis import open_scope
 from labmeter.api.plan import Filters
 from labmeter.api.report.build import build
 from labmeter.api.report.pdf import to_pdf
 from labmeter.api.report.texts import Lang
+from labmeter.api.scope import open_scope
 from labmeter.influx import InfluxV1
 from labmeter.inventory import load
 from labmeter.opening import OpeningHours

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from labmeter.api import analysis, session_counts
+from labmeter.api import scope, session_counts, session_list
 from labmeter.api.plan import Filters, make_plan
 from labmeter.api.records import SessionRow, SessionSummary
 from labmeter.collector.convert import parse
@@ -156,8 +156,8 @@ def test_a_simulated_year_of_sessions_equals_the_truth_through_the_rollups(
         (_ms(2025, 6, 10, 23, 0), _ms(2025, 6, 11, 1, 0)),
     ]
     for a, b in windows:
-        scope = analysis.open_scope(influx, opening, a, b, Filters(site=SITE), now)
-        listed = analysis.sessions(scope)
+        found = scope.open_scope(influx, opening, a, b, Filters(site=SITE), now)
+        listed = session_list.sessions(found)
         assert _listing_truth(listed) == year.truth(a, b) == counted(a, b), (a, b)
 
     # Through the API and the report, over the year.

@@ -16,10 +16,10 @@ from datetime import date
 from typing import Any
 
 from labmeter import __version__
-from labmeter.api import analysis, session_counts
-from labmeter.api.analysis import Every, GroupBy, Scope
+from labmeter.api import figures, openness, session_counts, software
 from labmeter.api.bookings import DEFAULT_NO_SHOW_BELOW, CompanyUse, reconcile
 from labmeter.api.costs import Costs, costs
+from labmeter.api.figures import GroupBy
 from labmeter.api.records import DeviceRow
 from labmeter.api.report.model import (
     AgentVersion,
@@ -42,6 +42,7 @@ from labmeter.api.report.model import (
     Underused,
     funded,
 )
+from labmeter.api.scope import QUERY_THREADS, Every, Member, Scope, overlaps
 from labmeter.api.usage import Totals, View
 from labmeter.bookings import Booking, Bookings, FeedState
 from labmeter.contract import CATEGORIES, EXTERNAL_CATEGORIES
@@ -122,20 +123,20 @@ def build(
     inv = scope.inventory
     # Independent reads run side by side: InfluxDB answers them in parallel and the HTTP
     # calls release the GIL. The labs' months give the window's lab figures too (their sum).
-    with ThreadPoolExecutor(max_workers=analysis.QUERY_THREADS) as pool:
+    with ThreadPoolExecutor(max_workers=QUERY_THREADS) as pool:
         lab_months = pool.submit(scope.facts, View.lab, Every.month)
         assets = pool.submit(scope.facts, View.asset)
-        licences_future = pool.submit(analysis.software, scope)
+        licences_future = pool.submit(software.licences, scope)
         versions_future = pool.submit(scope.reader.agent_versions, scope.plan)
         sessions_future = pool.submit(session_counts.count, scope.reader.influx, scope.plan)
         lab_months.result(), assets.result()
-        devices = analysis.device_rows(scope, None)
-        labs = analysis.group_rows(scope, GroupBy.lab, None)
+        devices = figures.device_rows(scope, None)
+        labs = figures.group_rows(scope, GroupBy.lab, None)
         step(1, "utilisation per device and lab")
         months, monthly_openness = _monthly(scope)
         step(2, "monthly trend")
-        openness_total = analysis.openness(scope)
-        openness_labs = analysis.openness_per_lab(scope)
+        openness_total = openness.openness_of(scope)
+        openness_labs = openness.openness_per_lab(scope)
         step(3, "openness")
         step(4, "monthly openness")
         licences = licences_future.result()
@@ -280,7 +281,7 @@ EXTERNAL = frozenset(EXTERNAL_CATEGORIES)
 def _company_use(scope: Scope) -> list[CompanyUse]:
     """Company use of PNRR devices: with no bookings, none of it is declared commercial."""
     out: dict[DeviceKey, float] = defaultdict(float)
-    for (site, lab, device), seconds in analysis.company_use_of_pnrr(scope).items():
+    for (site, lab, device), seconds in openness.company_use_of_pnrr(scope).items():
         out[(site, lab, device)] += seconds
     return [
         CompanyUse(site=k[0], lab=k[1], device=k[2], in_use_s=round(v, 3))
@@ -384,9 +385,9 @@ def _count_versions(versions: dict[DeviceKey, str]) -> list[AgentVersion]:
 def _monthly(scope: Scope) -> tuple[list[MonthRow], list[MonthOpenness]]:
     """Per lab and month: utilisation; per month: openness; from the scope's month facts
     (one read for the whole report), unregistered devices left out."""
-    members: dict[tuple[str, str], list[analysis.Member]] = defaultdict(list)
+    members: dict[tuple[str, str], list[Member]] = defaultdict(list)
     for m in scope.members():  # each identity in the lab it was in
-        if m.tenure is None or analysis.overlaps(m.tenure, scope.start_ms, scope.end_ms):
+        if m.tenure is None or overlaps(m.tenure, scope.start_ms, scope.end_ms):
             members[(m.key[0], m.key[1])].append(m)
     spans = []
     per_lab: dict[tuple[int, str, str], Totals] = defaultdict(Totals)
@@ -399,8 +400,8 @@ def _monthly(scope: Scope) -> tuple[list[MonthRow], list[MonthOpenness]]:
     months = []
     for i, (a, b) in enumerate(spans):
         for (site, lab), everyone in sorted(members.items()):
-            there = [m for m in everyone if m.tenure is None or analysis.overlaps(m.tenure, a, b)]
-            f = analysis.lab_figures(scope, there, per_lab.get((i, site, lab), Totals()), a, b)
+            there = [m for m in everyone if m.tenure is None or overlaps(m.tenure, a, b)]
+            f = figures.lab_figures(scope, there, per_lab.get((i, site, lab), Totals()), a, b)
             months.append(
                 MonthRow(
                     site=site,

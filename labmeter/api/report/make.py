@@ -6,10 +6,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from labmeter.api.analysis import open_scope
 from labmeter.api.plan import Filters
 from labmeter.api.report.build import Declared, build
 from labmeter.api.report.model import Report
+from labmeter.api.scope import open_scope
 from labmeter.bookings import open_bookings
 from labmeter.config import Config, InfluxConfig
 from labmeter.influx import InfluxV1

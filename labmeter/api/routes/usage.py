@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException
 
-from labmeter.api import analysis, session_counts
+from labmeter.api import session_counts, session_list
 from labmeter.api.auth import Evaluator
 from labmeter.api.deps import ScopeDep
+from labmeter.api.openness import openness_of, openness_per_lab
 from labmeter.api.records import OpennessReport, SessionRow, SoftwareRow, WindowSessions
+from labmeter.api.software import licences
 from labmeter.timeparse import iso
 
 router = APIRouter(prefix="/api/v1", tags=["usage"], dependencies=[Evaluator])
@@ -16,13 +18,13 @@ router = APIRouter(prefix="/api/v1", tags=["usage"], dependencies=[Evaluator])
 @router.get("/openness", response_model=OpennessReport)
 def openness(scope: ScopeDep) -> OpennessReport:
     """Share of in-use hours by stakeholder category, overall and per lab."""
-    return OpennessReport(total=analysis.openness(scope), labs=analysis.openness_per_lab(scope))
+    return OpennessReport(total=openness_of(scope), labs=openness_per_lab(scope))
 
 
 @router.get("/software", response_model=list[SoftwareRow])
 def software(scope: ScopeDep) -> list[SoftwareRow]:
     """Hours per software title and peak concurrent seats against the seats owned."""
-    return analysis.software(scope)
+    return licences(scope)
 
 
 @router.get("/sessions", response_model=list[SessionRow])
@@ -33,13 +35,13 @@ def sessions(scope: ScopeDep) -> list[SessionRow]:
     At most 31 days at a time: each session is listed from raw points. Counts and distinct
     users over any window: ``/sessions/summary``.
     """
-    if scope.end_ms - scope.start_ms > analysis.MAX_SESSION_WINDOW_MS:
+    if scope.end_ms - scope.start_ms > session_list.MAX_SESSION_WINDOW_MS:
         raise HTTPException(
             422,
             "sessions are listed from raw samples: at most 31 days at a time "
             "(/api/v1/sessions/summary counts any window)",
         )
-    return analysis.sessions(scope)
+    return session_list.sessions(scope)
 
 
 @router.get("/sessions/summary", response_model=WindowSessions)

@@ -5,10 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel
 
-from labmeter.api import analysis
-from labmeter.api.analysis import Every, GroupBy
+from labmeter.api import figures
 from labmeter.api.auth import Viewer
 from labmeter.api.deps import ScopeDep
+from labmeter.api.figures import GroupBy
+from labmeter.api.scope import Every
 from labmeter.timeparse import iso
 
 router = APIRouter(prefix="/api/v1", tags=["utilisation"], dependencies=[Viewer])
@@ -49,7 +50,7 @@ def utilisation(
     denominator). Unregistered devices appear in device rows only, never in aggregates.
     """
     try:
-        rows = analysis.utilisation(scope, group_by, every)
+        rows = figures.utilisation(scope, group_by, every)
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from exc
     return [
