@@ -37,7 +37,7 @@ from labmeter.simulators import lab
 
 console = Console()
 # The example inventory matches the simulated lab (12 devices); a source checkout has it.
-INVENTORY = Path(__file__).parents[1] / "deploy" / "inventory.example.yaml"
+INVENTORY = Path(__file__).parents[2] / "deploy" / "inventory.example.yaml"
 
 
 @contextlib.contextmanager

@@ -20,7 +20,7 @@ from labmeter.config import MqttConfig
 from labmeter.contract import Sample, Topic, encode
 
 HOUR_MS = 3_600_000
-DEPLOY_MOSQUITTO = Path(__file__).parents[1] / "deploy" / "mosquitto"
+DEPLOY_MOSQUITTO = Path(__file__).parents[2] / "deploy" / "mosquitto"
 
 
 def shipped_persistence() -> str:
