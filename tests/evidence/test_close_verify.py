@@ -89,6 +89,32 @@ def _messages(site: str, day_ms: int, seed: int) -> list[tuple[str, bytes]]:
     return out
 
 
+def closing_config(
+    config: Config,
+    inventory: Path,
+    now_ms: int,
+    archive: Path,
+    max_age_days: float,
+    key: Path | None,
+) -> Config:
+    """A config whose collector rolls up at once, reads closures often and keeps ``now_ms``
+    as its clock, with the inventory and an archive folder to close periods into."""
+    return dataclasses.replace(
+        config,
+        collector=dataclasses.replace(
+            config.collector,
+            inventory=str(inventory),
+            rollup_grace_s=0.0,
+            rollup_settle_s=0.2,
+            periods_refresh_s=0.5,
+            max_age_days=max_age_days,
+            clock_offset_s=(now_ms - time.time() * 1000) / 1000,
+        ),
+        api=ApiConfig(inventory=str(inventory)),
+        evidence=EvidenceConfig(archive_dir=str(archive), signing_key=str(key) if key else ""),
+    )
+
+
 @pytest.fixture
 def lab(
     config: Config, influx: InfluxV1, uid: str, tmp_path: Path
@@ -97,20 +123,7 @@ def lab(
     inventory = _inventory(tmp_path / "inventory.yaml", uid)
     key = tmp_path / "signing.pem"
     generate_key(key)
-    cfg = dataclasses.replace(
-        config,
-        collector=dataclasses.replace(
-            config.collector,
-            inventory=str(inventory),
-            rollup_grace_s=0.0,
-            rollup_settle_s=0.2,
-            periods_refresh_s=0.5,
-            max_age_days=3.0,
-            clock_offset_s=(NOW - time.time() * 1000) / 1000,
-        ),
-        api=ApiConfig(inventory=str(inventory)),
-        evidence=EvidenceConfig(archive_dir=str(tmp_path / "archive"), signing_key=str(key)),
-    )
+    cfg = closing_config(config, inventory, NOW, tmp_path / "archive", 3.0, key)
     collector = Collector(cfg, influx, influx)
     collector.start()
     assert collector.connected.wait(10)

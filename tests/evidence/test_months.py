@@ -8,8 +8,6 @@ arriving. Time is pinned: the collector's clock is set to mid-May.
 
 from __future__ import annotations
 
-import dataclasses
-import time
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -18,11 +16,11 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from labmeter.collector.service import Collector
-from labmeter.config import ApiConfig, Config, EvidenceConfig
+from labmeter.config import Config
 from labmeter.evidence.close import close_period
 from labmeter.evidence.verify import verify
 from labmeter.influx import InfluxV1
-from tests.evidence.test_close_verify import _inventory, _messages
+from tests.evidence.test_close_verify import _inventory, _messages, closing_config
 from tests.helpers import publish_raw, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -48,20 +46,7 @@ def lab(
     config: Config, influx: InfluxV1, uid: str, tmp_path: Path
 ) -> Iterator[tuple[Config, Collector]]:
     inventory = _inventory(tmp_path / "inventory.yaml", uid)
-    cfg = dataclasses.replace(
-        config,
-        collector=dataclasses.replace(
-            config.collector,
-            inventory=str(inventory),
-            rollup_grace_s=0.0,
-            rollup_settle_s=0.2,
-            periods_refresh_s=0.5,
-            max_age_days=365.0,
-            clock_offset_s=(NOW - time.time() * 1000) / 1000,
-        ),
-        api=ApiConfig(inventory=str(inventory)),
-        evidence=EvidenceConfig(archive_dir=str(tmp_path / "archive")),
-    )
+    cfg = closing_config(config, inventory, NOW, tmp_path / "archive", 365.0, None)
     collector = Collector(cfg, influx, influx)
     collector.start()
     assert collector.connected.wait(10)
