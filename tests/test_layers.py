@@ -174,3 +174,27 @@ def test_the_check_sees_lazy_and_relative_imports(tmp_path: Path) -> None:
     assert any("imports labmeter.api.plan (api)" in f for f in found), found
     assert any("imports labmeter.collector.service (collector)" in f for f in found), found
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+# Distributions of the server extra (pyproject.toml) and the top-level modules they bring.
+SERVER_ONLY = (
+    "httpx", "fastapi", "starlette", "uvicorn", "pydantic", "yaml", "holidays", "openpyxl",
+    "fpdf", "cryptography", "icalendar", "recurring_ical_events", "influxdb_client",
+    "prometheus_client", "mqtt5",
+)  # fmt: skip
+
+
+def test_the_cli_and_the_agent_start_without_the_server_extra() -> None:
+    """A lab PC installs ``labmeter[agent]`` only: the CLI and the agent's modules must import
+    nothing of the server extra when they start (a role's command imports it when it runs)."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, labmeter.cli.main, labmeter.agent.runner, labmeter.agent.check; "
+        f"print(sorted(m for m in sys.modules if m.split('.')[0] in {SERVER_ONLY!r}))"
+    )
+    found = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT
+    ).stdout.strip()
+    assert found == "[]"

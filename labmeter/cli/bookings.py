@@ -1,4 +1,7 @@
-"""``labmeter bookings check|fetch``: what the technician runs after editing a calendar."""
+"""``labmeter bookings check|fetch``: what the technician runs after editing a calendar.
+
+The bookings and the inventory are server packages (httpx, icalendar, PyYAML): imported when a
+command runs, so that the CLI of an agent-only install starts."""
 
 from __future__ import annotations
 
@@ -7,22 +10,19 @@ from typing import Annotated
 
 import typer
 
-from labmeter.bookings import BookingError, Defaults, check_file, open_bookings
 from labmeter.cli.common import ConfigOpt, err, load_config
 from labmeter.config import Config
-from labmeter.inventory import Inventory, InventoryError, load
 
 bookings_app = typer.Typer(help="Bookings (iCalendar files and feeds, CSV): check, fetch.")
 
 
-def _inventory(path: Path | None) -> Inventory | None:
-    return load(path) if path is not None else None
-
-
 def _check(file: Path, inventory: Path | None, site: str, lab: str) -> int:
     """Every problem of FILE as file:line: message; 0 when there is none."""
+    from labmeter.bookings import Defaults, check_file
+    from labmeter.inventory import InventoryError, load
+
     try:
-        inv = _inventory(inventory)
+        inv = load(inventory) if inventory is not None else None
     except InventoryError as exc:
         for problem in exc.problems:
             err.print(problem, markup=False, highlight=False)
@@ -42,6 +42,9 @@ def _check(file: Path, inventory: Path | None, site: str, lab: str) -> int:
 
 def _fetch(config: Config) -> int:
     """Fetch every feed once, keeping each new copy only if it passes every check."""
+    from labmeter.bookings import BookingError, open_bookings
+    from labmeter.inventory import InventoryError, load
+
     if not config.bookings.sources:
         err.print("[red]bookings.sources is not set[/]")
         return 2

@@ -1,4 +1,5 @@
-"""``labmeter inventory check|import``: what the technician runs after editing the file."""
+"""``labmeter inventory check|import``: what the technician runs after editing the file (the
+inventory, a server package, is imported when a command runs)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ from typing import Annotated
 import typer
 
 from labmeter.cli.common import err
-from labmeter.inventory import InventoryError, equipment_from_csv, load, merge_equipment, parse
 
 inventory_app = typer.Typer(help="The inventory file: check it, import equipment from CSV.")
 
@@ -30,6 +30,8 @@ def import_csv(
 
 
 def _check(path: Path) -> int:
+    from labmeter.inventory import InventoryError, load
+
     try:
         inv = load(path)
     except InventoryError as exc:
@@ -47,6 +49,8 @@ def _check(path: Path) -> int:
 
 
 def _import_csv(csv_path: Path, into: Path | None) -> int:
+    from labmeter.inventory import InventoryError, equipment_from_csv, merge_equipment, parse
+
     try:
         entries = equipment_from_csv(csv_path)
         base = into.read_text(encoding="utf-8") if into and into.exists() else ""

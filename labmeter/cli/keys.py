@@ -9,7 +9,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from labmeter.api.keys import KeyStore, Role
 from labmeter.cli.common import ConfigOpt, err, load_config
 
 apikey_app = typer.Typer(help="API keys with roles (viewer, evaluator, admin), stored hashed.")
@@ -23,6 +22,8 @@ def create(
     config: ConfigOpt = None,
 ) -> None:
     """Create a key and print its token once (only its hash is stored)."""
+    from labmeter.api.keys import KeyStore, Role
+
     try:
         parsed = Role(role)
     except ValueError as exc:
@@ -40,6 +41,8 @@ def _when(ts: float | None) -> str:
 @apikey_app.command("list")
 def show(config: ConfigOpt = None) -> None:
     """List keys (id, name, role, created, revoked)."""
+    from labmeter.api.keys import KeyStore
+
     table = Table("id", "name", "role", "created (UTC)", "revoked (UTC)")
     for k in KeyStore(load_config(config).api.keys_path).list():
         table.add_row(str(k.id), k.name, k.role.value, _when(k.created), _when(k.revoked))
@@ -49,6 +52,8 @@ def show(config: ConfigOpt = None) -> None:
 @apikey_app.command("revoke")
 def revoke(key_id: int, config: ConfigOpt = None) -> None:
     """Revoke a key by id."""
+    from labmeter.api.keys import KeyStore
+
     if not KeyStore(load_config(config).api.keys_path).revoke(key_id):
         err.print(f"[red]no active key {key_id}[/]")
         raise typer.Exit(1)
