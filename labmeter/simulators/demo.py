@@ -211,6 +211,8 @@ def run_demo(devices: int, hours: float, speed: float, seed: int, duration: floa
                 console.print(f"  API key      {token}  (evaluator; header X-API-Key)")
                 console.print(f"  board        {api}/board?key={token}")
                 console.print(f"  report       {api}/report?key={token}")
+                shown = inventory or "none (not a source checkout): every half hour counts as open"
+                console.print(f"  inventory    {shown}")
                 console.print(f"  occupancy    {api}/api/v1/occupancy")
                 console.print(f"  utilisation  {api}/api/v1/utilisation?group_by=lab")
                 backfill_s = hours * 3600 / speed if speed > 0 else 5.0

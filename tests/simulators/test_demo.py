@@ -99,6 +99,8 @@ def test_demo_shows_live_devices_and_stops_cleanly_on_ctrl_c() -> None:
     assert stop_s < 5, f"stopped {stop_s:.1f} s after Ctrl-C\n{output}"
     assert [line for line in lines if BAD_LINE.search(line)] == [], output
     assert "stopping: agents, collector, API, then mosquitto and influxd" in output
+    # The opening hours the figures divide by are the example inventory's, not "always open".
+    assert re.search(r"inventory\s+\S*deploy/inventory\.example\.yaml", output), output
 
     rows = _occupancy_rows(lines)
     assert len(rows) == DEVICES, output
