@@ -31,6 +31,7 @@ class Reading:
     apps: frozenset[str] = frozenset()
     metrics: dict[str, float] = field(default_factory=dict)
     since_s: float | None = None
+    substate: str | None = None  # the machine's own name for ``state`` (SUBSTATE_PATTERN)
 
 
 UNKNOWN = Reading(state=None)
@@ -126,6 +127,7 @@ class Meter:
             state=last.state,
             apps_s={k: v / 1000 for k, v in apps_ms.items() if v},
             metrics=dict(last.metrics),
+            substate=last.substate,
         )
         self.seq += 1
         kept = [

@@ -18,6 +18,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from labmeter import __version__
+from labmeter.agent.backfill import Filled, Outage, fill_samples
 from labmeter.agent.clock import GapDetector, mono_ms, wall_ms
 from labmeter.agent.meter import UNKNOWN, Meter
 from labmeter.agent.publisher import Publisher
@@ -91,6 +92,12 @@ class Agent:
             lookback_s=float(getattr(source, "lookback_s", 0.0)),
         )
         self._gaps = GapDetector(self._poll_ms, start, start_mono)
+        # The end of the last sample a previous run queued: up to our start nothing was seen.
+        # A source that keeps a job history (``fill_outage``) may fill that time later.
+        last_end = self.queue.counter("sample_end_ms")
+        fill = getattr(source, "fill_outage", None)
+        if fill is not None and 0 < last_end < start:
+            fill(Outage(last_end, start))
         self._lock = threading.Lock()  # the meter and the event seq belong to one job at a time
         self._scheduler: BackgroundScheduler | None = None
         self._report_id: int | None = None  # the queued, not yet sent eviction report
@@ -108,12 +115,27 @@ class Agent:
         )
 
     # --- writing to the queue ----------------------------------------------------------------
-    def _samples(self, samples: list[Sample]) -> None:
+    def _samples(self, samples: list[Sample], *, live: bool = True) -> None:
         for sample in samples:
-            self.queue.put(
-                self.topic, sample.ts, encode(sample), counters={"sample_seq": sample.seq + 1}
-            )
+            counters = {"sample_seq": sample.seq + 1}
+            if live:  # where the next run's outage begins; fill samples lie before it
+                counters["sample_end_ms"] = sample.ts
+            self.queue.put(self.topic, sample.ts, encode(sample), counters=counters)
         self.report_evictions()
+
+    def _fill(self, outage: Outage, spans: list[Filled]) -> None:
+        """Queue samples for an outage's time that the source's history vouches for."""
+        with self._lock:
+            cfg = self.config.agent
+            samples = fill_samples(spans, outage, cfg.interval_s, cfg.kind, self.meter.seq)
+            self.meter.seq += len(samples)
+        if samples:
+            log.info(
+                "filled %.0f s of the outage since %d from the source's history",
+                sum(s.observed_s for s in samples),
+                outage.start_ms,
+            )
+        self._samples(samples, live=False)
 
     def event(self, event: SourceEvent) -> int:
         """Queue one event with the next persisted event ``seq``; return its row id."""
@@ -183,6 +205,9 @@ class Agent:
         if drain is not None:
             for event in drain():
                 self.event(event)
+        filled = getattr(self.source, "drain_filled", None)
+        if filled is not None and (found := filled()) is not None:
+            self._fill(*found)
 
     def scan(self) -> None:
         scan = getattr(self.source, "scan", None)

@@ -75,6 +75,30 @@ def _with_badge(config: AgentConfig) -> Source:
     return WithBadge(config)
 
 
+def _prusalink(config: AgentConfig) -> Source:
+    from labmeter.agent.sources.prusalink.source import PrusaLinkSource
+
+    return PrusaLinkSource(config)
+
+
+def _octoprint(config: AgentConfig) -> Source:
+    from labmeter.agent.sources.octoprint.source import OctoPrintSource
+
+    return OctoPrintSource(config)
+
+
+def _moonraker(config: AgentConfig) -> Source:
+    from labmeter.agent.sources.moonraker.source import MoonrakerSource
+
+    return MoonrakerSource(config)
+
+
+def _bambu(config: AgentConfig) -> Source:
+    from labmeter.agent.sources.bambu.source import BambuSource
+
+    return BambuSource(config)
+
+
 # name -> factory; factories import lazily so a PC agent never loads pyserial and vice versa.
 SOURCES: dict[str, Callable[[AgentConfig], Source]] = {
     "pc": _pc,
@@ -84,4 +108,9 @@ SOURCES: dict[str, Callable[[AgentConfig], Source]] = {
     "modbus": _modbus,
     "badge": _badge,
     "with_badge": _with_badge,
+    # Networked 3D printers (labmeter[printers] for the HTTP ones; bambu needs paho only).
+    "prusalink": _prusalink,
+    "octoprint": _octoprint,
+    "moonraker": _moonraker,
+    "bambu": _bambu,
 }

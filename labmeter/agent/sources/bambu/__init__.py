@@ -1,0 +1,1 @@
+"""Bambu Lab printers through their LAN MQTT broker (TLS, access code), read only."""

@@ -1,0 +1,1 @@
+"""Klipper printers through Moonraker's HTTP API (print_stats, job history)."""

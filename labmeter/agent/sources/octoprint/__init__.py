@@ -1,0 +1,1 @@
+"""Printers driven by OctoPrint, through its REST API."""
