@@ -245,12 +245,13 @@ class Agent:
         scheduler.start()
         self._scheduler = scheduler
 
-    def stop(self, drain_timeout: float = 5.0) -> None:
-        """Queue the last partial sample, try to deliver the backlog briefly, then disconnect."""
+    def stop(self, drain_timeout: float = 5.0, *, wall: int | None = None) -> None:
+        """Queue the last partial sample, try to deliver the backlog briefly, then disconnect
+        (``wall``: the time to account up to, for tests that drive ``tick``)."""
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=True)
         with self._lock:
-            samples = self.meter.flush(wall_ms())
+            samples = self.meter.flush(wall_ms() if wall is None else wall)
         self._samples(samples)
         if self.publisher.connected.is_set():
             self.publisher.drain(self.queue, drain_timeout)
