@@ -146,5 +146,5 @@ class BambuSource:
             if not merge(self._picture, body) or "gcode_state" not in self._picture:
                 return  # not a print status, or only a delta before the first full one
             snap = snapshot(self._picture)
-            self.reports += 1
         self.watch.answered(snap)
+        self.reports += 1

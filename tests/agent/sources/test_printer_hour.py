@@ -1,0 +1,178 @@
+"""Each networked printer source against its emulator, through the real agent, Mosquitto, the
+collector and InfluxDB: a scripted hour (heating, a job, a pause, a network cut and a reconnect
+mid-job, an error, the printer switched off) gives the script's seconds per state within one
+sample interval; job names never leave the agent, keys never reach a log."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from labmeter.agent.sources.bambu.source import BambuSource
+from labmeter.agent.sources.moonraker.source import MoonrakerSource
+from labmeter.agent.sources.octoprint.source import OctoPrintSource
+from labmeter.agent.sources.prusalink.source import PrusaLinkSource
+from labmeter.config import AgentConfig, Config
+from labmeter.influx import InfluxV1
+from labmeter.localstack import Service
+from labmeter.simulators.devices.bambu import BambuPrinter, printer_broker
+from labmeter.simulators.devices.moonraker import MoonrakerPrinter
+from labmeter.simulators.devices.octoprint import OctoPrintServer
+from labmeter.simulators.devices.printer import JOB_NAME, HttpPrinter, PrinterModel
+from labmeter.simulators.devices.prusalink import PrusaLinkPrinter
+from tests.agent.sources.printer_hour import (
+    Clock,
+    Driver,
+    T0,
+    assert_within_one_interval,
+    run_hour,
+)
+from tests.helpers import wait_for
+
+pytestmark = pytest.mark.e2e
+
+KEY = "Kx9-secret-key-7f3a"  # an API key, password or access code: never in a log
+
+
+def http_driver(emulator: HttpPrinter, off_seen: bool) -> Callable[[Any, Clock], Driver]:
+    def drive(source: Any, clock: Clock) -> Driver:
+        due = [0]
+
+        def ask(now: int) -> None:
+            if now >= due[0]:
+                due[0] = now + int(source.poller.step() * 1000)
+
+        return Driver(emulator, emulator.down, emulator.up, ask, off_seen)  # type: ignore[arg-type]
+
+    return drive
+
+
+CASES: dict[str, tuple[Callable[[PrinterModel], HttpPrinter], Any, dict[str, Any], bool, set[str]]] = {
+    "moonraker": (
+        lambda m: MoonrakerPrinter(m, api_key=KEY), MoonrakerSource, {"api_key": KEY}, True,
+        {"standby", "printing", "paused", "klippy/shutdown", "error", "klippy/error/mcu_absent"},
+    ),
+    "octoprint": (
+        lambda m: OctoPrintServer(m, api_key=KEY), OctoPrintSource, {"api_key": KEY}, True,
+        {"Operational", "Printing", "Paused", "Offline after error", "Offline"},
+    ),
+    "prusalink": (
+        lambda m: PrusaLinkPrinter(m, password=KEY), PrusaLinkSource, {"password": KEY}, False,
+        {"IDLE", "BUSY", "PRINTING", "PAUSED", "ATTENTION", "STOPPED"},
+    ),
+}  # fmt: skip
+
+
+def watch_logs(caplog: pytest.LogCaptureFixture) -> None:
+    """Everything our code and the clients under it log, down to DEBUG."""
+    for name in ("labmeter", "httpx", "pyprusalink", "paho"):
+        caplog.set_level(logging.DEBUG, logger=name)
+
+
+def no_secret_anywhere(caplog: pytest.LogCaptureFixture, events: list[dict[str, Any]]) -> None:
+    assert KEY not in caplog.text
+    flat = repr(events)
+    assert KEY not in flat
+    assert "mario" not in flat.lower() and JOB_NAME not in flat  # job names go out hashed
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_a_scripted_hour_through_the_collector(
+    name: str, config: Config, influx: InfluxV1, uid: str, tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    watch_logs(caplog)
+    build, source_class, options, off_seen, substates = CASES[name]
+    clock = Clock(T0)
+    emulator = build(PrinterModel(clock=clock)).start()
+    try:
+        result = run_hour(
+            config, influx, uid, tmp_path, source_name=name,
+            options={"url": emulator.url, **options},
+            make=lambda cfg, clk: source_class(cfg, clock=clk, background=False),
+            drive=http_driver(emulator, off_seen), clock=clock,
+        )  # fmt: skip
+    finally:
+        emulator.stop()
+    assert_within_one_interval(result)
+    # The cut-off is unobserved, not idle; the switched-off printer is off only where its
+    # host says so.
+    assert result.expected["unknown"] >= 300
+    assert (result.measured["off"] > 200) is off_seen
+    assert substates <= result.substates
+    types = [e["type"] for e in result.events]
+    assert {"job_start", "job_end", "alarm", "source_error"} <= set(types)
+    assert any(str(e.get("d_job", "")).startswith("j_") for e in result.events)
+    no_secret_anywhere(caplog, result.events)
+
+
+@pytest.fixture
+def bambu_broker(tmp_path: Path) -> Iterator[Service]:
+    service = printer_broker(tmp_path / "printer", KEY)
+    service.start()
+    yield service
+    service.stop()
+
+
+def test_bambu_scripted_hour_through_the_collector(
+    config: Config, influx: InfluxV1, uid: str, tmp_path: Path, bambu_broker: Service,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    watch_logs(caplog)
+    clock = Clock(T0)
+    printer = BambuPrinter(PrinterModel(clock=clock), bambu_broker.port, KEY).start()
+    wait_for(lambda: printer.connected, 10)
+
+    def drive(source: BambuSource, clk: Clock) -> Driver:
+        def settle(before: int) -> None:
+            """Wait until the source has the printer's report sent since ``before``."""
+            wait_for(lambda: source.reports > before, 15)
+
+        def apply(phase: str) -> None:
+            if phase == "off":  # the broker is on the printer: switched off, it is gone
+                down()
+                printer.model.set("off")
+                return
+            before = source.reports
+            printer.apply(phase)
+            settle(before)
+
+        def down() -> None:
+            bambu_broker.stop()
+            wait_for(lambda: not source.watch.connected, 15)
+            printer.model.cut(False)
+
+        def up() -> None:
+            before = source.reports
+            bambu_broker.start()
+            wait_for(lambda: printer.connected and source.client.is_connected(), 20)
+            source.pushall()  # the printer may have subscribed after the agent's first ask
+            settle(before)
+            printer.model.cut(True)
+
+        proxy = type("P", (), {"model": printer.model, "apply": staticmethod(apply)})()
+        return Driver(proxy, down, up, lambda now: None, off_seen=False)
+
+    def make(cfg: AgentConfig, clk: Clock) -> BambuSource:
+        source = BambuSource(cfg, clock=clk)
+        wait_for(lambda: source.reports > 0, 15)
+        return source
+
+    try:
+        result = run_hour(
+            config, influx, uid, tmp_path, source_name="bambu",
+            options={"host": "127.0.0.1", "port": bambu_broker.port, "serial": printer.serial,
+                     "access_code": KEY, "reconnect_max_s": 1.0},
+            make=make, drive=drive, clock=clock,
+        )  # fmt: skip
+    finally:
+        printer.stop()
+    assert_within_one_interval(result)
+    assert result.measured["off"] == 0 and result.expected["unknown"] >= 600
+    assert {"IDLE", "RUNNING/stg2", "RUNNING/stg0", "PAUSE/stg16", "PAUSE/stg6"} <= result.substates
+    assert printer.pushalls >= 2  # one per connection: the only message the agent sends
+    no_secret_anywhere(caplog, result.events)
