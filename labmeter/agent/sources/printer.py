@@ -144,11 +144,21 @@ class PrinterWatch:
                 self.events.add(SourceEvent("alarm", {"substate": snap.substate}, ts_ms=now))
             self._alarm = alarm
 
-    def lost(self, reason: str, now_ms: int | None = None) -> None:
+    def heard(self) -> None:
+        """A sign of life without news (a push printer's connection is up): the last answer
+        still holds now."""
+        now = self.clock()
+        with self._lock:
+            if not self._lost:
+                self._answer_ms = now
+
+    def lost(self, reason: str, now_ms: int | None = None, *, silent_ms: int = 0) -> None:
         """The printer did not answer (``reason``: a short code, never a message that could
-        hold a URL or a key); unknown from its last answer on."""
+        hold a URL or a key); unknown from its last answer on, or from ``silent_ms`` before
+        now when the loss was only noticed that late (a keepalive timeout)."""
         now = self.clock() if now_ms is None else now_ms
         with self._lock:
+            self._answer_ms = min(self._answer_ms, now - silent_ms)
             self.counters["failures"] += 1
             if reason == "auth":
                 self.counters["auth_failures"] += 1

@@ -29,6 +29,7 @@ RUNOUT = 117473297  # 0x07008011: filament runout, the printer paused itself
 
 BROKER_CONF = """\
 listener {port} 127.0.0.1
+user root
 certfile {dir}/printer.crt
 keyfile {dir}/printer.key
 password_file {dir}/passwd

@@ -177,4 +177,5 @@ def assert_within_one_interval(result: HourResult) -> None:
         got, want = result.measured.get(state, 0.0), result.expected.get(state, 0.0)
         assert abs(got - want) <= INTERVAL_S, (state, result.measured, result.expected)
     observed = sum(result.measured.values())
-    assert abs(observed - (HOUR_S - result.expected.get("unknown", 0.0))) <= INTERVAL_S
+    unknown = result.expected.get("unknown", 0.0)
+    assert abs(observed - (HOUR_S - unknown)) <= INTERVAL_S, (observed, result.expected)

@@ -173,6 +173,6 @@ def test_bambu_scripted_hour_through_the_collector(
         printer.stop()
     assert_within_one_interval(result)
     assert result.measured["off"] == 0 and result.expected["unknown"] >= 600
-    assert {"IDLE", "RUNNING/stg2", "RUNNING/stg0", "PAUSE/stg16", "PAUSE/stg6"} <= result.substates
+    assert {"IDLE/stg-1", "RUNNING/stg2", "RUNNING/stg0", "PAUSE/stg16", "PAUSE/stg6"} <= result.substates
     assert printer.pushalls >= 2  # one per connection: the only message the agent sends
     no_secret_anywhere(caplog, result.events)

@@ -96,6 +96,8 @@ class BambuSource:
             self._pusher.start()
 
     def poll(self) -> Reading:
+        if self.client.is_connected():
+            self.watch.heard()  # the broker is the printer: a live connection is an answer
         return self.watch.reading()
 
     def drain_events(self) -> list[SourceEvent]:
@@ -131,7 +133,10 @@ class BambuSource:
         self, client: mqtt.Client, userdata: Any, flags: Any, reason: ReasonCode, props: Any
     ) -> None:
         if not self._stop.is_set():
-            self.watch.lost("unreachable")
+            # A keepalive timeout is noticed 1.5 keepalives after the printer fell silent.
+            late = "keep alive" in str(reason).lower()
+            silent_ms = int(1500 * self.keepalive) if late else 0
+            self.watch.lost("timeout" if late else "unreachable", silent_ms=silent_ms)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         try:
