@@ -24,14 +24,25 @@ from labmeter.simulators.devices.moonraker import MoonrakerPrinter
 from labmeter.simulators.devices.octoprint import OctoPrintServer
 from labmeter.simulators.devices.printer import JOB_NAME, HttpPrinter, PrinterModel
 from labmeter.simulators.devices.prusalink import PrusaLinkPrinter
+from labmeter.agent.runner import Agent
+from labmeter.collector.service import Collector
+from labmeter.contract import STATES
 from tests.agent.sources.printer_hour import (
+    HOUR_S,
+    INTERVAL_S,
+    SCRIPT,
+    T0,
     Clock,
     Driver,
-    T0,
+    agent_config,
     assert_within_one_interval,
+    events,
+    expected_seconds,
+    play,
+    read_back,
     run_hour,
 )
-from tests.helpers import wait_for
+from tests.helpers import pinned_collector, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -176,3 +187,53 @@ def test_bambu_scripted_hour_through_the_collector(
     assert {"IDLE/stg-1", "RUNNING/stg2", "RUNNING/stg0", "PAUSE/stg16", "PAUSE/stg6"} <= result.substates
     assert printer.pushalls >= 2  # one per connection: the only message the agent sends
     no_secret_anywhere(caplog, result.events)
+
+
+def test_moonraker_fills_an_agent_outage_from_its_history(
+    config: Config, influx: InfluxV1, uid: str, tmp_path: Path
+) -> None:
+    """The agent is down from 200 s to 2000 s while the printer heats, prints and pauses; on
+    its start Moonraker's history gives back the printed seconds, marked as filled."""
+    clock = Clock(T0)
+    emulator = MoonrakerPrinter(PrinterModel(clock=clock)).start()
+    cfg = agent_config(config, uid, tmp_path, "moonraker", {"url": emulator.url})
+    collector = Collector(pinned_collector(config, T0 + HOUR_S * 1000), influx)
+    collector.start()
+    made = 0
+    try:
+        for start_s, end_s in ((0, 200), (2000, HOUR_S)):
+            source = MoonrakerSource(cfg.agent, clock=clock, background=False)
+            driver = http_driver(emulator, True)(source, clock)
+            agent = Agent(cfg, source, clocks=(T0 + start_s * 1000, start_s * 1000))
+            agent.publisher.start()
+            play(agent, driver, clock, SCRIPT, start_s, end_s)
+            clock.ms = T0 + end_s * 1000
+            agent.stop(wall=clock.ms)
+            made = agent.meter.seq
+            if start_s == 0:  # the outage: the printer goes on, nobody watches
+                steps = dict(SCRIPT)
+                for s in range(200, 2000):
+                    clock.ms = T0 + s * 1000
+                    if s in steps:
+                        emulator.apply(steps[s])
+        measured, _ = read_back(influx, uid, made)
+        rows = influx.query(f"SELECT sum(filled_s) FROM device_metrics WHERE site = '{uid}'")
+        filled = float(rows[0].values[0][1])
+        seqs = influx.query(f"SELECT seq FROM sample WHERE site = '{uid}'")[0].values
+    finally:
+        collector.stop()
+        emulator.stop()
+    # Printed in the outage: 600-1500 and 1800-2000 (the heating before the first layer and
+    # the pause are not in the history's print_duration, and stay unknown).
+    assert filled == pytest.approx(1100, abs=3)
+    truth = emulator.model.expected(True)
+    expected = expected_seconds(truth, T0, T0 + HOUR_S * 1000)
+    expected["setup"] -= 300  # the job's heating, in the outage
+    expected["paused"] -= 300  # its pause, in the outage
+    expected["idle"] -= 100  # 200-300 s, before the job, in the outage
+    for state in STATES:
+        got, want = measured.get(state, 0.0), expected.get(state, 0.0)
+        assert abs(got - want) <= INTERVAL_S, (state, measured, expected)
+    assert measured["in_use"] == pytest.approx(expected["in_use"], abs=INTERVAL_S)
+    # Fill samples are numbered on with the live ones: every seq once, none lost.
+    assert sorted(int(v[1]) for v in seqs) == list(range(made))
