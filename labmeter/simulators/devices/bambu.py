@@ -113,7 +113,7 @@ class BambuPrinter:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
         self.client.tls_set_context(context)
-        self.client.reconnect_delay_set(0.05, 0.2)
+        self.client.reconnect_delay_set(1, 1)
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
         self.port = port

@@ -73,9 +73,7 @@ class HourResult:
     events: list[dict[str, Any]] = field(default_factory=list)
 
 
-def expected_seconds(
-    truth: list[tuple[int, str | None]], start: int, end: int
-) -> dict[str, float]:
+def expected_seconds(truth: list[tuple[int, str | None]], start: int, end: int) -> dict[str, float]:
     out: dict[str, float] = defaultdict(float)
     points = [(t, s) for t, s in truth if t < end]
     for (t, state), (t_next, _) in zip(points, [*points[1:], (end, None)], strict=True):
@@ -85,7 +83,9 @@ def expected_seconds(
     return dict(out)
 
 
-def agent_config(config: Config, uid: str, tmp_path: Path, source: str, options: dict[str, Any]) -> Config:
+def agent_config(
+    config: Config, uid: str, tmp_path: Path, source: str, options: dict[str, Any]
+) -> Config:
     agent = AgentConfig(
         site=uid, lab="lab-fab", device="printer-1", kind="printer3d", source=source,
         interval_s=INTERVAL_S, poll_s=1.0, pseudonym_secret=SECRET,
@@ -96,7 +96,12 @@ def agent_config(config: Config, uid: str, tmp_path: Path, source: str, options:
 
 
 def play(
-    agent: Agent, driver: Driver, clock: Clock, script: list[tuple[int, str]], start_s: int, end_s: int
+    agent: Agent,
+    driver: Driver,
+    clock: Clock,
+    script: list[tuple[int, str]],
+    start_s: int,
+    end_s: int,
 ) -> None:
     """Play ``script`` from second ``start_s`` to ``end_s`` of the hour, ticking ``agent``."""
     steps = dict(script)

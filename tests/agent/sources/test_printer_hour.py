@@ -12,11 +12,14 @@ from typing import Any
 
 import pytest
 
+from labmeter.agent.runner import Agent
 from labmeter.agent.sources.bambu.source import BambuSource
 from labmeter.agent.sources.moonraker.source import MoonrakerSource
 from labmeter.agent.sources.octoprint.source import OctoPrintSource
 from labmeter.agent.sources.prusalink.source import PrusaLinkSource
+from labmeter.collector.service import Collector
 from labmeter.config import AgentConfig, Config
+from labmeter.contract import STATES
 from labmeter.influx import InfluxV1
 from labmeter.localstack import Service
 from labmeter.simulators.devices.bambu import BambuPrinter, printer_broker
@@ -24,9 +27,6 @@ from labmeter.simulators.devices.moonraker import MoonrakerPrinter
 from labmeter.simulators.devices.octoprint import OctoPrintServer
 from labmeter.simulators.devices.printer import JOB_NAME, HttpPrinter, PrinterModel
 from labmeter.simulators.devices.prusalink import PrusaLinkPrinter
-from labmeter.agent.runner import Agent
-from labmeter.collector.service import Collector
-from labmeter.contract import STATES
 from tests.agent.sources.printer_hour import (
     HOUR_S,
     INTERVAL_S,
@@ -36,7 +36,6 @@ from tests.agent.sources.printer_hour import (
     Driver,
     agent_config,
     assert_within_one_interval,
-    events,
     expected_seconds,
     play,
     read_back,
@@ -62,7 +61,8 @@ def http_driver(emulator: HttpPrinter, off_seen: bool) -> Callable[[Any, Clock],
     return drive
 
 
-CASES: dict[str, tuple[Callable[[PrinterModel], HttpPrinter], Any, dict[str, Any], bool, set[str]]] = {
+Case = tuple[Callable[[PrinterModel], HttpPrinter], Any, dict[str, Any], bool, set[str]]
+CASES: dict[str, Case] = {
     "moonraker": (
         lambda m: MoonrakerPrinter(m, api_key=KEY), MoonrakerSource, {"api_key": KEY}, True,
         {"standby", "printing", "paused", "klippy/shutdown", "error", "klippy/error/mcu_absent"},
@@ -184,7 +184,13 @@ def test_bambu_scripted_hour_through_the_collector(
         printer.stop()
     assert_within_one_interval(result)
     assert result.measured["off"] == 0 and result.expected["unknown"] >= 600
-    assert {"IDLE/stg-1", "RUNNING/stg2", "RUNNING/stg0", "PAUSE/stg16", "PAUSE/stg6"} <= result.substates
+    assert {
+        "IDLE/stg-1",
+        "RUNNING/stg2",
+        "RUNNING/stg0",
+        "PAUSE/stg16",
+        "PAUSE/stg6",
+    } <= result.substates
     assert printer.pushalls >= 2  # one per connection: the only message the agent sends
     no_secret_anywhere(caplog, result.events)
 
