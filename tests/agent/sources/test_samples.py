@@ -8,9 +8,10 @@ import pytest
 import labmeter.agent.sources
 from labmeter.agent.sources import SOURCES
 from labmeter.config import load
+from labmeter.localstack import free_port
 
 SAMPLES = sorted(Path(labmeter.agent.sources.__file__).parent.glob("*/sample.toml"))
-# The PC source observes this machine's real sessions; only serial sources start blind.
+# The PC source observes this machine's real sessions; only machine sources start blind.
 SERIAL_SAMPLES = [p for p in SAMPLES if p.parent.name != "pc"]
 
 
@@ -28,6 +29,12 @@ def test_sample_config_loads(path: Path) -> None:
 def test_sample_config_is_accepted(path: Path, tmp_path: Path) -> None:
     config = load(path).agent
     options = dict(config.options)
+    # Networked printers are asked on a closed loopback port: a test never dials the network.
+    closed = free_port()
+    if "url" in options:
+        options["url"] = f"http://127.0.0.1:{closed}"
+    if "host" in options:
+        options["host"], options["port"] = "127.0.0.1", closed
     if "badge" in options:  # the table file named in the sample exists only on a lab machine
         table = tmp_path / "badges.csv"
         table.write_text("0415AB12CD,staff\n")
