@@ -4,15 +4,29 @@
     labmeter agent -c agent.toml   # source = "grbl", [agent.options] port = "/tmp/ttyGRBL"
 
 Each device loops through a short working day with its faults, at ``--speed`` times real time.
+Networked printers listen on 127.0.0.1 instead of a pty (``PORT`` for the path, 0 = any):
+
+    python -m labmeter.simulators.devices moonraker 7125 &
+    labmeter agent -c agent.toml   # source = "moonraker", url = "http://127.0.0.1:7125"
 """
 
 from __future__ import annotations
 
 import argparse
 import signal
+import tempfile
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+from labmeter.localstack import Service
+from labmeter.simulators.devices.bambu import BambuPrinter, printer_broker
+from labmeter.simulators.devices.moonraker import MoonrakerPrinter
+from labmeter.simulators.devices.octoprint import OctoPrintServer
+from labmeter.simulators.devices.printer import PrinterModel
+from labmeter.simulators.devices.prusalink import PrusaLinkPrinter
 
 from labmeter.simulators.devices.badge import BadgeReaderDevice
 from labmeter.simulators.devices.base import Device
@@ -71,6 +85,53 @@ def _badge(path: Path) -> tuple[Device, list[Step]]:
     ]  # fmt: skip
 
 
+class _Network:
+    """A networked printer's emulator behind the serial devices' interface: ``run`` plays the
+    day on its model, ``stop`` takes it off the network (and its broker, for Bambu)."""
+
+    def __init__(self, name: str, port: int, key: str) -> None:
+        self.model = PrinterModel()
+        self.broker: Service | None = None
+        self.printer: Any
+        if name == "bambu":
+            self.broker = printer_broker(Path(tempfile.mkdtemp(prefix="labmeter-bambu-")), key,
+                                         port or None)  # fmt: skip
+            self.broker.start()
+            self.printer = BambuPrinter(self.model, self.broker.port, key).start()
+            self.url = f"mqtts://127.0.0.1:{self.broker.port} serial {self.printer.serial}"
+        else:
+            self.printer = {
+                "moonraker": lambda: MoonrakerPrinter(self.model, port, api_key=key),
+                "octoprint": lambda: OctoPrintServer(self.model, key, port),
+                "prusalink": lambda: PrusaLinkPrinter(self.model, password=key, port=port),
+            }[name]().start()
+            self.url = self.printer.url
+
+    def run(self, steps: list[Step], stop: threading.Event) -> None:
+        t0 = time.monotonic()
+        for at, action in steps:
+            if stop.wait(max(0.0, t0 + at - time.monotonic())):
+                return
+            action()
+
+    def stop(self) -> None:
+        self.printer.stop()
+        if self.broker is not None:
+            self.broker.stop()
+
+
+PRINTER_DAY = [(0, "idle"), (20, "heating"), (40, "printing"), (120, "paused"),
+               (135, "printing"), (180, "error"), (200, "idle"), (220, "off")]  # fmt: skip
+NETWORK = ("bambu", "moonraker", "octoprint", "prusalink")
+NETWORK_KEY = "labmeter-sim-key"  # the emulators' API key, password or access code
+
+
+def _network(name: str, port: int) -> tuple[_Network, list[Step]]:
+    d = _Network(name, port, NETWORK_KEY)
+    apply = d.printer.apply
+    return d, [(at, lambda p=phase: apply(p)) for at, phase in PRINTER_DAY] + [(240, lambda: None)]
+
+
 DEVICES = {"grbl": _grbl, "marlin": _marlin, "clamp": _clamp, "modbus": _modbus,
            "badge": _badge}  # fmt: skip
 
@@ -79,15 +140,22 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m labmeter.simulators.devices", description=__doc__
     )
-    parser.add_argument("device", choices=sorted(DEVICES))
-    parser.add_argument("path", type=Path, help="where the port appears (a symlink to a pty)")
+    parser.add_argument("device", choices=sorted([*DEVICES, *NETWORK]))
+    parser.add_argument(
+        "path", help="where the port appears (a symlink to a pty); a TCP port for a printer"
+    )
     parser.add_argument("--speed", type=float, default=1.0, help="times real time")
     args = parser.parse_args(argv)
-    device, steps = DEVICES[args.device](args.path)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    device.start()
-    print(f"{args.device} on {args.path}", flush=True)
+    device: Device | _Network
+    if args.device in NETWORK:
+        device, steps = _network(args.device, int(args.path))
+        print(f"{args.device} on {device.url} (key {NETWORK_KEY})", flush=True)
+    else:
+        device, steps = DEVICES[args.device](Path(args.path))
+        device.start()
+        print(f"{args.device} on {args.path}", flush=True)
     try:
         while not stop.is_set():
             device.run([(at / args.speed, action) for at, action in steps], stop)
