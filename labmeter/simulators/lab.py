@@ -43,6 +43,53 @@ from labmeter.simulators.schedule import (
 )
 
 SECRET = Secret("simulated-lab-secret-2026")  # pseudonyms only; the simulator has no real people
+NETWORKED_KIND = "printer3d"  # the lab's first printer is a Klipper printer read over Moonraker
+_PHASES = {"in_use": "printing", "setup": "heating", "paused": "paused", "alarm": "error",
+           "idle": "idle", "off": "off"}  # fmt: skip
+
+
+class NetworkedPrinter:
+    """A device whose state goes through a real protocol: its segments drive a Moonraker
+    emulator on loopback and the agent's real Moonraker source reads it back (with the
+    printer's own word as the substate), on the simulated clock, so the truth stays exact."""
+
+    def __init__(self) -> None:
+        from labmeter.agent.sources.moonraker.source import MoonrakerSource
+        from labmeter.config import AgentConfig
+        from labmeter.simulators.devices.moonraker import MoonrakerPrinter
+        from labmeter.simulators.devices.printer import PrinterModel
+
+        self.now = 0
+        self.emulator = MoonrakerPrinter(PrinterModel(clock=lambda: self.now)).start()
+        self.source = MoonrakerSource(
+            AgentConfig(pseudonym_secret=SECRET, options={"url": self.emulator.url}),
+            clock=lambda: self.now,
+            background=False,
+        )
+        self.reachable = True
+
+    def reading(self, t: int, seg: Segment) -> Reading:
+        self.now = t
+        self.source.poller.step()  # its last answer is now: nothing before is back-dated
+        if seg.state is None:
+            if self.reachable:
+                self.emulator.down()
+                self.reachable = False
+        else:
+            if not self.reachable:
+                self.emulator.up()
+                self.reachable = True
+            self.emulator.apply(_PHASES[seg.state])
+        self.source.poller.step()
+        seen = self.source.poll()
+        self.source.drain_events()
+        return Reading(seen.state, seg.user, seg.category, seg.apps, substate=seen.substate)
+
+    def close(self) -> None:
+        self.source.close()
+        self.emulator.stop()
+
+
 MACHINE_KINDS = ("cnc", "printer3d", "laser")
 CAD, FAB = "lab-cad", "lab-fab"
 
@@ -343,6 +390,8 @@ def run(
     publishers = [Publisher(mqtt, d.topic, kind=d.kind, interval_s=interval_s) for d in lab]
     for p in publishers:
         p.connect()
+    net = next((i for i, d in enumerate(lab) if d.kind == NETWORKED_KIND), None)
+    printer = NetworkedPrinter() if net is not None else None
     wall0 = time.time()
     last_t = start_ms
     published = 0
@@ -356,11 +405,12 @@ def run(
                 break
             if stop.is_set():
                 break
-            reading = (
-                meters[i].reading
-                if seg is None
-                else Reading(seg.state, seg.user, seg.category, seg.apps)
-            )
+            if seg is None:
+                reading = meters[i].reading
+            elif i == net and printer is not None:
+                reading = printer.reading(t, seg)
+            else:
+                reading = Reading(seg.state, seg.user, seg.category, seg.apps)
             for sample in meters[i].observe(t, reading):
                 publishers[i].sample(sample)
                 published += 1
@@ -379,6 +429,8 @@ def run(
     finally:
         for pub in publishers:
             pub.close()
+        if printer is not None:
+            printer.close()
     truth = ground_truth(lab, start_ms, final_ms, interval_s, opening)
     seen = [a for a in sim.activities if a.start_ms < final_ms and a.end_ms > start_ms]
     truth["activities"] = [dataclasses.asdict(a) for a in seen]

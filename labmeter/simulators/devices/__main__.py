@@ -22,18 +22,17 @@ from pathlib import Path
 from typing import Any
 
 from labmeter.localstack import Service
-from labmeter.simulators.devices.bambu import BambuPrinter, printer_broker
-from labmeter.simulators.devices.moonraker import MoonrakerPrinter
-from labmeter.simulators.devices.octoprint import OctoPrintServer
-from labmeter.simulators.devices.printer import PrinterModel
-from labmeter.simulators.devices.prusalink import PrusaLinkPrinter
-
 from labmeter.simulators.devices.badge import BadgeReaderDevice
+from labmeter.simulators.devices.bambu import BambuPrinter, printer_broker
 from labmeter.simulators.devices.base import Device
 from labmeter.simulators.devices.clamp import ClampDevice
 from labmeter.simulators.devices.grbl import GrblDevice
 from labmeter.simulators.devices.marlin import MarlinDevice
 from labmeter.simulators.devices.modbus_meter import ModbusMeterDevice
+from labmeter.simulators.devices.moonraker import MoonrakerPrinter
+from labmeter.simulators.devices.octoprint import OctoPrintServer
+from labmeter.simulators.devices.printer import HttpPrinter, PrinterModel
+from labmeter.simulators.devices.prusalink import PrusaLinkPrinter
 
 Step = tuple[float, Callable[[], None]]
 
@@ -100,11 +99,14 @@ class _Network:
             self.printer = BambuPrinter(self.model, self.broker.port, key).start()
             self.url = f"mqtts://127.0.0.1:{self.broker.port} serial {self.printer.serial}"
         else:
-            self.printer = {
-                "moonraker": lambda: MoonrakerPrinter(self.model, port, api_key=key),
-                "octoprint": lambda: OctoPrintServer(self.model, key, port),
-                "prusalink": lambda: PrusaLinkPrinter(self.model, password=key, port=port),
-            }[name]().start()
+            server: HttpPrinter
+            if name == "moonraker":
+                server = MoonrakerPrinter(self.model, port, api_key=key)
+            elif name == "octoprint":
+                server = OctoPrintServer(self.model, key, port)
+            else:
+                server = PrusaLinkPrinter(self.model, password=key, port=port)
+            self.printer = server.start()
             self.url = self.printer.url
 
     def run(self, steps: list[Step], stop: threading.Event) -> None:

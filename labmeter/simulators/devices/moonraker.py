@@ -112,7 +112,8 @@ class MoonrakerPrinter(HttpPrinter):
                 "filename": shown.name if shown else "",
                 "print_duration": printed,
                 "total_duration": (now - job.start_ms) / 1000 if job else 0.0,
-                "filament_used": round(printed * 0.04, 3),
+                # Extruding from the first moment of ``printing`` (the heat-up has none).
+                "filament_used": round(printed * 0.04 + (0.01 if phase == "printing" else 0), 3),
                 "message": "",
             },
             "idle_timeout": {"state": "Printing" if phase in ("heating", "printing") else "Ready"},

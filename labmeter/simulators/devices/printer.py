@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
@@ -137,7 +137,7 @@ class HttpPrinter:
     def route(self, method: str, path: str, query: dict[str, str], headers: Any) -> Reply:
         raise NotImplementedError
 
-    def start(self) -> HttpPrinter:
+    def start(self) -> Self:
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
