@@ -8,7 +8,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from labmeter.config import MqttConfig
+from labmeter.config import Config, MqttConfig
+from labmeter.contract import STATES
+from labmeter.influx import InfluxV1
 from labmeter.simulators import lab, schedule
 from tests.helpers import utc_ms
 
@@ -102,3 +104,26 @@ def test_a_live_lab_cannot_be_pinned() -> None:
             MqttConfig(url="mqtt://127.0.0.1:1"), devices=1, hours=1, seed=1, speed=0,
             live=True, end_ms=WEEK[1],
         )  # fmt: skip
+
+
+@pytest.mark.e2e
+def test_the_networked_printer_goes_through_moonraker_and_keeps_the_truth(
+    config: Config, influx: InfluxV1
+) -> None:
+    """The lab's first 3D printer is read by the real Moonraker source from its emulator: its
+    seconds are the truth's and its samples carry Klipper's own words as substates."""
+    from tests.helpers import simulate_through_collector, utc_ms
+
+    site = config.collector.site
+    truth, _ = simulate_through_collector(
+        config, influx, devices=5, hours=6, seed=3, end_ms=utc_ms("2025-11-25T16:00+00:00")
+    )
+    key = f"{site}/{lab.FAB}/printer3d-02"
+    fields = ", ".join(f"sum({s}_s)" for s in STATES)
+    rows = influx.query(f"SELECT {fields} FROM sample WHERE device = 'printer3d-02'")
+    seconds = dict(zip(STATES, (v or 0.0 for v in rows[0].values[0][1:]), strict=True))
+    assert seconds["in_use"] == pytest.approx(truth["devices"][key]["in_use_s"], abs=1e-6)
+    assert sum(seconds.values()) == pytest.approx(truth["devices"][key]["observed_s"], abs=1e-6)
+    words = influx.query("SELECT substate FROM sample WHERE device = 'printer3d-02'")
+    assert truth["devices"][key]["in_use_s"] > 0  # the printer did work in these hours
+    assert "printing" in {v[1] for v in words[0].values}
