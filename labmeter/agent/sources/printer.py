@@ -101,13 +101,25 @@ class NetOptions:
 
 def base_url(opts: Options, name: str = "url") -> str:
     """The printer's base URL; credentials belong in their own option, never in the URL
-    (a URL ends up in logs and error messages)."""
+    (a URL ends up in logs and error messages, so it is never echoed in one here)."""
     url = opts.string(name).rstrip("/")
     if not url.startswith(("http://", "https://")):
-        raise ConfigError(opts.key(name), f"must start with http:// or https://, got {url!r}")
+        raise ConfigError(opts.key(name), "must start with http:// or https://")
     if "@" in url.split("/")[2]:
         raise ConfigError(opts.key(name), "must not hold credentials: use the key options")
     return url
+
+
+def secret(opts: Options, name: str, *, required: bool, hint: str = "") -> str:
+    """A key, password or access code: a string or a number (an 8-digit access code written
+    without quotes), never echoed in an error."""
+    value = opts.raw.get(name, "")
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise ConfigError(opts.key(name), "must be a string")
+    text = str(value)
+    if required and not text:
+        raise ConfigError(opts.key(name), f"is required{hint}")
+    return text
 
 
 class PrinterWatch:

@@ -188,6 +188,22 @@ def test_config_errors_name_the_key(make: Any, options: dict[str, Any], key: str
     assert err.value.key == key
 
 
+def test_secrets_are_never_echoed_in_config_errors() -> None:
+    from labmeter.agent.sources.bambu.source import BambuSource
+
+    with pytest.raises(ConfigError) as err:
+        OctoPrintSource(cfg(url="http://x", api_key=["S3CR3T"]), background=False)
+    assert "S3CR3T" not in str(err.value)
+    with pytest.raises(ConfigError) as err:
+        MoonrakerSource(cfg(url="hxxp://user:S3CR3T@host"), background=False)
+    assert "S3CR3T" not in str(err.value)
+    # An access code written as a number is taken as its digits.
+    source = BambuSource(
+        cfg(host="127.0.0.1", port=1, serial="X", access_code=12345678), background=False
+    )
+    source.close()
+
+
 def test_backoff_doubles_up_to_its_ceiling() -> None:
     backoff = Backoff(2.0, 30.0, seed=1)
     delays = [backoff.next_s() for _ in range(6)]

@@ -27,7 +27,7 @@ from labmeter.agent.meter import Reading
 from labmeter.agent.sources import SourceEvent
 from labmeter.agent.sources.bambu.protocol import merge, snapshot
 from labmeter.agent.sources.options import Options
-from labmeter.agent.sources.printer import NET_KEYS, NetOptions, PrinterWatch, wall_ms
+from labmeter.agent.sources.printer import NET_KEYS, NetOptions, PrinterWatch, secret, wall_ms
 from labmeter.config import AgentConfig
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ class BambuSource:
         self.host = opts.string("host")
         self.port = opts.integer("port", 8883, minimum=1, maximum=65535)
         self.serial = opts.string("serial")
-        access_code = opts.string("access_code")
+        access_code = secret(opts, "access_code", required=True, hint=" (Settings > Network)")
         ca_file = str(opts.raw.get("ca_file", ""))
         self.pushall_s = opts.number("pushall_s", 0.0, minimum=0.0)
         self.net = NetOptions.read(Options({**opts.raw, "query_s": 1.0}), config)

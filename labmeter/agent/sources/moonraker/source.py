@@ -21,6 +21,7 @@ from labmeter.agent.sources.printer import (
     PrinterWatch,
     Snapshot,
     base_url,
+    secret,
     wall_ms,
 )
 from labmeter.config import AgentConfig
@@ -45,7 +46,7 @@ class MoonrakerSource:
         opts.reject_unknown(NET_KEYS | {"url", "api_key", "history"})
         url = base_url(opts)
         self.net = NetOptions.read(opts, config)
-        api_key = opts.raw.get("api_key", "")
+        api_key = secret(opts, "api_key", required=False)
         self.history = bool(opts.raw.get("history", True))
         stale_ms = int((self.net.query_s + self.net.timeout_s + 1) * 1000)
         self.lookback_s = stale_ms / 1000  # silence is back-dated to the last answer

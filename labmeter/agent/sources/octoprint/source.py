@@ -21,6 +21,7 @@ from labmeter.agent.sources.printer import (
     PrinterWatch,
     Snapshot,
     base_url,
+    secret,
     wall_ms,
 )
 from labmeter.config import AgentConfig
@@ -33,7 +34,7 @@ class OctoPrintSource:
         opts = Options(config.options)
         opts.reject_unknown(NET_KEYS | {"url", "api_key"})
         url = base_url(opts)
-        api_key = opts.string("api_key")  # Settings > Application Keys (or the global key)
+        api_key = secret(opts, "api_key", required=True, hint=" (Settings > Application Keys)")
         self.net = NetOptions.read(opts, config)
         stale_ms = int((self.net.query_s + self.net.timeout_s + 1) * 1000)
         self.lookback_s = stale_ms / 1000

@@ -24,6 +24,7 @@ from labmeter.agent.sources.printer import (
     PrinterWatch,
     Snapshot,
     base_url,
+    secret,
     wall_ms,
 )
 from labmeter.agent.sources.prusalink.protocol import job_id, snapshot
@@ -39,8 +40,8 @@ class PrusaLinkSource:
         opts.reject_unknown(NET_KEYS | {"url", "username", "password", "api_key"})
         self.url = base_url(opts)
         self.username = opts.string("username", "maker")
-        self._password = str(opts.raw.get("password", ""))
-        api_key = str(opts.raw.get("api_key", ""))
+        self._password = secret(opts, "password", required=False)
+        api_key = secret(opts, "api_key", required=False)
         if not self._password and not api_key:
             raise ConfigError(
                 opts.key("password"),
