@@ -256,3 +256,29 @@ def test_the_background_thread_backs_off_and_comes_back(tmp_path: Path) -> None:
     finally:
         source.close()
         printer.stop()
+
+
+def test_a_printer_emulator_runs_standalone_for_manual_trials() -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "labmeter.simulators.devices", "moonraker", "0", "--speed", "10"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        words = proc.stdout.readline().split()  # "moonraker on http://127.0.0.1:PORT (key K)"
+        url, key = words[2], words[-1].rstrip(")")
+        source = MoonrakerSource(cfg(url=url, api_key=key, query_s=0.2))
+        try:
+            wait_for(lambda: source.poll().state == "idle", timeout=10)
+            wait_for(lambda: source.poll().state == "setup", timeout=10)  # heating at 2 s
+        finally:
+            source.close()
+    finally:
+        os.kill(proc.pid, signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0

@@ -3,6 +3,7 @@ Moonraker's job history once the printer answers again."""
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -25,6 +26,8 @@ from labmeter.agent.sources.printer import (
     wall_ms,
 )
 from labmeter.config import AgentConfig
+
+log = logging.getLogger(__name__)
 
 HISTORY_LIMIT = 50  # jobs read back; an outage with more jobs than this is filled in part
 
@@ -92,11 +95,15 @@ class MoonrakerSource:
             outage = self._outage
         if outage is None:
             return
-        found = _result(
-            await client.get(
-                "/server/history/list", params={"limit": HISTORY_LIMIT, "order": "desc"}
-            )
+        response = await client.get(
+            "/server/history/list", params={"limit": HISTORY_LIMIT, "order": "desc"}
         )
+        if response.status_code == 404:
+            log.warning("moonraker keeps no job history ([history]): the outage stays unknown")
+            with self._lock:
+                self._outage = None
+            return
+        found = _result(response)
         jobs = found.get("jobs")
         if not isinstance(jobs, list):
             raise ValueError("history without jobs")
