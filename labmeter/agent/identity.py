@@ -18,5 +18,6 @@ def pseudonym(secret: str, login: str) -> str:
 def job_ref(secret: str, name: str) -> str:
     """``j_`` + 16 hex digits of HMAC-SHA256(secret, job name): a print job's file name can
     carry a person's name, so only this leaves the agent (the same job gives the same ref)."""
-    digest = hmac.new(secret.encode(), b"job:" + name.encode(), hashlib.sha256)
+    key = Secret(secret).reveal().encode()
+    digest = hmac.new(key, b"job:" + name.encode(), hashlib.sha256)
     return "j_" + digest.hexdigest()[:16]

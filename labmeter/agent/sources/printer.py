@@ -23,7 +23,7 @@ from labmeter.agent.meter import Reading
 from labmeter.agent.sources import SourceEvent
 from labmeter.agent.sources.options import Options
 from labmeter.agent.sources.stamp import EventLog
-from labmeter.config import AgentConfig
+from labmeter.config import AgentConfig, Secret
 from labmeter.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -85,7 +85,7 @@ class NetOptions:
     timeout_s: float
     reconnect_max_s: float
     job_names: str
-    secret: str
+    secret: Secret
 
     @classmethod
     def read(cls, opts: Options, config: AgentConfig, *, query_s: float = 2.0) -> NetOptions:
@@ -110,16 +110,16 @@ def base_url(opts: Options, name: str = "url") -> str:
     return url
 
 
-def secret(opts: Options, name: str, *, required: bool, hint: str = "") -> str:
+def secret(opts: Options, name: str, *, required: bool, hint: str = "") -> Secret:
     """A key, password or access code: a string or a number (an 8-digit access code written
-    without quotes), never echoed in an error."""
+    without quotes), never echoed in an error, masked wherever it is printed."""
     value = opts.raw.get(name, "")
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise ConfigError(opts.key(name), "must be a string")
-    text = str(value)
+    text = value.reveal() if isinstance(value, Secret) else str(value)
     if required and not text:
         raise ConfigError(opts.key(name), f"is required{hint}")
-    return text
+    return Secret(text)
 
 
 class PrinterWatch:

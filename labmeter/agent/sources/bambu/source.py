@@ -69,7 +69,7 @@ class BambuSource:
             client_id=f"labmeter-{config.device or 'agent'}",
             protocol=mqtt.MQTTv311,
         )
-        self.client.username_pw_set(USERNAME, access_code)
+        self.client.username_pw_set(USERNAME, access_code.reveal())
         context = ssl.create_default_context(cafile=ca_file or None)
         if not ca_file:
             # The printer's certificate is signed by Bambu's own CA for its serial number, not

@@ -63,7 +63,7 @@ class MoonrakerSource:
             url,
             self.watch,
             self._ask,
-            headers={"X-Api-Key": str(api_key)} if api_key else None,
+            headers={"X-Api-Key": api_key.reveal()} if api_key else None,
             after=self._fill,
             background=background,
         )

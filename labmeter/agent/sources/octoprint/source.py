@@ -44,7 +44,7 @@ class OctoPrintSource:
             url,
             self.watch,
             self._ask,
-            headers={"X-Api-Key": api_key},
+            headers={"X-Api-Key": api_key.reveal()},
             background=background,
         )
 

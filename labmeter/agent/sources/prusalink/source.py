@@ -59,7 +59,7 @@ class PrusaLinkSource:
             self.url,
             self.watch,
             self._ask,
-            headers={"X-Api-Key": api_key} if api_key else None,
+            headers={"X-Api-Key": api_key.reveal()} if api_key else None,
             background=background,
         )
 
@@ -74,7 +74,7 @@ class PrusaLinkSource:
 
     async def _ask(self, client: httpx.AsyncClient) -> Snapshot:
         if self._api is None or self._client is not client:
-            self._api = PrusaLink(client, self.url, self.username, self._password)
+            self._api = PrusaLink(client, self.url, self.username, self._password.reveal())
             self._client = client
         try:
             status = dict(await self._api.get_status())
