@@ -7,6 +7,7 @@ from pathlib import Path
 
 import orjson
 
+from labmeter.agent.backfill import Filled, Outage
 from labmeter.agent.meter import Reading
 from labmeter.agent.runner import Agent
 from labmeter.config import AgentConfig, Config, MqttConfig
@@ -86,5 +87,49 @@ def test_seq_and_event_seq_go_on_after_a_restart(tmp_path: Path) -> None:
     events = queued(second, "event")
     assert [(e["type"], e["seq"]) for e in events] == [("agent_start", 0), ("agent_start", 1)]
     assert [e["data"]["queued"] for e in events] == [0, 5]  # type: ignore[index]
+    second.publisher.close(timeout=0)
+    second.queue.close()
+
+
+class Historian:
+    """A source with a job history: it is told the agent's outage and answers from it."""
+
+    def __init__(self) -> None:
+        self.told: list[Outage] = []
+
+    def poll(self) -> Reading:
+        return Reading("idle")
+
+    def close(self) -> None:
+        return None
+
+    def fill_outage(self, outage: Outage) -> None:
+        self.told.append(outage)
+
+    def drain_filled(self) -> tuple[Outage, list[Filled]] | None:
+        if not self.told:
+            return None
+        outage = self.told.pop()
+        return outage, [Filled(outage.start_ms + 30_000, outage.start_ms + 150_000, "in_use")]
+
+
+def test_an_outage_is_told_to_a_source_with_history_and_filled_marked(tmp_path: Path) -> None:
+    first = offline_agent(tmp_path / "q.db")
+    for s in range(1, 121):
+        first.tick(wall=T0 + s * 1000, mono=s * 1000)
+    first.stop(drain_timeout=0, wall=T0 + 120_500)  # the last sample ends at 120.5 s
+    source = Historian()
+    config = first.config
+    second = Agent(config, source, clocks=(T0 + 600_000, 0))
+    assert source.told == [Outage(T0 + 120_500, T0 + 600_000)]
+    second.tick(wall=T0 + 601_000, mono=1000)
+    samples = [s for s in queued(second, "sample") if "filled_s" in s.get("metrics", {})]
+    assert [(s["ts"] - T0, s["state_s"], s["metrics"]) for s in samples] == [
+        (180_000, {"in_use": 29.5}, {"filled_s": 29.5}),
+        (240_000, {"in_use": 60.0}, {"filled_s": 60.0}),
+        (300_000, {"in_use": 30.5}, {"filled_s": 30.5}),  # cut at the boundary, as live
+    ]
+    seqs = [s["seq"] for s in queued(second, "sample")]
+    assert sorted(seqs) == list(range(len(seqs)))  # numbered on with the live samples
     second.publisher.close(timeout=0)
     second.queue.close()
