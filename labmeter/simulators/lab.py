@@ -11,6 +11,7 @@ it checks meter, wire, collector and queries together.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import random
 import threading
 import time
@@ -67,6 +68,10 @@ class NetworkedPrinter:
             background=False,
         )
         self.reachable = True
+        # The lab's unobserved spells are the agent down, not a printer to warn about.
+        quiet = logging.getLogger(f"{__name__}.printer")
+        quiet.setLevel(logging.ERROR)
+        self.source.poller.log = quiet
 
     def reading(self, t: int, seg: Segment) -> Reading:
         self.now = t

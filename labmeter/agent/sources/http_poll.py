@@ -60,6 +60,7 @@ class HttpPoller:
         headers: dict[str, str] | None = None,
         after: AfterAnswer | None = None,
         background: bool = True,
+        logger: logging.Logger = log,
     ) -> None:
         """``ask`` turns the printer's answers into a ``Snapshot``; ``after`` runs once a
         snapshot is in (a history look-up, say) and may fail without losing it."""
@@ -67,6 +68,7 @@ class HttpPoller:
         self.url = url
         self.watch = watch
         self.net = watch.net
+        self.log = logger
         self._ask = ask
         self._after = after
         self._headers = headers or {}
@@ -99,12 +101,12 @@ class HttpPoller:
         except (httpx.HTTPError, Unanswered, ValueError, KeyError, TypeError) as exc:
             reason = reason_of(exc)
             if reason != self._warned:  # each new reason once, not every retry
-                log.warning("%s at %s gives no state: %s", self.name, self.url, reason)
+                self.log.warning("%s at %s gives no state: %s", self.name, self.url, reason)
                 self._warned = reason
             self.watch.lost(reason)
             return self.backoff.next_s()
         if self._warned:
-            log.warning("%s at %s answers again", self.name, self.url)
+            self.log.warning("%s at %s answers again", self.name, self.url)
             self._warned = ""
         self.backoff.reset()
         self.watch.answered(snap)
@@ -112,7 +114,9 @@ class HttpPoller:
             try:
                 await self._after(self._client)
             except (httpx.HTTPError, Unanswered, ValueError, KeyError, TypeError) as exc:
-                log.warning("%s at %s: %s after its state", self.name, self.url, reason_of(exc))
+                self.log.warning(
+                    "%s at %s: %s after its state", self.name, self.url, reason_of(exc)
+                )
         return self.net.query_s
 
     def _run(self) -> None:
@@ -120,7 +124,7 @@ class HttpPoller:
             try:
                 delay = self.step()
             except Exception:  # a bug must not end the thread: the time stays unknown
-                log.exception("%s: asking the printer failed", self.name)
+                self.log.exception("%s: asking the printer failed", self.name)
                 self.watch.lost("internal")
                 delay = self.backoff.next_s()
             self._stop.wait(delay)
