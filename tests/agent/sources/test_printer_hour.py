@@ -243,3 +243,30 @@ def test_moonraker_fills_an_agent_outage_from_its_history(
     assert measured["in_use"] == pytest.approx(expected["in_use"], abs=INTERVAL_S)
     # Fill samples are numbered on with the live ones: every seq once, none lost.
     assert sorted(int(v[1]) for v in seqs) == list(range(made))
+
+
+def test_bambu_verifies_the_printer_with_its_ca_and_refuses_a_wrong_code(
+    tmp_path: Path, bambu_broker: Service, caplog: pytest.LogCaptureFixture
+) -> None:
+    watch_logs(caplog)
+    printer = BambuPrinter(PrinterModel(), bambu_broker.port, KEY).start()
+    ca = str(tmp_path / "printer" / "printer.crt")  # the printer's CA: its certificate verified
+    options = {"host": "127.0.0.1", "port": bambu_broker.port, "serial": printer.serial,
+               "ca_file": ca, "reconnect_max_s": 1.0}  # fmt: skip
+
+    def source(code: str) -> BambuSource:
+        config = AgentConfig(pseudonym_secret="p" * 16, options={**options, "access_code": code})
+        return BambuSource(config)
+
+    good, wrong = source(KEY), source("00000000")
+    try:
+        wait_for(lambda: printer.connected, 10)
+        printer.apply("printing")
+        wait_for(lambda: good.poll().state == "in_use", 10)
+        wait_for(lambda: wrong.watch.counters["auth_failures"] > 0, 10)
+        assert wrong.poll().state is None
+    finally:
+        good.close()
+        wrong.close()
+        printer.stop()
+    assert KEY not in caplog.text and "00000000" not in caplog.text
