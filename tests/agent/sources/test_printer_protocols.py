@@ -282,3 +282,34 @@ def test_a_printer_emulator_runs_standalone_for_manual_trials() -> None:
     finally:
         os.kill(proc.pid, signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
+
+
+def test_moonraker_fills_a_job_that_ended_in_the_outage_and_says_so() -> None:
+    clock = Clock(T)
+    printer = MoonrakerPrinter(PrinterModel(clock=clock)).start()
+    try:
+        for at_s, phase in ((100, "heating"), (160, "printing"), (300, "paused"),
+                            (330, "printing"), (400, "idle")):  # fmt: skip
+            clock.ms = T + at_s * 1000
+            printer.apply(phase)
+        clock.ms = T + 500_000
+        source = MoonrakerSource(cfg(url=printer.url), clock=clock, background=False)
+        source.fill_outage(Outage(T + 50_000, T + 490_000))
+        source.poller.step()
+        found = source.drain_filled()
+        events = source.drain_events()
+        source.close()
+    finally:
+        printer.stop()
+    assert found is not None
+    outage, spans = found
+    assert outage == Outage(T + 50_000, T + 490_000)
+    # Printed 160-300 and 330-400 s: 210 s, placed at the job's end.
+    assert [(s.start_ms - T, s.end_ms - T, s.substate) for s in spans] == [
+        (190_000, 400_000, "history/completed")
+    ]
+    ends = [e for e in events if e.type == "job_end"]
+    assert len(ends) == 1 and ends[0].ts_ms == T + 400_000
+    assert ends[0].data["filled"] is True and ends[0].data["print_s"] == 210.0
+    assert str(ends[0].data["job"]).startswith("j_")
+    assert source.drain_filled() is None  # once
