@@ -105,7 +105,8 @@ class BambuSource:
 
     def close(self) -> None:
         self._stop.set()
-        self.client.disconnect()
+        if self.client.is_connected():
+            self.client.disconnect()
         self.client.loop_stop()
 
     def pushall(self) -> None:
