@@ -20,6 +20,7 @@ from typing import Final, Literal
 from labmeter.influx import FieldValue, InfluxV1, QueryResult, line
 from labmeter.influxql import STAR, Select, agg, select
 from labmeter.schema import CLOSED_PERIOD, COLLECTOR_HEARTBEAT, REFUSALS
+from labmeter.sessions import SESSION_LOOK_BACK_MS
 from labmeter.timeparse import iso
 
 CLOSED: Final = CLOSED_PERIOD.name
@@ -47,6 +48,21 @@ class Closure:
     def overlaps(self, start_ms: int, end_ms: int, site: str = "") -> bool:
         same_site = not self.site or not site or self.site == site
         return same_site and start_ms < self.end_ms and end_ms > self.start_ms
+
+    @property
+    def guarded_from_ms(self) -> int:
+        """Where refusals begin: the hour before the period is closed with it, because its
+        samples decide whether the period's first sessions began earlier
+        (``sessions.sample_range``), and the package holds them."""
+        return self.start_ms - SESSION_LOOK_BACK_MS
+
+    def refuses(self, start_ms: int, end_ms: int, site: str = "") -> bool:
+        """A message about ``[start, end)`` touches the period or the hour before it. A point
+        takes its first millisecond however short its span: a zero-length span stamped at
+        the period's first instant lies in it."""
+        same_site = not self.site or not site or self.site == site
+        end_ms = max(end_ms, start_ms + 1)
+        return same_site and start_ms < self.end_ms and end_ms > self.guarded_from_ms
 
     def to_line(self) -> str:
         fields: dict[str, FieldValue] = {

@@ -1,5 +1,9 @@
 """What the collector refuses beyond the wire contract: closed periods and the late-data horizon.
 
+Samples, events and statuses alike: a message whose point or span touches a closed period,
+or the hour before it, is refused (``period_closed``), and one stamped before the horizon
+(``too_old``).
+
 ``Admission`` is a small frozen value handed to the converter process with every chunk; the
 ``PeriodWatch`` keeps it current from InfluxDB (``labmeter/periods.py``).
 
@@ -71,29 +75,42 @@ class Admission:
     def check(self, message: Message, received_ms: int) -> None:
         """Raise ``PayloadRejected`` (``too_old``, ``period_closed``) for a refused message."""
         body = message.payload
+        site = message.topic.site
         if isinstance(body, Sample):
-            self.check_span(message.topic.site, body.start_ms, body.ts, body.ts, received_ms)
+            self.check_span(site, body.start_ms, body.ts, received_ms)
         elif isinstance(body, Event):
-            self.check_span(message.topic.site, body.ts, body.ts + 1, body.ts, received_ms)
-        # statuses are retained and replayed on every subscribe: never refused here
+            self.check_span(site, body.ts, body.ts + 1, received_ms)
+        elif body.ts is not None:
+            # A status is a point like any other. A retained one replayed on subscribe is
+            # refused too: the same point is in InfluxDB already, so nothing is lost. The
+            # last will carries no ts and is stamped on arrival: now, never in a closed past.
+            self.check_span(site, body.ts, body.ts + 1, received_ms)
 
-    def check_span(self, site: str, start: int, end: int, ts: int, received_ms: int) -> None:
-        """``check`` of a message of ``site`` about ``start``..``end``, stamped ``ts``: what the
-        converter's fast path asks without building a ``Message`` (``collector/convert.py``)."""
-        if self.max_age_ms and ts < received_ms + self.offset_ms - self.max_age_ms:
-            days = (received_ms + self.offset_ms - ts) / DAY_MS
+    def check_span(self, site: str, start: int, end: int, received_ms: int) -> None:
+        """``check`` of a message of ``site`` about ``[start, end)``, its point stamped at
+        ``start``: what the converter's fast path asks without building a ``Message``
+        (``collector/convert.py``).
+
+        The horizon applies to the point's time, so a long interval cannot carry a point
+        into the past. A closure refuses the span's every millisecond and the point's own
+        (``start``, even when the span is empty), and the hour before the period
+        (``Closure.refuses``).
+        """
+        if self.max_age_ms and start < received_ms + self.offset_ms - self.max_age_ms:
+            days = (received_ms + self.offset_ms - start) / DAY_MS
             raise PayloadRejected(
-                "too_old", f"ts is {days:.1f} days old; the horizon is {self.max_age_ms / DAY_MS:g}"
+                "too_old",
+                f"its time is {days:.1f} days old; the horizon is {self.max_age_ms / DAY_MS:g}",
             )
         if start >= self._after:
             return
         # Only closures ending after the start can hold the interval.
         for closure in self.closed[bisect.bisect_right(self._ends, start) :]:
-            if closure.overlaps(start, end, site):
+            if closure.refuses(start, end, site):
                 raise PayloadRejected(
                     "period_closed",
                     f"{iso(start)} lies in the period closed {iso(closure.start_ms)} - "
-                    f"{iso(closure.end_ms)}",
+                    f"{iso(closure.end_ms)} or the hour before it",
                 )
 
     def frozen_hour(self, hour_ms: int, site: str) -> bool:

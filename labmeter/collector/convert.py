@@ -264,7 +264,7 @@ def convert(chunk: list[Delivery], received_ms: int, admission: Admission = NO_L
             ):
                 ts = obj["ts"]
                 start = ts - round(interval_s * 1000)
-                admission.check_span(place.topic.site, start, ts, ts, received_ms)
+                admission.check_span(place.topic.site, start, ts, received_ms)
                 lines += _sample_lines(
                     place,
                     start,

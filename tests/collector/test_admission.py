@@ -41,20 +41,25 @@ def _reason(admission: Admission, message: Message, received_ms: int) -> str | N
     return None
 
 
-def test_samples_and_events_in_a_closed_period_are_refused_statuses_pass() -> None:
+def test_samples_events_and_statuses_in_a_closed_period_are_refused() -> None:
     closed = Admission(7, (Closure(7, T0, T0 + 2 * HOUR, site="s1"),))
     now = T0 + 10 * HOUR
     assert _reason(closed, _sample("s1", T0 + HOUR), now) == "period_closed"
     assert _reason(closed, _sample("s1", T0 + 2 * HOUR), now) == "period_closed"  # its start
     assert _reason(closed, _sample("s1", T0 + 2 * HOUR + 60_000), now) is None  # after it
-    assert _reason(closed, _sample("s1", T0), now) is None  # ends where the period begins
+    # The hour before the period is closed with it (the sessions' look-back).
+    assert _reason(closed, _sample("s1", T0), now) == "period_closed"
+    assert _reason(closed, _sample("s1", T0 - HOUR + 60_000), now) == "period_closed"
+    assert _reason(closed, _sample("s1", T0 - HOUR), now) is None  # ends where that hour begins
     assert _reason(closed, _sample("s2", T0 + HOUR), now) is None  # another site
     event = Message(Topic("s1", "lab-a", "cnc", "event"), Event(T0, 1, "alarm"))
     assert _reason(closed, event, now) == "period_closed"
     late = Message(Topic("s1", "lab-a", "cnc", "event"), Event(T0 + 2 * HOUR, 1, "alarm"))
     assert _reason(closed, late, now) is None
     status = Message(Topic("s1", "lab-a", "cnc", "status"), Status("online", T0 + HOUR))
-    assert _reason(closed, status, now) is None  # retained, replayed on every subscribe
+    assert _reason(closed, status, now) == "period_closed"
+    will = Message(Topic("s1", "lab-a", "cnc", "status"), Status("offline"))
+    assert _reason(closed, will, now) is None  # no ts: stamped on arrival
     every_site = Admission(7, (Closure(7, T0, T0 + HOUR),))
     assert _reason(every_site, _sample("s9", T0 + 60_000), now) == "period_closed"
 
@@ -63,8 +68,9 @@ def test_the_horizon_refuses_old_samples_and_follows_the_clock_offset() -> None:
     day = 86_400_000
     horizon = Admission(max_age_ms=90 * day)
     now = T0 + 100 * day
-    assert _reason(horizon, _sample("s1", now - 90 * day - 1), now) == "too_old"
-    assert _reason(horizon, _sample("s1", now - 90 * day), now) is None
+    # The horizon applies to the point's time: the start of a sample's interval.
+    assert _reason(horizon, _sample("s1", now - 90 * day + 60_000 - 1), now) == "too_old"
+    assert _reason(horizon, _sample("s1", now - 90 * day + 60_000), now) is None
     pinned = Admission(max_age_ms=90 * day, offset_ms=-50 * day)  # "now" is 50 days ago
     assert _reason(pinned, _sample("s1", now - 120 * day), now) is None
     assert _reason(pinned, _sample("s1", now - 141 * day), now) == "too_old"
