@@ -102,9 +102,9 @@ def test_no_admitted_event_or_status_lies_in_a_closed_period(ts: int) -> None:
 
 @settings(max_examples=300, deadline=None)
 @given(
-    age=st.integers(-10 * 60_000, 10 * 60_000), interval_s=intervals, channel=st.sampled_from(
-        ["sample", "event", "status"]
-    )
+    age=st.integers(-10 * 60_000, 10 * 60_000),
+    interval_s=intervals,
+    channel=st.sampled_from(["sample", "event", "status"]),
 )
 def test_nothing_admitted_has_a_point_older_than_the_horizon(
     age: int, interval_s: float, channel: str
