@@ -30,7 +30,7 @@ from zoneinfo import ZoneInfo
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import report as region
 
-from labmeter.archive.manifest import generate_key
+from labmeter.archive.manifest import Trust, generate_key
 from labmeter.collector.daily import backfill
 from labmeter.config import ApiConfig, Config, EvidenceConfig, InfluxConfig
 from labmeter.evidence.close import close_period
@@ -135,7 +135,7 @@ def main() -> None:
         )
         if args.verify:
             t0 = time.perf_counter()
-            problems, signer = verify(closed.folder)
+            problems, signer = verify(closed.folder, Trust(key.with_suffix(".pub.pem")))
             print(
                 f"verify: {time.perf_counter() - t0:.1f} s, "
                 f"{'OK' if not problems else problems[:3]} ({signer})"

@@ -300,6 +300,9 @@ class EvidenceConfig:
     archive_dir: str = ""
     # Ed25519 private key (PEM, unencrypted) that signs each manifest; "" = unsigned.
     signing_key: str = ""
+    # The lab's published Ed25519 public key (PEM): ``period verify`` with this config
+    # requires packages signed by it (the trust anchor; ``--public-key`` overrides it).
+    public_key: str = ""
     # How long raw data must be kept: funds ask 5-10 years after the final payment.
     retention_years: int = 10
     # How long a close waits for every live collector to apply the closure.

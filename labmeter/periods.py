@@ -26,7 +26,7 @@ from labmeter.timeparse import iso
 CLOSED: Final = CLOSED_PERIOD.name
 HEARTBEAT: Final = COLLECTOR_HEARTBEAT.name
 
-State = Literal["closing", "closed"]
+State = Literal["closing", "closed", "withdrawn"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +34,8 @@ class Closure:
     """``[start_ms, end_ms)`` closed for ``site`` ("" = every site) since ``id`` (epoch ms).
 
     ``closing`` while the evidence package is being written (messages are already refused),
-    ``closed`` once it is complete, with the manifest's hash.
+    ``closed`` once it is complete, with the manifest's hash; ``withdrawn`` when a close lost
+    the race to another close of an overlapping window (``owner``: the close that wrote it).
     """
 
     id: int
@@ -44,6 +45,7 @@ class Closure:
     state: State = "closing"
     manifest_sha256: str = ""
     archive: str = ""
+    owner: str = ""
 
     def overlaps(self, start_ms: int, end_ms: int, site: str = "") -> bool:
         same_site = not self.site or not site or self.site == site
@@ -71,6 +73,7 @@ class Closure:
             "state": self.state,
             "manifest_sha256": self.manifest_sha256,
             "archive": self.archive,
+            "owner": self.owner,
         }
         return line(CLOSED, {"site": self.site}, fields, self.id)
 
@@ -83,20 +86,24 @@ def closures_query() -> Select:
     return select(STAR, source=CLOSED_PERIOD).since(1)
 
 
-def parse_closures(results: list[QueryResult]) -> list[Closure]:
+def parse_closures(results: list[QueryResult], *, withdrawn: bool = False) -> list[Closure]:
+    """The closures read; ``withdrawn`` ones (which refuse nothing) only when asked for."""
     out = []
     for series in results:
         for rec in series.records():
             state = rec.get("state")
+            if state == "withdrawn" and not withdrawn:
+                continue
             out.append(
                 Closure(
                     id=int(rec["time"]),
                     start_ms=int(rec["start_ms"]),
                     end_ms=int(rec["end_ms"]),
                     site=str(rec.get("site") or ""),
-                    state="closed" if state == "closed" else "closing",
+                    state=state if state in ("closed", "withdrawn") else "closing",
                     manifest_sha256=str(rec.get("manifest_sha256") or ""),
                     archive=str(rec.get("archive") or ""),
+                    owner=str(rec.get("owner") or ""),
                 )
             )
     return sorted(out, key=lambda c: c.id)

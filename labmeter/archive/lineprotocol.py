@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from labmeter import influxql, sessions
 from labmeter.config import InfluxConfig
-from labmeter.errors import WriteError
+from labmeter.errors import EvidenceError, WriteError
 from labmeter.influx import InfluxV1, line
 from labmeter.influxql import STAR, select
 from labmeter.schema import BOOKKEEPING, DERIVED, EVENT, SAMPLE, STATUS, Calendar, Measurement
@@ -30,6 +31,11 @@ RETRIES = 6
 # seen, their agent versions): kept from the last point of each series before the window on,
 # so that the report rebuilt from the package reads what the report issued read.
 STATE = (STATUS.name,)
+# A restored file is hostile input until it verifies: a line labmeter writes is a few hundred
+# bytes (a message is at most 64 KiB), and level-1 gzip shrinks line protocol about tenfold,
+# where a gzip bomb shrinks a thousandfold.
+MAX_LINE_BYTES = 1 << 20
+MAX_RATIO = 100
 
 
 @dataclass(frozen=True)
@@ -207,6 +213,34 @@ class Dumper:
         return [Exported(m, folder / f"{m}.lp.gz", n) for m, n in sorted(counts.items()) if n]
 
 
+def read_lines(path: Path) -> Iterator[str]:
+    """The lines of a gzipped line-protocol file, bounded: none longer than
+    ``MAX_LINE_BYTES``, and ``MAX_RATIO`` times the file's size in all; ``EvidenceError``
+    names the file otherwise."""
+    limit = MAX_RATIO * path.stat().st_size + (1 << 20)
+    total = 0
+    try:
+        with gzip.open(path, "rb") as fh:
+            while raw := fh.readline(MAX_LINE_BYTES + 1):
+                total += len(raw)
+                if len(raw) > MAX_LINE_BYTES:
+                    raise EvidenceError(
+                        f"{path.name}: a line longer than {MAX_LINE_BYTES >> 20} MiB: refused"
+                    )
+                if total > limit:
+                    raise EvidenceError(
+                        f"{path.name}: decompresses to more than {MAX_RATIO} times its size: "
+                        "refused (a gzip bomb?)"
+                    )
+                text = raw.rstrip(b"\n").decode("utf-8")
+                if text:
+                    yield text
+    except (OSError, EOFError, zlib.error) as exc:
+        raise EvidenceError(f"{path.name}: not a gzip file that reads to its end ({exc})") from exc
+    except UnicodeDecodeError as exc:
+        raise EvidenceError(f"{path.name}: not UTF-8 line protocol") from exc
+
+
 def restore(
     config: InfluxConfig, files: list[Path], progress: Callable[[int], None] = lambda _n: None
 ) -> int:
@@ -228,17 +262,13 @@ def restore(
     try:
         for path in files:
             batch: list[str] = []
-            with gzip.open(path, "rt", encoding="utf-8") as fh:
-                for raw in fh:
-                    text = raw.rstrip("\n")
-                    if not text:
-                        continue
-                    batch.append(text)
-                    if len(batch) >= WRITE_LINES:
-                        send(batch)
-                        written += len(batch)
-                        progress(written)
-                        batch = []
+            for text in read_lines(path):
+                batch.append(text)
+                if len(batch) >= WRITE_LINES:
+                    send(batch)
+                    written += len(batch)
+                    progress(written)
+                    batch = []
             if batch:
                 send(batch)
                 written += len(batch)

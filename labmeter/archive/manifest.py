@@ -1,16 +1,27 @@
 """The manifest of an evidence package: SHA-256 of every file, its own hash, its signature.
 
 The signature (Ed25519, through ``cryptography``) covers the manifest's bytes, which cover
-every file; the public key goes with the package. A package re-signed by someone else
-carries their key, so an auditor who wants to know *who* signed pins the lab's public key
-(``labmeter period verify --public-key``).
+every file; the public key goes with the package for convenience, never as proof: whoever
+can write the folder can re-seal it and put their own key beside it, or none. So a package
+is checked against a trust anchor the auditor brings (``Trust``): the lab's published public
+key, which must have signed it, and the manifest's SHA-256 cited with the report. A package
+no pinned key signed passes only when the auditor says so (``allow_unsigned``), and then
+proves no more than that its files agree with each other.
+
+A package is read as hostile input: every path it names stays inside it (no ``..``, no
+absolute path), symbolic links and special files are refused rather than followed, and the
+JSON files it holds are read up to a size.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-from pathlib import Path
+import os
+import re
+import stat
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import orjson
@@ -22,6 +33,24 @@ MANIFEST_HASH = "manifest.sha256"
 SIGNATURE = "manifest.sig"
 PUBLIC_KEY = "public_key.pem"
 SEALS = (MANIFEST, MANIFEST_HASH, SIGNATURE, PUBLIC_KEY)  # not listed in the manifest
+# The JSON a package holds is read whole: a year of a region's report is a few MB.
+MAX_JSON_BYTES = 64 << 20
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+@dataclass(frozen=True)
+class Trust:
+    """What a package is checked against: the anchors the auditor brings, not the package."""
+
+    public_key: Path | None = None  # the lab's published key: it must have signed the package
+    allow_unsigned: bool = False  # accept a package no pinned key signed (its hashes only)
+    manifest_sha256: str = ""  # the manifest's SHA-256 cited with the report
+
+
+UNSIGNED_MEANS = (
+    "an unsigned package (or one signed by a key nobody pinned) shows only that its files "
+    "agree with its own manifest, which anyone who can write the folder can rewrite"
+)
 
 
 def sha256_file(path: Path) -> str:
@@ -111,80 +140,202 @@ def seal(folder: Path, meta: dict[str, Any], key: Any | None) -> str:
     return digest
 
 
-def read_manifest(folder: Path) -> dict[str, Any]:
+def read_json(path: Path, what: str) -> Any:
+    """A JSON file of a package, read up to ``MAX_JSON_BYTES``; ``EvidenceError`` names it."""
     try:
-        manifest: dict[str, Any] = orjson.loads((folder / MANIFEST).read_bytes())
+        with path.open("rb") as fh:
+            data = fh.read(MAX_JSON_BYTES + 1)
     except FileNotFoundError as exc:
-        raise EvidenceError(f"{MANIFEST}: missing: {folder} is not an evidence package") from exc
+        raise EvidenceError(f"{what}: missing") from exc
+    except OSError as exc:
+        raise EvidenceError(f"{what}: cannot be read ({exc.strerror})") from exc
+    if len(data) > MAX_JSON_BYTES:
+        raise EvidenceError(f"{what}: larger than {MAX_JSON_BYTES >> 20} MiB")
+    try:
+        return orjson.loads(data)
     except orjson.JSONDecodeError as exc:
-        raise EvidenceError(f"{MANIFEST}: not valid JSON ({exc})") from exc
+        raise EvidenceError(f"{what}: not valid JSON ({exc})") from exc
+
+
+def read_manifest(folder: Path) -> dict[str, Any]:
+    if not (folder / MANIFEST).is_file():
+        raise EvidenceError(f"{MANIFEST}: missing: {folder} is not an evidence package")
+    manifest = read_json(folder / MANIFEST, MANIFEST)
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), list):
+        raise EvidenceError(f"{MANIFEST}: not an object with a list of files")
     return manifest
 
 
-def check(folder: Path, public_key: Path | None = None) -> tuple[list[str], str]:
+def unsafe_path(rel: object) -> str:
+    """Why ``rel`` cannot name a file of a package ("" when it can): a relative POSIX path
+    of plain names, so that it stays inside the package wherever the package lies."""
+    if not isinstance(rel, str) or not rel:
+        return "not a path"
+    if "\\" in rel or "\0" in rel or len(rel) > 1024:
+        return "not a plain relative path"
+    path = PurePosixPath(rel)
+    if path.is_absolute() or re.match(r"^[A-Za-z]:", rel):
+        return "an absolute path: outside the package"
+    if any(part in ("", ".", "..") for part in rel.split("/")):
+        return "a path with '..' or '.': outside the package, or not one file"
+    return ""
+
+
+def member(folder: Path, rel: object) -> Path:
+    """The file ``rel`` names inside the package, or ``EvidenceError``: for the files the
+    settings point at (inventory, calendars), which must be plain files inside it."""
+    why = unsafe_path(rel)
+    if why:
+        raise EvidenceError(f"{rel!r}: {why}")
+    path = folder / str(rel)
+    for parent in [*reversed(path.relative_to(folder).parents)][1:]:
+        if (folder / parent).is_symlink():
+            raise EvidenceError(f"{parent.as_posix()}: a symbolic link (refused)")
+    if path.is_symlink() or not path.is_file():
+        raise EvidenceError(f"{rel}: not a plain file of the package")
+    return path
+
+
+def plain_files(folder: Path) -> tuple[set[str], list[str]]:
+    """Every regular file under ``folder`` (relative POSIX paths), never through a symbolic
+    link; and a problem for each link or special file found, which a package never holds."""
+    files: set[str] = set()
+    problems: list[str] = []
+    for root, dirs, names in os.walk(folder, followlinks=False):
+        base = Path(root)
+        for name in sorted([*dirs, *names]):
+            path = base / name
+            rel = path.relative_to(folder).as_posix()
+            mode = path.lstat().st_mode
+            if stat.S_ISLNK(mode):
+                problems.append(f"{rel}: a symbolic link: a package holds plain files only")
+            elif stat.S_ISREG(mode):
+                files.add(rel)
+            elif not stat.S_ISDIR(mode):
+                problems.append(f"{rel}: not a regular file")
+        dirs[:] = [d for d in dirs if not (base / d).is_symlink()]
+    return files, problems
+
+
+def check(folder: Path, trust: Trust = Trust()) -> tuple[list[str], str]:
     """Every problem of the package's seals and files, each naming its file; and what signed
     it (a key fingerprint, or "unsigned")."""
-    problems: list[str] = []
+    if not folder.is_dir():
+        return [f"{folder}: not a folder"], "unknown"
+    found, problems = plain_files(folder)
+    if MANIFEST not in found:  # a link or a FIFO is never opened
+        return [*problems, f"{MANIFEST}: missing, or not a plain file"], "unknown"
     try:
         manifest = read_manifest(folder)
     except EvidenceError as exc:
-        return [str(exc)], "unknown"
+        return [*problems, str(exc)], "unknown"
     body = (folder / MANIFEST).read_bytes()
     digest = hashlib.sha256(body).hexdigest()
     try:
-        stated = (folder / MANIFEST_HASH).read_text().split()[0]
-    except (FileNotFoundError, IndexError):
+        stated = _head(folder / MANIFEST_HASH, 200).decode(errors="replace").split()[0]
+    except (OSError, IndexError):
         problems.append(f"{MANIFEST_HASH}: missing or empty")
     else:
         if stated != digest:
             problems.append(f"{MANIFEST}: its SHA-256 is {digest}, {MANIFEST_HASH} says {stated}")
-    listed = {}
-    for entry in manifest.get("files", []):
-        listed[entry["path"]] = entry
-        path = folder / entry["path"]
-        if not path.is_file():
-            problems.append(f"{entry['path']}: missing")
+    cited = trust.manifest_sha256.strip().lower()
+    if cited and cited != digest:
+        problems.append(f"{MANIFEST}: its SHA-256 is {digest}, not the {cited} given")
+    listed: set[str] = set()
+    for n, entry in enumerate(manifest["files"]):
+        rel = entry.get("path") if isinstance(entry, dict) else None
+        why = unsafe_path(rel)
+        if why:
+            problems.append(f"{MANIFEST}: files[{n}] {str(rel)[:200]!r}: {why}")
             continue
-        actual = sha256_file(path)
-        if actual != entry["sha256"]:
-            problems.append(f"{entry['path']}: SHA-256 {actual} differs from the manifest's")
-    for path in sorted(folder.rglob("*")):
-        rel = path.relative_to(folder).as_posix()
-        if path.is_file() and rel not in listed and rel not in SEALS:
-            problems.append(f"{rel}: not in the manifest")
-    signer, trouble = _check_signature(folder, body, public_key)
+        assert isinstance(rel, str) and isinstance(entry, dict)
+        if rel in listed or rel in SEALS:
+            problems.append(f"{MANIFEST}: files[{n}] {rel!r} listed twice, or a seal")
+            continue
+        listed.add(rel)
+        expected = entry.get("sha256")
+        if not isinstance(expected, str) or not _HEX64.fullmatch(expected):
+            problems.append(f"{MANIFEST}: files[{n}] {rel!r}: no SHA-256")
+            continue
+        if rel not in found:
+            problems.append(f"{rel}: missing")
+            continue
+        actual = sha256_file(folder / rel)
+        if actual != expected:
+            problems.append(f"{rel}: SHA-256 {actual} differs from the manifest's")
+    for rel in sorted(found - listed - set(SEALS)):
+        problems.append(f"{rel}: not in the manifest")
+    signer, trouble = _check_signature(folder, found, body, trust)
     problems += trouble
     return problems, signer
 
 
-def _check_signature(folder: Path, body: bytes, pinned: Path | None) -> tuple[str, list[str]]:
-    from cryptography.exceptions import InvalidSignature
+def _load_public(pem: bytes, where: str) -> tuple[Any, list[str]]:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
     from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
-    sig_path, key_path = folder / SIGNATURE, folder / PUBLIC_KEY
-    if not sig_path.exists() and not key_path.exists():
-        if pinned is not None:
-            return "unsigned", [f"{SIGNATURE}: missing, but a public key was given to check it"]
-        return "unsigned", []
-    if not sig_path.exists():
-        return "unknown", [f"{SIGNATURE}: missing beside {PUBLIC_KEY}"]
-    if not key_path.exists() and pinned is None:
-        return "unknown", [f"{PUBLIC_KEY}: missing beside {SIGNATURE}"]
-    included = key_path.read_bytes() if key_path.exists() else b""
-    key_pem = pinned.read_bytes() if pinned is not None else included
     try:
-        key = load_pem_public_key(key_pem)
-    except ValueError as exc:
-        return "unknown", [f"{PUBLIC_KEY if pinned is None else pinned}: not a public key ({exc})"]
+        key = load_pem_public_key(pem)
+    except (ValueError, TypeError) as exc:
+        return None, [f"{where}: not a public key ({exc})"]
     if not isinstance(key, Ed25519PublicKey):
-        return "unknown", [f"{PUBLIC_KEY}: not an Ed25519 key"]
-    fingerprint = "ed25519:" + hashlib.sha256(key_pem.strip()).hexdigest()[:32]
-    problems = []
-    if pinned is not None and included and included.strip() != key_pem.strip():
-        problems.append(f"{PUBLIC_KEY}: not the key given with --public-key")
+        return None, [f"{where}: not an Ed25519 key"]
+    return key, []
+
+
+def _head(path: Path, size: int = 16384) -> bytes:
+    """The start of a small file (a key, a signature): a hostile one cannot fill memory."""
+    with path.open("rb") as fh:
+        return fh.read(size)
+
+
+def fingerprint(pem: bytes) -> str:
+    return "ed25519:" + hashlib.sha256(pem.strip()).hexdigest()[:32]
+
+
+def _check_signature(
+    folder: Path, found: set[str], body: bytes, trust: Trust
+) -> tuple[str, list[str]]:
+    """Who signed, as the trust anchor says: the pinned key, or nobody the auditor trusts."""
+    from cryptography.exceptions import InvalidSignature
+
+    signed = SIGNATURE in found
+    included = _head(folder / PUBLIC_KEY) if PUBLIC_KEY in found else b""
+    pinned = b""
+    if trust.public_key is not None:
+        try:
+            pinned = _head(trust.public_key)
+        except OSError as exc:
+            return "unknown", [f"{trust.public_key}: the public key cannot be read ({exc})"]
+    if not signed:
+        if trust.allow_unsigned:
+            return "unsigned", []
+        return "unsigned", [
+            f"{SIGNATURE}: missing: the package is unsigned; {UNSIGNED_MEANS}. "
+            "--allow-unsigned accepts that, best with --manifest-sha256 (the hash cited with "
+            "the report)"
+        ]
+    if not pinned and not trust.allow_unsigned:
+        return "unknown", [
+            "no trust anchor: give the lab's published public key (--public-key, or "
+            f"[evidence] public_key): a package's own {PUBLIC_KEY} proves nothing, since "
+            "whoever re-seals a package puts theirs beside it"
+        ]
+    pem = pinned or included
+    if not pem:
+        return "unknown", [f"{PUBLIC_KEY}: missing beside {SIGNATURE}"]
+    where = str(trust.public_key) if pinned else PUBLIC_KEY
+    key, problems = _load_public(pem, where)
+    if key is None:
+        return "unknown", problems
+    if not included:
+        problems.append(f"{PUBLIC_KEY}: missing beside {SIGNATURE}")
+    elif pinned and included.strip() != pinned.strip():
+        problems.append(f"{PUBLIC_KEY}: not the pinned key {trust.public_key}")
     try:
-        key.verify(base64.b64decode(sig_path.read_text().strip(), validate=True), body)
+        raw = _head(folder / SIGNATURE).decode("ascii").strip()
+        key.verify(base64.b64decode(raw, validate=True), body)
     except (InvalidSignature, ValueError):
-        problems.append(f"{SIGNATURE}: does not match {MANIFEST} and {PUBLIC_KEY}")
-    return fingerprint, problems
+        problems.append(f"{SIGNATURE}: does not match {MANIFEST} and the key {where}")
+    signer = fingerprint(pem)
+    return (signer if pinned else f"{signer} (the package's own key, not pinned)"), problems

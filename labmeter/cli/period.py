@@ -56,14 +56,35 @@ def close(
 def verify(
     archive: Annotated[Path, typer.Argument(help="an evidence package folder")],
     public_key: Annotated[
-        Path | None, typer.Option(help="the lab's Ed25519 public key (PEM) the package must bear")
+        Path | None,
+        typer.Option(
+            help="the lab's published Ed25519 public key (PEM) that must have signed the "
+            "package (default: evidence.public_key of --config)"
+        ),
     ] = None,
+    manifest_sha256: Annotated[
+        str, typer.Option(help="the manifest's SHA-256 cited with the report: must match")
+    ] = "",
+    allow_unsigned: Annotated[
+        bool,
+        typer.Option(
+            help="accept a package no pinned key signed: its hashes then show only that its "
+            "files agree with its own manifest, which anyone who can write it can rewrite"
+        ),
+    ] = False,
+    config: ConfigOpt = None,
 ) -> None:
-    """Check hashes and signature, restore into a fresh InfluxDB, rebuild and compare the
-    report; exit 1 naming every file or figure that differs."""
+    """Check hashes and signature against a trust anchor, restore into a fresh InfluxDB,
+    rebuild and compare the report; exit 1 naming every file or figure that differs. With
+    --config, also the closure its InfluxDB and archive folder record."""
+    from labmeter.archive.manifest import UNSIGNED_MEANS, Trust
     from labmeter.evidence.verify import NOT_COMPARED
     from labmeter.evidence.verify import verify as run
 
+    cfg = load_config(config) if config is not None else None
+    if public_key is None and cfg is not None and cfg.evidence.public_key:
+        public_key = Path(cfg.evidence.public_key)
+    trust = Trust(public_key, allow_unsigned, manifest_sha256)
     try:
         with progress_bar() as bar:
             task = bar.add_task("verifying", total=None)
@@ -71,7 +92,7 @@ def verify(
             def progress(stage: str, done: float | None, total: float | None) -> None:
                 bar.update(task, description=stage, completed=done or 0, total=total)
 
-            problems, signer = run(archive, public_key, progress)
+            problems, signer = run(archive, trust, progress, config=cfg)
     except LabmeterError as exc:
         err.print(f"[red]period verify failed:[/] {escape(str(exc))}")
         raise typer.Exit(1) from exc
@@ -80,23 +101,36 @@ def verify(
     if problems:
         err.print(f"[red]{len(problems)} problem(s)[/]: {archive} does not verify")
         raise typer.Exit(1)
-    err.print(f"[green]OK[/] {archive}: every hash, the signature ({signer}) and every figure")
+    anchored = public_key is not None and signer.startswith("ed25519:")
+    sealed = f"the signature of the pinned key {signer}" if anchored else f"[yellow]{signer}[/]"
+    err.print(f"[green]OK[/] {archive}: every hash, {sealed} and every figure")
+    if not anchored:
+        err.print(f"[yellow]accepted with --allow-unsigned:[/] {escape(UNSIGNED_MEANS)}")
+    if manifest_sha256:
+        err.print(f"the manifest is the one cited: {manifest_sha256.strip().lower()}")
+    if cfg is not None:
+        err.print("the closure recorded in InfluxDB and in the archive folder names this package")
     for path, why in NOT_COMPARED.items():
         err.print(f"not compared: {'.'.join(path)}: {escape(why)}")
 
 
 @period_app.command("list")
 def list_periods(config: ConfigOpt = None) -> None:
-    """Closed periods, oldest first."""
+    """Closed periods, oldest first, each checked against the archive folder's record of its
+    close; exit 1 naming every closure that differs from it."""
     from labmeter.evidence.close import list_closures
 
     try:
-        closures = list_closures(load_config(config))
+        closures, differ = list_closures(load_config(config))
     except LabmeterError as exc:
         err.print(f"[red]period list failed:[/] {escape(str(exc))}")
         raise typer.Exit(1) from exc
     for c in closures:
         print(f"{c}\t{c.manifest_sha256 or '-'}\t{c.archive or '-'}")
+    for cid, why in sorted(differ.items()):
+        err.print(f"[red]closure {cid} differs:[/] {escape(why)}")
+    if differ:
+        raise typer.Exit(1)
 
 
 @period_app.command("keygen")

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+from labmeter.archive.manifest import member
 from labmeter.bookings import Bookings, Defaults
 from labmeter.bookings.feeds import FeedState
 from labmeter.bookings.sources import read_calendar
@@ -83,7 +84,7 @@ def declared(
         text = None
         if c["file"] is not None:
             try:
-                text = (package / c["file"]).read_text(encoding="utf-8")
+                text = member(package, c["file"]).read_text(encoding="utf-8")
             except (OSError, UnicodeDecodeError) as exc:
                 raise EvidenceError(
                     f"{c['file']}: cannot read the archived calendar: {exc}"

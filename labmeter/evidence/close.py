@@ -4,19 +4,29 @@ Order matters: the closure is written first (collectors refuse the window from t
 the close waits until every live collector has applied it and owes no rollup before the
 window's end (``collector/admission.py`` says why that is enough), and only then reads the
 report and the raw data. The package is written in a hidden folder and renamed when
-complete; the closure is marked ``closed`` with the manifest's hash last. A close that fails
-half-way leaves the window refused and ``closing``: the same command finishes it.
+complete, recorded in the archive folder's own record (``archive/ledger.py``), and the
+closure is marked ``closed`` with the manifest's hash last. A close that fails half-way
+leaves the window refused and ``closing``: the same command finishes it.
+
+One close at a time: a lock on the archive folder (the CLI and the API's admin route alike),
+and the closure itself as the lock between hosts that do not share that folder: of two
+overlapping closes the one with the lower id goes on and the other withdraws its closure;
+a close goes on sealing only while the closure still names it as its owner.
+The inventory is read once, at the start: the report, the bookings' checks, the copy in the
+package and its hash all come from the same bytes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
+import secrets
 import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
@@ -25,15 +35,17 @@ from typing import Any
 
 from labmeter import __version__
 from labmeter.api.report.build import settings as report_settings
+from labmeter.archive import ledger
 from labmeter.archive.lineprotocol import Dumper
-from labmeter.archive.manifest import load_private_key, seal, sha256_file
+from labmeter.archive.manifest import load_private_key, seal
 from labmeter.bookings import BookingError, Bookings, open_bookings
 from labmeter.config import Config
 from labmeter.contract import SEGMENT, SEGMENT_PATTERN
 from labmeter.errors import EvidenceError
 from labmeter.evidence import bookings as archived_bookings
 from labmeter.evidence import report as report_mod
-from labmeter.influx import InfluxV1, make_writer
+from labmeter.influx import InfluxV1, LineWriter, make_writer
+from labmeter.inventory import Inventory
 from labmeter.periods import Closure, closures_query, heartbeats_query, parse_closures
 from labmeter.schema import DEFAULT_TZ, Calendar
 from labmeter.timeparse import iso
@@ -43,6 +55,7 @@ from labmeter.timeparse import iso
 # write it had in flight has ended (influx timeouts are seconds), so it need not be waited for.
 LIVE_S = 60.0
 SETTINGS = "settings.json"
+LOCK = ".close.lock"
 
 Progress = Callable[[str, float | None, float | None], None]  # stage, done, total
 
@@ -60,10 +73,13 @@ class Closed:
     seconds: float
 
 
-def calendar_of(config: Config) -> Calendar:
-    """The rollups' calendar: the time zone of the inventory the collector cuts days with."""
+def calendar_of(config: Config, inventory: Inventory | None = None) -> Calendar:
+    """The rollups' calendar: the time zone of the inventory the collector cuts days with
+    (``inventory``: that file, read already)."""
     from labmeter.inventory import load
 
+    if inventory is not None:
+        return Calendar(inventory.timezone)
     path = config.collector.inventory or config.api.inventory
     return Calendar(load(path).timezone if path else DEFAULT_TZ)
 
@@ -137,17 +153,77 @@ def wait_for_collectors(
         time.sleep(1.0)
 
 
-def _bookings(config: Config, inventory: Path | None) -> Bookings | None:
+def _bookings(config: Config, inventory: Inventory | None) -> Bookings | None:
     """The bookings the API reconciles with (feeds: their last good copies), checked against
     the inventory; None when none are configured."""
     if not config.bookings.sources:
         return None
-    from labmeter.inventory import load
-
     try:
-        return open_bookings(config.bookings, load(inventory) if inventory is not None else None)
+        return open_bookings(config.bookings, inventory)
     except BookingError as exc:
         raise EvidenceError(f"the bookings do not load: {'; '.join(exc.problems)}") from exc
+
+
+def _read_inventory(config: Config) -> tuple[Path, bytes, Inventory] | None:
+    """``api.inventory`` read once: its path, its bytes and what they say."""
+    from labmeter.inventory import InventoryError
+    from labmeter.inventory.load import from_bytes
+
+    if not config.api.inventory:
+        return None
+    path = Path(config.api.inventory)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise EvidenceError(f"api.inventory {path} does not exist") from exc
+    except OSError as exc:
+        raise EvidenceError(f"api.inventory {path} cannot be read ({exc.strerror})") from exc
+    try:
+        return path, data, from_bytes(data, str(path))
+    except InventoryError as exc:
+        raise EvidenceError(f"the inventory does not load: {'; '.join(exc.problems)}") from exc
+
+
+@contextlib.contextmanager
+def archive_lock(archive: Path) -> Iterator[None]:
+    """One close at a time on an archive folder: a second one, from the CLI or the API, is
+    refused at once rather than writing beside the first."""
+    import fcntl
+
+    fd = os.open(archive / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise EvidenceError(
+                f"another close is running on the archive folder {archive} (it holds {LOCK}): "
+                "let it finish, then run this one again"
+            ) from exc
+        yield
+    finally:
+        os.close(fd)  # releases the lock, also when the process dies
+
+
+def _claim(influx: InfluxV1, writer: LineWriter, closure: Closure, new: bool) -> None:
+    """Write ``closure`` and check that it holds: no overlapping close began before it (a
+    lower id), and the point still names this close as its owner. A new closure that lost
+    is withdrawn (it then refuses nothing)."""
+    writer.write_lines([closure.to_line()])
+    _still_ours(influx, writer, closure, withdraw=new)
+
+
+def _still_ours(influx: InfluxV1, writer: LineWriter, closure: Closure, withdraw: bool) -> None:
+    window = (closure.start_ms, closure.end_ms, closure.site)
+    for other in parse_closures(influx.query(closures_query())):
+        if (other.id, other.site) == (closure.id, closure.site):
+            if other.owner != closure.owner:
+                raise EvidenceError(
+                    f"another close took over the period {other}: it finishes it, not this one"
+                )
+        elif other.id < closure.id and other.overlaps(*window):
+            if withdraw:
+                writer.write_lines([dataclasses.replace(closure, state="withdrawn").to_line()])
+            raise EvidenceError(f"another close of an overlapping window began first: {other}")
 
 
 def close_period(
@@ -161,18 +237,38 @@ def close_period(
     """Close ``[start, end)`` for ``site`` ("" = every site) and write its evidence package."""
     began = time.monotonic()
     now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
-    calendar = calendar_of(config)
+    read = _read_inventory(config)
+    inventory = read[2] if read is not None else None
+    calendar = calendar_of(config, inventory if not config.collector.inventory else None)
     check_window(start_ms, end_ms, site, now_ms, calendar)
     archive = check_archive(config)
     key = load_private_key(config.evidence.signing_key) if config.evidence.signing_key else None
-    inventory = Path(config.api.inventory) if config.api.inventory else None
-    if inventory is not None and not inventory.is_file():
-        raise EvidenceError(f"api.inventory {inventory} does not exist")
     books = _bookings(config, inventory)
+    with archive_lock(archive):
+        return _close(config, archive, start_ms, end_ms, site, progress, now_ms, began, read,
+                      calendar, key, books)  # fmt: skip
+
+
+def _close(
+    config: Config,
+    archive: Path,
+    start_ms: int,
+    end_ms: int,
+    site: str,
+    progress: Progress,
+    now_ms: int,
+    began: float,
+    read: tuple[Path, bytes, Inventory] | None,
+    calendar: Calendar,
+    key: Any,
+    books: Bookings | None,
+) -> Closed:
     name = folder_name(start_ms, end_ms, site, calendar)
     final = archive / name
     influx = InfluxV1(config.influx)
     writer = make_writer(config.influx)
+    owner = secrets.token_hex(8)
+    partial = archive / f".{name}.partial"
     try:
         existing = parse_closures(influx.query(closures_query()))
         resume = next(
@@ -188,22 +284,30 @@ def close_period(
                 raise EvidenceError(f"the window overlaps the period closed {other}")
         if final.exists():
             raise EvidenceError(f"{final} exists already: a package is never overwritten")
-        closure = resume or Closure(
-            max([now_ms, *(c.id + 1 for c in existing)]), start_ms, end_ms, site
-        )
-        writer.write_lines([closure.to_line()])
+        closure = dataclasses.replace(resume, owner=owner) if resume else Closure(
+            max([now_ms, *(c.id + 1 for c in existing)]), start_ms, end_ms, site, owner=owner
+        )  # fmt: skip
+        _claim(influx, writer, closure, new=resume is None)
         progress("closure written: new data in the window is refused", None, None)
         collectors = wait_for_collectors(influx, closure, config.evidence.close_wait_s, progress)
-        partial = archive / f".{name}.partial"
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir()
+        inventory_meta: dict[str, Any] | None = None
+        inventory = None
+        if read is not None:
+            path, data, inventory = read
+            (partial / "inventory").mkdir()
+            (partial / "inventory" / path.name).write_bytes(data)
+            inventory_meta = {
+                "file": f"inventory/{path.name}",
+                "sha256": inventory.sha256,
+                "source": str(path.resolve()),
+            }
         # The report reads the bookings from the package's copies, as verify will.
         booked, bookings_meta = None, None
         if books is not None:
             bookings_meta = archived_bookings.archive(books, partial, config.bookings.no_show_below)
-            booked = archived_bookings.declared(
-                partial, bookings_meta, books.inventory, start_ms, end_ms
-            )
+            booked = archived_bookings.declared(partial, bookings_meta, inventory, start_ms, end_ms)
         report = report_mod.build_report(
             config.influx,
             inventory,
@@ -230,15 +334,6 @@ def close_period(
                 exported = dumping.result()
         finally:
             dumper.close()
-        inventory_meta: dict[str, Any] | None = None
-        if inventory is not None:
-            (partial / "inventory").mkdir()
-            shutil.copyfile(inventory, partial / "inventory" / inventory.name)
-            inventory_meta = {
-                "file": f"inventory/{inventory.name}",
-                "sha256": sha256_file(inventory),
-                "source": str(inventory.resolve()),
-            }
         meta = {
             "period": {"start": iso(start_ms), "end": iso(end_ms), "site": site},
             "start_ms": start_ms,
@@ -270,11 +365,16 @@ def close_period(
         )
         progress("manifest", None, None)
         digest = seal(partial, meta, key)
+        _still_ours(influx, writer, closure, withdraw=False)
         os.replace(partial, final)
         closed = dataclasses.replace(
             closure, state="closed", manifest_sha256=digest, archive=str(final)
         )
+        ledger.append(archive, closed)
         writer.write_lines([closed.to_line()])
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
     finally:
         influx.close()
         writer.close()
@@ -282,9 +382,14 @@ def close_period(
     return Closed(closed, final, digest, points, time.monotonic() - began)
 
 
-def list_closures(config: Config) -> list[Closure]:
+def list_closures(config: Config) -> tuple[list[Closure], dict[int, str]]:
+    """The closures in InfluxDB, and those that differ from the archive folder's record
+    (none when ``evidence.archive_dir`` is not set)."""
     influx = InfluxV1(config.influx)
     try:
-        return parse_closures(influx.query(closures_query()))
+        closures = parse_closures(influx.query(closures_query()))
     finally:
         influx.close()
+    if not config.evidence.archive_dir:
+        return closures, {}
+    return closures, ledger.compare(closures, ledger.read(Path(config.evidence.archive_dir)))

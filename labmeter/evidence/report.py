@@ -11,14 +11,14 @@ from labmeter.api.report.formats import Format, filename, produce
 from labmeter.api.report.model import Report
 from labmeter.api.report.texts import Lang
 from labmeter.config import InfluxConfig
-from labmeter.inventory import load
+from labmeter.inventory import Inventory, load
 
 REPORT_JSON = "report/report.json"
 
 
 def build_report(
     influx: InfluxConfig,
-    inventory_path: Path | None,
+    inventory_path: Path | Inventory | None,
     start_ms: int,
     end_ms: int,
     site: str,
@@ -26,8 +26,9 @@ def build_report(
     progress: make.Progress | None = None,
     declared: Declared | None = None,
 ) -> Report:
-    """The report of ``[start, end)`` (one site or all) from the inventory file it names."""
-    inventory = load(inventory_path) if inventory_path is not None else None
+    """The report of ``[start, end)`` (one site or all) from the inventory file it names, or
+    from an inventory already read."""
+    inventory = load(inventory_path) if isinstance(inventory_path, Path) else inventory_path
     return make.build_report(
         influx, inventory, start_ms, end_ms, Filters(site or None), now_ms, progress, declared
     )

@@ -31,19 +31,23 @@ class PeriodOut(BaseModel):
     state: str  # "closing" (data refused, package being written) or "closed"
     manifest_sha256: str
     archive: str
+    # How this closure differs from the archive folder's record of its close ("" = it agrees).
+    record: str = ""
 
 
-def _period(c: Closure) -> PeriodOut:
+def _period(c: Closure, record: str = "") -> PeriodOut:
     return PeriodOut(
         id=c.id, start=iso(c.start_ms), end=iso(c.end_ms), site=c.site, state=c.state,
-        manifest_sha256=c.manifest_sha256, archive=c.archive,
+        manifest_sha256=c.manifest_sha256, archive=c.archive, record=record,
     )  # fmt: skip
 
 
 @router.get("/periods", response_model=list[PeriodOut])
 def list_periods(config: ConfigDep) -> list[PeriodOut]:
-    """Closed periods, oldest first: samples and events in them are refused."""
-    return [_period(c) for c in list_closures(config)]
+    """Closed periods, oldest first: samples and events in them are refused. ``record``
+    names a closure that differs from the archive folder's record of its close."""
+    closures, differ = list_closures(config)
+    return [_period(c, differ.get(c.id, "")) for c in closures]
 
 
 @router.post("/periods", response_model=PeriodOut, status_code=201)

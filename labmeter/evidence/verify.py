@@ -1,15 +1,19 @@
 """``labmeter period verify``: does an evidence package still prove what it says?
 
-Checks every hash and the signature; restores the raw data into an empty InfluxDB started
-for the purpose (``labmeter/localstack.py``, as the demo does), and sums the per-asset and
-per-lab rollups again from it with the collector's code; rebuilds the report from the
-archived inventory and settings; compares every figure with the archived report. Floats are
-compared to 1e-9 relative: a sum of the same numbers read through daily instead of hourly
-rollups may differ in its last bits, never more.
+Checks every hash and the signature against the trust anchor the auditor brings (the lab's
+pinned public key, the manifest hash cited with the report: ``archive/manifest.py``); with a
+config, also the closure recorded in InfluxDB and in the archive folder's record. Restores
+the raw data into an empty InfluxDB started for the purpose (``labmeter/localstack.py``, as
+the demo does), and sums the per-asset and per-lab rollups again from it with the
+collector's code; rebuilds the report from the archived inventory and settings; compares
+every figure with the archived report. Floats are compared to 1e-9 relative: a sum of the
+same numbers read through daily instead of hourly rollups may differ in its last bits, never
+more.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import tempfile
 from collections.abc import Callable
@@ -23,10 +27,11 @@ from labmeter.api.report.build import Declared
 from labmeter.api.report.build import settings as report_settings
 from labmeter.api.report.formats import Format, produce
 from labmeter.api.report.texts import Lang
+from labmeter.archive import ledger
 from labmeter.archive.lineprotocol import restore
-from labmeter.archive.manifest import check
+from labmeter.archive.manifest import MANIFEST, Trust, check, member, read_json, read_manifest
 from labmeter.collector.daily import rederive
-from labmeter.config import InfluxConfig
+from labmeter.config import Config, InfluxConfig
 from labmeter.errors import EvidenceError
 from labmeter.evidence import bookings as archived_bookings
 from labmeter.evidence import report as report_mod
@@ -34,7 +39,9 @@ from labmeter.evidence.close import SETTINGS, Progress, _no_progress
 from labmeter.influx import InfluxV1
 from labmeter.influxql import STAR, agg, select
 from labmeter.localstack import influxd, wait_influx_ready
+from labmeter.periods import closures_query, parse_closures
 from labmeter.schema import Measurement
+from labmeter.timeparse import iso
 
 # What a report says about its own making, not about the window: compared by nothing, and
 # said so by ``period verify``.
@@ -54,52 +61,57 @@ REL_TOLERANCE = 1e-9
 
 def verify(
     folder: Path,
-    public_key: Path | None = None,
+    trust: Trust = Trust(),  # noqa: B008 - frozen
     progress: Progress = _no_progress,
     on_restored: Callable[[InfluxV1], None] = lambda _influx: None,
+    config: Config | None = None,
 ) -> tuple[list[str], str]:
     """Every problem found, each naming a file or a figure (empty: the package holds); and
-    who signed it. ``on_restored`` sees the database before the report is rebuilt."""
+    who signed it. ``config``: compare with the closure its InfluxDB and archive folder
+    record. ``on_restored`` sees the database before the report is rebuilt."""
     progress("hashes and signature", None, None)
-    problems, signer = check(folder, public_key)
+    problems, signer = check(folder, trust)
+    if config is not None and not problems:
+        problems += recorded(folder, config)
     if problems:
         return problems, signer
     try:
-        settings = orjson.loads((folder / SETTINGS).read_bytes())
-        archived = orjson.loads((folder / report_mod.REPORT_JSON).read_bytes())
-    except (OSError, orjson.JSONDecodeError) as exc:
-        raise EvidenceError(f"cannot read the package: {exc}") from exc
+        settings = read_json(folder / SETTINGS, SETTINGS)
+        archived = read_json(folder / report_mod.REPORT_JSON, report_mod.REPORT_JSON)
+        start_ms, end_ms = int(settings["start_ms"]), int(settings["end_ms"])
+        site, closed_ms = str(settings.get("site", "")), int(settings["closed_ms"])
+        inventory = settings.get("inventory")
+        inventory_path = member(folder, inventory["file"]) if inventory else None
+    except (KeyError, TypeError, ValueError) as exc:
+        raise EvidenceError(f"{SETTINGS}: not the settings of a package ({exc!r})") from exc
     problems += _settings(settings)
-    inventory = settings.get("inventory")
-    inventory_path = folder / inventory["file"] if inventory else None
     with tempfile.TemporaryDirectory(prefix="labmeter-verify-") as tmp:
         db = influxd(Path(tmp) / "influxdb")
         db.start()
         try:
             url = f"http://127.0.0.1:{db.port}"
             wait_influx_ready(url)
-            config = InfluxConfig(url=url, database="labmeter_verify", timeout_s=120.0)
-            influx = InfluxV1(config)
+            config_ = InfluxConfig(url=url, database="labmeter_verify", timeout_s=120.0)
+            influx = InfluxV1(config_)
             try:
                 # One shard a year, not InfluxDB 1.x's week: a year's report reads 53 times
                 # fewer shards (bench/report.py), and the figures cannot depend on it.
-                influx.query(influxql.create_database(config.database, shard_weeks=52))
+                influx.query(influxql.create_database(config_.database, shard_weeks=52))
                 files = sorted((folder / "data").glob("*.lp.gz"))
-                restore(config, files, lambda n: progress("restoring raw data", n, None))
+                restore(config_, files, lambda n: progress("restoring raw data", n, None))
                 problems += _counts(influx, settings.get("data", {}))
                 on_restored(influx)
                 progress("summing the per-asset and per-lab rollups", None, None)
-                rederive(influx, influx, int(settings["start_ms"]), int(settings["end_ms"]))
+                rederive(influx, influx, start_ms, end_ms)
             finally:
                 influx.close()
-            start_ms, end_ms = int(settings["start_ms"]), int(settings["end_ms"])
             rebuilt = report_mod.build_report(
-                config,
+                config_,
                 inventory_path,
                 start_ms,
                 end_ms,
-                str(settings.get("site", "")),
-                int(settings["closed_ms"]),
+                site,
+                closed_ms,
                 lambda step, total, label: progress(f"report: {label}", step, total),
                 _declared(folder, settings, inventory_path, start_ms, end_ms),
             )
@@ -109,6 +121,45 @@ def verify(
     progress("comparing every figure", None, None)
     problems += [f"{report_mod.REPORT_JSON}: {d}" for d in differences(archived, fresh)]
     return problems, signer
+
+
+def recorded(folder: Path, config: Config) -> list[str]:
+    """The package against its closure: as InfluxDB records it (``config.influx``) and as
+    the archive folder records it (``evidence.archive_dir``). Whoever rewrote a closure in
+    one of them is named here."""
+    manifest = read_manifest(folder)
+    digest = hashlib.sha256((folder / MANIFEST).read_bytes()).hexdigest()
+    try:
+        cid, site = int(manifest["closure_id"]), str(manifest.get("site", ""))
+        window = (int(manifest["start_ms"]), int(manifest["end_ms"]), site)
+    except (KeyError, TypeError, ValueError):
+        return [f"{MANIFEST}: names no closure (closure_id, start_ms, end_ms)"]
+    expected = (*window, "closed", digest)
+    problems = []
+    influx = InfluxV1(config.influx)
+    try:
+        closures = parse_closures(influx.query(closures_query()), withdrawn=True)
+    finally:
+        influx.close()
+    found = next((c for c in closures if (c.id, c.site) == (cid, site)), None)
+    if found is None:
+        problems.append(f"InfluxDB records no closure {cid} of this package's period")
+    elif (found.start_ms, found.end_ms, found.site, found.state, found.manifest_sha256) != expected:
+        problems.append(
+            f"InfluxDB's closure {cid} says {found}, manifest {found.manifest_sha256 or '-'}; "
+            f"the package is of {iso(window[0])} - {iso(window[1])}, manifest {digest}"
+        )
+    if config.evidence.archive_dir:
+        records = ledger.read(Path(config.evidence.archive_dir))
+        mine = next((r for r in records if r.id == cid), None)
+        if mine is None:
+            problems.append(f"{ledger.RECORD}: no record of closure {cid}")
+        elif (mine.start_ms, mine.end_ms, mine.site, "closed", mine.manifest_sha256) != expected:
+            problems.append(
+                f"{ledger.RECORD}: closure {cid} is recorded as {mine}, manifest "
+                f"{mine.manifest_sha256}; the package's manifest is {digest}"
+            )
+    return problems
 
 
 def _declared(

@@ -572,10 +572,16 @@ def load(path: Path | str) -> Inventory:
         data = path.read_bytes()
     except OSError as exc:
         raise InventoryError([f"{path}:0: cannot read: {exc.strerror}"]) from exc
+    return from_bytes(data, str(path))
+
+
+def from_bytes(data: bytes, path: str) -> Inventory:
+    """The inventory in ``data`` (read from ``path``), with the SHA-256 of those very bytes:
+    what a closed period's package copies, hashes and reports from."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InventoryError([f"{path}:0: not UTF-8 ({exc.reason})"]) from exc
-    inventory = parse(text.replace("\r\n", "\n"), str(path))
+    inventory = parse(text.replace("\r\n", "\n"), path)
     inventory.sha256 = hashlib.sha256(data).hexdigest()
     return inventory

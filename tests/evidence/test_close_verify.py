@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 import orjson
 import pytest
 
-from labmeter.archive.manifest import SEALS, check, generate_key
+from labmeter.archive.manifest import SEALS, Trust, check, generate_key
 from labmeter.collector.service import Collector
 from labmeter.config import ApiConfig, Config, EvidenceConfig
 from labmeter.contract import Event, Sample, Status, Topic, encode
@@ -148,6 +148,12 @@ def lab(
 
 
 @pytest.fixture
+def pinned(tmp_path: Path) -> Trust:
+    """The trust anchor of ``lab``'s packages: the public key of its signing key."""
+    return Trust(tmp_path / "signing.pub.pem")
+
+
+@pytest.fixture
 def closed(lab: tuple[Config, Collector]) -> Closed:
     cfg, _collector = lab
     return close_period(cfg, DAY, NEXT, now_ms=NOW)
@@ -178,20 +184,22 @@ def test_a_closed_period_refuses_new_and_old_data_and_its_report_stays(
     assert closed.closure.state == "closed" and len(closed.manifest_sha256) == 64
 
 
-def test_the_package_holds_every_format_the_raw_data_and_verifies(closed: Closed) -> None:
+def test_the_package_holds_every_format_the_raw_data_and_verifies(
+    closed: Closed, pinned: Trust
+) -> None:
     files = {p.relative_to(closed.folder).as_posix() for p in closed.folder.rglob("*")}
     reports = [f for f in files if f.startswith("report/")]
     assert len(reports) == 9  # JSON once, then CSV, XLSX, HTML, PDF in Italian and English
     assert {f"data/{m}.lp.gz" for m in ("sample", "app_usage", "event", "status")} <= files
     assert {"data/rollup_device_hourly.lp.gz", "data/rollup_device_daily.lp.gz"} <= files
     assert set(SEALS) <= files and "settings.json" in files and "inventory/inventory.yaml" in files
-    problems, signer = verify(closed.folder)
+    problems, signer = verify(closed.folder, pinned)
     assert problems == []
     assert signer.startswith("ed25519:")
 
 
 def test_one_flipped_byte_in_any_file_or_a_missing_file_names_it(
-    closed: Closed, tmp_path: Path
+    closed: Closed, pinned: Trust, tmp_path: Path
 ) -> None:
     for path in sorted(p for p in closed.folder.rglob("*") if p.is_file()):
         rel = path.relative_to(closed.folder).as_posix()
@@ -202,15 +210,15 @@ def test_one_flipped_byte_in_any_file_or_a_missing_file_names_it(
         data = bytearray(target.read_bytes())
         data[len(data) // 2] ^= 0x01
         target.write_bytes(bytes(data))
-        problems, _ = check(copy)
+        problems, _ = check(copy, pinned)
         assert problems and any(rel in p for p in problems), (rel, problems)
         target.unlink()
-        problems, _ = check(copy)
+        problems, _ = check(copy, pinned)
         assert problems and any(rel in p for p in problems), (rel, problems)
 
 
 def test_a_period_closed_while_the_next_day_flows_in_verifies(
-    lab: tuple[Config, Collector], uid: str
+    lab: tuple[Config, Collector], uid: str, pinned: Trust
 ) -> None:
     """The ordinary close: yesterday, while today's samples keep arriving and the collector
     keeps rolling them up, and a device first seen today. The fresh package verifies; a
@@ -248,17 +256,17 @@ def test_a_period_closed_while_the_next_day_flows_in_verifies(
     archived = orjson.loads((closed.folder / REPORT_JSON).read_bytes())
     assert archived["meta"]["rolled_until_ms"] <= NEXT
     assert {e["device"] for e in archived["evidence"]["unregistered"]} == {"pc-98"}
-    problems, _ = verify(closed.folder)
+    problems, _ = verify(closed.folder, pinned)
     assert problems == []
     target = closed.folder / "data" / "sample.lp.gz"
     data = bytearray(target.read_bytes())
     data[len(data) // 2] ^= 0x01
     target.write_bytes(bytes(data))
-    problems, _ = verify(closed.folder)
+    problems, _ = verify(closed.folder, pinned)
     assert problems and all("data/sample.lp.gz" in p for p in problems), problems
 
 
-def test_restored_data_altered_names_the_figure(closed: Closed) -> None:
+def test_restored_data_altered_names_the_figure(closed: Closed, pinned: Trust) -> None:
     def tamper(influx: InfluxV1) -> None:
         # An hour of pc-01 one hour longer in use: the package holds the device rollups, and
         # verify sums the per-asset ones it reads again from them.
@@ -272,7 +280,7 @@ def test_restored_data_altered_names_the_figure(closed: Closed) -> None:
                  f"{record['time']}"]
             )  # fmt: skip
 
-    problems, _ = verify(closed.folder, on_restored=tamper)
+    problems, _ = verify(closed.folder, pinned, on_restored=tamper)
     assert any("pc-01" in p and "in_use_s" in p for p in problems), problems
 
 
@@ -322,7 +330,7 @@ def _writable(folder: Path) -> bool:
 
 
 def test_an_admin_closes_a_period_over_the_api(
-    lab: tuple[Config, Collector], tmp_path: Path
+    lab: tuple[Config, Collector], tmp_path: Path, pinned: Trust
 ) -> None:
     from labmeter.api.keys import Role
     from tests.api.client import make_api
@@ -338,7 +346,7 @@ def test_an_admin_closes_a_period_over_the_api(
     assert response.status_code == 201, response.text
     body = response.json()
     assert body["state"] == "closed" and len(body["manifest_sha256"]) == 64
-    assert verify(Path(body["archive"]))[0] == []
+    assert verify(Path(body["archive"]), pinned)[0] == []
     again = client.post("/api/v1/admin/periods", json=period)
     assert again.status_code == 409 and "overlaps" in again.json()["detail"]
     listed = client.get("/api/v1/admin/periods").json()
@@ -428,7 +436,7 @@ def test_reports_carry_their_fingerprint_the_closure_and_the_refusals(
 
 
 def test_a_period_closed_with_bookings_holds_them_and_verifies_from_its_copies(
-    lab: tuple[Config, Collector], uid: str, tmp_path: Path
+    lab: tuple[Config, Collector], uid: str, tmp_path: Path, pinned: Trust
 ) -> None:
     """The package holds the calendars the report reconciled with; a later edit of a live
     calendar leaves verify passing, a flipped byte in the archived copy names it."""
@@ -460,10 +468,10 @@ def test_a_period_closed_with_bookings_holds_them_and_verifies_from_its_copies(
 
     # The live calendar is edited after the close: the package still verifies.
     rows.write_text(rows.read_text(encoding="utf-8").replace("Liceo Galilei", "Altro"))
-    assert verify(closed.folder)[0] == []
+    assert verify(closed.folder, pinned)[0] == []
 
     data = bytearray((closed.folder / copied[0]).read_bytes())
     data[len(data) // 2] ^= 0x01
     (closed.folder / copied[0]).write_bytes(bytes(data))
-    problems, _ = verify(closed.folder)
+    problems, _ = verify(closed.folder, pinned)
     assert problems and any("bookings/00-lab-a.csv" in p for p in problems), problems

@@ -20,7 +20,7 @@ import pytest
 
 from labmeter.api.report.formats import Format, produce
 from labmeter.api.report.texts import Lang
-from labmeter.archive.manifest import generate_key
+from labmeter.archive.manifest import Trust, generate_key
 from labmeter.collector.service import Collector
 from labmeter.config import ApiConfig, Config, EvidenceConfig
 from labmeter.evidence.close import close_period
@@ -104,5 +104,5 @@ def test_a_closed_simulated_day_refuses_replays_and_old_data_and_its_report_hold
 
     rebuilt = build_report(config.influx, inventory, DAY, NEXT, "", NOW)
     assert differences(archived, orjson.loads(produce(rebuilt, Format.json, Lang.it))) == []
-    problems, signer = verify(closed.folder)
+    problems, signer = verify(closed.folder, Trust(key.with_suffix(".pub.pem")))
     assert problems == [] and signer.startswith("ed25519:")
