@@ -18,6 +18,7 @@ from datetime import date, datetime, time, timedelta
 from typing_extensions import TypedDict  # pydantic reads these as response models on 3.11
 
 from labmeter.api import session_list
+from labmeter.api.cells import inert, revived
 from labmeter.api.records import SessionRow
 from labmeter.api.scope import Scope
 from labmeter.bookings import Booking
@@ -149,7 +150,8 @@ CSV_COLUMNS_EN = (
 
 
 def to_csv(reg: Register, english: bool = False) -> str:
-    """One row per session, local times to the second; ``;`` for Italian Excel."""
+    """One row per session, local times to the second; ``;`` for Italian Excel; text as
+    text, never a formula (``api/cells.py``)."""
     from zoneinfo import ZoneInfo
 
     tz = ZoneInfo(reg["timezone"])
@@ -164,8 +166,9 @@ def to_csv(reg: Register, english: bool = False) -> str:
                 [
                     day["day"].isoformat(), f"{reg['site']}/{reg['lab']}",
                     start.isoformat(timespec="milliseconds"),
-                    end.isoformat(timespec="milliseconds"), s["device"], s["description"],
-                    s["user"], s["category"], s["organisation"], s["activity"], s["booking"],
+                    end.isoformat(timespec="milliseconds"),
+                    *map(inert, (s["device"], s["description"], s["user"], s["category"],
+                                 s["organisation"], s["activity"], s["booking"])),
                     repr(s["in_use_s"]),
                 ]
             )  # fmt: skip
@@ -198,13 +201,13 @@ def from_csv(text: str) -> list[RegisterSession]:
             RegisterSession(
                 start_ms=int(datetime.fromisoformat(start).timestamp() * 1000),
                 end_ms=int(datetime.fromisoformat(end).timestamp() * 1000),
-                device=device,
-                description=described,
-                user=user,
-                category=category,
-                organisation=org,
-                activity=activity,
-                booking=booking,
+                device=revived(device),
+                description=revived(described),
+                user=revived(user),
+                category=revived(category),
+                organisation=revived(org),
+                activity=revived(activity),
+                booking=revived(booking),
                 in_use_s=float(in_use),
             )
         )

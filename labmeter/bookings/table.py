@@ -65,11 +65,13 @@ class CsvBookings:
         if not lines:
             self.problems.append(f"{path}:1: empty file (expected a header: {', '.join(COLUMNS)})")
             return
+        # Only the delimiter is guessed, from the header: the rest is Excel's dialect, whose
+        # "" inside a quoted cell is one quote (a sniffed header with no quotes says not).
         try:
-            dialect = csv.Sniffer().sniff(lines[0], delimiters=",;")
+            delimiter = csv.Sniffer().sniff(lines[0], delimiters=",;").delimiter
         except csv.Error:
-            dialect = csv.excel
-        reader = csv.DictReader(lines, dialect=dialect)
+            delimiter = ","
+        reader = csv.DictReader(lines, dialect=csv.excel, delimiter=delimiter)
         header = [h.strip().lower() for h in reader.fieldnames or []]
         reader.fieldnames = header
         unknown = [h for h in header if h not in COLUMNS]

@@ -377,7 +377,7 @@ def test_the_cli_closes_lists_and_verifies(lab: tuple[Config, Collector], tmp_pa
     digest = closed.stdout.strip().splitlines()[-1]
     listed = runner.invoke(app, ["period", "list", "-c", str(toml)])
     assert digest in listed.stdout and "(closed)" in listed.stdout
-    package = next((tmp_path / "cli-archive").iterdir())
+    package = next((tmp_path / "cli-archive").glob("period-*"))
     public = key.with_suffix(".pub.pem")
     ok = runner.invoke(app, ["period", "verify", str(package), "--public-key", str(public)])
     assert ok.exit_code == 0 and "OK" in ok.output, ok.output
@@ -475,3 +475,181 @@ def test_a_period_closed_with_bookings_holds_them_and_verifies_from_its_copies(
     (closed.folder / copied[0]).write_bytes(bytes(data))
     problems, _ = verify(closed.folder, pinned)
     assert problems and any("bookings/00-lab-a.csv" in p for p in problems), problems
+
+
+def test_a_real_package_edited_and_resealed_or_resigned_fails_verify(
+    closed: Closed, pinned: Trust, tmp_path: Path
+) -> None:
+    """The PDF is what an evaluator reads and verify compares no figure of it: edited, then
+    sealed again (unsigned, or by another key), the package used to pass a bare verify."""
+    from labmeter.archive.manifest import PUBLIC_KEY, SIGNATURE, load_private_key, seal
+
+    meta = {k: v for k, v in orjson.loads((closed.folder / "manifest.json").read_bytes()).items()}
+    meta.pop("files")
+    meta.pop("format")
+    pdf = next((closed.folder / "report").glob("*.pdf"))
+    pdf.write_bytes(pdf.read_bytes().replace(b"%%EOF", b"% figures changed\n%%EOF"))
+    for seal_file in (SIGNATURE, PUBLIC_KEY):
+        (closed.folder / seal_file).unlink()
+    seal(closed.folder, meta, None)
+    problems, _ = verify(closed.folder)
+    assert problems and "unsigned" in problems[0], problems
+    assert verify(closed.folder, pinned)[0]
+    cited = Trust(allow_unsigned=True, manifest_sha256=closed.manifest_sha256)
+    assert any(closed.manifest_sha256 in p for p in verify(closed.folder, cited)[0])
+    other = tmp_path / "other.pem"
+    generate_key(other)
+    seal(closed.folder, meta, load_private_key(str(other)))
+    problems, _ = verify(closed.folder)
+    assert problems and "no trust anchor" in problems[0], problems
+    problems, _ = verify(closed.folder, pinned)
+    assert any("not the pinned key" in p for p in problems), problems
+
+
+def test_a_closure_rewritten_in_the_database_is_named_by_list_and_verify(
+    lab: tuple[Config, Collector], closed: Closed, pinned: Trust, influx: InfluxV1
+) -> None:
+    """Whoever holds InfluxDB's credentials moves a closed period's end: the archive
+    folder's record of the close and the package tell."""
+    from labmeter.archive.ledger import RECORD
+    from labmeter.evidence.close import list_closures
+
+    cfg, _ = lab
+    closures, differ = list_closures(cfg)
+    assert [c.manifest_sha256 for c in closures] == [closed.manifest_sha256] and differ == {}
+    assert verify(closed.folder, pinned, config=cfg)[0] == []
+    shorter = dataclasses.replace(closed.closure, end_ms=NEXT - 3_600_000)
+    influx.write_lines([shorter.to_line()])
+    _, differ = list_closures(cfg)
+    assert closed.closure.id in differ and "the archive records" in differ[closed.closure.id]
+    problems, _ = verify(closed.folder, pinned, config=cfg)
+    assert any("InfluxDB's closure" in p for p in problems), problems
+    # And a record rewritten with it (whoever holds both) still differs from the package.
+    record = Path(cfg.evidence.archive_dir) / RECORD
+    record.write_bytes(record.read_bytes().replace(closed.manifest_sha256.encode(), b"0" * 64))
+    influx.write_lines([dataclasses.replace(closed.closure, manifest_sha256="0" * 64).to_line()])
+    problems, _ = verify(closed.folder, pinned, config=cfg)
+    assert any(RECORD in p for p in problems) and any("InfluxDB" in p for p in problems)
+
+
+def test_two_concurrent_closes_leave_one_package_and_one_closure(
+    lab: tuple[Config, Collector], pinned: Trust, tmp_path: Path
+) -> None:
+    """Two closes of one day at once: on one archive folder (the CLI and the API's admin
+    route), and on two folders (two hosts). One package is written and verifies, the other
+    close fails with its reason, and the database holds one closed closure."""
+    from labmeter.evidence.close import list_closures
+
+    cfg, _ = lab
+    elsewhere = dataclasses.replace(
+        cfg, evidence=dataclasses.replace(cfg.evidence, archive_dir=str(tmp_path / "archive-2"))
+    )
+    for first, second in ((cfg, cfg), (cfg, elsewhere)):
+        results: list[Closed | Exception] = []
+        start = threading.Barrier(2)
+
+        def run(c: Config) -> None:
+            start.wait()
+            try:
+                results.append(close_period(c, DAY, NEXT, now_ms=NOW))
+            except EvidenceError as exc:
+                results.append(exc)
+
+        threads = [threading.Thread(target=run, args=(c,)) for c in (first, second)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(300)
+        done = [r for r in results if isinstance(r, Closed)]
+        failed = [r for r in results if isinstance(r, EvidenceError)]
+        if first is second:
+            assert len(done) == 1 and len(failed) == 1, results
+            assert "another close is running" in str(failed[0])
+            assert verify(done[0].folder, pinned)[0] == []
+            winner = done[0]
+            continue
+        # The day is closed already: a close from the other folder is refused as overlapping.
+        assert not done and len(failed) == 2, results
+        assert all("overlaps the period closed" in str(f) for f in failed), failed
+    packages = [p for a in ("archive", "archive-2") for p in (tmp_path / a).glob("period-*")]
+    assert packages == [winner.folder]
+    closures, _ = list_closures(cfg)
+    assert [(c.state, c.manifest_sha256) for c in closures] == [
+        ("closed", winner.manifest_sha256)
+    ]
+
+
+def test_two_closes_from_two_archive_folders_at_once_leave_one_package(
+    lab: tuple[Config, Collector], pinned: Trust, tmp_path: Path
+) -> None:
+    """No shared lock file between two hosts: the closure is the lock. One close goes on,
+    the other withdraws (or gives way) naming the other, and only one package is sealed."""
+    from labmeter.evidence.close import list_closures
+    from labmeter.periods import closures_query, parse_closures
+
+    cfg, _ = lab
+    configs = [
+        dataclasses.replace(
+            cfg, evidence=dataclasses.replace(cfg.evidence, archive_dir=str(tmp_path / name))
+        )
+        for name in ("host-a", "host-b")
+    ]
+    results: list[Closed | Exception] = []
+    start = threading.Barrier(2)
+
+    def run(c: Config, now: int) -> None:
+        start.wait()
+        try:
+            results.append(close_period(c, DAY, NEXT, now_ms=now))
+        except EvidenceError as exc:
+            results.append(exc)
+
+    threads = [threading.Thread(target=run, args=(c, NOW + n)) for n, c in enumerate(configs)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(300)
+    done = [r for r in results if isinstance(r, Closed)]
+    assert len(done) == 1 and len(results) == 2, results
+    assert "another close" in str(next(r for r in results if not isinstance(r, Closed)))
+    packages = [p for h in ("host-a", "host-b") for p in (tmp_path / h).glob("period-*")]
+    assert packages == [done[0].folder]
+    assert verify(done[0].folder, pinned)[0] == []
+    influx = InfluxV1(cfg.influx)
+    try:
+        every = parse_closures(influx.query(closures_query()), withdrawn=True)
+    finally:
+        influx.close()
+    closed = [c for c in every if c.state == "closed"]
+    assert [c.manifest_sha256 for c in closed] == [done[0].manifest_sha256]
+    assert all(c.state in ("closed", "withdrawn") for c in every), every
+    assert [c.state for c in list_closures(cfg)[0]] == ["closed"]
+
+
+def test_the_inventory_is_read_once_for_the_report_the_copy_and_its_hash(
+    lab: tuple[Config, Collector], pinned: Trust
+) -> None:
+    """The inventory edited while the close runs (after the report is built, before the
+    package is sealed): the report, the package's copy and the recorded hash are all of the
+    inventory as it was when the close began."""
+    import hashlib
+
+    cfg, _ = lab
+    inventory = Path(cfg.api.inventory)
+    original = inventory.read_bytes()
+    edited = original.replace(b"cost: 1000", b"cost: 9999")
+    assert edited != original
+
+    def progress(stage: str, _done: float | None, _total: float | None) -> None:
+        if stage.startswith("raw data") and inventory.read_bytes() == original:
+            inventory.write_bytes(edited)
+
+    closed = close_period(cfg, DAY, NEXT, progress=progress, now_ms=NOW)
+    assert inventory.read_bytes() == edited  # it was edited during the close
+    settings = orjson.loads((closed.folder / "settings.json").read_bytes())
+    report = orjson.loads((closed.folder / REPORT_JSON).read_bytes())
+    digest = hashlib.sha256(original).hexdigest()
+    assert (closed.folder / settings["inventory"]["file"]).read_bytes() == original
+    assert settings["inventory"]["sha256"] == digest
+    assert report["evidence"]["fingerprint"]["inventory_sha256"] == digest
+    assert verify(closed.folder, pinned)[0] == []

@@ -1,14 +1,20 @@
 """The report as spreadsheets: CSV (every table one after the other) and XLSX (a sheet per
-table, numbers kept as numbers so that an evaluator can compute with them)."""
+table, numbers kept as numbers so that an evaluator can compute with them). Text is written
+as text, never as a formula (``api/cells.py``)."""
 
 from __future__ import annotations
 
 import csv
 import io
+from typing import TYPE_CHECKING, Any
 
+from labmeter.api.cells import FORMULA_START, inert
 from labmeter.api.report.model import Report
-from labmeter.api.report.tables import DATE, EUR, HOURS, INT, PCT, cell, tables
+from labmeter.api.report.tables import DATE, EUR, HOURS, INT, PCT, TEXT, cell, tables
 from labmeter.api.report.texts import Lang, moment, t
+
+if TYPE_CHECKING:
+    from openpyxl.worksheet.worksheet import Worksheet
 
 
 def to_csv(report: Report, lang: Lang) -> str:
@@ -16,14 +22,30 @@ def to_csv(report: Report, lang: Lang) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, delimiter=";" if lang is Lang.it else ",", lineterminator="\n")
     for table in tables(report, lang):
-        writer.writerow([table.title])
-        writer.writerow([h for h, _ in table.columns])
+        writer.writerow([inert(table.title)])
+        writer.writerow([inert(h) for h, _ in table.columns])
         for row in table.rows:
             writer.writerow(
-                [cell(v, u, lang) for v, (_, u) in zip(row, table.columns, strict=True)]
+                [
+                    inert(cell(v, u, lang)) if u == TEXT else cell(v, u, lang)
+                    for v, (_, u) in zip(row, table.columns, strict=True)
+                ]
             )
         writer.writerow([])
     return buf.getvalue()
+
+
+def _as_text(ws: Worksheet, value: Any) -> Any:
+    """A value for ``ws.append``: text that a spreadsheet would take for a formula or an
+    error code becomes a string cell with the quote prefix; anything else is left as it is."""
+    from openpyxl.cell.cell import ERROR_CODES, Cell
+
+    if not isinstance(value, str) or (value[:1] not in FORMULA_START and value not in ERROR_CODES):
+        return value
+    text = Cell(ws, value=value)
+    text.data_type = "s"
+    text.quotePrefix = True
+    return text
 
 
 _XLSX_FORMATS = {HOURS: "#,##0.0", PCT: "0.0%", EUR: "#,##0.00", INT: "0", DATE: "DD/MM/YYYY"}
@@ -68,7 +90,7 @@ def to_xlsx(report: Report, lang: Lang) -> bytes:
     used: set[str] = {sheet.title.casefold()}
     for table in tables(report, lang):
         ws = book.create_sheet(sheet_name(table.title, used))
-        ws.append([h for h, _ in table.columns])
+        ws.append([_as_text(ws, h) for h, _ in table.columns])
         for c in ws[1]:
             c.font = Font(bold=True)
         formats = [
@@ -78,7 +100,7 @@ def to_xlsx(report: Report, lang: Lang) -> bytes:
         ]
         # Row numbers counted here: ``ws.max_row`` scans every cell, quadratic in the rows.
         for r, row in enumerate(table.rows, start=2):
-            ws.append(row)
+            ws.append([_as_text(ws, v) for v in row])
             for col, number_format in formats:
                 ws.cell(r, col).number_format = number_format
         for i, (header, _) in enumerate(table.columns):
