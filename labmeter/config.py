@@ -323,9 +323,11 @@ class BookingsConfig:
     sources: str = ""
     # Where each feed's last good copy is kept; "" = a ``.feeds`` folder beside ``sources``.
     cache_dir: str = ""
-    # How often the API fetches the feeds again, and how long one fetch may take.
+    # How often the API fetches the feeds again, how long one fetch may take in all
+    # (redirects and body included), and how large a feed may be.
     refresh_min: float = 60.0
     timeout_s: float = 20.0
+    feed_max_mb: float = 16.0
     # A booking whose booked devices were in use for less than this share of it is a no-show.
     no_show_below: float = 0.10
 
@@ -334,6 +336,8 @@ class BookingsConfig:
             raise ConfigError("bookings.no_show_below", "must be a share within 0..1 (0.10)")
         if self.refresh_min <= 0 or self.timeout_s <= 0:
             raise ConfigError("bookings.refresh_min", "refresh_min and timeout_s must be > 0")
+        if self.feed_max_mb <= 0:
+            raise ConfigError("bookings.feed_max_mb", "must be > 0")
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from labmeter.api.scope import Scope
 from labmeter.api.spans import Seconds, Span, SpanReader
 from labmeter.api.usage import View
 from labmeter.bookings import Booking, FeedState
+from labmeter.bookings.fetch import shown_url
 from labmeter.contract import CATEGORIES
 from labmeter.schema import DeviceKey
 
@@ -406,7 +407,7 @@ def _company(
 def _feed(state: FeedState, now_ms: int) -> FeedRow:
     return FeedRow(
         name=state.name,
-        url=state.url,
+        url=shown_url(state.url),
         fetched_ms=state.fetched_ms,
         age_s=state.age_s(now_ms),
         error=state.error,

@@ -3,7 +3,8 @@ activity was commercial.
 
 ``model`` holds a booking, ``ics`` reads iCalendar (recurrences through ``icalendar`` and
 ``recurring-ical-events``), ``table`` reads CSV, ``sources`` the file that lists the calendars
-and feeds a site books through, ``feeds`` fetches feeds and keeps their last good copy.
+and feeds a site books through, ``fetch`` fetches a feed as hostile input, ``feeds`` keeps
+each feed's last good copy.
 Every problem names its file and line, like the inventory's.
 """
 

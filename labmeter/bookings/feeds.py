@@ -1,4 +1,4 @@
-"""Feeds: calendars the server fetches on a schedule, and their last good copy.
+"""Feeds: calendars the server fetches on a schedule (``fetch.py``), and their last good copy.
 
 A booking system that is down, or serves a broken calendar for an hour, must not empty the
 bookings a report reconciles with: the copy kept is the last one that was fetched *and*
@@ -17,10 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-import httpx
 import orjson
-
-from labmeter.errors import LabmeterError
 
 log = logging.getLogger(__name__)
 
@@ -66,16 +63,6 @@ class FeedCache:
             str(meta.get("error") or ("" if copy.exists() else "never fetched")),
         )
 
-    def fetch(self, url: str, timeout_s: float) -> str:
-        """The feed's text; ``FeedError`` with the reason when it cannot be had."""
-        try:
-            response = httpx.get(url, timeout=timeout_s, follow_redirects=True)
-        except httpx.HTTPError as exc:
-            raise FeedError(f"unreachable: {type(exc).__name__}: {exc}") from exc
-        if response.status_code != 200:
-            raise FeedError(f"HTTP {response.status_code}")
-        return response.text
-
     def keep(self, url: str, text: str, now_ms: int) -> None:
         """Store a copy that passed every check."""
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -94,10 +81,6 @@ class FeedCache:
 
     def _meta(self, url: str, meta: dict[str, object]) -> None:
         _atomic(self._stem(url).with_suffix(".json"), orjson.dumps(meta))
-
-
-class FeedError(LabmeterError):
-    """A feed could not be fetched (the reason is the message)."""
 
 
 class Refresher:

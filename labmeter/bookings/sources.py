@@ -6,25 +6,29 @@ defaults their events leave unsaid, e.g.::
       - {file: lab-cad.ics, site: its-prime, lab: lab-cad}
       - {url: "https://prenotazioni.example.org/lab-fab.ics", site: its-prime, lab: lab-fab}
       - {file: convenzioni.csv}
+    allow_hosts: [prenotazioni.intranet]   # feeds on a private address: named one by one
 
 Paths are relative to the sources file. ``Bookings`` is every calendar loaded and checked
 against the inventory; feeds are read from their last good copy (``feeds.py``) and
-``refresh`` fetches them again.
+``refresh`` fetches them again (``fetch.py``: redirects, addresses, size and time bounded).
+A feed's URL is shown redacted (``shown_url``): its name, when none is given, is that.
 """
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
 import yaml
 
-from labmeter.bookings.feeds import FeedCache, FeedError, FeedState
+from labmeter.bookings.feeds import FeedCache, FeedState
+from labmeter.bookings.fetch import FeedError, Policy, fetch, shown_url
 from labmeter.bookings.ics import IcsCalendar
 from labmeter.bookings.model import Booking, BookingError, Defaults
 from labmeter.bookings.table import CsvBookings
@@ -33,6 +37,7 @@ from labmeter.inventory import Inventory
 from labmeter.inventory.load import _Loader, _Located
 
 _CALENDAR_KEYS = {"file", "url", "name", "site", "lab", "organisation", "category"}
+_LINE = re.compile(r":(\d+): ")  # a problem's line number, "name:12: ..."
 
 
 class Calendar(Protocol):
@@ -61,7 +66,16 @@ class Entry:
     line: int
 
 
-def load_sources(path: Path) -> list[Entry]:
+@dataclass(frozen=True)
+class Sources:
+    """What a sources file says: its calendars, and the hosts feeds may reach at a loopback,
+    link-local or private address."""
+
+    entries: list[Entry]
+    allow_hosts: frozenset[str] = field(default_factory=frozenset)
+
+
+def load_sources(path: Path) -> Sources:
     """The calendars a sources file lists; ``BookingError`` with every problem."""
     where = str(path)
     try:
@@ -76,8 +90,13 @@ def load_sources(path: Path) -> list[Entry]:
         raise BookingError([f"{where}:1: a sources file is a mapping with version: 1"])
     entries: list[Entry] = []
     for key in doc:
-        if key not in ("version", "calendars"):
+        if key not in ("version", "calendars", "allow_hosts"):
             problems.append(f"{where}:{doc.key_lines.get(key, 1)}: unknown key {key!r}")
+    allow = doc.get("allow_hosts") or []
+    if not isinstance(allow, list) or not all(isinstance(h, str) and h for h in allow):
+        problems.append(f"{where}:{doc.key_lines.get('allow_hosts', 1)}: allow_hosts: a list "
+                        "of host names")  # fmt: skip
+        allow = []
     raw = doc.get("calendars") or []
     if not isinstance(raw, list):
         raise BookingError([f"{where}:{doc.key_lines.get('calendars', 1)}: calendars: a list"])
@@ -102,11 +121,11 @@ def load_sources(path: Path) -> list[Entry]:
             *(str(item.get(k) or "") for k in ("site", "lab", "organisation", "category"))
         )
         target = path.parent / str(file) if file else None
-        name = str(item.get("name") or file or url)
+        name = str(item.get("name") or file or shown_url(str(url)))
         entries.append(Entry(name, target, str(url or ""), defaults, line))
     if problems:
         raise BookingError(problems)
-    return entries
+    return Sources(entries, frozenset(h.strip().lower() for h in allow))
 
 
 class Bookings:
@@ -126,14 +145,16 @@ class Bookings:
         cache_dir: Path | None = None,
         timeout_s: float = 20.0,
         clock: Callable[[], float] = time.time,
+        max_bytes: int = 16 << 20,
     ) -> None:
         self.sources = sources
         self.inventory = inventory
         self.tz = inventory.tz if inventory is not None else ZoneInfo("Europe/Rome")
         self.cache = FeedCache(cache_dir or sources.parent / ".feeds")
-        self.timeout_s = timeout_s
         self.clock = clock
-        self.entries = load_sources(sources)
+        listed = load_sources(sources)
+        self.entries = listed.entries
+        self.policy = Policy(timeout_s, max_bytes, listed.allow_hosts)
         self._lock = threading.Lock()
         problems: list[str] = []
         files: list[Calendar] = []
@@ -171,11 +192,17 @@ class Bookings:
         for entry in self.feeds_listed():
             now_ms = int(self.clock() * 1000)
             try:
-                text = self.cache.fetch(entry.url, self.timeout_s)
+                text = fetch(entry.url, self.policy)
                 calendar = read_calendar(text, entry.name, entry.defaults, self.tz)
                 problems = calendar.check(self.inventory)
                 if problems:
-                    raise FeedError(f"{len(problems)} problem(s), first: {problems[0]}")
+                    # Where, never what: the problems quote the reply, which is not ours to show.
+                    lines = sorted({int(n) for p in problems for n in _LINE.findall(p)})
+                    at = f" (lines {', '.join(map(str, lines[:10]))})" if lines else ""
+                    raise FeedError(
+                        f"the reply is not a calendar that passes its checks: {len(problems)} "
+                        f"problem(s){at}; `labmeter bookings check` on a copy says which"
+                    )
             except FeedError as exc:
                 self.cache.failed(entry.url, str(exc), now_ms)
                 found = self._from_copy(entry)
@@ -233,4 +260,5 @@ def open_bookings(config: BookingsConfig, inventory: Inventory | None) -> Bookin
         inventory,
         Path(config.cache_dir) if config.cache_dir else None,
         timeout_s=config.timeout_s,
+        max_bytes=int(config.feed_max_mb * (1 << 20)),
     )

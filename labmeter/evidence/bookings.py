@@ -3,9 +3,10 @@
 A closed period's report reconciles measured use with bookings (section 6), and a calendar
 can be edited, a feed can change or vanish afterwards. So the close copies every calendar the
 bookings are read from (the sources file, each calendar file, each feed's last good copy)
-into ``bookings/``, and builds the report from those copies, by the same function
-``labmeter period verify`` rebuilds it with: the report can only have used what the package
-holds, and the manifest's SHA-256 of each copy names the one that was altered.
+into ``bookings/``, feed URLs redacted (a token in a URL is a secret, not evidence), and
+builds the report from those copies, by the same function ``labmeter period verify``
+rebuilds it with: the report can only have used what the package holds, and the manifest's
+SHA-256 of each copy names the one that was altered.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from zoneinfo import ZoneInfo
 from labmeter.archive.manifest import member
 from labmeter.bookings import Bookings, Defaults
 from labmeter.bookings.feeds import FeedState
+from labmeter.bookings.fetch import shown_url
 from labmeter.bookings.sources import read_calendar
 from labmeter.errors import EvidenceError
 from labmeter.inventory import Inventory
@@ -39,7 +41,12 @@ def archive(books: Bookings, package: Path, no_show_below: float) -> dict[str, A
     read them back (kept in settings.json)."""
     folder = package / FOLDER
     folder.mkdir()
-    shutil.copyfile(books.sources, folder / _safe(books.sources.name))
+    # The sources file as it was, feed URLs redacted (their tokens are not evidence).
+    sources = books.sources.read_text(encoding="utf-8")
+    for entry in books.entries:
+        if entry.url:
+            sources = sources.replace(entry.url, shown_url(entry.url))
+    (folder / _safe(books.sources.name)).write_text(sources, encoding="utf-8")
     feeds = {state.url: state for state in books.feed_states()}
     calendars = []
     for n, entry in enumerate(books.entries):
@@ -53,10 +60,10 @@ def archive(books: Bookings, package: Path, no_show_below: float) -> dict[str, A
             {
                 "name": entry.name,
                 "file": copy if held else None,  # a feed never fetched: nothing to copy
-                "source": str(original) if entry.file is not None else entry.url,
+                "source": str(original) if entry.file is not None else shown_url(entry.url),
                 # what its bookings and problems are named by (``Booking.source``)
                 "path": str(entry.file) if entry.file is not None else entry.name,
-                "url": entry.url,
+                "url": shown_url(entry.url) if entry.url else "",
                 "defaults": dataclasses.asdict(entry.defaults),
                 "fetched_ms": state.fetched_ms if state else None,
                 "attempted_ms": state.attempted_ms if state else None,

@@ -532,51 +532,50 @@ def test_a_closure_rewritten_in_the_database_is_named_by_list_and_verify(
     assert any(RECORD in p for p in problems) and any("InfluxDB" in p for p in problems)
 
 
+def _close_at_once(configs: list[Config], nows: list[int]) -> list[Closed | Exception]:
+    """``close_period`` of the lab's day from each config at the same moment."""
+    results: list[Closed | Exception] = []
+    start = threading.Barrier(len(configs))
+
+    def run(c: Config, now: int) -> None:
+        start.wait()
+        try:
+            results.append(close_period(c, DAY, NEXT, now_ms=now))
+        except EvidenceError as exc:
+            results.append(exc)
+
+    threads = [threading.Thread(target=run, args=a) for a in zip(configs, nows, strict=True)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(300)
+    return results
+
+
 def test_two_concurrent_closes_leave_one_package_and_one_closure(
     lab: tuple[Config, Collector], pinned: Trust, tmp_path: Path
 ) -> None:
-    """Two closes of one day at once: on one archive folder (the CLI and the API's admin
-    route), and on two folders (two hosts). One package is written and verifies, the other
-    close fails with its reason, and the database holds one closed closure."""
+    """Two closes of one day at once on one archive folder (the CLI and the API's admin
+    route): one package is written and verifies, the other close fails saying why, and the
+    database holds one closed closure. A close from another folder afterwards is refused."""
     from labmeter.evidence.close import list_closures
 
     cfg, _ = lab
+    results = _close_at_once([cfg, cfg], [NOW, NOW])
+    done = [r for r in results if isinstance(r, Closed)]
+    failed = [r for r in results if isinstance(r, EvidenceError)]
+    assert len(done) == 1 and len(failed) == 1, results
+    assert "another close is running" in str(failed[0])
+    assert verify(done[0].folder, pinned)[0] == []
     elsewhere = dataclasses.replace(
         cfg, evidence=dataclasses.replace(cfg.evidence, archive_dir=str(tmp_path / "archive-2"))
     )
-    for first, second in ((cfg, cfg), (cfg, elsewhere)):
-        results: list[Closed | Exception] = []
-        start = threading.Barrier(2)
-
-        def run(c: Config) -> None:
-            start.wait()
-            try:
-                results.append(close_period(c, DAY, NEXT, now_ms=NOW))
-            except EvidenceError as exc:
-                results.append(exc)
-
-        threads = [threading.Thread(target=run, args=(c,)) for c in (first, second)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(300)
-        done = [r for r in results if isinstance(r, Closed)]
-        failed = [r for r in results if isinstance(r, EvidenceError)]
-        if first is second:
-            assert len(done) == 1 and len(failed) == 1, results
-            assert "another close is running" in str(failed[0])
-            assert verify(done[0].folder, pinned)[0] == []
-            winner = done[0]
-            continue
-        # The day is closed already: a close from the other folder is refused as overlapping.
-        assert not done and len(failed) == 2, results
-        assert all("overlaps the period closed" in str(f) for f in failed), failed
+    with pytest.raises(EvidenceError, match="overlaps the period closed"):
+        close_period(elsewhere, DAY, NEXT, now_ms=NOW)
     packages = [p for a in ("archive", "archive-2") for p in (tmp_path / a).glob("period-*")]
-    assert packages == [winner.folder]
+    assert packages == [done[0].folder]
     closures, _ = list_closures(cfg)
-    assert [(c.state, c.manifest_sha256) for c in closures] == [
-        ("closed", winner.manifest_sha256)
-    ]
+    assert [(c.state, c.manifest_sha256) for c in closures] == [("closed", done[0].manifest_sha256)]
 
 
 def test_two_closes_from_two_archive_folders_at_once_leave_one_package(
@@ -594,21 +593,7 @@ def test_two_closes_from_two_archive_folders_at_once_leave_one_package(
         )
         for name in ("host-a", "host-b")
     ]
-    results: list[Closed | Exception] = []
-    start = threading.Barrier(2)
-
-    def run(c: Config, now: int) -> None:
-        start.wait()
-        try:
-            results.append(close_period(c, DAY, NEXT, now_ms=now))
-        except EvidenceError as exc:
-            results.append(exc)
-
-    threads = [threading.Thread(target=run, args=(c, NOW + n)) for n, c in enumerate(configs)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(300)
+    results = _close_at_once(configs, [NOW, NOW + 1])
     done = [r for r in results if isinstance(r, Closed)]
     assert len(done) == 1 and len(results) == 2, results
     assert "another close" in str(next(r for r in results if not isinstance(r, Closed)))
