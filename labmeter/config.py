@@ -50,7 +50,7 @@ def _hide_secrets(config: Any) -> None:
             object.__setattr__(config, f.name, Secret(value))
 
 
-_SECRET_FIELDS = frozenset({"password", "token", "pseudonym_secret"})
+_SECRET_FIELDS = frozenset({"password", "token", "pseudonym_secret", "influx_password"})
 
 
 @dataclass(frozen=True)
@@ -288,8 +288,31 @@ class ApiConfig:
     stale_intervals: float = 2.0
     # The inventory YAML (labmeter/inventory/); empty: every window hour counts as available.
     inventory: str = ""
-    # SQLite file of hashed API keys (`labmeter apikey create`).
+    # SQLite file of hashed API keys (`labmeter apikey create`) and browser sessions.
     keys_path: str = "labmeter-apikeys.sqlite"
+    # A page opened with ?key= gets a session cookie (never the key); it ends after this
+    # long unused, or when its key is revoked.
+    session_idle_hours: float = 24.0
+    # Proxies whose X-Forwarded-Proto/-For are believed (comma-separated addresses or
+    # networks, "*" for any): behind a TLS proxy the cookie is then Secure.
+    forwarded_allow_ips: str = "127.0.0.1,::1"
+    # false: /docs and /openapi.json need a key, like every other route.
+    public_docs: bool = True
+
+    def check(self) -> None:
+        if self.session_idle_hours <= 0:
+            raise ConfigError("api.session_idle_hours", "must be > 0")
+        import ipaddress
+
+        for item in filter(None, (i.strip() for i in self.forwarded_allow_ips.split(","))):
+            if item == "*":
+                continue
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError as exc:
+                raise ConfigError(
+                    "api.forwarded_allow_ips", f"{item!r} is not an address or network"
+                ) from exc
 
 
 @dataclass(frozen=True)
@@ -307,6 +330,13 @@ class EvidenceConfig:
     retention_years: int = 10
     # How long a close waits for every live collector to apply the closure.
     close_wait_s: float = 900.0
+    # The InfluxDB user that closes periods (writes the closure): the admin, where the
+    # collector's and the API's users may not ("" = influx.username, e.g. on the CLI).
+    influx_username: str = ""
+    influx_password: Secret | None = None
+
+    def __post_init__(self) -> None:
+        _hide_secrets(self)
 
     def check(self) -> None:
         if self.retention_years < 1:
@@ -435,6 +465,7 @@ def load(path: Path | str | None = None, overrides: dict[str, Any] | None = None
     config.mqtt.check()
     config.influx.check()
     config.collector.check()
+    config.api.check()
     config.evidence.check()
     config.bookings.check()
     return config

@@ -249,3 +249,26 @@ def retention_policy(
     verb, replication = ("CREATE", " REPLICATION 1") if create else ("ALTER", "")
     text = f"{verb} RETENTION POLICY {ident(name)} ON {ident(database)} DURATION {duration}"
     return text + replication + (" DEFAULT" if default else "")
+
+
+Privilege = Literal["READ", "WRITE", "ALL"]
+_PRIVILEGES = frozenset({"READ", "WRITE", "ALL"})
+
+
+def show_users() -> str:
+    return "SHOW USERS"
+
+
+def create_user(name: str, password: str) -> str:
+    """A user without privileges (``grant`` gives them): never an admin."""
+    return f"CREATE USER {ident(name)} WITH PASSWORD {string(password)}"
+
+
+def grant(privilege: Privilege, database: str, user: str) -> str:
+    if privilege not in _PRIVILEGES:
+        raise ValueError(f"unknown privilege {privilege!r}")
+    return f"GRANT {privilege} ON {ident(database)} TO {ident(user)}"
+
+
+def revoke_all(database: str, user: str) -> str:
+    return f"REVOKE ALL ON {ident(database)} FROM {ident(user)}"

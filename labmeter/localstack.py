@@ -70,6 +70,7 @@ bind-address = "127.0.0.1:{rpc_port}"
   bind-address = "127.0.0.1:{port}"
   log-enabled = false
   max-body-size = 0
+  auth-enabled = {auth}
 [continuous_queries]
   enabled = false
 """
@@ -153,12 +154,15 @@ def mosquitto(workdir: Path, port: int | None = None, extra_conf: str = "") -> S
     return Service("mosquitto", [binary, "-c", str(conf)], port, workdir)
 
 
-def influxd(workdir: Path, port: int | None = None, *, cold_s: int | None = None) -> Service:
+def influxd(
+    workdir: Path, port: int | None = None, *, cold_s: int | None = None, auth: bool = False
+) -> Service:
     """A configured (not yet started) influxd 1.x with its data in ``workdir``.
 
     ``cold_s``: seconds without writes after which a shard is fully compacted (InfluxDB's
     default is 4 hours), for benchmarks that read a database the way a quiet deployment
-    holds it rather than straight after a bulk load.
+    holds it rather than straight after a bulk load. ``auth``: users and privileges enforced,
+    as a deployment runs it (the first user made must be an admin).
     """
     binary = require_binary("influxd")
     workdir.mkdir(parents=True, exist_ok=True)
@@ -170,7 +174,11 @@ def influxd(workdir: Path, port: int | None = None, *, cold_s: int | None = None
         else f'\n  compact-full-write-cold-duration = "{cold_s}s"'
         f'\n  cache-snapshot-write-cold-duration = "{cold_s}s"'
     )
-    conf.write_text(INFLUXD_CONF.format(port=port, rpc_port=free_port(), dir=workdir, cold=cold))
+    conf.write_text(
+        INFLUXD_CONF.format(
+            port=port, rpc_port=free_port(), dir=workdir, cold=cold, auth=str(auth).lower()
+        )
+    )
     return Service("influxd", [binary, "-config", str(conf)], port, workdir)
 
 

@@ -13,6 +13,7 @@ from labmeter import influxql
 from labmeter.config import Config
 from labmeter.errors import EvidenceError
 from labmeter.influx import InfluxV1
+from labmeter.privileges import RoleUser, ensure_users
 
 DAY_S = 86_400
 YEAR_DAYS = 365.25
@@ -51,22 +52,32 @@ def apply_v1(influx: InfluxV1, seconds: int) -> str:
     return f"retention policy {name!r} on {db!r}: {duration}"
 
 
-def initialise(config: Config, days: int | None) -> tuple[str, str | None]:
-    """``labmeter influx init``: 1.x the database and its retention policy; 2.x the bucket,
-    the DBRP mapping and a write token. What was done, and the token (2.x)."""
+def initialise(
+    config: Config, days: int | None, users: dict[str, str] | None = None
+) -> tuple[str, str | None, list[RoleUser]]:
+    """``labmeter influx init``: 1.x the database, its retention policy and a user per role
+    (``users``: role -> name, ``labmeter/privileges.py``); 2.x the bucket, the DBRP mapping
+    and a write token. What was done, the token (2.x) and the users."""
     from labmeter.influx import init_v2
 
     seconds = retention_s(config, days)
     if config.influx.flavour == "v2":
+        if users:
+            raise EvidenceError(
+                "on InfluxDB 2.x a role's user is a v1 authorization: `influx v1 auth create` "
+                "as deploy/influxdb/init-labmeter.sh does (the API's with --read-bucket only)"
+            )
         token = init_v2(config.influx, seconds)
         return (
             f"bucket {config.influx.bucket!r} (retention {seconds // DAY_S or 'forever'} days) "
             f"mapped to database {config.influx.database!r}",
             token,
+            [],
         )
     influx = InfluxV1(config.influx)
     try:
         done = apply_v1(influx, seconds)
+        made = ensure_users(influx, users) if users else []
     finally:
         influx.close()
-    return f"database {config.influx.database!r} ready at {config.influx.url}; {done}", None
+    return f"database {config.influx.database!r} ready at {config.influx.url}; {done}", None, made

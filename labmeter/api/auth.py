@@ -2,10 +2,15 @@
 
 401 when the key is missing, unknown or revoked; 403 when its role is below the route's.
 Browsers use a cookie instead: a bookmarked board or report page opened with ``?key=`` trades
-the key for an HttpOnly cookie at once and is redirected to the same URL without it, so the key
-stays out of the address bar, the history, and the access logs of the API and of any proxy in
-front of it. The cookie is ``SameSite=Lax`` (sent when a link is followed, never on another
-site's requests) and serves only reads (GET): whatever changes state needs the header.
+the key for a session at once and is redirected to the same URL without it, so the key stays
+out of the address bar, the history, and the access logs of the API and of any proxy in front
+of it. The cookie holds the session's random id, never the key: the session is kept on the
+server (``api/keys.py``), ends after ``api.session_idle_hours`` unused and when its key is
+revoked, so a cookie copied off a lab screen is worth little. The cookie is ``HttpOnly``,
+``SameSite=Lax`` (sent when a link is followed, never on another site's requests), ``Secure``
+whenever the request came over TLS (directly, or through a proxy ``api.forwarded_allow_ips``
+trusts: uvicorn then takes the scheme from its ``X-Forwarded-Proto``), and serves only reads
+(GET): whatever changes state needs the header.
 """
 
 from __future__ import annotations
@@ -20,22 +25,24 @@ from fastapi.security import APIKeyCookie, APIKeyHeader, HTTPAuthorizationCreden
 from labmeter.api.deps import KeysDep
 from labmeter.api.keys import ApiKey, KeyStore, Role
 
-COOKIE = "labmeter_key"
+COOKIE = "labmeter_session"
 _header = APIKeyHeader(name="X-API-Key", auto_error=False, description="an API key")
 _bearer = HTTPBearer(auto_error=False, description="the same API key as a bearer token")
 _cookie = APIKeyCookie(
-    name=COOKIE, auto_error=False, description="the key a page link was opened with (GET only)"
+    name=COOKIE, auto_error=False, description="the session a page link opened (GET only)"
 )
 
 
-def _check(keys: KeyStore, token: str | None, role: Role) -> ApiKey:
-    if not token:
+def _check(keys: KeyStore, token: str | None, session: str | None, role: Role) -> ApiKey:
+    """The key behind a key token, or else behind a session id; 401 or 403 otherwise."""
+    if not token and not session:
         raise HTTPException(
             401, "an API key is required (X-API-Key header)", {"WWW-Authenticate": "Bearer"}
         )
-    key = keys.verify(token)
+    key = keys.verify(token) if token else keys.session(session or "")
     if key is None:
-        raise HTTPException(401, "unknown or revoked API key", {"WWW-Authenticate": "Bearer"})
+        what = "API key" if token else "session (open the page's link with its key again)"
+        raise HTTPException(401, f"unknown or revoked {what}", {"WWW-Authenticate": "Bearer"})
     if key.role.rank < role.rank:
         raise HTTPException(403, f"this needs the {role.value} role (the key is {key.role.value})")
     return key
@@ -54,7 +61,7 @@ def require(role: Role) -> Callable[..., ApiKey]:
         cookie: Annotated[str | None, Security(_cookie)],
     ) -> ApiKey:
         token = header or (bearer.credentials if bearer else None)
-        return _check(keys, token or _from_cookie(request, cookie), role)
+        return _check(keys, token, _from_cookie(request, cookie), role)
 
     return dependency
 
@@ -71,14 +78,16 @@ def require_page(role: Role) -> Callable[..., ApiKey]:
             str | None, Query(description="API key, for a page opened by link (then a cookie)")
         ] = None,
     ) -> ApiKey:
-        return _check(keys, key or header or _from_cookie(request, cookie), role)
+        return _check(keys, key or header, _from_cookie(request, cookie), role)
 
     return dependency
 
 
-def exchange_key(request: Request) -> RedirectResponse | None:
-    """A page opened with a (checked) ``?key=``: the same page without it, and the cookie."""
-    key = request.query_params.get("key")
+def exchange_key(request: Request, keys: KeyStore) -> RedirectResponse | None:
+    """A page opened with a (checked) ``?key=``: the same page without it, and a session
+    cookie."""
+    token = request.query_params.get("key")
+    key = keys.verify(token) if token else None
     if key is None:
         return None
     clean = request.url.remove_query_params("key")
@@ -86,7 +95,7 @@ def exchange_key(request: Request) -> RedirectResponse | None:
     moved = RedirectResponse(location, status_code=303, headers={"Cache-Control": "no-store"})
     moved.set_cookie(
         COOKIE,
-        key,
+        keys.open_session(key),
         httponly=True,
         samesite="lax",
         secure=request.url.scheme == "https",

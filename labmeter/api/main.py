@@ -5,12 +5,14 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Sequence
 
-from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import JSONResponse, Response
 
 from labmeter import __version__
-from labmeter.api.deps import Services
-from labmeter.api.keys import KeyStore
+from labmeter.api.auth import exchange_key, require_page
+from labmeter.api.deps import KeysDep, Services
+from labmeter.api.keys import KeyStore, Role
 from labmeter.api.routes import (
     admin,
     bookings,
@@ -47,10 +49,15 @@ def create_app(config: Config, routers: Sequence[APIRouter] = ()) -> FastAPI:
         if refresher is not None:
             refresher.stop()
 
+    public = config.api.public_docs
     app = FastAPI(
         lifespan=lifespan,
         title="labmeter API",
         version=__version__,
+        # api.public_docs = false: the same pages, behind a key (below).
+        docs_url="/docs" if public else None,
+        redoc_url="/redoc" if public else None,
+        openapi_url="/openapi.json" if public else None,
         description=(
             "Measured usage of lab equipment: occupancy, utilisation with its denominator "
             "(opening hours) and coverage, software licences, sessions, openness to external "
@@ -66,7 +73,7 @@ def create_app(config: Config, routers: Sequence[APIRouter] = ()) -> FastAPI:
         store=Store(InfluxV1(config.influx)),
         inventory=inventory,
         opening=OpeningHours(inventory),  # caches the open half hours
-        keys=KeyStore(config.api.keys_path),
+        keys=KeyStore(config.api.keys_path, config.api.session_idle_hours * 3600),
         bookings=open_bookings(config.bookings, inventory) if config.bookings.sources else None,
     )
     app.state.services = services  # read through labmeter/api/deps.py only
@@ -83,4 +90,22 @@ def create_app(config: Config, routers: Sequence[APIRouter] = ()) -> FastAPI:
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    if not public:
+        _private_docs(app)
     return app
+
+
+def _private_docs(app: FastAPI) -> None:
+    """/docs and /openapi.json for key holders only: a viewer's key, or a session opened
+    with ``/docs?key=...`` as for any page."""
+    viewer = [Depends(require_page(Role.viewer))]
+
+    @app.get("/openapi.json", include_in_schema=False, dependencies=viewer)
+    def openapi() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get("/docs", include_in_schema=False, dependencies=viewer)
+    def docs(request: Request, keys: KeysDep) -> Response:
+        return exchange_key(request, keys) or get_swagger_ui_html(
+            openapi_url="/openapi.json", title=f"{app.title} - docs"
+        )

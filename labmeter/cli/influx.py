@@ -23,17 +23,30 @@ def influx_init(
             "than the evidence retention only with evidence.archive_dir"
         ),
     ] = None,
+    collector_user: Annotated[
+        str, typer.Option(help="1.x: a user for the collector (read and write, not admin)")
+    ] = "",
+    api_user: Annotated[str, typer.Option(help="1.x: a user for the API (read only)")] = "",
 ) -> None:
-    """1.x: the database and its retention policy. 2.x (influx.flavour = "v2"): the bucket
-    with its retention, the DBRP mapping and a write token."""
+    """1.x: the database, its retention policy, and a user per role (run it with an admin's
+    [influx] credentials). 2.x (influx.flavour = "v2"): the bucket with its retention, the
+    DBRP mapping and a write token."""
     from labmeter.retention import initialise
 
     cfg = load_config(config, influx__url=influx_url)
+    users = {r: n for r, n in (("collector", collector_user), ("api", api_user)) if n}
     try:
-        done, token = initialise(cfg, retention_days)
+        done, token, made = initialise(cfg, retention_days, users)
     except LabmeterError as exc:
         err.print(f"[red]influx init failed:[/] {exc}")
         raise typer.Exit(1) from exc
     err.print(done)
     if token is not None:
         print(token)  # the collector's write token: put it in influx.token
+    for user in made:
+        if user.password is None:
+            err.print(f"{user.role}: user {user.name!r} exists (password unchanged), privilege set")
+            continue
+        err.print(f"{user.role}: user {user.name!r} made; its [influx] credentials, shown once:")
+        secret = user.password.reveal()
+        print(f'# {user.role}\n[influx]\nusername = "{user.name}"\npassword = "{secret}"')

@@ -39,7 +39,7 @@ from labmeter.archive import ledger
 from labmeter.archive.lineprotocol import Dumper
 from labmeter.archive.manifest import load_private_key, seal
 from labmeter.bookings import BookingError, Bookings, open_bookings
-from labmeter.config import Config
+from labmeter.config import Config, InfluxConfig
 from labmeter.contract import SEGMENT, SEGMENT_PATTERN
 from labmeter.errors import EvidenceError
 from labmeter.evidence import bookings as archived_bookings
@@ -184,6 +184,18 @@ def _read_inventory(config: Config) -> tuple[Path, bytes, Inventory] | None:
         raise EvidenceError(f"the inventory does not load: {'; '.join(exc.problems)}") from exc
 
 
+def closing_influx(config: Config) -> InfluxConfig:
+    """The InfluxDB credentials that close periods: ``evidence.influx_username`` when set
+    (the API's own user only reads), else ``influx``'s."""
+    if not config.evidence.influx_username:
+        return config.influx
+    return dataclasses.replace(
+        config.influx,
+        username=config.evidence.influx_username,
+        password=config.evidence.influx_password,
+    )
+
+
 @contextlib.contextmanager
 def archive_lock(archive: Path) -> Iterator[None]:
     """One close at a time on an archive folder: a second one, from the CLI or the API, is
@@ -265,8 +277,9 @@ def _close(
 ) -> Closed:
     name = folder_name(start_ms, end_ms, site, calendar)
     final = archive / name
-    influx = InfluxV1(config.influx)
-    writer = make_writer(config.influx)
+    closing = closing_influx(config)
+    influx = InfluxV1(closing)
+    writer = make_writer(closing)
     owner = secrets.token_hex(8)
     partial = archive / f".{name}.partial"
     try:
@@ -309,7 +322,7 @@ def _close(
             bookings_meta = archived_bookings.archive(books, partial, config.bookings.no_show_below)
             booked = archived_bookings.declared(partial, bookings_meta, inventory, start_ms, end_ms)
         report = report_mod.build_report(
-            config.influx,
+            closing,
             inventory,
             start_ms,
             end_ms,
@@ -319,7 +332,7 @@ def _close(
             booked,
         )
         # The raw data are read (InfluxDB's work) while the formats render (ours).
-        dumper = Dumper(config.influx, calendar)
+        dumper = Dumper(closing, calendar)
         try:
             with ThreadPoolExecutor(1) as background:
                 dumping = background.submit(

@@ -29,7 +29,8 @@ def test_a_page_opened_with_a_key_sets_a_cookie_and_drops_the_key(lab_api: Api) 
     cookie = moved.headers["set-cookie"]
     for attribute in ("HttpOnly", "SameSite=lax", "Path=/"):
         assert attribute in cookie, cookie
-    assert client.cookies.get(COOKIE) == token
+    session = client.cookies.get(COOKIE)
+    assert session and session.startswith("ls_") and session != token  # never the key
     page = client.get(moved.headers["location"])
     assert page.status_code == 200 and "4. Utilizzo per attrezzatura" in page.text
     assert token not in page.text and "key=" not in page.text  # download links use the cookie

@@ -2,7 +2,8 @@
 
 The board is one static page that fetches ``/api/v1/occupancy`` every few seconds, so a lab
 screen needs nothing but a browser and a bookmark (``/board?key=...``): the key is traded for
-a cookie on the first visit (``api.auth.exchange_key``) and the page's own requests carry it.
+a session cookie on the first visit (``api.auth.exchange_key``) and the page's own requests
+carry it.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import HTMLResponse
 
 from labmeter.api.auth import exchange_key, require_page
-from labmeter.api.deps import DeclaredDep, ScopeDep
+from labmeter.api.deps import DeclaredDep, KeysDep, ScopeDep
 from labmeter.api.keys import Role
 from labmeter.api.report.build import build
 from labmeter.api.report.html import to_html
@@ -56,6 +57,7 @@ function tile(d) {
 async function refresh() {
   try {
     const r = await fetch("/api/v1/occupancy", {credentials: "same-origin"});
+    if (r.status === 401) throw new Error("sessione scaduta o chiave revocata: riaprire il link");
     if (!r.ok) throw new Error("HTTP " + r.status);
     const rows = await r.json();
     const labs = new Map();
@@ -95,9 +97,9 @@ REFRESH_MS = 5000
     response_class=HTMLResponse,
     dependencies=[Depends(require_page(Role.viewer))],
 )
-def board(request: Request) -> Response:
+def board(request: Request, keys: KeysDep) -> Response:
     """Live occupancy board: a grid of devices per lab that refreshes itself."""
-    return exchange_key(request) or HTMLResponse(BOARD.replace("REFRESH_MS", str(REFRESH_MS)))
+    return exchange_key(request, keys) or HTMLResponse(BOARD.replace("REFRESH_MS", str(REFRESH_MS)))
 
 
 @router.get(
@@ -106,10 +108,10 @@ def board(request: Request) -> Response:
     dependencies=[Depends(require_page(Role.evaluator))],
 )
 def report_page(
-    request: Request, scope: ScopeDep, declared: DeclaredDep, lang: Lang = Lang.it
+    request: Request, keys: KeysDep, scope: ScopeDep, declared: DeclaredDep, lang: Lang = Lang.it
 ) -> Response:
     """The report with its charts, plus links to download it in every format (by cookie)."""
-    moved = exchange_key(request)
+    moved = exchange_key(request, keys)
     if moved is not None:
         return moved
     query = (
