@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 import types
 import typing
@@ -51,6 +52,34 @@ def _hide_secrets(config: Any) -> None:
 
 
 _SECRET_FIELDS = frozenset({"password", "token", "pseudonym_secret", "influx_password"})
+
+# What examples put where a secret goes: ``change-me-*``, ``replace-me``, ``rotate-me-...``,
+# ``...``, ``<password>``, ``xxxx``, a bare ``secret`` or ``password``, ``your-...``.
+_PLACEHOLDER = re.compile(
+    r"(?i)change[-_ ]?me|replace[-_ ]?me|rotate[-_ ]?me|^your[-_ ]|^example|"
+    r"^(\.\.\.|<[^>]*>|x+|\*+|secret|password|passw0rd|token|changeit|admin)$"
+)
+MAKE_A_SECRET = "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+
+
+def placeholder(value: str) -> bool:
+    """``value`` is an example's stand-in for a secret, not a secret."""
+    return bool(_PLACEHOLDER.search(str.__str__(value).strip()))
+
+
+def refuse_placeholders(config: Config) -> None:
+    """Refuse to start with a secret still holding an example's placeholder: ``ConfigError``
+    naming the key (never the value) and how to make a real one."""
+    for section in dataclasses.fields(config):
+        part = getattr(config, section.name)
+        for f in dataclasses.fields(part):
+            value = getattr(part, f.name)
+            if f.name in _SECRET_FIELDS and isinstance(value, str) and value and placeholder(value):
+                raise ConfigError(
+                    f"{section.name}.{f.name}",
+                    f"is still the example's placeholder, not a secret: make one with "
+                    f"`{MAKE_A_SECRET}` (each secret its own)",
+                )
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from labmeter.config import MAKE_A_SECRET, placeholder
 from labmeter.contract import Topic
 from labmeter.errors import ConfigError, PayloadRejected
 
@@ -103,14 +104,19 @@ def add_device(
     password: str | None = None,
     pseudonym_secret: str | None = None,
 ) -> str:
-    """Create (or reset) the device's broker password; return the agent's TOML config."""
+    """Create (or reset) the device's broker password; return the agent's TOML config.
+    An example's placeholder given as a password or the site's secret is refused."""
+    for key, value in (("mqtt.password", password), ("agent.pseudonym_secret", pseudonym_secret)):
+        if value and placeholder(value):
+            raise ConfigError(key, f"is an example's placeholder, not a secret: `{MAKE_A_SECRET}`")
     username = device_username(site, lab, device)
     password = password or secrets.token_urlsafe(24)
     set_password(password_file, username, password)
     secret = (
         f"pseudonym_secret = {_toml_str(pseudonym_secret)}\n"
         if pseudonym_secret
-        else '# pseudonym_secret = "..."  # the site\'s secret: the same on all its agents\n'
+        else "# pseudonym_secret = the site's secret, the same on all its agents; make it once\n"
+        f"# with `{MAKE_A_SECRET}` and keep it off the data (agent.md)\n"
     )
     return (
         f"# labmeter agent for {username}\n" + access.toml(username, password) + "\n[agent]\n"

@@ -28,9 +28,12 @@ InfluxOpt = Annotated[
 
 def load_config(path: Path | None, **overrides: Any) -> config_mod.Config:
     """The config file, then the environment, then ``overrides`` (``mqtt__url`` for
-    ``mqtt.url``); a bad config exits 2 naming the key."""
+    ``mqtt.url``); a bad config, or a secret still holding an example's placeholder, exits 2
+    naming the key."""
     try:
-        return config_mod.load(path, {k.replace("__", "."): v for k, v in overrides.items()})
+        config = config_mod.load(path, {k.replace("__", "."): v for k, v in overrides.items()})
+        config_mod.refuse_placeholders(config)
+        return config
     except LabmeterError as exc:
         err.print(f"[red]config error:[/] {exc}")
         raise typer.Exit(2) from exc

@@ -39,7 +39,7 @@ from tests.helpers import wait_for
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 COMPOSE = DEPLOY / "docker-compose.yml"
-SERVICES = {"mosquitto", "influxdb", "collector", "api", "grafana"}
+SERVICES = {"mosquitto", "influxdb", "collector", "api", "api-tls", "grafana"}
 # Made on the server, never committed: broker passwords, certificates, the lab's inventory.
 GENERATED = {"mosquitto/passwd", "mosquitto/certs", "mosquitto/certs/ca.crt", "inventory.yaml"}
 
@@ -88,6 +88,72 @@ def test_services_health_checks_and_named_volumes() -> None:
         deps = services[name]["depends_on"]
         assert deps["influxdb"]["condition"] == "service_healthy"
     assert services["collector"]["depends_on"]["mosquitto"]["condition"] == "service_healthy"
+
+
+def test_the_api_is_published_only_through_tls() -> None:
+    """The finding: the stack published the API in plain HTTP on every interface. Now only
+    the TLS proxy publishes it, and the API believes forwarded headers from that proxy's
+    fixed address alone (so its session cookie is Secure)."""
+    import ipaddress
+
+    compose = _compose()
+    services = compose["services"]
+    api = services["api"]
+    assert "ports" not in api  # on the stack's network only
+    published = {
+        str(port).split(":")[-2] if str(port).count(":") else str(port): name
+        for name, service in services.items()
+        for port in service.get("ports", [])
+    }
+    assert "8000" not in published and published["8443"] == "api-tls"
+    proxy = services["api-tls"]
+    address = proxy["networks"]["default"]["ipv4_address"]
+    subnet = compose["networks"]["default"]["ipam"]["config"][0]["subnet"]
+    assert ipaddress.ip_address(address) in ipaddress.ip_network(subnet)
+    assert api["environment"]["LABMETER_API_FORWARDED_ALLOW_IPS"] == address
+    caddyfile = (DEPLOY / "api-tls" / "Caddyfile").read_text()
+    site = caddyfile[caddyfile.index(":8443") :]
+    assert "tls /certs/server.crt /certs/server.key" in site and "reverse_proxy api:8000" in site
+    assert "./api-tls/Caddyfile:/etc/caddy/Caddyfile:ro" in proxy["volumes"]
+    assert "./mosquitto/certs:/certs:ro" in proxy["volumes"]
+    assert api["healthcheck"]["test"][-1].endswith("/healthz', timeout=5)")
+
+
+def test_each_role_has_its_own_influx_user_and_the_api_only_reads() -> None:
+    services = _compose()["services"]
+    users = {
+        name: services[name]["environment"]["LABMETER_INFLUX_USERNAME"]
+        for name in ("collector", "api")
+    }
+    assert users == {
+        "collector": "${INFLUX_COLLECTOR_USERNAME:?set it in deploy/.env}",
+        "api": "${INFLUX_API_USERNAME:?set it in deploy/.env}",
+    }
+    script = (DEPLOY / "influxdb" / "init-labmeter.sh").read_text()
+    auths = re.findall(r"influx v1 auth create \\\n(.*?)--description", script, flags=re.S)
+    by_user = {re.search(r'--username "\$(\w+)"', a).group(1): a for a in auths}  # type: ignore[union-attr]
+    assert "--write-bucket" not in by_user["INFLUX_API_USERNAME"]
+    assert "--read-bucket" in by_user["INFLUX_API_USERNAME"]
+    assert "--write-bucket" in by_user["INFLUX_COLLECTOR_USERNAME"]
+    assert "--write-bucket" in by_user["INFLUX_CLOSER_USERNAME"]
+
+
+def test_the_windows_agent_config_is_for_system_and_administrators_only() -> None:
+    """The finding: the per-user install let every local user read the site's pseudonym
+    secret. Every ACL of the config grants SYSTEM and Administrators only, and the only task
+    that reads it runs as SYSTEM."""
+    readme = (DEPLOY / "windows" / "README.md").read_text()
+    acls = [
+        line for line in readme.splitlines() if line.startswith("icacls") and "agent.toml" in line
+    ]
+    assert acls
+    for line in acls:
+        granted = set(re.findall(r'"\*(S-[\d-]+):', line))
+        assert granted == {"S-1-5-18", "S-1-5-32-544"}, line
+    tasks = re.findall(r"^Register-ScheduledTask .*?-Settings", readme, flags=re.M | re.S)
+    readers = [t for t in tasks if "agent -c" in t]
+    assert readers and all('-UserId "SYSTEM"' in t for t in readers), readers
+    assert 'pseudonym_secret = "replace-me"' in readme and "token_urlsafe" in readme
 
 
 def test_bind_mounts_point_at_shipped_files_and_the_broker_gets_its_config() -> None:
@@ -139,6 +205,7 @@ def test_every_variable_is_in_env_example_and_every_labmeter_key_exists() -> Non
             ("influx", config_mod.InfluxConfig),
             ("collector", config_mod.CollectorConfig),
             ("api", config_mod.ApiConfig),
+            ("evidence", config_mod.EvidenceConfig),
         )
         for f in cls.__dataclass_fields__
     }

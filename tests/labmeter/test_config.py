@@ -55,3 +55,83 @@ def test_a_secret_of_the_wrong_type_is_refused_without_showing_it(tmp_path: Path
     with pytest.raises(ConfigError) as info:
         load(toml)
     assert "123456789" not in str(info.value) and info.value.key == "mqtt.password"
+
+
+ROOT = Path(__file__).resolve().parents[2]
+PLACEHOLDERS = [
+    "change-me", "change-me-influx-admin-password", "rotate-me-every-reporting-period",
+    "replace-me", "REPLACE_ME", "...", "<password>", "xxxxxxxx", "your-secret-here", "secret",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("value", PLACEHOLDERS)
+def test_a_placeholder_secret_is_refused_at_start_naming_the_key(
+    value: str, tmp_path: Path
+) -> None:
+    """The finding: ``change-me-*`` and ``rotate-me-every-reporting-period`` were accepted."""
+    from typer.testing import CliRunner
+
+    from labmeter.cli.main import app
+
+    toml = tmp_path / "agent.toml"
+    toml.write_text(
+        '[mqtt]\nurl = "mqtt://127.0.0.1:1883"\npassword = "a-real-broker-password-x9"\n'
+        f'[agent]\nsite = "s"\nlab = "l"\ndevice = "d"\npseudonym_secret = "{value}"\n'
+        f'queue_path = "{tmp_path / "queue.db"}"\n'
+    )
+    result = CliRunner().invoke(app, ["agent", "check", "-c", str(toml)])
+    assert result.exit_code == 2, result.output
+    out = " ".join(result.output.split())
+    assert "agent.pseudonym_secret" in out and "placeholder" in out and "token_urlsafe" in out
+    assert f'"{value}"' not in out and f"'{value}'" not in out  # the key, never the value
+
+
+@pytest.mark.parametrize(
+    "example",
+    ["labmeter/agent/sources/pc/sample.toml", "labmeter/agent/sources/badge/sample.toml"],
+)
+def test_the_shipped_examples_do_not_start_as_they_are(example: str) -> None:
+    from typer.testing import CliRunner
+
+    from labmeter.cli.main import app
+
+    result = CliRunner().invoke(app, ["collector", "-c", str(ROOT / example)])
+    assert result.exit_code == 2, result.output
+    assert "placeholder" in result.output
+    text = (ROOT / example).read_text()
+    assert "token_urlsafe" in text  # and they say how to make a real one
+
+
+def test_the_env_example_placeholders_are_refused_by_the_roles(tmp_path: Path) -> None:
+    """docker compose hands .env's values to the roles as LABMETER_* variables."""
+    from typer.testing import CliRunner
+
+    from labmeter.cli.main import app
+
+    env = dict(
+        line.split("=", 1)
+        for line in (ROOT / "deploy" / ".env.example").read_text().splitlines()
+        if line and not line.startswith("#")
+    )
+    assert "openssl rand" in (ROOT / "deploy" / ".env.example").read_text()
+    role = {
+        "LABMETER_INFLUX_USERNAME": env["INFLUX_API_USERNAME"],
+        "LABMETER_INFLUX_PASSWORD": env["INFLUX_API_PASSWORD"],
+    }
+    result = CliRunner().invoke(app, ["period", "list"], env=role)
+    assert result.exit_code == 2 and "influx.password" in result.output, result.output
+
+
+def test_add_device_refuses_a_placeholder_site_secret(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from labmeter.cli.main import app
+
+    result = CliRunner().invoke(
+        app,
+        ["deploy", "add-device", "--site", "s", "--lab", "l", "--device", "d",
+         "--password-file", str(tmp_path / "passwd"),
+         "--pseudonym-secret", "rotate-me-every-reporting-period"],
+    )  # fmt: skip
+    assert result.exit_code != 0 and "agent.pseudonym_secret" in result.output
+    assert not (tmp_path / "passwd").exists()
