@@ -15,12 +15,12 @@ from typing import Any
 
 # A ``key=`` (or ``api_key=``, ``token=``) parameter, and any labmeter token wherever it shows.
 _KEY_PARAM = re.compile(r"(?i)\b((?:api_)?key|token)=[^&\s\"']+")
-_TOKEN = re.compile(r"\blm_[A-Za-z0-9_-]{8,}")
+_TOKEN = re.compile(r"\b(lm|ls)_[A-Za-z0-9_-]{8,}")  # a key, or a session's id
 REDACTED = "[redacted]"
 
 
 def redact(text: str) -> str:
-    return _TOKEN.sub("lm_" + REDACTED, _KEY_PARAM.sub(r"\1=" + REDACTED, text))
+    return _TOKEN.sub(r"\1_" + REDACTED, _KEY_PARAM.sub(r"\1=" + REDACTED, text))
 
 
 class RedactingHandler(logging.StreamHandler):  # type: ignore[type-arg]
