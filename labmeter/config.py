@@ -67,19 +67,36 @@ def placeholder(value: str) -> bool:
     return bool(_PLACEHOLDER.search(str.__str__(value).strip()))
 
 
+# A source's own credentials (``[agent.options]``: a printer's password, API key, access code).
+_SECRET_OPTION = re.compile(r"(?i)password|secret|token|api_key|access_code")
+
+
+def _secrets(key: str, value: Any) -> list[tuple[str, str]]:
+    """Every secret-named string under a source's options, with its key."""
+    if isinstance(value, dict):
+        return [found for k, v in value.items() for found in _secrets(f"{key}.{k}", v)]
+    named = _SECRET_OPTION.search(key.rsplit(".", 1)[-1])
+    return [(key, value)] if named and isinstance(value, str) else []
+
+
 def refuse_placeholders(config: Config) -> None:
     """Refuse to start with a secret still holding an example's placeholder: ``ConfigError``
     naming the key (never the value) and how to make a real one."""
+    found: list[tuple[str, str]] = _secrets("agent.options", config.agent.options)
     for section in dataclasses.fields(config):
         part = getattr(config, section.name)
         for f in dataclasses.fields(part):
             value = getattr(part, f.name)
-            if f.name in _SECRET_FIELDS and isinstance(value, str) and value and placeholder(value):
-                raise ConfigError(
-                    f"{section.name}.{f.name}",
-                    f"is still the example's placeholder, not a secret: make one with "
-                    f"`{MAKE_A_SECRET}` (each secret its own)",
-                )
+            if f.name in _SECRET_FIELDS and isinstance(value, str):
+                found.append((f"{section.name}.{f.name}", value))
+    for key, value in found:
+        if value and placeholder(value):
+            how = (
+                "put the device's own (its sample.toml says where it is shown)"
+                if key.startswith("agent.options.")
+                else f"make one with `{MAKE_A_SECRET}` (each secret its own)"
+            )
+            raise ConfigError(key, f"is still the example's placeholder, not a secret: {how}")
 
 
 @dataclass(frozen=True)

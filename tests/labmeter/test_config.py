@@ -135,3 +135,14 @@ def test_add_device_refuses_a_placeholder_site_secret(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.exit_code != 0 and "agent.pseudonym_secret" in result.output
     assert not (tmp_path / "passwd").exists()
+
+
+def test_a_source_credential_left_as_the_example_is_refused(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from labmeter.cli.main import app
+
+    sample = ROOT / "labmeter" / "agent" / "sources" / "prusalink" / "sample.toml"
+    result = CliRunner().invoke(app, ["agent", "check", "-c", str(sample)])
+    assert result.exit_code == 2 and "agent.options" in result.output, result.output
+    assert "placeholder" in result.output
