@@ -216,25 +216,31 @@ class Dumper:
 def read_lines(path: Path) -> Iterator[str]:
     """The lines of a gzipped line-protocol file, bounded: none longer than
     ``MAX_LINE_BYTES``, and ``MAX_RATIO`` times the file's size in all; ``EvidenceError``
-    names the file otherwise."""
+    names the file otherwise. Read a block at a time: a line can only outgrow the bound in
+    the part carried from one block to the next, so only that part is measured."""
     limit = MAX_RATIO * path.stat().st_size + (1 << 20)
     total = 0
+    carried = b""
     try:
         with gzip.open(path, "rb") as fh:
-            while raw := fh.readline(MAX_LINE_BYTES + 1):
-                total += len(raw)
-                if len(raw) > MAX_LINE_BYTES:
-                    raise EvidenceError(
-                        f"{path.name}: a line longer than {MAX_LINE_BYTES >> 20} MiB: refused"
-                    )
+            while block := fh.read(MAX_LINE_BYTES):
+                total += len(block)
                 if total > limit:
                     raise EvidenceError(
                         f"{path.name}: decompresses to more than {MAX_RATIO} times its size: "
                         "refused (a gzip bomb?)"
                     )
-                text = raw.rstrip(b"\n").decode("utf-8")
-                if text:
-                    yield text
+                head, newline, carried_next = (carried + block).rpartition(b"\n")
+                first = head.split(b"\n", 1)[0] if newline else b""
+                if len(carried_next) > MAX_LINE_BYTES or len(first) > MAX_LINE_BYTES:
+                    raise EvidenceError(
+                        f"{path.name}: a line longer than {MAX_LINE_BYTES >> 20} MiB: refused"
+                    )
+                carried = carried_next
+                if newline:
+                    yield from filter(None, head.decode("utf-8").split("\n"))
+            if carried:
+                yield carried.decode("utf-8")
     except (OSError, EOFError, zlib.error) as exc:
         raise EvidenceError(f"{path.name}: not a gzip file that reads to its end ({exc})") from exc
     except UnicodeDecodeError as exc:

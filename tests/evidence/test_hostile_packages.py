@@ -259,7 +259,8 @@ def test_a_line_longer_than_the_bound_is_refused_without_reading_it_whole(
     tmp_path: Path,
 ) -> None:
     huge = tmp_path / "event.lp.gz"
-    _bomb(huge, b"x", 8 * MAX_LINE_BYTES)  # one line, no newline
+    # One line of 3 MiB, no newline; random, so it is no gzip bomb.
+    huge.write_bytes(gzip.compress(os.urandom(3 * MAX_LINE_BYTES // 2).hex().encode(), 1))
     with pytest.raises(EvidenceError, match="a line longer than"):
         list(read_lines(huge))
     broken = tmp_path / "status.lp.gz"
@@ -293,3 +294,12 @@ def test_verify_refuses_a_hostile_package_from_its_cli(
     result = CliRunner().invoke(app, ["period", "verify", str(tmp_path / "copy")])
     assert result.exit_code == 1
     assert "unsigned" in " ".join(result.output.split()), result.output
+
+
+def test_read_lines_gives_every_line_across_block_boundaries(tmp_path: Path) -> None:
+    lines = [f"m,device=pc-{n % 97} f={'x' * (n % 251)}i {n}" for n in range(60_000)]
+    path = tmp_path / "m.lp.gz"
+    path.write_bytes(gzip.compress(("\n".join(lines) + "\n\n").encode(), 1))  # > 3 blocks
+    assert list(read_lines(path)) == lines
+    path.write_bytes(gzip.compress("\n".join(lines).encode(), 1))  # no final newline
+    assert list(read_lines(path)) == lines
