@@ -41,7 +41,7 @@ from labmeter.archive.manifest import load_private_key, seal
 from labmeter.bookings import BookingError, Bookings, open_bookings
 from labmeter.config import Config, InfluxConfig
 from labmeter.contract import SEGMENT, SEGMENT_PATTERN
-from labmeter.errors import EvidenceError
+from labmeter.errors import EvidenceError, InfluxError
 from labmeter.evidence import bookings as archived_bookings
 from labmeter.evidence import report as report_mod
 from labmeter.influx import InfluxV1, LineWriter, make_writer
@@ -220,7 +220,15 @@ def _claim(influx: InfluxV1, writer: LineWriter, closure: Closure, new: bool) ->
     """Write ``closure`` and check that it holds: no overlapping close began before it (a
     lower id), and the point still names this close as its owner. A new closure that lost
     is withdrawn (it then refuses nothing)."""
-    writer.write_lines([closure.to_line()])
+    try:
+        writer.write_lines([closure.to_line()])
+    except InfluxError as exc:
+        if exc.status not in (401, 403):
+            raise
+        raise EvidenceError(
+            f"InfluxDB refused the closure (HTTP {exc.status}): this user may not write; "
+            "close with the closing user (evidence.influx_username and influx_password)"
+        ) from exc
     _still_ours(influx, writer, closure, withdraw=new)
 
 

@@ -95,6 +95,17 @@ def test_the_apis_influx_user_cannot_write_and_the_admin_closes(
     finally:
         reader.close()
         writer.close()
+    # The API's admin route closing with the API's own user: refused, saying which to use.
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from labmeter.errors import EvidenceError
+    from labmeter.evidence.close import close_period
+
+    day = int(datetime(2026, 3, 2, tzinfo=ZoneInfo("Europe/Rome")).timestamp() * 1000)
+    as_api = Config(influx=api, evidence=EvidenceConfig(archive_dir=str(tmp_path / "archive")))
+    with pytest.raises(EvidenceError, match="closing user"):
+        close_period(as_api, day, day + 86_400_000, now_ms=day + 3 * 86_400_000)
     # Closing uses the admin's credentials, named apart from the API's own.
     config = Config(
         influx=api,
