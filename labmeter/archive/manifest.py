@@ -232,6 +232,8 @@ def check(folder: Path, trust: Trust = Trust()) -> tuple[list[str], str]:
     body = (folder / MANIFEST).read_bytes()
     digest = hashlib.sha256(body).hexdigest()
     try:
+        if MANIFEST_HASH not in found:
+            raise OSError
         stated = _head(folder / MANIFEST_HASH, 200).decode(errors="replace").split()[0]
     except (OSError, IndexError):
         problems.append(f"{MANIFEST_HASH}: missing or empty")

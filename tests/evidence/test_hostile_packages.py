@@ -170,8 +170,11 @@ def test_a_fifo_in_a_package_is_refused_and_never_opened(
 ) -> None:
     folder, _ = signed
     os.mkfifo(folder / "report" / "pipe")
+    os.unlink(folder / "manifest.sha256")
+    os.mkfifo(folder / "manifest.sha256")
     problems, _ = check(folder, Trust(allow_unsigned=True))  # would block if it were opened
     assert any(p.startswith("report/pipe: not a regular file") for p in problems), problems
+    assert any(p.startswith("manifest.sha256: missing or empty") for p in problems), problems
     os.unlink(folder / MANIFEST)
     os.mkfifo(folder / MANIFEST)
     problems, _ = check(folder, Trust(allow_unsigned=True))
