@@ -8,6 +8,7 @@ Nobody was observed meanwhile: that time is *unknown*, never idle and never in u
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
@@ -49,3 +50,15 @@ class GapDetector:
             # Awake but not polled (stopped process, starved CPU, clock stepped forward).
             return Gap(last + self.poll_ms, "stall")
         return None
+
+
+@dataclass(frozen=True)
+class Clock:
+    """Where a networked source reads the time: the real clocks, or a test's accelerated ones
+    (an hour of a machine's script played in seconds, the agent seeing the script's time)."""
+
+    wall_ms: Callable[[], int] = wall_ms
+    monotonic: Callable[[], float] = time.monotonic
+
+
+REAL_CLOCK = Clock()

@@ -86,9 +86,12 @@ class Meter:
         elif reading != last:
             self._segments.append((t_ms, reading))
 
-    def _backdate(self, since_ms: int, state: str | None) -> None:
-        """Give ``state`` to the known time from ``since_ms`` on; unknown time stays unknown."""
+    def _backdate(self, since_ms: int, now: Reading) -> None:
+        """Give ``now``'s state to the known time from ``since_ms`` on; unknown time stays
+        unknown. A source that learns of several changes at once reports them one reading at a
+        time, oldest first, each back-dated to when it happened."""
         since_ms = max(since_ms, self._cut)
+        state = now.state
         out: list[tuple[int, Reading]] = []
         for i, (start, reading) in enumerate(self._segments):
             end = self._end(i)
@@ -98,7 +101,7 @@ class Meter:
             if start < since_ms:
                 out.append((start, reading))
                 start = since_ms
-            out.append((start, replace(reading, state=state)))
+            out.append((start, replace(reading, state=state, substate=now.substate)))
         self._segments = out
 
     def _close(self, cut: int) -> Sample:
@@ -127,7 +130,7 @@ class Meter:
             state=last.state,
             apps_s={k: v / 1000 for k, v in apps_ms.items() if v},
             metrics=dict(last.metrics),
-            substate=last.substate,
+            substate=last.substate if last.state is not None else None,
         )
         self.seq += 1
         kept = [
@@ -163,7 +166,7 @@ class Meter:
         self._t = t_ms
         self._switch(t_ms, reading)
         if reading.since_s is not None:
-            self._backdate(t_ms - int(reading.since_s * 1000), reading.state)
+            self._backdate(t_ms - int(reading.since_s * 1000), reading)
         return self._emit(t_ms - self.lookback_ms)
 
     def flush(self, t_ms: int) -> list[Sample]:
