@@ -42,8 +42,14 @@ from labmeter.machinery import (
 )
 
 log = logging.getLogger(__name__)
+# asyncua logs whole requests at DEBUG, an ActivateSession's password among them: its loggers
+# never go below INFO here, whatever the root logger's level (credentials are never logged).
+_ASYNCUA_LOG = logging.getLogger("asyncua")
 
 TICK_S = 0.1  # how often the loop looks at the subscription's last publish
+# A publish response carries each changed node as its own notification: changes that arrive
+# this close together are one change of the machine (item state and mode written together).
+SETTLE_S = 0.02
 FIND_DEPTH = 3  # MachineryBuildingBlocks/MachineryItemState, Monitoring/Status/...
 
 
@@ -68,6 +74,8 @@ class _Handler:
 class OpcUaSource:
     def __init__(self, config: AgentConfig, clock: Clock = REAL_CLOCK) -> None:
         self.settings: Settings = parse(config.options)
+        if _ASYNCUA_LOG.getEffectiveLevel() < logging.INFO:
+            _ASYNCUA_LOG.setLevel(logging.INFO)
         self.track = Track(clock, self.settings.timeout_s)
         # Changes reach the meter up to a timeout late (a silence is known only then).
         self.lookback_s = self.settings.timeout_s + 2 * config.poll_s + 1.0
@@ -78,6 +86,7 @@ class OpcUaSource:
         self._roles: dict[str, str] = {}  # NodeId string -> item | mode | program | tag
         self._tag_of: dict[str, str] = {}  # NodeId string as asyncua writes it -> as configured
         self._values: dict[str, Any] = {}
+        self._settling: float | None = None  # when the first change of a burst arrived
         self._stop = threading.Event()
         self._loop = asyncio.new_event_loop()
         self._wake: asyncio.Event | None = None
@@ -263,9 +272,12 @@ class OpcUaSource:
     def _value(self, key: str, value: Any) -> None:
         if key in self._roles:
             self._values[key] = value
-            self._update()
+            if self._settling is None:
+                self._settling = self.track.clock.monotonic()
+                self._loop.call_later(SETTLE_S, self._update)
 
     def _update(self) -> None:
+        at, self._settling = self._settling, None
         item: ItemState | None = None
         mode: OperationMode | None = None
         program = None
@@ -281,4 +293,4 @@ class OpcUaSource:
         state, sub = decide(self.settings.tags, tags, item, mode)
         if state is None:
             self.counters["unmapped"] += 1
-        self.track.report(Seen(state, sub, program))
+        self.track.report(Seen(state, sub, program), at=at)
