@@ -13,10 +13,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from asyncua import Node, Server, ua
+from asyncua import ua
+from asyncua.common.node import Node
 from asyncua.crypto.permission_rules import User, UserRole
+from asyncua.server.server import Server
 from asyncua.server.user_managers import UserManager
 
+from labmeter.agent.sources.opcua.protocol import node_id
 from labmeter.machinery import (
     ITEM_STATE_IDS,
     MACHINES_FOLDER,
@@ -121,42 +124,40 @@ class OpcUaMachine:
         self.ns = {"machinery": machinery, "plc": plc, "own": own}
         objects = server.nodes.objects
         # The Machinery nodeset's state objects, at their own NodeIds (they live in its types).
-        types = await objects.add_folder(ua.NodeId("StateObjects", own), f"{own}:StateObjects")
+        types = await objects.add_folder(node_id("StateObjects", own), f"{own}:StateObjects")
         for ident, item in ITEM_STATE_IDS.items():
-            await types.add_object(ua.NodeId(ident, machinery), f"{machinery}:{item.value}")
+            await types.add_object(node_id(ident, machinery), f"{machinery}:{item.value}")
         for ident, mode in OPERATION_MODE_IDS.items():
-            await types.add_object(ua.NodeId(ident, machinery), f"{machinery}:{mode.value}")
+            await types.add_object(node_id(ident, machinery), f"{machinery}:{mode.value}")
         machines = await objects.add_folder(
-            ua.NodeId(MACHINES_FOLDER, machinery), f"{machinery}:Machines"
+            node_id(MACHINES_FOLDER, machinery), f"{machinery}:Machines"
         )
-        mill = await machines.add_object(ua.NodeId("Mill-1", own), f"{own}:Mill-1")
+        mill = await machines.add_object(node_id("Mill-1", own), f"{own}:Mill-1")
         blocks = await mill.add_folder(
-            ua.NodeId("Mill-1.Blocks", own), f"{di}:MachineryBuildingBlocks"
+            node_id("Mill-1.Blocks", own), f"{di}:MachineryBuildingBlocks"
         )
         for key, name, first in (
-            ("item", "MachineryItemState", ua.NodeId(5007, machinery)),
-            ("mode", "MachineryOperationMode", ua.NodeId(5024, machinery)),
+            ("item", "MachineryItemState", node_id(5007, machinery)),
+            ("mode", "MachineryOperationMode", node_id(5024, machinery)),
         ):
-            machine = await blocks.add_object(
-                ua.NodeId(f"Mill-1.{name}", own), f"{machinery}:{name}"
-            )
+            machine = await blocks.add_object(node_id(f"Mill-1.{name}", own), f"{machinery}:{name}")
             current = await machine.add_variable(
-                ua.NodeId(f"Mill-1.{name}.CurrentState", own), "0:CurrentState",
+                node_id(f"Mill-1.{name}.CurrentState", own), "0:CurrentState",
                 ua.LocalizedText(""),
             )  # fmt: skip
             self.nodes[f"{key}_text"] = current
             self.nodes[key] = await current.add_property(
-                ua.NodeId(f"Mill-1.{name}.CurrentState.Id", own), "0:Id",
+                node_id(f"Mill-1.{name}.CurrentState.Id", own), "0:Id",
                 ua.Variant(first, ua.VariantType.NodeId),
             )  # fmt: skip
-        db = await objects.add_object(ua.NodeId("DataBlocksGlobal", plc), f"{plc}:DataBlocksGlobal")
+        db = await objects.add_object(node_id("DataBlocksGlobal", plc), f"{plc}:DataBlocksGlobal")
         for tag, value, kind in (
             (MODE_TAG, 1, ua.VariantType.Int16),
             (HELD_TAG, False, ua.VariantType.Boolean),
             (PROGRAM_TAG, "", ua.VariantType.String),
         ):
             self.nodes[tag] = await db.add_variable(
-                ua.NodeId(tag, plc), f"{plc}:{tag}", ua.Variant(value, kind)
+                node_id(tag, plc), f"{plc}:{tag}", ua.Variant(value, kind)
             )
         await server.start()
         self.server = server
@@ -170,11 +171,11 @@ class OpcUaMachine:
         item_id = next(i for i, s in ITEM_STATE_IDS.items() if s is item)
         mode_id = next(i for i, m in OPERATION_MODE_IDS.items() if m is mode)
         await self.nodes["item"].write_value(
-            ua.Variant(ua.NodeId(item_id, ns), ua.VariantType.NodeId)
+            ua.Variant(node_id(item_id, ns), ua.VariantType.NodeId)
         )
         await self.nodes["item_text"].write_value(ua.LocalizedText(item.value))
         await self.nodes["mode"].write_value(
-            ua.Variant(ua.NodeId(mode_id, ns), ua.VariantType.NodeId)
+            ua.Variant(node_id(mode_id, ns), ua.VariantType.NodeId)
         )
         await self.nodes["mode_text"].write_value(ua.LocalizedText(mode.value))
         await self.nodes[HELD_TAG].write_value(ua.Variant(held, ua.VariantType.Boolean))

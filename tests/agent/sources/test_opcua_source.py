@@ -75,8 +75,9 @@ def test_a_wrong_password_is_unobserved_and_says_why_without_the_password(
     machine: OpcUaMachine, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    source = OpcUaSource(AgentConfig(options={"endpoint": machine.endpoint, "username": "tech",
-                                              "password": "not-the-one", "reconnect_s": 0.1}))  # fmt: skip
+    options = {"endpoint": machine.endpoint, "username": "tech", "password": "not-the-one",
+               "reconnect_s": 0.1}  # fmt: skip
+    source = OpcUaSource(AgentConfig(options=options))
     try:
         wait_for(lambda: source.counters["connect_errors"] >= 2, timeout=10)
         assert source.poll().state is None  # never idle

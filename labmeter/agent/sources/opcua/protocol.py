@@ -204,3 +204,10 @@ def decide(
         return None, None
     mode = mode or OperationMode.NONE
     return MachineState(item, mode).state, substate(item.value, mode.value)
+
+
+def node_id(identifier: int | str, namespace: int) -> Any:
+    """An asyncua ``ua.NodeId`` (its constructor's hints want its own integer types)."""
+    from asyncua import ua
+
+    return ua.NodeId(identifier, namespace)  # type: ignore[arg-type]

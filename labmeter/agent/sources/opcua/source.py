@@ -16,7 +16,9 @@ import logging
 import threading
 from typing import Any
 
-from asyncua import Client, Node, ua
+from asyncua import ua
+from asyncua.client.client import Client
+from asyncua.common.node import Node
 from asyncua.crypto import security_policies
 
 from labmeter.agent.clock import REAL_CLOCK, Clock
@@ -26,6 +28,7 @@ from labmeter.agent.sources.opcua.protocol import (
     Settings,
     decide,
     item_state,
+    node_id,
     operation_mode,
     parse,
 )
@@ -241,7 +244,7 @@ class OpcUaSource:
         if self.settings.machine is not None:
             node = client.get_node(self.settings.machine)
         else:
-            folder = client.get_node(ua.NodeId(MACHINES_FOLDER, self._namespace))
+            folder = client.get_node(node_id(MACHINES_FOLDER, self._namespace))
             machines = await folder.get_children()
             if len(machines) != 1:
                 names = [(await m.read_browse_name()).Name for m in machines]
