@@ -63,9 +63,15 @@ def agent_config(
     return dataclasses.replace(config, agent=agent)
 
 
+def hour_clock() -> ScaledClock:
+    """The script's clock: it starts now, ``LEAD_S`` before the pinned hour."""
+    return ScaledClock(START_MS - int(LEAD_S * 1000), SPEED)
+
+
 def run_hour(
     config: Config,
     influx: InfluxV1,
+    clock: ScaledClock,
     make_source: Callable[[ScaledClock], Any],
     apply: Callable[[str], None],
     steps: tuple[Step, ...] = HOUR,
@@ -76,7 +82,6 @@ def run_hour(
     collector = Collector(config, influx)
     collector.start()
     assert collector.connected.wait(10)
-    clock = ScaledClock(START_MS - int(LEAD_S * 1000), SPEED)
     stop = threading.Event()
     shifted = [(LEAD_S + at, what) for at, what in steps]
     player = threading.Thread(

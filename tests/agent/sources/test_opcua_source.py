@@ -14,7 +14,7 @@ from labmeter.config import AgentConfig, Config
 from labmeter.influx import InfluxV1
 from labmeter.simulators.devices.network import ScaledClock
 from labmeter.simulators.devices.opcua_machine import HELD_TAG, MODE_MAP, MODE_TAG, OpcUaMachine
-from tests.agent.sources.hour import SPEED, agent_config, run_hour
+from tests.agent.sources.hour import SPEED, agent_config, hour_clock, run_hour
 from tests.helpers import wait_for
 
 
@@ -48,7 +48,7 @@ def test_a_machinery_server_hour_through_the_collector(
     def source(clock: ScaledClock) -> OpcUaSource:
         return OpcUaSource(cfg.agent, clock.clock())
 
-    result = run_hour(cfg, influx, source, machine.apply)
+    result = run_hour(cfg, influx, hour_clock(), source, machine.apply)
     result.assert_within()
     assert result.substates["in_use"] == {"Executing/Processing"}
     assert result.substates["setup"] == {"Executing/Setup"}
@@ -65,8 +65,9 @@ def test_an_s7_1500_tags_hour_through_the_collector(
     options = hour_options(machine, tags=[{"node_id": machine.tag(MODE_TAG), "name": "Mode",
                                            "map": MODE_MAP}])  # fmt: skip
     cfg = agent_config(config, uid, tmp_path, "opcua", options)
-    result = run_hour(cfg, influx, lambda clock: OpcUaSource(cfg.agent, clock.clock()),
-                      machine.apply)  # fmt: skip
+    result = run_hour(
+        cfg, influx, hour_clock(), lambda c: OpcUaSource(cfg.agent, c.clock()), machine.apply
+    )
     result.assert_within()
     assert result.substates["in_use"] == {"Mode:2"}
 
