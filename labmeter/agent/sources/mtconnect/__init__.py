@@ -1,0 +1,1 @@
+"""MTConnect agents."""

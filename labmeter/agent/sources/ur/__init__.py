@@ -1,0 +1,1 @@
+"""Universal Robots dashboard server."""
