@@ -99,6 +99,30 @@ def _bambu(config: AgentConfig) -> Source:
     return BambuSource(config)
 
 
+def _opcua(config: AgentConfig) -> Source:
+    from labmeter.agent.sources.opcua.source import OpcUaSource
+
+    return OpcUaSource(config)
+
+
+def _mtconnect(config: AgentConfig) -> Source:
+    from labmeter.agent.sources.mtconnect.source import MTConnectSource
+
+    return MTConnectSource(config)
+
+
+def _ur(config: AgentConfig) -> Source:
+    from labmeter.agent.sources.ur.source import URSource
+
+    return URSource(config)
+
+
+def _s7(config: AgentConfig) -> Source:
+    from labmeter.agent.sources.s7.source import S7Source
+
+    return S7Source(config)
+
+
 # name -> factory; factories import lazily so a PC agent never loads pyserial and vice versa.
 SOURCES: dict[str, Callable[[AgentConfig], Source]] = {
     "pc": _pc,
@@ -113,4 +137,9 @@ SOURCES: dict[str, Callable[[AgentConfig], Source]] = {
     "octoprint": _octoprint,
     "moonraker": _moonraker,
     "bambu": _bambu,
+    # Machines on the network: labmeter[opcua], labmeter[mtconnect], labmeter[s7]; ur needs none.
+    "opcua": _opcua,
+    "mtconnect": _mtconnect,
+    "ur": _ur,
+    "s7": _s7,
 }

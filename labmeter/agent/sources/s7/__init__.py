@@ -1,0 +1,1 @@
+"""Siemens S7 PLCs over S7comm (PUT/GET)."""
