@@ -31,6 +31,9 @@ from labmeter.errors import ConfigError, PayloadRejected
 
 # The PC source's commented sample config: its catalogue stands in until the site writes one.
 EXAMPLE_CONFIG = Path(__file__).parent / "sources" / "pc" / "sample.toml"
+# Machines on the network: the check connects and shows what the machine says now.
+NETWORKED = ("opcua", "mtconnect", "ur", "s7")
+MACHINE_WAIT_S = 8.0  # a connection, a first answer, perhaps a security handshake
 
 
 def _seconds(value: float | None) -> str:
@@ -142,7 +145,7 @@ def still_missing(config: Config) -> list[tuple[str, str]]:
                 "(`labmeter deploy add-device` on the server prints them)",
             )
         )
-    if not cfg.categories:
+    if not cfg.categories and cfg.source == "pc":
         out.append(
             (
                 "agent.categories",
@@ -150,22 +153,81 @@ def still_missing(config: Config) -> list[tuple[str, str]]:
                 f"{cfg.default_category!r} (agent.default_category)",
             )
         )
-    if not cfg.apps:
+    if not cfg.apps and cfg.source == "pc":
         out.append(
             (
                 "agent.apps.<title>",
                 "licensed software to count: patterns = [executable names], seats = owned",
             )
         )
+    if cfg.source == "s7" and not cfg.options.get("values"):
+        out.append(
+            (
+                "agent.options.values",
+                "data-block values that tell the machine's states apart; without them RUN "
+                "counts as in use and STOP as idle (agent/sources/s7/sample.toml)",
+            )
+        )
     if cfg.source == "pc":
         out.append(
             (
                 "agent.source, agent.options.port",
-                "only for a machine on a serial port: grbl | marlin | clamp | modbus | badge | "
-                "with_badge, and the port (agent/sources/<name>/sample.toml)",
+                "only for a machine: on a serial port grbl | marlin | clamp | modbus | badge | "
+                "with_badge and the port; on the network opcua | mtconnect | ur | s7 and its "
+                "address (agent/sources/<name>/sample.toml)",
             )
         )
     return out
+
+
+def machine_now(
+    cfg: AgentConfig, wait_s: float = MACHINE_WAIT_S
+) -> tuple[Table, list[tuple[str, str]]]:
+    """Connect to the configured machine as the agent would and show what it says now, and
+    what the config lacks that only the machine can tell (no Machinery model, unmapped
+    values)."""
+    from labmeter.agent.sources import SOURCES
+
+    source: Any = SOURCES[cfg.source](cfg)
+    hints: list[tuple[str, str]] = []
+    try:
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            source.poll()
+            seen = source.track.now
+            if seen is not None and seen.state is not None:
+                break
+            time.sleep(0.1)
+        seen = source.track.now
+        error = getattr(source, "last_error", "")
+        counters = dict(getattr(source, "counters", {}))
+    finally:
+        source.close()
+    table = Table(title=f"The machine now ({cfg.source})")
+    table.add_column("what")
+    table.add_column("value")
+    where = getattr(getattr(source, "settings", None), "endpoint_shown", None)
+    where = where or getattr(source, "base", None) or getattr(source, "host", "")
+    table.add_row("address", str(where))
+    state = seen.state if seen is not None else None
+    table.add_row("state", state or f"unobserved (nothing within {wait_s:g} s)")
+    table.add_row("substate", (seen.substate if seen else None) or "-")
+    table.add_row("program", (seen.program if seen else None) or "- (shown here, never published)")
+    table.add_row("last error", error or "-")
+    table.add_row("counters", ", ".join(f"{k} {v}" for k, v in counters.items()) or "-")
+    if "OPC 40001-1" in error:
+        hints.append(
+            (
+                "agent.options.tags",
+                "this server has no OPC UA for Machinery model: map PLC tags to states and "
+                'set model = "tags" (agent/sources/opcua/sample.toml)',
+            )
+        )
+    if state is None and seen is not None and not error and counters.get("unmapped"):
+        hints.append(
+            ("agent.options.tags", "the machine answers, but no map gives its value a state")
+        )
+    return table, hints
 
 
 def discover(config: Config, console: Console) -> int:
@@ -216,7 +278,13 @@ def run_check(config: Config, console: Console, config_file: Path | None = None)
         table, summary = sessions_table(cfg)
         console.print(table)
         console.print(summary)
-    console.print(ports_table())
+    if cfg.source in NETWORKED:
+        table, hints = machine_now(cfg)
+        console.print(table)
+        for key, what in still_missing(config) + hints:
+            console.print(f"still missing: {escape(key)}: {escape(what)}")
+    else:
+        console.print(ports_table())
     queue = Path(cfg.queue_path)
     if queue.exists():
         from labmeter.agent.queue import QueueBusy

@@ -57,5 +57,5 @@ def test_settings_and_szl_bytes() -> None:
     assert cpu_state(bytes([0, 20, 0, 1, 0x43, 0x02, 0xFF, 0x04])) == "STOP"
     assert cpu_state(b"\x00") == "UNKNOWN"
     with pytest.raises(ConfigError, match="type"):
-        S7Source(AgentConfig(options={"host": "h", "values": [{"db": 1, "offset": 0,
-                                                               "map": {"1": "idle"}}]}))  # fmt: skip
+        values = [{"db": 1, "offset": 0, "map": {"1": "idle"}}]
+        S7Source(AgentConfig(options={"host": "h", "values": values}))

@@ -9,6 +9,7 @@ back off.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 
@@ -69,10 +70,8 @@ class S7Source:
                 if not self._stop.is_set():
                     self._failed(exc)
             finally:
-                try:
+                with contextlib.suppress(Exception):
                     client.disconnect()
-                except Exception:  # noqa: S110 (already gone)
-                    pass
             self.track.lost("disconnected")
             self._stop.wait(self._backoff.delay())
 

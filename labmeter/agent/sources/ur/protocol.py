@@ -4,8 +4,10 @@ without any I/O, and what they mean in OPC 40001-1's terms.
 | dashboard | MachineryItemState / mode |
 | --- | --- |
 | ``robotmode`` NO_CONTROLLER, DISCONNECTED, BOOTING, POWER_OFF | NotAvailable |
-| ``safetystatus`` PROTECTIVE_STOP, RECOVERY, VIOLATION, FAULT, \\*EMERGENCY_STOP | OutOfService |
-| ``safetystatus`` SAFEGUARD_STOP, AUTOMATIC_MODE_SAFEGUARD_STOP, SYSTEM_THREE_POSITION_ENABLING_STOP | held (``paused``): a guard opened, resumable |
+| ``safetystatus`` PROTECTIVE_STOP, RECOVERY, VIOLATION, FAULT, ...EMERGENCY_STOP |
+  OutOfService |
+| ``safetystatus`` SAFEGUARD_STOP, AUTOMATIC_MODE_SAFEGUARD_STOP,
+  SYSTEM_THREE_POSITION_ENABLING_STOP | held (``paused``): a guard opened, resumable |
 | ``programState`` PLAYING | Executing |
 | ``programState`` PAUSED | NotExecuting, held (``paused``) |
 | ``programState`` STOPPED | NotExecuting |
