@@ -99,6 +99,12 @@ def _bambu(config: AgentConfig) -> Source:
     return BambuSource(config)
 
 
+def _with_clamp(config: AgentConfig) -> Source:
+    from labmeter.agent.sources.clamp.with_clamp import WithClamp
+
+    return WithClamp(config)
+
+
 def _opcua(config: AgentConfig) -> Source:
     from labmeter.agent.sources.opcua.source import OpcUaSource
 
@@ -142,4 +148,5 @@ SOURCES: dict[str, Callable[[AgentConfig], Source]] = {
     "mtconnect": _mtconnect,
     "ur": _ur,
     "s7": _s7,
+    "with_clamp": _with_clamp,  # a machine's protocol cross-checked by a clamp on its supply
 }
