@@ -4,12 +4,13 @@ Each device runs in a child process (``python -m labmeter.simulators.devices``),
 holds only what an agent on a lab machine holds: the source, its reader thread and the
 real pyserial (or pymodbus) code. Prints the median of ``--repeat`` runs per source.
 
-Networked printers (prusalink, octoprint, moonraker, bambu) at their default settings: the
-emulator runs in a child process (Bambu's with its own TLS Mosquitto), and the source in a
-fresh child of its own that first loads the agent (runner, queue, publisher: the agent without
-the source: what ``labmeter agent`` imports, its CLI included), notes its RSS, then builds the
-source and polls it once a second: its CPU share and the RSS it adds over that agent, median of
-``--repeat`` children.
+Networked printers (prusalink, octoprint, moonraker, bambu) and machines (opcua, mtconnect,
+ur, s7) at their default settings: the emulator runs in a child process (Bambu's with its own
+TLS Mosquitto; the machines play the scripted hour of ``simulators/devices/script.py``), and
+the source in a fresh child of its own that first loads the agent (runner, queue, publisher:
+the agent without the source: what ``labmeter agent`` imports, its CLI included), notes its
+RSS, then builds the source and polls it once a second: its CPU share and the RSS it adds over
+that agent, median of ``--repeat`` children.
 
     .venv/bin/python bench/machine_sources.py --seconds 20 --repeat 3
 """
@@ -67,6 +68,29 @@ def run_once(name: str, seconds: float) -> float:
 
 
 PRINTERS = ("prusalink", "octoprint", "moonraker", "bambu")
+MACHINES = ("opcua", "mtconnect", "ur", "s7")
+
+
+def _host_port(target: str) -> dict[str, Any]:
+    host, port = target.rsplit(":", 1)
+    return {"host": host, "port": int(port)}
+
+
+def _options(name: str, target: str, key: str) -> dict[str, Any]:
+    """A networked source's options at its default settings, given where its emulator is."""
+    if name == "bambu":
+        return {"host": "127.0.0.1", "port": int(target.split()[0]), "serial": target.split()[1],
+                "access_code": key}  # fmt: skip
+    if name in PRINTERS:
+        return {"url": target, "api_key" if name != "prusalink" else "password": key}
+    if name == "opcua":
+        return {"endpoint": target}
+    if name == "mtconnect":
+        return {"url": target}
+    if name == "ur":
+        return _host_port(target)
+    mode = {"name": "Mode", "db": 1, "offset": 0, "type": "int", "map": {"2": "in_use"}}
+    return {**_host_port(target), "values": [mode]}  # s7
 
 
 def _rss_mb() -> float:
@@ -74,7 +98,7 @@ def _rss_mb() -> float:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
 
 
-def printer_child(name: str, target: str, key: str, seconds: float) -> None:
+def network_child(name: str, target: str, key: str, seconds: float) -> None:
     """In a fresh process: the agent's floor, then the source polled once a second."""
     # What `labmeter agent` holds before it builds its source: the CLI (typer, rich, and the
     # modules it loads) and the agent's runner, queue and publisher.
@@ -82,12 +106,7 @@ def printer_child(name: str, target: str, key: str, seconds: float) -> None:
     import labmeter.cli.main  # noqa: F401
 
     base = _rss_mb()
-    options: dict[str, Any] = (
-        {"host": "127.0.0.1", "port": int(target.split()[0]), "serial": target.split()[1],
-         "access_code": key}
-        if name == "bambu"
-        else {"url": target, "api_key" if name != "prusalink" else "password": key}
-    )  # fmt: skip
+    options = _options(name, target, key)
     source = SOURCES[name](AgentConfig(pseudonym_secret="b" * 16, options=options))
     try:
         time.sleep(3.0)  # connected, first answers in
@@ -103,14 +122,14 @@ def printer_child(name: str, target: str, key: str, seconds: float) -> None:
         source.close()
 
 
-def printer_once(name: str, seconds: float) -> tuple[float, float, float]:
+def network_once(name: str, seconds: float) -> tuple[float, float, float]:
     """(CPU % of one core, RSS MB added over the agent, RSS MB) of one child polling ``name``."""
     from labmeter.localstack import free_port
     from labmeter.simulators.devices.__main__ import NETWORK_KEY
 
+    speed = ["--speed", "10"] if name in PRINTERS else []  # the machines: their hour as it is
     emulator = subprocess.Popen(
-        [sys.executable, "-m", "labmeter.simulators.devices", name, str(free_port()),
-         "--speed", "10"],
+        [sys.executable, "-m", "labmeter.simulators.devices", name, str(free_port()), *speed],
         stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     assert emulator.stdout is not None
@@ -136,17 +155,17 @@ def main() -> None:
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--target", help=argparse.SUPPRESS)
     parser.add_argument("--key", help=argparse.SUPPRESS)
-    parser.add_argument("sources", nargs="*", default=[*OPTIONS, *PRINTERS])
+    parser.add_argument("sources", nargs="*", default=[*OPTIONS, *PRINTERS, *MACHINES])
     args = parser.parse_args()
     if args.child:
-        printer_child(args.child, args.target, args.key, args.seconds)
+        network_child(args.child, args.target, args.key, args.seconds)
         return
-    printers = [n for n in args.sources if n in PRINTERS]
-    if printers:
-        print(f"{'printer':10} {'cpu % of one core':>18} {'RSS added, MB':>14} {'RSS, MB':>8}"
+    networked = [n for n in args.sources if n in (*PRINTERS, *MACHINES)]
+    if networked:
+        print(f"{'network':10} {'cpu % of one core':>18} {'RSS added, MB':>14} {'RSS, MB':>8}"
               "   (medians; runs: cpu / added)")  # fmt: skip
-    for name in printers:
-        runs = [printer_once(name, args.seconds) for _ in range(args.repeat)]
+    for name in networked:
+        runs = [network_once(name, args.seconds) for _ in range(args.repeat)]
         cpu, added, rss = (statistics.median(r[i] for r in runs) for i in range(3))
         shown = "; ".join(f"{r[0]:.2f} / {r[1]:.1f}" for r in runs)
         print(f"{name:10} {cpu:18.2f} {added:14.1f} {rss:8.1f}   {shown}")

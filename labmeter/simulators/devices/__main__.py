@@ -8,18 +8,25 @@ Networked printers listen on 127.0.0.1 instead of a pty (``PORT`` for the path, 
 
     python -m labmeter.simulators.devices moonraker 7125 &
     labmeter agent -c agent.toml   # source = "moonraker", url = "http://127.0.0.1:7125"
+
+Machines on the network (opcua, mtconnect, ur, s7) too, each looping through the scripted
+hour of ``script.py``, disconnect included:
+
+    python -m labmeter.simulators.devices opcua 4840 &
+    labmeter agent -c agent.toml   # source = "opcua", endpoint = "opc.tcp://127.0.0.1:4840/labmeter/"
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import tempfile
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from labmeter.localstack import Service
 from labmeter.simulators.devices.badge import BadgeReaderDevice
@@ -134,6 +141,53 @@ def _network(name: str, port: int) -> tuple[_Network, list[Step]]:
     return d, [(at, lambda p=phase: apply(p)) for at, phase in PRINTER_DAY] + [(240, lambda: None)]
 
 
+class Machine(Protocol):
+    def apply(self, step: str) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+MACHINES = ("mtconnect", "opcua", "s7", "ur")
+
+
+def _machine(name: str, port: int) -> tuple[Machine, str]:
+    """A machine on the network listening on ``port``, and where an agent finds it."""
+    if name == "opcua":
+        from labmeter.simulators.devices.opcua_machine import OpcUaMachine
+
+        opcua = OpcUaMachine(port=port or None).start()
+        return opcua, opcua.endpoint
+    if name == "mtconnect":
+        from labmeter.simulators.devices.mtconnect_agent import MTConnectAgent
+
+        mtconnect = MTConnectAgent(port=port or None).start()
+        return mtconnect, mtconnect.url
+    if name == "ur":
+        from labmeter.simulators.devices.ur_dashboard import URDashboard
+
+        ur = URDashboard(port=port or None).start()
+        return ur, f"127.0.0.1:{ur.port}"
+    from labmeter.simulators.devices.s7_plc import S7Plc
+
+    s7 = S7Plc(port=port or None).start()
+    return s7, f"127.0.0.1:{s7.port}"
+
+
+def _run_machine(name: str, port: int, speed: float, stop: threading.Event) -> None:
+    from labmeter.simulators.devices.network import ScaledClock
+    from labmeter.simulators.devices.script import HOUR, HOUR_S, play
+
+    machine, address = _machine(name, port)
+    print(f"{name} on {address}", flush=True)
+    try:
+        while not stop.is_set():
+            clock = ScaledClock(int(time.time() * 1000), speed)
+            play(clock, HOUR, machine.apply, stop, HOUR_S)
+            machine.apply("reconnect")  # a new hour starts connected
+    finally:
+        machine.stop()
+
+
 DEVICES = {"grbl": _grbl, "marlin": _marlin, "clamp": _clamp, "modbus": _modbus,
            "badge": _badge}  # fmt: skip
 
@@ -142,14 +196,19 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m labmeter.simulators.devices", description=__doc__
     )
-    parser.add_argument("device", choices=sorted([*DEVICES, *NETWORK]))
+    parser.add_argument("device", choices=sorted([*DEVICES, *NETWORK, *MACHINES]))
     parser.add_argument(
-        "path", help="where the port appears (a symlink to a pty); a TCP port for a printer"
+        "path",
+        help="where the port appears (a symlink to a pty); a TCP port for a printer or machine",
     )
     parser.add_argument("--speed", type=float, default=1.0, help="times real time")
     args = parser.parse_args(argv)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    if args.device in MACHINES:
+        with contextlib.suppress(KeyboardInterrupt):
+            _run_machine(args.device, int(args.path), args.speed, stop)
+        return
     device: Device | _Network
     if args.device in NETWORK:
         device, steps = _network(args.device, int(args.path))

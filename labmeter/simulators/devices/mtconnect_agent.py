@@ -39,7 +39,12 @@ def _iso(ms: int) -> str:
 
 
 class MTConnectAgent:
-    def __init__(self, version: str = "2.0", wall_ms: Callable[[], int] | None = None) -> None:
+    def __init__(
+        self,
+        version: str = "2.0",
+        wall_ms: Callable[[], int] | None = None,
+        port: int | None = None,
+    ) -> None:
         self.version = version
         self.wall_ms = wall_ms or (lambda: time.time_ns() // 1_000_000)
         self.instance_id = str(int(time.time()))
@@ -54,7 +59,7 @@ class MTConnectAgent:
         self.http.daemon_threads = True
         self._serve = threading.Thread(target=self.http.serve_forever, daemon=True)
         self.loop = LoopThread("sim-mtconnect-gate")
-        self.gate = Gate(self.loop, backend)
+        self.gate = Gate(self.loop, backend, port)
         self.set_state("idle")
 
     @property

@@ -33,14 +33,14 @@ class _Plc(Server):
 
 
 class S7Plc:
-    def __init__(self) -> None:
+    def __init__(self, port: int | None = None) -> None:
         logging.getLogger("snap7").setLevel(logging.WARNING)
         self._backend = free_port()
         self.server = _Plc(log=False)
         self.db1 = bytearray(16)
         self.server.register_area(SrvArea.DB, 1, self.db1)
         self.loop = LoopThread("sim-s7-gate")
-        self.gate = Gate(self.loop, self._backend)
+        self.gate = Gate(self.loop, self._backend, port)
         self.state = "idle"
 
     @property

@@ -25,7 +25,7 @@ SHOWS: dict[str, tuple[str, str, str, str]] = {
 
 
 class URDashboard:
-    def __init__(self, cb_series: bool = False) -> None:
+    def __init__(self, cb_series: bool = False, port: int | None = None) -> None:
         self.cb_series = cb_series
         self.state = "idle"
         self.program = "pick_and_place.urp"
@@ -33,7 +33,7 @@ class URDashboard:
         self.loop = LoopThread("sim-ur")
         self._backend = free_port()
         self._server: asyncio.Server | None = None
-        self.gate = Gate(self.loop, self._backend)
+        self.gate = Gate(self.loop, self._backend, port)
 
     @property
     def port(self) -> int:
