@@ -102,6 +102,18 @@ def contract_state(item: ItemState, mode: OperationMode, held: bool = False) -> 
     return "in_use"
 
 
+# How a machine that implements OPC 40001-1 shows each contract state, for simulators and
+# examples (the inverse of ``contract_state``; a held program: NotExecuting in Processing).
+SHOWN_AS: Final = {
+    "off": MachineState(ItemState.NOT_AVAILABLE),
+    "alarm": MachineState(ItemState.OUT_OF_SERVICE, OperationMode.PROCESSING),
+    "paused": MachineState(ItemState.NOT_EXECUTING, OperationMode.PROCESSING, held=True),
+    "in_use": MachineState(ItemState.EXECUTING, OperationMode.PROCESSING),
+    "setup": MachineState(ItemState.EXECUTING, OperationMode.SETUP),
+    "idle": MachineState(ItemState.NOT_EXECUTING),
+}
+
+
 def substate(*parts: object) -> str | None:
     """The machine's own words for its state (``Executing/Processing``, ``ACTIVE/AUTOMATIC``)
     as the contract carries them: up to 64 of its characters, anything else dropped."""

@@ -29,6 +29,7 @@ from labmeter.agent.meter import Meter, Reading
 from labmeter.agent.publisher import Publisher
 from labmeter.config import MqttConfig, Secret
 from labmeter.contract import Topic
+from labmeter.machinery import SHOWN_AS, substate
 from labmeter.opening import OpeningHours
 from labmeter.schema import HALF_HOUR_MS
 from labmeter.simulators import bookings
@@ -104,6 +105,15 @@ class SimDevice:
     topic: Topic
     kind: str
     segments: list[Segment] = field(default_factory=list)
+    source: str | None = None  # a machine's protocol; "opcua": its samples name its state too
+
+    def substate(self, state: str | None) -> str | None:
+        """What the agent's source would send beside ``state`` (the opcua source reading an
+        OPC 40001-1 server whose PLC has a Held tag)."""
+        if self.source != "opcua" or state is None:
+            return None
+        shown = SHOWN_AS[state]
+        return "Held:true" if shown.held else substate(shown.item.value, shown.mode.value)
 
 
 @dataclass
@@ -210,7 +220,10 @@ def layout(devices: int, site: str = "its-prime") -> list[SimDevice]:
             sims.append(SimDevice(Topic(site, CAD, f"pc-{i + 1:02d}", "sample"), "pc"))
         else:
             kind = MACHINE_KINDS[(i - pcs) % len(MACHINE_KINDS)]
-            sims.append(SimDevice(Topic(site, FAB, f"{kind}-{i - pcs + 1:02d}", "sample"), kind))
+            # The first machine is a CNC with an OPC UA server (OPC 40001-1).
+            source = "opcua" if i == pcs and kind == "cnc" else None
+            topic = Topic(site, FAB, f"{kind}-{i - pcs + 1:02d}", "sample")
+            sims.append(SimDevice(topic, kind, source=source))
     return sims
 
 
@@ -415,7 +428,9 @@ def run(
             elif i == net and printer is not None:
                 reading = printer.reading(t, seg)
             else:
-                reading = Reading(seg.state, seg.user, seg.category, seg.apps)
+                reading = Reading(
+                    seg.state, seg.user, seg.category, seg.apps, substate=lab[i].substate(seg.state)
+                )
             for sample in meters[i].observe(t, reading):
                 publishers[i].sample(sample)
                 published += 1

@@ -8,9 +8,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from labmeter.agent.sources.opcua.protocol import Tag, decide, item_state, operation_mode
 from labmeter.config import Config, MqttConfig
 from labmeter.contract import STATES
 from labmeter.influx import InfluxV1
+from labmeter.machinery import ITEM_STATE_IDS, OPERATION_MODE_IDS, SHOWN_AS
 from labmeter.simulators import lab, schedule
 from tests.helpers import utc_ms
 
@@ -127,3 +129,25 @@ def test_the_networked_printer_goes_through_moonraker_and_keeps_the_truth(
     words = influx.query("SELECT substate FROM sample WHERE device = 'printer3d-02'")
     assert truth["devices"][key]["in_use_s"] > 0  # the printer did work in these hours
     assert "printing" in {v[1] for v in words[0].values}
+
+
+def test_the_fab_lab_has_an_opcua_machine_whose_substates_read_back_as_its_states() -> None:
+    sims = lab.layout(12)
+    opcua = [d for d in sims if d.source == "opcua"]
+    assert [d.topic.device for d in opcua] == ["cnc-01"]
+    ids = {v: k for k, v in ITEM_STATE_IDS.items()}
+    modes = {v: k for k, v in OPERATION_MODE_IDS.items()}
+
+    class Id:  # a NodeId as asyncua gives it: namespace and identifier
+        def __init__(self, ident: int) -> None:
+            self.NamespaceIndex, self.Identifier = 2, ident
+
+    for state, shown in SHOWN_AS.items():
+        # What the opcua source makes of the machine showing ``state`` (its Held tag first).
+        held = () if not shown.held else (("ns=3;s=Held", "Held", {"true": "paused"}),)
+        tags = tuple(Tag(n, name, m) for n, name, m in held)
+        item = item_state(2, Id(ids[shown.item]))
+        mode = operation_mode(2, Id(modes[shown.mode]))
+        read = decide(tags, {"ns=3;s=Held": True} if held else {}, item, mode)
+        assert read == (state, opcua[0].substate(state)), state
+    assert opcua[0].substate(None) is None and sims[0].substate("in_use") is None

@@ -33,6 +33,11 @@ class Seen:
     program: str | None = None
 
 
+def _seen(seen: Seen | None) -> bool:
+    """A state is known (not nothing yet, not unobserved, not a value nobody could map)."""
+    return seen is not None and seen.state is not None
+
+
 class Track:
     """Thread-safe: the source's thread writes, the runner's poll reads."""
 
@@ -56,7 +61,11 @@ class Track:
         now = self.clock.monotonic() if at is None else at
         with self._lock:
             self._last_answer = now
-            if self._current is None and self._known is not None:
+            if (
+                not _seen(self._current)
+                and self._known is not None
+                and self._known != self._current
+            ):
                 self._change(now, self._known)  # heard again after a silence: as it said
 
     def report(self, seen: Seen, at: float | None = None) -> None:
@@ -73,7 +82,7 @@ class Track:
         """The connection ended: unobserved from the last answer on; nothing known after it."""
         with self._lock:
             self._known = None
-            if self._current is not None:
+            if _seen(self._current):
                 self.counters["disconnects"] += 1
                 self._unobserved(reason)
 
@@ -85,7 +94,7 @@ class Track:
         metrics = {**(metrics or {}), **{f"track_{k}": float(v) for k, v in self.counters.items()}}
         with self._lock:
             last = self._last_answer
-            if self._current is not None and (last is None or now - last > self.timeout_s):
+            if _seen(self._current) and (last is None or now - last > self.timeout_s):
                 self.counters["silences"] += 1
                 self._unobserved("silent")
             if self._pending:

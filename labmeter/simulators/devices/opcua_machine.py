@@ -25,6 +25,7 @@ from labmeter.machinery import (
     MACHINES_FOLDER,
     NAMESPACE,
     OPERATION_MODE_IDS,
+    SHOWN_AS,
     ItemState,
     OperationMode,
 )
@@ -36,14 +37,12 @@ DI_NAMESPACE = "http://opcfoundation.org/UA/DI/"
 MODE_TAG = '"DB_Machine"."Mode"'
 HELD_TAG = '"DB_Machine"."Held"'
 PROGRAM_TAG = '"DB_Machine"."Program"'
-# A labmeter state as this machine shows it: (item state, operation mode, held, PLC mode).
+# A labmeter state as this machine shows it: OPC 40001-1 as ``machinery.SHOWN_AS`` says, and
+# its PLC's Mode tag.
+PLC_MODES = {"off": 0, "idle": 1, "in_use": 2, "paused": 3, "alarm": 4, "setup": 5}
 SHOWS: dict[str, tuple[ItemState, OperationMode, bool, int]] = {
-    "off": (ItemState.NOT_AVAILABLE, OperationMode.NONE, False, 0),
-    "idle": (ItemState.NOT_EXECUTING, OperationMode.NONE, False, 1),
-    "in_use": (ItemState.EXECUTING, OperationMode.PROCESSING, False, 2),
-    "paused": (ItemState.NOT_EXECUTING, OperationMode.PROCESSING, True, 3),
-    "alarm": (ItemState.OUT_OF_SERVICE, OperationMode.PROCESSING, False, 4),
-    "setup": (ItemState.EXECUTING, OperationMode.SETUP, False, 5),
+    state: (shown.item, shown.mode, shown.held, PLC_MODES[state])
+    for state, shown in SHOWN_AS.items()
 }
 # The PLC's Mode tag as an agent config maps it (docs/agent.md, the opcua sample.toml).
 MODE_MAP = {str(plc): state for state, (_, _, _, plc) in SHOWS.items()}
