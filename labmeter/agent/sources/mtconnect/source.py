@@ -24,7 +24,7 @@ from labmeter.agent.sources.mtconnect.protocol import Machine, Stream, StreamErr
 from labmeter.agent.sources.options import Options
 from labmeter.agent.sources.reconnect import Backoff
 from labmeter.agent.sources.track import Seen, Track
-from labmeter.config import AgentConfig
+from labmeter.config import AgentConfig, Secret
 from labmeter.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,8 @@ class MTConnectSource:
         self.lookback_s = self.track.timeout_s + self.poll_s + 2 * config.poll_s + 1.0
         auth = None
         if "username" in config.options:
-            auth = httpx.BasicAuth(opts.string("username"), opts.string("password"))
+            password = Secret(opts.string("password"))  # masked wherever it is shown
+            auth = httpx.BasicAuth(opts.string("username"), password.reveal())
         self._http = httpx.Client(timeout=request_timeout, auth=auth, follow_redirects=False)
         self._backoff = Backoff(opts.number("reconnect_s", 1.0, minimum=0.01),
                                 opts.number("reconnect_max_s", 60.0, minimum=0.01))  # fmt: skip

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from labmeter.agent.sources.options import Options
+from labmeter.config import Secret
 from labmeter.contract import STATES
 from labmeter.errors import ConfigError
 from labmeter.machinery import (
@@ -61,7 +62,7 @@ class Settings:
     server_certificate: str | None
     login: str
     username: str | None
-    password: str | None = field(repr=False)  # never in a log or a repr
+    password: Secret | None = field(repr=False)  # never in a log or a repr
     publish_ms: int = 500
     keepalive_count: int = 10
     timeout_s: float = 12.0
@@ -141,10 +142,11 @@ def parse(raw: dict[str, Any]) -> Settings:
             "a security policy or a certificate login needs certificate and private_key "
             "(this agent's own, trusted by the server)",
         )
-    username = password = None
+    username: str | None = None
+    password: Secret | None = None
     if login == "user":
         username = opts.string("username")
-        password = opts.string("password")
+        password = Secret(opts.string("password"))
     publish_ms = opts.integer("publish_ms", 500, minimum=50, maximum=60_000)
     keepalive = opts.integer("keepalive_count", 10, minimum=1, maximum=1000)
     # Silent longer than two keep-alive periods plus the request timeout: unobserved.

@@ -175,7 +175,7 @@ class OpcUaSource:
         if s.login == "user":
             assert s.username is not None and s.password is not None
             client.set_user(s.username)
-            client.set_password(s.password)
+            client.set_password(s.password.reveal())
         elif s.login == "certificate":
             assert s.certificate is not None and s.private_key is not None
             await client.load_client_certificate(s.certificate)
