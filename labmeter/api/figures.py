@@ -26,6 +26,7 @@ from labmeter.api.records import (
     DeviceRow,
     Figures,
     GroupRow,
+    Iso22400,
     UtilisationRow,
 )
 from labmeter.api.scope import Every, Member, PeriodAssets, Scope, overlaps
@@ -178,17 +179,25 @@ _GROUP_NAMES: dict[GroupBy, tuple[Literal["site", "lab", "kind"], ...]] = {
 def figures(t: Totals, available: float | None, devices: int | None) -> Figures:
     """Only time within opening hours is divided by them; use after hours is shown apart."""
     in_use_open, observed_open = t.seconds["in_use_open_s"], t.seconds["observed_open_s"]
+    setup = round(t.seconds["setup_s"], 3)
     out = Figures(
         in_use_s=round(t.in_use_s, 3),
         in_use_open_s=round(in_use_open, 3),
         after_hours_s=None if available is None else round(t.in_use_s - in_use_open, 3),
         observed_s=round(t.observed_s, 3),
         observed_open_s=round(observed_open, 3),
+        setup_s=setup,
         alarm_s=round(t.seconds["alarm_s"], 3),
         off_s=round(t.seconds["off_s"], 3),
         available_s=available,
         utilisation=ratio(in_use_open, available),
         coverage=ratio(observed_open, available),
+        iso22400=Iso22400(
+            planned_busy_time_s=available,
+            actual_production_time_s=round(in_use_open, 3),
+            actual_unit_setup_time_s=setup,
+            availability=ratio(in_use_open, available),
+        ),
     )
     if devices is not None:
         out["devices"] = devices

@@ -8,6 +8,16 @@ from typing import NotRequired
 from typing_extensions import TypedDict  # pydantic reads these as response models on 3.11
 
 
+class Iso22400(TypedDict):
+    """The ISO 22400-2 time elements labmeter can give, beside its own names (OPC 40001-1
+    Annex C; ``labmeter/machinery.py``): the opening hours are the operation calendar."""
+
+    planned_busy_time_s: float | None  # PBT: available_s, the opening hours
+    actual_production_time_s: float  # APT: in_use_open_s (Executing + Processing)
+    actual_unit_setup_time_s: float  # AUST: setup_s (Executing + Setup)
+    availability: float | None  # APT / PBT: the same ratio as utilisation
+
+
 class Figures(TypedDict):
     """Utilisation with its denominator and its coverage, for a device or a group."""
 
@@ -16,11 +26,13 @@ class Figures(TypedDict):
     after_hours_s: float | None  # in_use_s - in_use_open_s; None: no denominator
     observed_s: float
     observed_open_s: float  # within opening hours: the coverage numerator
+    setup_s: float  # all setup time (machines: Executing in Setup or Maintenance)
     alarm_s: float
     off_s: float
     available_s: float | None  # opening hours (minus closures, holidays); None: unregistered
     utilisation: float | None  # in_use_open / available, never above 1
     coverage: float | None  # observed_open / available
+    iso22400: Iso22400
     devices: NotRequired[int]  # groups: how many devices
 
 

@@ -58,7 +58,7 @@ from labmeter.schema import (
 )
 
 # Only the fields a figure uses: a year's read costs time per field read, not per field stored.
-STATE_FIELDS = (IN_USE, "alarm_s", "off_s", OBSERVED, *OPEN_FIELDS)
+STATE_FIELDS = (IN_USE, "setup_s", "alarm_s", "off_s", OBSERVED, *OPEN_FIELDS)
 FactKey = tuple[str, str, str, str, str]  # site, lab, device, kind, category
 
 

@@ -82,11 +82,12 @@ def tables(report: Report, lang: Lang) -> list[Table]:
              (t("in_use_open_h", lang), HOURS), (t("after_hours_h", lang), HOURS),
              (t("available_h", lang), HOURS), (t("utilisation", lang), PCT),
              (t("observed_open_h", lang), HOURS), (t("coverage", lang), PCT),
-             (t("sessions", lang), INT), (t("alarm_h", lang), HOURS), (t("off_h", lang), HOURS)],
+             (t("sessions", lang), INT), (t("alarm_h", lang), HOURS), (t("off_h", lang), HOURS),
+             (t("setup_h", lang), HOURS)],
             [[dev_(e["site"], e["lab"], e["device"]), lab_(e["site"], e["lab"]), e["kind"],
               _h(e["in_use_open_s"]), _h(e["after_hours_s"]),
               _h(e["available_s"]), e["utilisation"], _h(e["observed_open_s"]), e["coverage"],
-              e["sessions"], _h(e["alarm_s"]), _h(e["off_s"])]
+              e["sessions"], _h(e["alarm_s"]), _h(e["off_s"]), _h(e["setup_s"])]
              for e in report["equipment"] if e["registered"]],
         ),
         Table(

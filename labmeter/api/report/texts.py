@@ -64,6 +64,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "coverage": ("Copertura del monitoraggio", "Monitoring coverage"),
     "sessions": ("Sessioni", "Sessions"),
     "alarm_h": ("Ore in allarme", "Hours in alarm"),
+    "setup_h": ("Ore di attrezzaggio (ISO 22400 AUST)", "Hours in setup (ISO 22400 AUST)"),
     "off_h": ("Ore spento", "Hours off"),
     "per_lab": ("Per laboratorio", "Per lab"),
     "licences": ("Licenze software", "Software licences"),
@@ -282,6 +283,30 @@ def method(report: Report, lang: Lang) -> list[str]:
         else "Monitoring coverage = hours observed by the agents within opening hours ÷ "
         "available hours. Unobserved time (agent down, no network) is never counted as idle "
         "nor as in use.",
+        "Stati delle macchine in rete secondo OPC 40001-1 (OPC UA for Machinery): Executing "
+        "con modo Processing = in uso; Executing con Setup o Maintenance = attrezzaggio; "
+        "programma interrotto o sospeso = in pausa; NotExecuting = inattiva; OutOfService "
+        "(guasto, allarme, arresto di emergenza) = allarme; NotAvailable (spenta) = spenta; "
+        "nessun dato = non osservato. Grandezze ISO 22400-2 (OPC 40001-1, Allegato C), con "
+        "l'orario di apertura come calendario operativo: tempo pianificato (PBT) = ore "
+        "disponibili; tempo effettivo di produzione (APT) = ore di utilizzo in orario; tempo "
+        "di attrezzaggio (AUST) = ore di attrezzaggio; disponibilità ISO 22400-2 = APT ÷ PBT, "
+        "cioè il tasso di utilizzo. Ritardi, fermi e manutenzione preventiva richiedono gli "
+        "ordini di un MES e non sono riportati. Dove una pinza amperometrica controlla la "
+        "macchina, i secondi in cui il protocollo dice «in uso» e la pinza «spenta» sono "
+        "segnalati."
+        if it
+        else "Networked machines' states after OPC 40001-1 (OPC UA for Machinery): Executing "
+        "in mode Processing = in use; Executing in Setup or Maintenance = setup; a program "
+        "interrupted or held = paused; NotExecuting = idle; OutOfService (fault, alarm, "
+        "emergency stop) = alarm; NotAvailable (switched off) = off; no data = unobserved. "
+        "ISO 22400-2 figures (OPC 40001-1, Annex C), the opening hours being the operation "
+        "calendar: planned busy time (PBT) = available hours; actual production time (APT) = "
+        "hours in use within opening hours; actual unit setup time (AUST) = hours in setup; "
+        "ISO 22400-2 availability = APT ÷ PBT, that is utilisation. Delay, down and "
+        "preventive maintenance times need an MES's orders and are not given. Where a current "
+        "clamp checks a machine, seconds in which its protocol says 'in use' while the clamp "
+        "says 'off' are flagged.",
         f"Quota esterna = ore di utilizzo di {ext} ÷ ore di utilizzo totali."
         if it
         else f"External share = hours in use by {ext} ÷ all hours in use.",

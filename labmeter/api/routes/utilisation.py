@@ -15,6 +15,15 @@ from labmeter.timeparse import iso
 router = APIRouter(prefix="/api/v1", tags=["utilisation"], dependencies=[Viewer])
 
 
+class Iso22400Figures(BaseModel):
+    """ISO 22400-2 time elements beside labmeter's names (docs/numbers.md)."""
+
+    planned_busy_time_s: float | None  # PBT = available_s: the opening hours
+    actual_production_time_s: float  # APT = in_use_open_s
+    actual_unit_setup_time_s: float  # AUST = setup_s
+    availability: float | None  # APT / PBT = utilisation
+
+
 class UtilisationRow(BaseModel):
     site: str | None = None
     lab: str | None = None
@@ -29,11 +38,13 @@ class UtilisationRow(BaseModel):
     after_hours_s: float | None  # in_use_s - in_use_open_s; None: unregistered
     observed_s: float
     observed_open_s: float  # observed time within opening hours: the coverage numerator
+    setup_s: float  # machines: Executing in Setup (or Maintenance), OPC 40001-1
     alarm_s: float
     off_s: float
     available_s: float | None  # opening hours (minus closures, holidays); None: unregistered
     utilisation: float | None  # in_use_open / available, never above 1
     coverage: float | None  # observed_open / available; low coverage is a gap, not idleness
+    iso22400: Iso22400Figures  # the same seconds under ISO 22400-2's names
     registered: bool | None = None  # device rows: listed in the inventory
     former: list[str] | None = None  # an asset's former identities: "lab/device until date"
     outside_period_s: float | None = None  # observed under an identity outside its period
