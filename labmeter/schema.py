@@ -99,6 +99,9 @@ SAMPLE: Final = Measurement(
 )
 APP_USAGE: Final = Measurement("app_usage", (*APP_TAGS, KIND), (RUNNING, "user"))
 DEVICE_METRICS: Final = Measurement("device_metrics", DEVICE_TAGS, ())  # cpu_pct, mem_pct, ...
+# A device_metrics field: the seconds of a sample's interval in which a machine's protocol said
+# in use while a clamp on its supply said off (the agent's with_clamp source).
+CROSSCHECK_CONFLICT: Final = "crosscheck_conflict_s"
 EVENT: Final = Measurement("event", (*DEVICE_TAGS, TYPE, CATEGORY), ("seq", "user"))
 EVENT_DATA_PREFIX: Final = "d_"  # an event's ``data`` keys become fields d_<key>
 STATUS: Final = Measurement(

@@ -27,7 +27,9 @@ from labmeter.schema import (
     APP_USAGE,
     ASSET_TAGS,
     CATEGORY,
+    CROSSCHECK_CONFLICT,
     DEVICE,
+    DEVICE_METRICS,
     DEVICE_TAGS,
     FACT_TAGS,
     H1_FIELDS,
@@ -369,6 +371,16 @@ class UsageReader:
         """Session events of the window's whole local days, in time order per device."""
         q = sessions.events_query(plan.start_ms, plan.end_ms, plan.calendar)
         return _records(self.influx.query(q.where_tags(plan.filters.tags)))
+
+    def crosscheck_conflicts(self, plan: ReadPlan) -> dict[DeviceKey, float]:
+        """Per device, the seconds its protocol said in use while its clamp said off."""
+        q = select(agg("sum", CROSSCHECK_CONFLICT), source=DEVICE_METRICS)
+        q = q.between(plan.start_ms, plan.end_ms).where_tags(plan.filters.tags)
+        return {
+            (r[SITE], r[LAB], r[DEVICE]): float(r[CROSSCHECK_CONFLICT])
+            for r in _records(self.influx.query(q.group_by(*DEVICE_TAGS)))
+            if r.get(CROSSCHECK_CONFLICT)
+        }
 
     def agent_versions(self, plan: ReadPlan) -> dict[DeviceKey, str]:
         q = select(agg("last", "agent"), source=STATUS).before(plan.end_ms)

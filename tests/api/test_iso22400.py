@@ -13,6 +13,7 @@ from labmeter.config import Config
 from labmeter.contract import Sample, Topic, encode
 from labmeter.influx import InfluxV1
 from labmeter.machinery import SHOWN_AS
+from labmeter.schema import CROSSCHECK_CONFLICT
 from tests.api.client import make_api
 from tests.api.test_numbers_example import INVENTORY, at
 
@@ -38,8 +39,11 @@ def cnc_api(config: Config, influx: InfluxV1, tmp_path: Path):  # type: ignore[n
         shown = SHOWN_AS[state]  # what its OPC UA server said, kept as the substate
         for begin in range(start, end, 60_000):
             seq += 1
+            # 10:00-10:30 its OPC UA server said in use while the clamp said off (with_clamp).
+            conflict = 60.0 if at(10) <= begin < at(10, 30) else 0.0
             sample = Sample(begin + 60_000, seq, 60, {state: 60.0}, kind="cnc", state=state,
-                            substate=f"{shown.item.value}/{shown.mode.value}")  # fmt: skip
+                            substate=f"{shown.item.value}/{shown.mode.value}",
+                            metrics={CROSSCHECK_CONFLICT: conflict})  # fmt: skip
             lines += parse(str(topic).encode(), encode(sample), at(23, 59))[1]
     influx.write_lines(lines)
     inventory = tmp_path / "inventory.yaml"
@@ -65,3 +69,8 @@ def test_iso_availability_and_setup_beside_our_names(cnc_api) -> None:  # type: 
     client = cnc_api.client_as(Role.evaluator)
     html = client.get("/api/v1/report", params={"format": "html", "lang": "en", **window}).text
     assert "ISO 22400-2 availability = APT ÷ PBT" in html and "Hours in setup" in html
+    # The clamp's cross-check: half an hour of a job the machine's supply says did not run.
+    assert report["conclusions"]["crosscheck"] == [
+        {"site": "its-prime", "lab": "lab-cad", "device": "cnc-01", "conflict_s": 1800.0}
+    ]
+    assert "Protocol 'in use' while the current clamp says 'off'" in html

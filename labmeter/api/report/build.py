@@ -27,6 +27,7 @@ from labmeter.api.report.model import (
     ClosedPeriod,
     Closure,
     Conclusions,
+    CrossCheck,
     DeviceRef,
     EquipmentRow,
     Evidence,
@@ -53,6 +54,9 @@ from labmeter.sessions import SESSION_GAP_TOLERANCE_MS, SESSION_LOOK_BACK_MS
 
 UNDERUSED_BELOW = 0.20  # utilisation under this is flagged as under-used
 LOW_COVERAGE_BELOW = 0.80  # coverage under this is flagged as a gap
+# A machine's protocol in use while its clamp says off for this long is flagged: less is a
+# poll's jitter at a change (each side sees it up to a poll late).
+CROSSCHECK_FLAG_S = 60.0
 DURABILITY_YEARS = 5  # after the final payment (EU CPR art. 65)
 RETENTION_YEARS = 10  # evidence kept; funds ask 5-10 years, the longest is kept
 STEPS = 6
@@ -128,6 +132,7 @@ def build(
         assets = pool.submit(scope.facts, View.asset)
         licences_future = pool.submit(software.licences, scope)
         versions_future = pool.submit(scope.reader.agent_versions, scope.plan)
+        conflicts_future = pool.submit(scope.reader.crosscheck_conflicts, scope.plan)
         sessions_future = pool.submit(session_counts.count, scope.reader.influx, scope.plan)
         lab_months.result(), assets.result()
         devices = figures.device_rows(scope, None)
@@ -143,6 +148,7 @@ def build(
         step(5, "software licences")
         sessions = sessions_future.result()
         versions = versions_future.result()
+        conflicts = conflicts_future.result()
         step(6, "sessions and agent versions")
         influx, site = scope.reader.influx, scope.filters.tags.get("site")
         closure = closure_of(influx, scope.start_ms, scope.end_ms, site)
@@ -269,6 +275,11 @@ def build(
             low_coverage=gaps,
             commercial_use=reconciled["commercial"] if reconciled is not None else [],
             company_without_commercial_booking=company,
+            crosscheck=[
+                CrossCheck(site=k[0], lab=k[1], device=k[2], conflict_s=round(secs, 3))
+                for k, secs in sorted(conflicts.items())
+                if secs >= CROSSCHECK_FLAG_S
+            ],
         ),
         bookings=reconciled,
         costs=spent,

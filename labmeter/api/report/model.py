@@ -126,6 +126,12 @@ class Underused(DeviceRef):
     utilisation: float | None
 
 
+class CrossCheck(DeviceRef):
+    """A machine whose protocol said in use while the clamp on its supply said off."""
+
+    conflict_s: float
+
+
 class AgentVersion(TypedDict):
     version: str
     devices: int
@@ -183,6 +189,7 @@ class Conclusions(TypedDict):
     low_coverage: list[Gap]
     commercial_use: list[CommercialUse]  # PNRR assets used under commercial bookings
     company_without_commercial_booking: list[CompanyUse]  # never called commercial
+    crosscheck: list[CrossCheck]  # protocol in use, clamp off (with_clamp agents)
 
 
 class Report(TypedDict):

@@ -91,6 +91,10 @@ TEXT: dict[str, tuple[str, str]] = {
     "sources": ("Fonti dei dati", "Data sources"),
     "unregistered": ("Dispositivi non inventariati", "Unregistered devices"),
     "underused": ("Beni sottoutilizzati", "Under-used assets"),
+    "crosscheck": (
+        "Protocollo «in uso» mentre la pinza amperometrica dice «spenta»",
+        "Protocol 'in use' while the current clamp says 'off'",
+    ),
     "risks": (
         "Uso commerciale dichiarato di beni PNRR (da prenotazioni commerciali)",
         "Declared commercial use of PNRR assets (from commercial bookings)",
@@ -456,6 +460,13 @@ def conclusions(report: Report, lang: Lang) -> list[tuple[str, list[str]]]:
             [
                 f"{u['site']}/{u['lab']}/{u['device']}: {num(u['in_use_s'] / 3600, lang, 2)} h"
                 for u in c["company_without_commercial_booking"]
+            ],
+        ),
+        (
+            t("crosscheck", lang),
+            [
+                f"{x['site']}/{x['lab']}/{x['device']}: {num(x['conflict_s'] / 3600, lang, 2)} h"
+                for x in c["crosscheck"]
             ],
         ),
     ]

@@ -22,6 +22,7 @@ from labmeter.agent.sources.clamp.source import ClampSource
 from labmeter.agent.sources.options import Options
 from labmeter.config import AgentConfig
 from labmeter.errors import ConfigError
+from labmeter.schema import CROSSCHECK_CONFLICT
 
 CLAMP_CODES = {"off": 0.0, "idle": 1.0, "in_use": 2.0}
 NOT_MACHINES = ("with_badge", "with_clamp", "badge", "clamp", "pc")
@@ -63,7 +64,7 @@ class WithClamp:
             self._conflict_ms += now - self._last[0]
         conflict = reading.state == "in_use" and clamp.state == "off"
         self._last = (now, conflict)
-        metrics = {**reading.metrics, "crosscheck_conflict_s": self._conflict_ms / 1000}
+        metrics = {**reading.metrics, CROSSCHECK_CONFLICT: self._conflict_ms / 1000}
         if clamp.state is not None:
             metrics["clamp_state"] = CLAMP_CODES[clamp.state]
         if "current_a" in clamp.metrics:
