@@ -13,7 +13,13 @@ from labmeter.agent.sources.opcua.source import OpcUaSource
 from labmeter.config import AgentConfig, Config
 from labmeter.influx import InfluxV1
 from labmeter.simulators.devices.network import ScaledClock
-from labmeter.simulators.devices.opcua_machine import HELD_TAG, MODE_MAP, MODE_TAG, OpcUaMachine
+from labmeter.simulators.devices.opcua_machine import (
+    HELD_TAG,
+    MODE_MAP,
+    MODE_TAG,
+    PLC_MODES,
+    OpcUaMachine,
+)
 from tests.agent.sources.hour import SPEED, agent_config, hour_clock, run_hour
 from tests.helpers import wait_for
 
@@ -30,7 +36,7 @@ def hour_options(machine: OpcUaMachine, **extra: object) -> dict[str, object]:
     return {
         "endpoint": machine.endpoint, "username": "tech", "password": "pa55-w0rd",
         "publish_ms": 50, "keepalive_count": 2, "timeout_s": 1.0 * SPEED,
-        "reconnect_s": 0.05, "reconnect_max_s": 0.2, **extra,
+        "reconnect_s": 0.05, "reconnect_max_s": 0.1, **extra,
     }  # fmt: skip
 
 
@@ -58,18 +64,19 @@ def test_a_machinery_server_hour_through_the_collector(
     assert "pa55-w0rd" not in caplog.text  # credentials are never logged
 
 
-@pytest.mark.e2e
-def test_an_s7_1500_tags_hour_through_the_collector(
-    config: Config, influx: InfluxV1, uid: str, tmp_path: Path, machine: OpcUaMachine
-) -> None:
-    options = hour_options(machine, tags=[{"node_id": machine.tag(MODE_TAG), "name": "Mode",
-                                           "map": MODE_MAP}])  # fmt: skip
-    cfg = agent_config(config, uid, tmp_path, "opcua", options)
-    result = run_hour(
-        cfg, influx, hour_clock(), lambda c: OpcUaSource(cfg.agent, c.clock()), machine.apply
-    )
-    result.assert_within()
-    assert result.substates["in_use"] == {"Mode:2"}
+def test_an_s7_1500s_tags_give_each_state(machine: OpcUaMachine) -> None:
+    mode = {"node_id": machine.tag(MODE_TAG), "name": "Mode", "map": MODE_MAP}
+    options = {"endpoint": machine.endpoint, "username": "tech", "password": "pa55-w0rd",
+               "publish_ms": 50, "model": "tags", "tags": [mode]}  # fmt: skip
+    source = OpcUaSource(AgentConfig(options=options))
+    try:
+        for state in ("setup", "in_use", "paused", "alarm", "off", "idle"):
+            machine.set_state(state)
+            wait_for(lambda want=state: source.poll().state == want, timeout=5)  # type: ignore[misc]
+            assert source.track.now is not None
+            assert source.track.now.substate == f"Mode:{PLC_MODES[state]}"
+    finally:
+        source.close()
 
 
 def test_a_wrong_password_is_unobserved_and_says_why_without_the_password(

@@ -24,7 +24,7 @@ def test_an_hour_through_the_collector(
 ) -> None:
     plc = S7Plc().start()
     options = {"host": "127.0.0.1", "port": plc.port, "values": MODE, "poll_s": 0.05,
-               "timeout_s": 3.0 * SPEED, "reconnect_s": 0.05, "reconnect_max_s": 0.2}  # fmt: skip
+               "timeout_s": 3.0 * SPEED, "reconnect_s": 0.05, "reconnect_max_s": 0.1}  # fmt: skip
     cfg = agent_config(config, uid, tmp_path, "s7", options)
     try:
         result = run_hour(
