@@ -53,6 +53,11 @@ class HourResult:
             )
 
 
+# Each source's silence timeout is 3 s of real time (3 * SPEED script seconds): a thread that
+# a busy machine leaves unscheduled for a second is no silent machine. Pulling the cable resets
+# the connection, which every source notices at once, whatever its timeout.
+
+
 def agent_config(
     config: Config, uid: str, tmp_path: Any, source: str, options: dict[str, Any]
 ) -> Config:

@@ -24,7 +24,7 @@ def test_an_hour_through_the_collector(
     agent = MTConnectAgent(version="2.0", wall_ms=clock.wall_ms).start()
     # A poll every 12 script seconds (a fifth of a second here): changes between polls are
     # replayed at their own timestamps, so the seconds still match the script.
-    options = {"url": agent.url, "poll_s": 0.2, "timeout_s": 2.0 * SPEED,
+    options = {"url": agent.url, "poll_s": 0.2, "timeout_s": 3.0 * SPEED,
                "reconnect_s": 0.05, "reconnect_max_s": 0.1}  # fmt: skip
     cfg = agent_config(config, uid, tmp_path, "mtconnect", options)
     try:

@@ -35,7 +35,7 @@ def hour_options(machine: OpcUaMachine, **extra: object) -> dict[str, object]:
     """Options in real seconds, but ``timeout_s`` in the script's (the source's clock)."""
     return {
         "endpoint": machine.endpoint, "username": "tech", "password": "pa55-w0rd",
-        "publish_ms": 50, "keepalive_count": 2, "timeout_s": 1.0 * SPEED,
+        "publish_ms": 50, "keepalive_count": 2, "timeout_s": 3.0 * SPEED,
         "reconnect_s": 0.05, "reconnect_max_s": 0.1, **extra,
     }  # fmt: skip
 

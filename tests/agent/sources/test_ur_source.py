@@ -20,7 +20,7 @@ def test_an_hour_through_the_collector(
     config: Config, influx: InfluxV1, uid: str, tmp_path: Path
 ) -> None:
     robot = URDashboard().start()
-    options = {"host": "127.0.0.1", "port": robot.port, "poll_s": 0.05, "timeout_s": 1.0 * SPEED,
+    options = {"host": "127.0.0.1", "port": robot.port, "poll_s": 0.05, "timeout_s": 3.0 * SPEED,
                "reconnect_s": 0.05, "reconnect_max_s": 0.1}  # fmt: skip
     cfg = agent_config(config, uid, tmp_path, "ur", options)
     try:
