@@ -54,6 +54,7 @@ LAYOUT = "layout"  # rollup_hours_daily: which rollups the day has (LAYOUT_VERSI
 # 2: rollups per asset and per lab beside those per device and category.
 # 3: session rollups (sessions begun and their pseudonyms) per device, category and day.
 LAYOUT_VERSION: Final = 3
+COARSE_LAYOUT: Final = 2  # the first layout whose days have rollups per asset and per lab
 SESSIONS_LAYOUT: Final = 3  # the first layout whose days have session rollups
 SESSIONS, USERS = "sessions", "users"  # session rollups: sessions begun, their pseudonyms
 # The seconds split at opening hours (``labmeter/opening.py``): their open part is

@@ -7,9 +7,11 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Query, Request
 
+from labmeter.api.closed import ClosedReports, Sealed
 from labmeter.api.keys import KeyStore
 from labmeter.api.plan import Filters
-from labmeter.api.report.build import Declared
+from labmeter.api.report.build import Declared, build
+from labmeter.api.report.model import Report
 from labmeter.api.scope import Scope, open_scope
 from labmeter.api.store import Store
 from labmeter.bookings import Bookings
@@ -33,6 +35,7 @@ class Services:
     opening: OpeningHours
     keys: KeyStore
     bookings: Bookings | None
+    closed: ClosedReports  # closed periods' sealed reports
 
 
 def get_services(request: Request) -> Services:
@@ -136,10 +139,18 @@ def get_scope(services: ServicesDep, window: WindowDep, filters: FiltersDep) -> 
 ScopeDep = Annotated[Scope, Depends(get_scope)]
 
 
-def get_declared(services: ServicesDep, scope: ScopeDep) -> Declared | None:
+def get_declared(services: Services, scope: Scope) -> Declared | None:
     """The bookings a report of the scope's window reconciles with (None: none configured)."""
     no_show = services.config.bookings.no_show_below
     return Declared.of(services.bookings, scope.start_ms, scope.end_ms, no_show)
 
 
-DeclaredDep = Annotated[Declared | None, Depends(get_declared)]
+def report_data(
+    services: Services, window: Window, filters: Filters
+) -> tuple[Report, Sealed | None]:
+    """The report of a window: a closed period's from its package, any other built now."""
+    sealed = services.closed.find(window.start_ms, window.end_ms, filters)
+    if sealed is not None:
+        return sealed.report, sealed
+    scope = get_scope(services, window, filters)
+    return build(scope, declared=get_declared(services, scope)), None

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse, Response
 
 from labmeter import __version__
 from labmeter.api.auth import exchange_key, require_page
+from labmeter.api.closed import ClosedReports
 from labmeter.api.deps import KeysDep, Services
 from labmeter.api.keys import KeyStore, Role
 from labmeter.api.routes import (
@@ -68,13 +69,15 @@ def create_app(config: Config, routers: Sequence[APIRouter] = ()) -> FastAPI:
     # A broken inventory or calendar stops the start with its file:line errors, not the first
     # request.
     inventory = load_inventory(config.api.inventory) if config.api.inventory else None
+    influx = InfluxV1(config.influx)
     services = Services(
         config=config,
-        store=Store(InfluxV1(config.influx)),
+        store=Store(influx),
         inventory=inventory,
         opening=OpeningHours(inventory),  # caches the open half hours
         keys=KeyStore(config.api.keys_path, config.api.session_idle_hours * 3600),
         bookings=open_bookings(config.bookings, inventory) if config.bookings.sources else None,
+        closed=ClosedReports(influx, config.evidence.archive_dir),
     )
     app.state.services = services  # read through labmeter/api/deps.py only
     own = (occupancy, utilisation, equipment, usage, bookings, register, reports, admin, pages)

@@ -12,7 +12,8 @@ plan is made; the plan is immutable, so no read can change what another one sees
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import dataclasses
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -21,6 +22,7 @@ from labmeter.influx import InfluxV1
 from labmeter.influxql import agg, col, select
 from labmeter.opening import OpeningHours
 from labmeter.schema import (
+    COARSE_LAYOUT,
     DEFAULT_TZ,
     DEVICE,
     DEVICE_TAGS,
@@ -33,6 +35,7 @@ from labmeter.schema import (
     OBSERVED,
     SAMPLE,
     SAMPLES,
+    SESSIONS_LAYOUT,
     SITE,
     STATUS,
     Calendar,
@@ -40,6 +43,7 @@ from labmeter.schema import (
     Measurement,
     Period,
     device_rollup,
+    hour_of,
     lab_rollup,
 )
 
@@ -104,6 +108,11 @@ class ReadPlan:
     empty_days: frozenset[int] = frozenset()  # rolled-up days without a sample: not read
     seen: frozenset[DeviceKey] = field(default_factory=frozenset)  # devices ever announced
     known: frozenset[DeviceKey] = field(default_factory=frozenset)  # devices with samples, ever
+    # Days after ``daily_from`` without rollups per asset and per lab (rolled up by an older
+    # collector): read hourly per device.
+    old_days: frozenset[int] = frozenset()
+    # Per lab, the rolled-up days whose session rollups can be read (layout 3 or later).
+    session_days: Mapping[tuple[str, str], frozenset[int]] = field(default_factory=dict)
 
     def parts(self, start_ms: int, end_ms: int) -> list[Part]:
         """Whole hours before ``rolled_until`` from rollups, the rest from raw points.
@@ -161,19 +170,21 @@ class ReadPlan:
 
     def _add_days(self, parts: list[Part], day_a: int, day_b: int) -> None:
         """Whole days ``[day_a, day_b)``: whole months monthly, other days daily, stale hourly."""
-        cal, stale = self.calendar, self.stale_days
-        stale_months = {cal.month_of(d) for d in stale}
+        cal, stale, old = self.calendar, self.stale_days, self.old_days
+        hourly_months = {cal.month_of(d) for d in stale | old}
         day = day_a
         while day < day_b:
             month, after = cal.month_of(day), cal.next_day(day)
-            source: Source = "hourly" if day in stale else "daily"
-            whole_month = month == day and month not in stale_months
+            source: Source = "hourly" if day in stale or day in old else "daily"
+            coarse = day not in old
+            whole_month = month == day and month not in hourly_months
             if whole_month and (month_end := cal.next_month(day)) <= day_b:
                 source, after = "monthly", month_end
-            if parts[-1].source == source and parts[-1].end_ms == day:
-                parts[-1] = Part(parts[-1].start_ms, after, source)
+            last = parts[-1]
+            if (last.source, last.coarse, last.end_ms) == (source, coarse, day):
+                parts[-1] = Part(last.start_ms, after, source, coarse)
             else:
-                parts.append(Part(day, after, source))
+                parts.append(Part(day, after, source, coarse))
             day = after
 
 
@@ -205,27 +216,19 @@ def make_plan(
         return plan
     rolled_until = min(rolled_until, -(-end_ms // HOUR_MS) * HOUR_MS)
     daily_from = _daily_from(influx, sites, filters.site)
-    stale: frozenset[int] = frozenset()
-    empty: frozenset[int] = frozenset()
-    if daily_from is not None:
-        first_day = opening.calendar.day_of(max(start_ms, daily_from))
-        checked = _check_days(influx, opening, first_day, end_ms, filters)
-        if checked is None:
-            daily_from = None
-        else:
-            stale, empty = checked
-    return ReadPlan(
-        start_ms,
-        end_ms,
-        filters,
-        opening.calendar,
-        now_ms,
-        rolled_until,
-        daily_from,
-        stale,
-        empty,
-        seen,
-        known,
+    labels = _read_labels(influx, opening, start_ms, rolled_until, filters)
+    if labels is None:  # cut in another time zone: no day of the rollups is the API's
+        daily_from = None
+        labels = Labels()
+    first = opening.calendar.day_of(max(start_ms, daily_from or start_ms))
+    return dataclasses.replace(
+        plan,
+        rolled_until=rolled_until,
+        daily_from=daily_from,
+        stale_days=labels.stale if daily_from is not None else frozenset(),
+        empty_days=labels.empty if daily_from is not None else frozenset(),
+        old_days=frozenset(d for d in labels.old if d >= first) if daily_from else frozenset(),
+        session_days=labels.sessions,
     )
 
 
@@ -293,7 +296,14 @@ def _rolled_until(
         last = _time_per_site(influx, "last", device_rollup(Period.hourly), SAMPLES, site)
     if not last or any(s not in last for s in sites):
         return None
-    return min(min(last.values()) + HOUR_MS, now_ms // HOUR_MS * HOUR_MS)
+    current = now_ms // HOUR_MS * HOUR_MS
+    rolled = min(min(last.values()) + HOUR_MS, current)
+    # Hours without a raw sample have nothing to roll up: the last rollup of a Friday evening
+    # must not send a Monday's report to a whole weekend of raw points (or a day's sessions
+    # to its raw samples, 2 CPU-s of InfluxDB's for a region's day).
+    q = select(agg("first", OBSERVED), source=SAMPLE).since(rolled).where(site=site)
+    found = [int(s.values[0][0]) for s in influx.query(q) if s.values]
+    return max(rolled, min(hour_of(found[0]) if found else current, current))
 
 
 def _daily_from(influx: InfluxV1, sites: Collection[str], site: str | None) -> int | None:
@@ -309,33 +319,63 @@ def _daily_from(influx: InfluxV1, sites: Collection[str], site: str | None) -> i
     return max(first.values())
 
 
-def _check_days(
-    influx: InfluxV1, opening: OpeningHours, start_ms: int, end_ms: int, filters: Filters
-) -> tuple[frozenset[int], frozenset[int]] | None:
-    """The days whose daily rollups the collector split at other opening hours than the
-    API's inventory states (it was edited, or the collector has none), and the days no lab
-    had a sample; None when any day in the window was cut in another time zone than the
-    API's calendar, whose days then do not line up with the API's at all. Labs the API does
-    not know are not checked for hours: their devices are unregistered and have no
-    denominator to be split for."""
+@dataclass(frozen=True)
+class Labels:
+    """What the days' labels (``rollup_hours_daily``) say about a window's rolled-up days."""
+
+    stale: frozenset[int] = frozenset()  # split at other opening hours than the API's
+    empty: frozenset[int] = frozenset()  # no lab had a sample
+    old: frozenset[int] = frozenset()  # some site has no rollups per asset and lab of it
+    sessions: Mapping[tuple[str, str], frozenset[int]] = field(default_factory=dict)
+
+
+def _read_labels(
+    influx: InfluxV1,
+    opening: OpeningHours,
+    start_ms: int,
+    rolled_until: int,
+    filters: Filters,
+) -> Labels | None:
+    """The labels of the window's rolled-up days, read once for usage and sessions; None
+    when any day was cut in another time zone than the API's calendar, whose days then do not
+    line up with the API's at all.
+
+    A day is stale when a lab's rollups were split at other opening hours than the API's
+    inventory states (it was edited, or the collector has none); labs the API does not know
+    are not checked for hours: their devices are unregistered and have no denominator to be
+    split for. A day is old when a lab's label is of a layout before 2 (no rollups per asset
+    and per lab); the collector catches days up from the newest backwards
+    (``collector/catchup.py``), so every day after the first one of layout 2 has them, or had
+    no sample at all.
+    """
     inventory = opening.inventory
-    zone = opening.calendar.tz
-    columns = (col(HOURS_LABEL), col(HOURS_TZ), col(SAMPLES))
-    q = select(*columns, source=HOURS_DAILY).between(start_ms, end_ms)
+    cal = opening.calendar
+    first = cal.day_of(start_ms)
+    if first >= rolled_until:
+        return Labels()
+    columns = (col(HOURS_LABEL), col(HOURS_TZ), col(SAMPLES), col(LAYOUT))
+    q = select(*columns, source=HOURS_DAILY).between(first, rolled_until)
     stale: set[int] = set()
     busy: set[int] = set()  # days some lab had samples on, or that say nothing about them
     labelled: set[int] = set()
+    old: set[int] = set()
+    sessions: dict[tuple[str, str], frozenset[int]] = {}
     for series in influx.query(q.where_tags(filters.without_device()).group_by(SITE, LAB)):
         site, lab = series.tags[SITE], series.tags[LAB]
         checked = inventory is not None and (site, lab) in inventory.labs
-        for day, hours, tz, samples in series.values:
-            if (tz or DEFAULT_TZ) != zone:
+        with_sessions = set()
+        for day, hours, tz, samples, layout in series.values:
+            if (tz or DEFAULT_TZ) != cal.tz:
                 return None
             labelled.add(day)
             if samples is None or samples > 0:
                 busy.add(day)
-            if not checked or day in stale:
-                continue
-            if hours != opening.label(site, lab, day):
+            if layout is None or layout < COARSE_LAYOUT:
+                old.add(day)
+            if layout is not None and layout >= SESSIONS_LAYOUT:
+                with_sessions.add(day)
+            if checked and day not in stale and hours != opening.label(site, lab, day):
                 stale.add(day)
-    return frozenset(stale), frozenset(labelled - busy)
+        if with_sessions:
+            sessions[(site, lab)] = frozenset(with_sessions)
+    return Labels(frozenset(stale), frozenset(labelled - busy), frozenset(old), sessions)

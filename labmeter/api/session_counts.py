@@ -23,14 +23,9 @@ from labmeter.contract import CATEGORIES
 from labmeter.influx import InfluxV1, QueryResult
 from labmeter.influxql import Select, col, select
 from labmeter.schema import (
-    DEFAULT_TZ,
-    HOURS_DAILY,
-    HOURS_TZ,
     LAB,
-    LAYOUT,
     SESSION_TAGS,
     SESSIONS,
-    SESSIONS_LAYOUT,
     SITE,
     USERS,
     Calendar,
@@ -104,7 +99,7 @@ def count(influx: InfluxV1, plan: ReadPlan) -> SessionCounts:
     """Sessions begun in the plan's window and their pseudonyms, per device and category."""
     out = SessionCounts()
     cal, a, b = plan.calendar, plan.start_ms, plan.end_ms
-    days = _rolled_days(influx, plan)
+    days = _rolled_days(plan)
     months: dict[LabKey, set[int]] = {}
     daily: dict[LabKey, set[int]] = {}
     raw: dict[Span, list[LabKey]] = defaultdict(list)
@@ -140,28 +135,18 @@ def _without(labs: list[LabKey], q: Select) -> Select:
     return q.excluding(labs, (SITE, LAB))
 
 
-def _rolled_days(influx: InfluxV1, plan: ReadPlan) -> dict[LabKey, set[int]]:
-    """Per lab, the whole local days of the window with session rollups that are complete."""
+def _rolled_days(plan: ReadPlan) -> dict[LabKey, set[int]]:
+    """Per lab, the whole local days of the window with session rollups that are complete
+    (the plan read which days have them)."""
     if plan.rolled_until is None:
         return {}
     cal = plan.calendar
     first, end = cal.first_day_within(plan.start_ms), min(plan.end_ms, plan.rolled_until)
-    if first >= end:
-        return {}
-    q = select(col(LAYOUT), col(HOURS_TZ), source=HOURS_DAILY).between(first, end)
-    q = q.where_tags(plan.filters.without_device()).group_by(SITE, LAB)
     out: dict[LabKey, set[int]] = {}
-    for series in influx.query(q):
-        found = {
-            int(t)
-            for t, layout, tz in series.values
-            if layout is not None
-            and layout >= SESSIONS_LAYOUT
-            and (tz or DEFAULT_TZ) == cal.tz  # days cut in another zone are not the API's
-            and cal.next_day(int(t)) <= end
-        }
-        if found:
-            out[(series.tags[SITE], series.tags[LAB])] = found
+    for lab, days in plan.session_days.items():
+        found = {d for d in days if first <= d and cal.next_day(d) <= end}
+        if found and plan.filters.matches_lab(*lab):
+            out[lab] = found
     return out
 
 

@@ -67,6 +67,17 @@ class Reader(Protocol):
     def query(self, influxql: Select | str, *, epoch: str = "ms") -> list[QueryResult]: ...
 
 
+# Lines per write of a recompute: a month of a region's days is some 100,000 lines, which
+# one request made InfluxDB 1.6 time out (HTTP 500 "timeout") on a busy machine.
+WRITE_SLICE = 10_000
+
+
+def write_sliced(writer: LineWriter, lines: list[str]) -> None:
+    """Write ``lines`` in requests of at most ``WRITE_SLICE`` lines."""
+    for n in range(0, len(lines), WRITE_SLICE):
+        writer.write_lines(lines[n : n + WRITE_SLICE])
+
+
 class CoarseSums:
     """Device-and-category points summed per asset and per lab and category, and app points
     per device: the coarser rollups a long read takes (``labmeter/schema.py``). Summed here
@@ -289,9 +300,8 @@ def rederive(reader: Reader, writer: LineWriter, start_ms: int, end_ms: int) -> 
         t = start_ms
         while t < end_ms:
             lines = coarse_lines(reader, t, min(t + step, end_ms), period)
-            if lines:
-                writer.write_lines(lines)
-                written += len(lines)
+            write_sliced(writer, lines)
+            written += len(lines)
             t += step
     return written
 
@@ -319,10 +329,10 @@ def backfill(
         after = calendar.next_month(month)
         lines = daily_lines(reader, month, after, site, opening)
         if lines:
-            writer.write_lines(lines)
+            write_sliced(writer, lines)
             written += len(lines)
             months = monthly_lines(reader, month, site, opening)
-            writer.write_lines(months)
+            write_sliced(writer, months)
             written += len(months)
         month = after
         progress(min(month, end_ms), end_ms)

@@ -10,10 +10,9 @@ from labmeter.api.report.build import Declared
 from labmeter.api.report.formats import Format, filename, produce
 from labmeter.api.report.model import Report
 from labmeter.api.report.texts import Lang
+from labmeter.archive.sealed import REPORT_JSON as REPORT_JSON  # where verify reads it
 from labmeter.config import InfluxConfig
 from labmeter.inventory import Inventory, load
-
-REPORT_JSON = "report/report.json"
 
 
 def build_report(

@@ -317,4 +317,5 @@ def test_days_rolled_up_before_the_per_asset_and_per_lab_rollups_are_read_hourly
     plan = make_plan(influx, OpeningHours(None), d.T0, now, Filters(), now)
     assert plan.rolled_until is not None
     assert plan.daily_from is None
-    assert {p.source for p in plan.parts(d.T0 - 3600_000, now)} == {"raw", "hourly"}
+    # Hours after the last rollup hold no raw sample: nothing to roll up, nothing read raw.
+    assert {p.source for p in plan.parts(d.T0 - 3600_000, now)} == {"hourly"}

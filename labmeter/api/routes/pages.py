@@ -12,9 +12,9 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import HTMLResponse
 
 from labmeter.api.auth import exchange_key, require_page
-from labmeter.api.deps import DeclaredDep, KeysDep, ScopeDep
+from labmeter.api.deps import FiltersDep, KeysDep, ServicesDep, WindowDep, report_data
 from labmeter.api.keys import Role
-from labmeter.api.report.build import build
+from labmeter.api.report.formats import Format
 from labmeter.api.report.html import to_html
 from labmeter.api.report.texts import Lang
 
@@ -108,19 +108,27 @@ def board(request: Request, keys: KeysDep) -> Response:
     dependencies=[Depends(require_page(Role.evaluator))],
 )
 def report_page(
-    request: Request, keys: KeysDep, scope: ScopeDep, declared: DeclaredDep, lang: Lang = Lang.it
+    request: Request,
+    keys: KeysDep,
+    services: ServicesDep,
+    window: WindowDep,
+    filters: FiltersDep,
+    lang: Lang = Lang.it,
 ) -> Response:
     """The report with its charts, plus links to download it in every format (by cookie)."""
     moved = exchange_key(request, keys)
     if moved is not None:
         return moved
-    query = (
-        f"start={scope.start_ms / 1000:.0f}&amp;end={scope.end_ms / 1000:.0f}&amp;lang={lang.value}"
-    )
+    start, end = window.start_ms / 1000, window.end_ms / 1000
+    query = f"start={start:.0f}&amp;end={end:.0f}&amp;lang={lang.value}"
     links = " | ".join(
         f'<a href="/api/v1/report?{query}&amp;format={f}">{f.upper()}</a>'
         for f in ("pdf", "xlsx", "csv", "json")
     )
-    html = to_html(build(scope, declared=declared), lang)
+    data, sealed = report_data(services, window, filters)
+    if sealed is not None:
+        html = services.closed.render(sealed, Format.html, lang).decode()
+    else:
+        html = to_html(data, lang)
     bar = f'<p class="downloads" style="font-size:12px">{links}</p>'
     return HTMLResponse(html.replace("</h1>", "</h1>" + bar, 1))

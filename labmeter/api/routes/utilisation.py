@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Response
 from pydantic import BaseModel
 
 from labmeter.api import figures
 from labmeter.api.auth import Viewer
-from labmeter.api.deps import ScopeDep
+from labmeter.api.closed import SEALED_HEADER, utilisation_rows
+from labmeter.api.deps import FiltersDep, ServicesDep, WindowDep, get_scope
 from labmeter.api.figures import GroupBy
 from labmeter.api.scope import Every
 from labmeter.timeparse import iso
@@ -52,18 +53,30 @@ class UtilisationRow(BaseModel):
 
 @router.get("/utilisation", response_model=list[UtilisationRow])
 def utilisation(
-    scope: ScopeDep, group_by: GroupBy = GroupBy.device, every: Every | None = None
+    services: ServicesDep,
+    window: WindowDep,
+    filters: FiltersDep,
+    response: Response,
+    group_by: GroupBy = GroupBy.device,
+    every: Every | None = None,
 ) -> list[UtilisationRow]:
     """In-use, observed and available hours per group and period.
 
     Available time comes from the inventory's opening hours; without an inventory it is the
     whole window for every device that ever announced itself (a silent device stays in the
-    denominator). Unregistered devices appear in device rows only, never in aggregates.
+    denominator). Unregistered devices appear in device rows only, never in aggregates. A
+    closed period's rows per device and per lab come from its evidence package (header
+    ``X-Labmeter-Sealed``).
     """
-    try:
-        rows = figures.utilisation(scope, group_by, every)
-    except ValueError as exc:
-        raise HTTPException(422, str(exc)) from exc
+    sealed = services.closed.find(window.start_ms, window.end_ms, filters)
+    rows = utilisation_rows(sealed, group_by, every) if sealed is not None else None
+    if sealed is not None and rows is not None:
+        response.headers[SEALED_HEADER] = sealed.closure.manifest_sha256
+    else:
+        try:
+            rows = figures.utilisation(get_scope(services, window, filters), group_by, every)
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from exc
     return [
         UtilisationRow.model_validate(
             {**r, "period_start": iso(r["period_start_ms"]), "period_end": iso(r["period_end_ms"])}
