@@ -159,7 +159,7 @@ def session_rollups(influx: InfluxV1, start_ms: int, raw_from_ms: int, end_ms: i
     summed by the collector's own code. The days with raw samples keep what ``backfill``
     found in them. Imported here: ``--baseline``'s child loads this module from a tree
     without session rollups."""
-    from labmeter.collector.sessions import join_users, month_lines
+    from labmeter.collector.sessions import SessionSums, join_users, month_lines
     from labmeter.influx import FieldValue, line
     from labmeter.schema import SESSION_TAGS, SESSIONS, USERS, Calendar, Period, sessions_rollup
 
@@ -174,6 +174,7 @@ def session_rollups(influx: InfluxV1, start_ms: int, raw_from_ms: int, end_ms: i
     day, last = cal.first_day_within(start_ms), cal.day_of(raw_from_ms)
     while day < last:
         lines = []
+        summed = SessionSums()  # per asset and per lab, as the collector writes them
         if datetime.fromtimestamp(day / 1000, UTC).weekday() < 5:
             for site, lab, device, _kind in devices():
                 begun: dict[str, list[str]] = defaultdict(list)
@@ -187,6 +188,8 @@ def session_rollups(influx: InfluxV1, start_ms: int, raw_from_ms: int, end_ms: i
                         USERS: join_users(set(users)),
                     }
                     lines.append(line(name, tags, fields, day))
+                    summed.add(tags, day, len(users), set(users))
+        lines += summed.lines(Period.daily)
         influx.write_lines(lines)
         points += len(lines)
         day = cal.next_day(day)

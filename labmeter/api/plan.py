@@ -35,7 +35,6 @@ from labmeter.schema import (
     OBSERVED,
     SAMPLE,
     SAMPLES,
-    SESSIONS_LAYOUT,
     SITE,
     STATUS,
     Calendar,
@@ -111,8 +110,9 @@ class ReadPlan:
     # Days after ``daily_from`` without rollups per asset and per lab (rolled up by an older
     # collector): read hourly per device.
     old_days: frozenset[int] = frozenset()
-    # Per lab, the rolled-up days whose session rollups can be read (layout 3 or later).
-    session_days: Mapping[tuple[str, str], frozenset[int]] = field(default_factory=dict)
+    # Per lab, the rollup layout of each rolled-up day with one (``schema.LAYOUT_VERSION``):
+    # which session rollups the day has.
+    day_layouts: Mapping[tuple[str, str], Mapping[int, int]] = field(default_factory=dict)
 
     def parts(self, start_ms: int, end_ms: int) -> list[Part]:
         """Whole hours before ``rolled_until`` from rollups, the rest from raw points.
@@ -228,7 +228,7 @@ def make_plan(
         stale_days=labels.stale if daily_from is not None else frozenset(),
         empty_days=labels.empty if daily_from is not None else frozenset(),
         old_days=frozenset(d for d in labels.old if d >= first) if daily_from else frozenset(),
-        session_days=labels.sessions,
+        day_layouts=labels.layouts,
     )
 
 
@@ -326,7 +326,7 @@ class Labels:
     stale: frozenset[int] = frozenset()  # split at other opening hours than the API's
     empty: frozenset[int] = frozenset()  # no lab had a sample
     old: frozenset[int] = frozenset()  # some site has no rollups per asset and lab of it
-    sessions: Mapping[tuple[str, str], frozenset[int]] = field(default_factory=dict)
+    layouts: Mapping[tuple[str, str], Mapping[int, int]] = field(default_factory=dict)
 
 
 def _read_labels(
@@ -359,11 +359,11 @@ def _read_labels(
     busy: set[int] = set()  # days some lab had samples on, or that say nothing about them
     labelled: set[int] = set()
     old: set[int] = set()
-    sessions: dict[tuple[str, str], frozenset[int]] = {}
+    layouts: dict[tuple[str, str], dict[int, int]] = {}
     for series in influx.query(q.where_tags(filters.without_device()).group_by(SITE, LAB)):
         site, lab = series.tags[SITE], series.tags[LAB]
         checked = inventory is not None and (site, lab) in inventory.labs
-        with_sessions = set()
+        with_layout = layouts.setdefault((site, lab), {})
         for day, hours, tz, samples, layout in series.values:
             if (tz or DEFAULT_TZ) != cal.tz:
                 return None
@@ -372,10 +372,8 @@ def _read_labels(
                 busy.add(day)
             if layout is None or layout < COARSE_LAYOUT:
                 old.add(day)
-            if layout is not None and layout >= SESSIONS_LAYOUT:
-                with_sessions.add(day)
+            if layout is not None:
+                with_layout[day] = int(layout)
             if checked and day not in stale and hours != opening.label(site, lab, day):
                 stale.add(day)
-        if with_sessions:
-            sessions[(site, lab)] = frozenset(with_sessions)
-    return Labels(frozenset(stale), frozenset(labelled - busy), frozenset(old), sessions)
+    return Labels(frozenset(stale), frozenset(labelled - busy), frozenset(old), layouts)

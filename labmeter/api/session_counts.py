@@ -1,40 +1,56 @@
-"""Sessions begun and distinct users over any window, per device and category.
+"""Sessions begun and distinct users over any window, per device and per lab and category.
 
 A session counts in the window its start falls in (``labmeter/sessions.py``). Whole local
-days the collector has rolled up with session rollups (``rollup_hours_daily`` layout 3 or
-later, and every hour of the day rolled up) are read from them, whole local months of such
-days from the monthly ones; the rest of the window (its unaligned edges, recent days, days
-rolled up before session rollups existed) is read from raw samples and events by the same
-definition the listing uses. Distinct users are the union of the parts' pseudonyms, so they
-are exact over any window; only counts leave this module.
+days the collector has rolled up with session rollups are read from them, whole local months
+of such days from the monthly ones; the rest of the window (its unaligned edges, recent days,
+days rolled up before session rollups existed) is read from raw samples and events by the
+same definition the listing uses. Distinct users are the union of the parts' pseudonyms, so
+they are exact over any window; only counts leave this module.
+
+Days of layout 4 or later (``schema.COARSE_SESSIONS_LAYOUT``) are read from the rollups per
+lab and category (sessions and pseudonyms) and per asset (sessions): a region's labs are 150
+series where its devices and categories are 1,500. A lab with a device the inventory does
+not list, or a request for one device, is read per device and category instead: that
+device's users must stay out of the figures, and a union cannot be taken apart.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TypeVar
 
 from labmeter.api.plan import ReadPlan
 from labmeter.api.records import LabSessions, SessionFigures, SessionSummary
+from labmeter.api.scope import Scope
 from labmeter.contract import CATEGORIES
 from labmeter.influx import InfluxV1, QueryResult
 from labmeter.influxql import Select, col, select
 from labmeter.schema import (
+    CATEGORY,
+    COARSE_SESSIONS_LAYOUT,
+    DEVICE,
+    DEVICE_TAGS,
     LAB,
+    LAB_TAGS,
     SESSION_TAGS,
     SESSIONS,
+    SESSIONS_LAYOUT,
     SITE,
     USERS,
     Calendar,
+    DeviceKey,
+    Measurement,
     Period,
+    sessions_asset_rollup,
+    sessions_lab_rollup,
     sessions_rollup,
 )
 from labmeter.sessions import events_query, samples_query, sessions, split_users
 
-SessionKey = tuple[str, str, str, str]  # site, lab, device, category
+GroupKey = tuple[str, str, str]  # site, lab, category
 LabKey = tuple[str, str]
 Span = tuple[int, int]
 K = TypeVar("K", bound=Hashable)
@@ -42,44 +58,46 @@ K = TypeVar("K", bound=Hashable)
 
 @dataclass
 class SessionCounts:
-    """Sessions begun and their pseudonyms per device and category."""
+    """Sessions begun per device (every device), and per lab and category with their
+    pseudonyms (registered devices only)."""
 
-    sessions: dict[SessionKey, int] = field(default_factory=lambda: defaultdict(int))
-    users: dict[SessionKey, set[str]] = field(default_factory=lambda: defaultdict(set))
+    devices: dict[DeviceKey, int] = field(default_factory=lambda: defaultdict(int))
+    groups: dict[GroupKey, int] = field(default_factory=lambda: defaultdict(int))
+    users: dict[GroupKey, set[str]] = field(default_factory=lambda: defaultdict(set))
 
-    def add(self, key: SessionKey, n: int, users: set[str]) -> None:
+    def add_group(self, key: GroupKey, n: int, users: set[str]) -> None:
         if not n:
             return  # a day recomputed to none (collector/sessions.py)
-        self.sessions[key] += n
+        self.groups[key] += n
         self.users[key] |= users
 
-    def by(self, group: Callable[[SessionKey], K | None]) -> dict[K, tuple[int, int]]:
-        """Sessions and distinct users per group (None: left out)."""
+    def add_device(self, key: DeviceKey, n: int) -> None:
+        if n:
+            self.devices[key] += n
+
+    def by(self, group: Callable[[GroupKey], K]) -> dict[K, tuple[int, int]]:
+        """Sessions and distinct users per group of labs and categories."""
         counted: dict[K, int] = defaultdict(int)
         users: dict[K, set[str]] = defaultdict(set)
-        for key, n in self.sessions.items():
+        for key, n in self.groups.items():
             g = group(key)
-            if g is not None:
-                counted[g] += n
-                users[g] |= self.users[key]
+            counted[g] += n
+            users[g] |= self.users[key]
         return {g: (n, len(users[g])) for g, n in counted.items()}
 
 
-def summary(counts: SessionCounts, included: Callable[[SessionKey], bool]) -> SessionSummary:
-    """In all, per category and per lab (every category listed), of the ``included`` devices;
+def summary(counts: SessionCounts) -> SessionSummary:
+    """In all, per category and per lab (every category listed), of the registered devices;
     a user counts once in each group they had a session in."""
 
     def figures(found: tuple[int, int] | None) -> SessionFigures:
         n, users = found or (0, 0)
         return SessionFigures(sessions=n, users=users)
 
-    def kept(by: Callable[[SessionKey], K]) -> Callable[[SessionKey], K | None]:
-        return lambda key: by(key) if included(key) else None
-
-    total = counts.by(kept(lambda _k: ()))
-    per_category = counts.by(kept(lambda k: k[3]))
-    per_lab = counts.by(kept(lambda k: (k[0], k[1])))
-    per_lab_category = counts.by(kept(lambda k: (k[0], k[1], k[3])))
+    total = counts.by(lambda _k: ())
+    per_category = counts.by(lambda k: k[2])
+    per_lab = counts.by(lambda k: (k[0], k[1]))
+    per_lab_category = counts.by(lambda k: k)
     return SessionSummary(
         **figures(total.get(())),
         categories={c: figures(per_category.get(c)) for c in CATEGORIES},
@@ -95,35 +113,30 @@ def summary(counts: SessionCounts, included: Callable[[SessionKey], bool]) -> Se
     )
 
 
-def count(influx: InfluxV1, plan: ReadPlan) -> SessionCounts:
-    """Sessions begun in the plan's window and their pseudonyms, per device and category."""
+@dataclass
+class _Reads:
+    """Which lab reads which whole days and months from which rollups."""
+
+    fine: dict[Period, dict[LabKey, set[int]]]  # per device and category
+    coarse: dict[Period, dict[LabKey, set[int]]]  # per lab and category, and per asset
+    raw: dict[Span, list[LabKey]]
+
+
+def count(scope: Scope) -> SessionCounts:
+    """Sessions begun in the scope's window, per device and per lab and category."""
+    influx, plan = scope.reader.influx, scope.plan
     out = SessionCounts()
-    cal, a, b = plan.calendar, plan.start_ms, plan.end_ms
+    mixed = {(k[0], k[1]) for k in scope.unregistered()}
     days = _rolled_days(plan)
-    months: dict[LabKey, set[int]] = {}
-    daily: dict[LabKey, set[int]] = {}
-    raw: dict[Span, list[LabKey]] = defaultdict(list)
-    for lab, found in days.items():
-        months[lab], daily[lab] = set(), set()
-        parts: list[Span] = []
-        for day in sorted(found):
-            if parts and day < parts[-1][1]:
-                continue  # inside a month already taken whole
-            month_end = cal.next_month(day)
-            if cal.month_of(day) == day and _whole(found, day, month_end, cal):
-                months[lab].add(day)
-                parts.append((day, month_end))
-            else:
-                daily[lab].add(day)
-                parts.append((day, cal.next_day(day)))
-        for span in _gaps(a, b, parts):
-            raw[span].append(lab)
-    _rolled(influx, plan, Period.monthly, months, out)
-    _rolled(influx, plan, Period.daily, daily, out)
-    for (x, y), labs in sorted(raw.items()):
-        _raw(influx, plan, x, y, partial(_only, labs), out)
+    reads = _plan_reads(plan, days, lambda lab: plan.filters.device is None and lab not in mixed)
+    registered = scope.is_registered
+    for period in (Period.monthly, Period.daily):
+        _fine(influx, plan, period, reads.fine[period], registered, out)
+        _coarse(influx, plan, period, reads.coarse[period], out)
+    for (x, y), labs in sorted(reads.raw.items()):
+        _raw(influx, plan, x, y, partial(_only, labs), registered, out)
     # Labs with no rolled-up day in the window: all of it from raw points.
-    _raw(influx, plan, a, b, partial(_without, list(days)), out)
+    _raw(influx, plan, plan.start_ms, plan.end_ms, partial(_without, list(days)), registered, out)
     return out
 
 
@@ -135,28 +148,64 @@ def _without(labs: list[LabKey], q: Select) -> Select:
     return q.excluding(labs, (SITE, LAB))
 
 
-def _rolled_days(plan: ReadPlan) -> dict[LabKey, set[int]]:
-    """Per lab, the whole local days of the window with session rollups that are complete
-    (the plan read which days have them)."""
+def _rolled_days(plan: ReadPlan) -> dict[LabKey, dict[int, int]]:
+    """Per lab, the whole local days of the window with session rollups that are complete,
+    and their layouts."""
     if plan.rolled_until is None:
         return {}
     cal = plan.calendar
     first, end = cal.first_day_within(plan.start_ms), min(plan.end_ms, plan.rolled_until)
-    out: dict[LabKey, set[int]] = {}
-    for lab, days in plan.session_days.items():
-        found = {d for d in days if first <= d and cal.next_day(d) <= end}
-        if found and plan.filters.matches_lab(*lab):
+    out: dict[LabKey, dict[int, int]] = {}
+    days = _days(cal, first, end)
+    for lab, layouts in plan.day_layouts.items():
+        if not plan.filters.matches_lab(*lab):
+            continue
+        found = {d: n for d in days if (n := layouts.get(d, 0)) >= SESSIONS_LAYOUT}
+        if found:
             out[lab] = found
     return out
 
 
-def _whole(days: set[int], month: int, month_end: int, cal: Calendar) -> bool:
-    day = month
-    while day < month_end:
-        if day not in days:
-            return False
-        day = cal.next_day(day)
-    return True
+def _days(cal: Calendar, first: int, end: int) -> list[int]:
+    """The local days starting at ``first`` that end by ``end``."""
+    out, day = [], first
+    while day < end and (after := cal.next_day(day)) <= end:
+        out.append(day)
+        day = after
+    return out
+
+
+def _plan_reads(
+    plan: ReadPlan, days: Mapping[LabKey, Mapping[int, int]], coarse_ok: Callable[[LabKey], bool]
+) -> _Reads:
+    """Per lab: whole months of days from monthly rollups, other days from daily ones (per
+    lab where the lab and its days allow it, else per device), the gaps from raw points."""
+    cal = plan.calendar
+    fine: dict[Period, dict[LabKey, set[int]]] = {p: {} for p in (Period.monthly, Period.daily)}
+    coarse: dict[Period, dict[LabKey, set[int]]] = {p: {} for p in (Period.monthly, Period.daily)}
+    raw: dict[Span, list[LabKey]] = defaultdict(list)
+    months: dict[int, list[int]] = {}  # a month's days, once per request
+    for lab, layouts in days.items():
+        allowed = coarse_ok(lab)
+        per_lab = {d for d, n in layouts.items() if allowed and n >= COARSE_SESSIONS_LAYOUT}
+        parts: list[Span] = []
+        for day in sorted(layouts):
+            if parts and day < parts[-1][1]:
+                continue  # inside a month already taken whole
+            month_end = cal.next_month(day)
+            mine = day in per_lab
+            whole = cal.month_of(day) == day and all(
+                d in layouts and (d in per_lab) is mine
+                for d in months.setdefault(day, _days(cal, day, month_end))
+            )
+            period, end = (
+                (Period.monthly, month_end) if whole else (Period.daily, cal.next_day(day))
+            )
+            (coarse if mine else fine)[period].setdefault(lab, set()).add(day)
+            parts.append((day, end))
+        for span in _gaps(plan.start_ms, plan.end_ms, parts):
+            raw[span].append(lab)
+    return _Reads(fine, coarse, raw)
 
 
 def _gaps(a: int, b: int, parts: list[Span]) -> list[Span]:
@@ -182,30 +231,73 @@ def _runs(starts: set[int], step: Callable[[int], int]) -> list[Span]:
     return out
 
 
-def _rolled(
+def _read(
+    influx: InfluxV1,
+    plan: ReadPlan,
+    period: Period,
+    source: Measurement,
+    columns: tuple[str, ...],
+    tags: tuple[str, ...],
+    wanted: dict[LabKey, set[int]],
+) -> list[tuple[QueryResult, set[int]]]:
+    """The points of ``source`` in the runs of ``wanted``'s periods, with the periods each
+    series' lab wants."""
+    cal = plan.calendar
+    step = cal.next_month if period is Period.monthly else cal.next_day
+    starts = set().union(*wanted.values()) if wanted else set()
+    queries = [
+        select(*map(col, columns), source=source)
+        .between(x, y)
+        .where_any(sorted(wanted), (SITE, LAB))
+        .where_tags(plan.filters.tags)
+        .group_by(*tags)
+        for x, y in _runs(starts, step)
+    ]
+    return [
+        (series, wanted.get((series.tags[SITE], series.tags[LAB]), set()))
+        for found in (influx.query_each(queries) if queries else [])
+        for series in found
+    ]
+
+
+def _fine(
+    influx: InfluxV1,
+    plan: ReadPlan,
+    period: Period,
+    wanted: dict[LabKey, set[int]],
+    registered: Callable[[DeviceKey], bool],
+    out: SessionCounts,
+) -> None:
+    source = sessions_rollup(period)
+    for series, taken in _read(
+        influx, plan, period, source, (SESSIONS, USERS), SESSION_TAGS, wanted
+    ):
+        site, lab, device, category = (series.tags[t] for t in SESSION_TAGS)
+        counted = registered((site, lab, device))
+        for t, n, users in series.values:
+            if int(t) in taken and n:
+                out.add_device((site, lab, device), int(n))
+                if counted:
+                    out.add_group((site, lab, category), int(n), split_users(users))
+
+
+def _coarse(
     influx: InfluxV1,
     plan: ReadPlan,
     period: Period,
     wanted: dict[LabKey, set[int]],
     out: SessionCounts,
 ) -> None:
-    cal = plan.calendar
-    step = cal.next_month if period is Period.monthly else cal.next_day
-    starts = set().union(*wanted.values()) if wanted else set()
-    queries = [
-        select(col(SESSIONS), col(USERS), source=sessions_rollup(period))
-        .between(x, y)
-        .where_tags(plan.filters.tags)
-        .group_by(*SESSION_TAGS)
-        for x, y in _runs(starts, step)
-    ]
-    for found in influx.query_each(queries) if queries else []:
-        for series in found:
-            key: SessionKey = tuple(series.tags[t] for t in SESSION_TAGS)  # type: ignore[assignment]
-            taken = wanted.get((key[0], key[1]), set())
-            for t, n, users in series.values:
-                if int(t) in taken:
-                    out.add(key, int(n or 0), split_users(users))
+    labs = sessions_lab_rollup(period)
+    for series, taken in _read(influx, plan, period, labs, (SESSIONS, USERS), LAB_TAGS, wanted):
+        key = (series.tags[SITE], series.tags[LAB], series.tags[CATEGORY])
+        for t, n, users in series.values:
+            if int(t) in taken and n:
+                out.add_group(key, int(n), split_users(users))
+    assets = sessions_asset_rollup(period)
+    for series, taken in _read(influx, plan, period, assets, (SESSIONS,), DEVICE_TAGS, wanted):
+        device = (series.tags[SITE], series.tags[LAB], series.tags[DEVICE])
+        out.add_device(device, sum(int(n or 0) for t, n in series.values if int(t) in taken))
 
 
 def _raw(
@@ -214,13 +306,16 @@ def _raw(
     start_ms: int,
     end_ms: int,
     narrow: Callable[[Select], Select],
+    registered: Callable[[DeviceKey], bool],
     out: SessionCounts,
 ) -> None:
     cal = plan.calendar
     samples = influx.query(narrow(samples_query(start_ms, end_ms).where_tags(plan.filters.tags)))
     events = influx.query(narrow(events_query(start_ms, end_ms, cal).where_tags(plan.filters.tags)))
     for s in sessions(_records(samples), _records(events), start_ms, end_ms, cal):
-        out.add((s.site, s.lab, s.device, s.category), 1, {s.user})
+        out.add_device((s.site, s.lab, s.device), 1)
+        if registered((s.site, s.lab, s.device)):
+            out.add_group((s.site, s.lab, s.category), 1, {s.user})
 
 
 def _records(results: list[QueryResult]) -> list[dict[str, object]]:

@@ -49,6 +49,7 @@ from labmeter.schema import (
     SEAT_HOURS,
     SEAT_TAGS,
     SECONDS_FIELDS,
+    SESSION_PERIODS,
     SITE,
     SPLIT_FIELDS,
     Period,
@@ -274,8 +275,8 @@ def _days(
 
 def coarse_lines(reader: Reader, start_ms: int, end_ms: int, period: Period) -> list[str]:
     """The per-asset and per-lab rollups of ``period`` in [start, end), summed again from the
-    device and app rollups there: what ``daily_lines`` and ``monthly_lines`` write beside
-    them, for a database that holds the finer rollups only (a period's evidence)."""
+    device, app and session rollups there: what ``daily_lines`` and ``monthly_lines`` write
+    beside them, for a database that holds the finer rollups only (a period's evidence)."""
     sums = CoarseSums()
     device = device_rollup(period)
     q = select(*map(col, device.fields), source=device)
@@ -288,7 +289,10 @@ def coarse_lines(reader: Reader, start_ms: int, end_ms: int, period: Period) -> 
     for series in reader.query(q.between(start_ms, end_ms).group_by(*APP_TAGS)):
         for t, value in series.values:
             sums.app(series.tags, int(t), {RUNNING: float(value or 0.0)})
-    return sums.lines(period)
+    begun = (
+        sessions.coarse_lines(reader, start_ms, end_ms, period) if period in SESSION_PERIODS else []
+    )
+    return sums.lines(period) + begun
 
 
 def rederive(reader: Reader, writer: LineWriter, start_ms: int, end_ms: int) -> int:

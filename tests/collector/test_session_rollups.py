@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from labmeter.api import scope, session_counts, session_list
-from labmeter.api.plan import Filters, make_plan
+from labmeter.api.plan import Filters
 from labmeter.api.records import SessionRow, SessionSummary
 from labmeter.collector.convert import parse
 from labmeter.collector.daily import backfill
@@ -133,10 +133,9 @@ def test_a_simulated_year_of_sessions_equals_the_truth_through_the_rollups(
     assert _points(influx, week) == live  # the rebuild agrees with the live recompute
 
     def counted(a: int, b: int, lab: str | None = None) -> Truth:
-        plan = make_plan(influx, opening, a, b, Filters(site=SITE, lab=lab), now)
-        assert plan.rolled_until is not None and plan.rolled_until > a
-        found = session_counts.count(influx, plan)
-        return _as_truth(session_counts.summary(found, lambda _k: True))
+        found = scope.open_scope(influx, opening, a, b, Filters(site=SITE, lab=lab), now)
+        assert found.plan.rolled_until is not None and found.plan.rolled_until > a
+        return _as_truth(session_counts.summary(session_counts.count(found)))
 
     truth = year.truth(START, END)
     assert truth["all"][""][0] > 2000 and truth["all"][""][1] < 130  # users recur
@@ -225,9 +224,9 @@ def test_a_late_sample_that_joins_two_runs_across_midnight_moves_the_count(
     }  # fmt: skip
     influx.write_lines(sample(late))
     assert roll([hour_of(late)]) == {first: (1, user), second: (0, "")}
-    # The first day from its rollup, the second (not all rolled up) from raw points.
+    # Both days from their rollups: no raw sample lies after the last rolled-up hour.
     for a, b, expected in ((first, second + DAY, 1), (second, second + DAY, 0)):
-        plan = make_plan(influx, OpeningHours(None), a, b, Filters(), second + 2 * DAY)
-        assert plan.rolled_until == night + 2 * 3_600_000
-        found = session_counts.count(influx, plan)
-        assert sum(found.sessions.values()) == expected
+        found = scope.open_scope(influx, OpeningHours(None), a, b, Filters(), second + 2 * DAY)
+        assert found.plan.rolled_until == b
+        assert a in found.plan.day_layouts[(SITE, "lab-a")]
+        assert sum(session_counts.count(found).devices.values()) == expected

@@ -133,7 +133,7 @@ def build(
         licences_future = pool.submit(software.licences, scope)
         versions_future = pool.submit(scope.reader.agent_versions, scope.plan)
         conflicts_future = pool.submit(scope.reader.crosscheck_conflicts, scope.plan)
-        sessions_future = pool.submit(session_counts.count, scope.reader.influx, scope.plan)
+        sessions_future = pool.submit(session_counts.count, scope)
         lab_months.result(), assets.result()
         devices = figures.device_rows(scope, None)
         labs = figures.group_rows(scope, GroupBy.lab, None)
@@ -177,10 +177,10 @@ def build(
         if a["asset_kind"] == "equipment"
     }
     # Per asset: a former identity's sessions are its asset's.
-    counts = {k: n for k, (n, _users) in sessions.by(lambda k: scope.asset_key(k[:3])).items()}
-    registered_sessions = session_counts.summary(
-        sessions, lambda k: scope.is_registered((k[0], k[1], k[2]))
-    )
+    counts: dict[DeviceKey, int] = defaultdict(int)
+    for device, n in sessions.devices.items():
+        counts[scope.asset_key(device)] += n
+    registered_sessions = session_counts.summary(sessions)
     equipment = [_equipment(scope, row, counts, versions, per_hour) for row in devices]
 
     registered = [e for e in equipment if e["registered"]]

@@ -49,6 +49,5 @@ def session_summary(scope: ScopeDep) -> WindowSessions:
     """Sessions begun and distinct users over any window, in all, per category and per lab,
     registered devices only: whole days from the collector's session rollups, the rest from
     raw points, by the same definition as ``/sessions``."""
-    found = session_counts.count(scope.reader.influx, scope.plan)
-    summary = session_counts.summary(found, lambda k: scope.is_registered((k[0], k[1], k[2])))
+    summary = session_counts.summary(session_counts.count(scope))
     return WindowSessions(**summary, start=iso(scope.start_ms), end=iso(scope.end_ms))
