@@ -289,6 +289,9 @@ class CollectorConfig:
     rollup_grace_s: float = 300.0
     rollup_settle_s: float = 5.0
     rollup_state_path: str = ""  # "" = next to dead_letter_path
+    # Days rolled up by an older version (or hourly only) recomputed in the background,
+    # newest first, throttled (collector/catchup.py): no manual step after an upgrade.
+    catch_up: bool = True
     # The inventory YAML whose opening hours split the daily rollups' in-use time (the same
     # file as api.inventory); empty: the API reads those days from the hourly rollups.
     inventory: str = ""

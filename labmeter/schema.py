@@ -220,7 +220,12 @@ COLLECTOR_HEARTBEAT: Final = Measurement(
 )
 # Messages refused for a period closure or the late-data horizon, counted per reason.
 REFUSALS: Final = Measurement("refusals", ("collector", "reason", SITE), ("count",))
-BOOKKEEPING: Final = (CLOSED_PERIOD, COLLECTOR_HEARTBEAT)  # never part of a period's evidence
+# Each collector run's catch-up of days of an older rollup layout (collector/catchup.py): the
+# days it still owes and the one it is at (-1: none).
+ROLLUP_CATCHUP: Final = Measurement(
+    "rollup_catchup", ("collector", SITE), ("days_left", "day_ms", "seen_ms")
+)
+BOOKKEEPING: Final = (CLOSED_PERIOD, COLLECTOR_HEARTBEAT, ROLLUP_CATCHUP)  # never evidence
 
 # Sums (and unions) of the device, app and session rollups of the same period and nothing else:
 # a period's evidence leaves them out and ``labmeter period verify`` sums them again with the

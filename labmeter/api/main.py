@@ -13,6 +13,7 @@ from labmeter import __version__
 from labmeter.api.auth import exchange_key, require_page
 from labmeter.api.closed import ClosedReports
 from labmeter.api.deps import KeysDep, Services
+from labmeter.api.health import Health, RollupHealth
 from labmeter.api.keys import KeyStore, Role
 from labmeter.api.routes import (
     admin,
@@ -89,9 +90,13 @@ def create_app(config: Config, routers: Sequence[APIRouter] = ()) -> FastAPI:
         # The database failed or refused the query: a 503 the caller can retry, not a 500.
         return JSONResponse({"detail": f"InfluxDB: {exc}"}, status_code=503)
 
+    rollups = RollupHealth(influx, services.opening.calendar)
+
     @app.get("/healthz", tags=["health"])
-    def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    def healthz() -> Health:
+        """Up; and the days of older rollups the collectors still bring up to date (the API
+        reads those the slow way meanwhile)."""
+        return rollups.health()
 
     if not public:
         _private_docs(app)

@@ -118,6 +118,15 @@ class Metrics:
             "closed reporting periods applied (samples and events in them are refused)",
             registry=r,
         )
+        self.catchup_days = Gauge(
+            f"{PREFIX}_catchup_days",
+            "local days of an older rollup layout (or hourly rollups only) still to bring up "
+            "to date",
+            registry=r,
+        )
+        self.catchup_total = Counter(
+            f"{PREFIX}_catchup_done", "local days brought up to date by the catch-up", registry=r
+        )
 
     def _value(self, name: str, labels: dict[str, str] | None = None) -> float:
         return self.registry.get_sample_value(name, labels) or 0.0

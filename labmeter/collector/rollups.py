@@ -27,6 +27,7 @@ from pathlib import Path
 import orjson
 
 from labmeter.collector import sessions
+from labmeter.collector.catchup import CatchUp
 from labmeter.collector.daily import Reader as Reader  # re-exported: the collector's query protocol
 from labmeter.collector.daily import daily_lines, monthly_lines
 from labmeter.collector.metrics import Metrics
@@ -137,8 +138,12 @@ class Rollups:
         busy: Callable[[], bool] = lambda: False,
         opening: OpeningHours | None = None,
         frozen: Callable[[int], bool] = lambda _hour: False,
+        catch_up: str | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
-        """``frozen(hour)``: the hour lies in a closed period; its rollups are never redone."""
+        """``frozen(hour)``: the hour lies in a closed period; its rollups are never redone.
+        ``catch_up``: this collector's name, to bring days of older rollups up to date when no
+        hour is due (``catchup.py``); None: not. ``clock``: the wall clock its thread reads."""
         self.reader = reader
         self.opening = opening or OpeningHours(None)
         self.writer = writer
@@ -149,10 +154,19 @@ class Rollups:
         self.settle_s = settle_s
         self.busy = busy
         self.frozen = frozen
+        self.clock = clock
         self._lock = threading.Lock()
         self._due: dict[int, _Due] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="collector-rollups", daemon=True)
+        self.catchup = (
+            CatchUp(
+                reader, writer, metrics, site=site, opening=self.opening, frozen=frozen,
+                owed_hours=self._owes, name=catch_up,
+            )
+            if catch_up is not None
+            else None
+        )  # fmt: skip
         for hour in self._load():
             self._due[hour] = _Due(self._due_at(hour, time.time()))
 
@@ -201,9 +215,28 @@ class Rollups:
         if self._thread.is_alive():
             self._thread.join(10)
 
+    def _owes(self, start_ms: int, end_ms: int) -> bool:
+        with self._lock:
+            return any(start_ms <= hour < end_ms for hour in self._due)
+
     def _run(self) -> None:
-        while not self._stop.wait(0.5):
-            self.run_due(time.time())
+        delay = 0.5
+        while not self._stop.wait(delay):
+            delay = 0.5
+            now = self.clock()
+            self.run_due(now)
+            catchup = self.catchup
+            if catchup is None or self.busy() or not catchup.due(time.monotonic()):
+                continue
+            with self._lock:
+                if any(d.at <= now for d in self._due.values()):
+                    continue  # live hours first
+            try:
+                if catchup.step(int(now * 1000)):
+                    delay = min(delay, catchup.rest_s())  # the next day once rested
+            except InfluxError as exc:
+                log.warning("catching up older rollups failed (%s); will retry", exc)
+                catchup.pause()
 
     def _next_day_sessions(self, hour: int) -> None:
         """An hour within ``SESSION_LOOK_BACK_MS`` of the next local day can tell whether that day's

@@ -594,4 +594,5 @@ def make_rollups(
         busy=busy,
         frozen=lambda hour: periods.admission.frozen_hour(hour, cfg.site),
         opening=OpeningHours(load_inventory(cfg.inventory) if cfg.inventory else None),
+        catch_up=cfg.client_id if cfg.catch_up else None,
     )
