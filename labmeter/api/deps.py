@@ -1,7 +1,14 @@
-"""Typed dependencies: routes ask for what they need, the app decides how it is built."""
+"""Typed dependencies: routes ask for what they need, the app decides how it is built.
+
+The ones that only pick a service or parse the query are ``async``: FastAPI runs those on the
+event loop, where a plain ``def`` costs a hop to the thread pool and back for each (under 20
+clients a live read made some ten such hops); whatever reads a file or InfluxDB stays a plain
+``def`` and runs in the pool, never on the loop.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -10,6 +17,7 @@ from fastapi import Depends, HTTPException, Query, Request
 from labmeter.api.closed import ClosedReports, Sealed
 from labmeter.api.keys import KeyStore
 from labmeter.api.plan import Filters
+from labmeter.api.recent import Recent
 from labmeter.api.report.build import Declared, build
 from labmeter.api.report.model import Report
 from labmeter.api.scope import Scope, open_scope
@@ -23,6 +31,7 @@ from labmeter.timeparse import parse_time
 
 MAX_TIME_MS = 7258118400000  # 2200-01-01: beyond it InfluxDB's nanosecond times overflow
 MAX_WINDOW_MS = 10 * 366 * 24 * 3600_000
+SCOPE_S = 5.0  # how long the requests for one window share its scope
 
 
 @dataclass(frozen=True)
@@ -36,9 +45,14 @@ class Services:
     keys: KeyStore
     bookings: Bookings | None
     closed: ClosedReports  # closed periods' sealed reports
+    # Scopes by window and filters, shared by the requests for the same window for a few
+    # seconds (``recent.py``): their plan, facts and session counts are read once.
+    scopes: Recent[tuple[int, int, Filters], Scope] = dataclasses.field(
+        default_factory=lambda: Recent(SCOPE_S)
+    )
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
     """The one place that reads the app's state."""
     services: Services = request.app.state.services
     return services
@@ -47,23 +61,23 @@ def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def get_store(services: ServicesDep) -> Store:
+async def get_store(services: ServicesDep) -> Store:
     return services.store
 
 
-def get_config(services: ServicesDep) -> Config:
+async def get_config(services: ServicesDep) -> Config:
     return services.config
 
 
-def get_opening(services: ServicesDep) -> OpeningHours:
+async def get_opening(services: ServicesDep) -> OpeningHours:
     return services.opening
 
 
-def get_keys(services: ServicesDep) -> KeyStore:
+async def get_keys(services: ServicesDep) -> KeyStore:
     return services.keys
 
 
-def get_bookings(services: ServicesDep) -> Bookings | None:
+async def get_bookings(services: ServicesDep) -> Bookings | None:
     """The bookings (None: none configured)."""
     return services.bookings
 
@@ -75,35 +89,41 @@ KeysDep = Annotated[KeyStore, Depends(get_keys)]
 BookingsDep = Annotated[Bookings | None, Depends(get_bookings)]
 
 
+@dataclass(frozen=True)
 class Window:
+    """A request's window, in epoch milliseconds."""
+
+    start_ms: int
+    end_ms: int
+
+
+async def get_window(
+    start: Annotated[str | None, Query(description="RFC 3339 or epoch seconds")] = None,
+    end: Annotated[str | None, Query(description="RFC 3339 or epoch seconds; default now")] = None,
+) -> Window:
     """``start``/``end`` as RFC 3339 or epoch seconds; default: the last 24 hours."""
+    import time
 
-    def __init__(
-        self,
-        start: Annotated[str | None, Query(description="RFC 3339 or epoch seconds")] = None,
-        end: Annotated[
-            str | None, Query(description="RFC 3339 or epoch seconds; default now")
-        ] = None,
-    ) -> None:
-        import time
-
-        try:
-            self.end_ms = parse_time(end) if end else int(time.time() * 1000)
-            self.start_ms = parse_time(start) if start else self.end_ms - 24 * 3600 * 1000
-        except ValueError as exc:
-            raise HTTPException(422, str(exc)) from exc
-        if self.end_ms <= self.start_ms:
-            raise HTTPException(422, "end must be after start")
-        if not (self.start_ms >= 0 and self.end_ms <= MAX_TIME_MS):
-            raise HTTPException(422, "start and end must fall between 1970 and 2200")
-        if self.end_ms - self.start_ms > MAX_WINDOW_MS:
-            raise HTTPException(422, "the window must not exceed 10 years")
+    try:
+        # Whole seconds, as a window given in epoch seconds: the requests of one second
+        # share their scope (``get_scope``).
+        end_ms = parse_time(end) if end else int(time.time()) * 1000
+        start_ms = parse_time(start) if start else end_ms - 24 * 3600 * 1000
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from exc
+    if end_ms <= start_ms:
+        raise HTTPException(422, "end must be after start")
+    if not (start_ms >= 0 and end_ms <= MAX_TIME_MS):
+        raise HTTPException(422, "start and end must fall between 1970 and 2200")
+    if end_ms - start_ms > MAX_WINDOW_MS:
+        raise HTTPException(422, "the window must not exceed 10 years")
+    return Window(start_ms, end_ms)
 
 
 SEGMENT = f"^{SEGMENT_PATTERN}$"  # a topic segment: nothing else can match a tag
 
 
-def get_filters(
+async def get_filters(
     site: Annotated[str | None, Query(pattern=SEGMENT)] = None,
     lab: Annotated[str | None, Query(pattern=SEGMENT)] = None,
     device: Annotated[str | None, Query(pattern=SEGMENT)] = None,
@@ -111,11 +131,11 @@ def get_filters(
     return Filters(site, lab, device)
 
 
-WindowDep = Annotated[Window, Depends()]
+WindowDep = Annotated[Window, Depends(get_window)]
 FiltersDep = Annotated[Filters, Depends(get_filters)]
 
 
-def get_inventory(services: ServicesDep) -> Inventory | None:
+async def get_inventory(services: ServicesDep) -> Inventory | None:
     return services.inventory
 
 
@@ -123,16 +143,20 @@ InventoryDep = Annotated[Inventory | None, Depends(get_inventory)]
 
 
 def get_scope(services: ServicesDep, window: WindowDep, filters: FiltersDep) -> Scope:
-    """The window, filters, inventory and what was seen: what every figure needs."""
+    """The window, filters, inventory and what was seen: what every figure needs; shared by
+    the requests for the same window and filters within ``SCOPE_S`` seconds."""
     import time
 
-    return open_scope(
-        services.store.influx,
-        services.opening,
-        window.start_ms,
-        window.end_ms,
-        filters,
-        int(time.time() * 1000),
+    return services.scopes.get(
+        (window.start_ms, window.end_ms, filters),
+        lambda: open_scope(
+            services.store.influx,
+            services.opening,
+            window.start_ms,
+            window.end_ms,
+            filters,
+            int(time.time() * 1000),
+        ),
     )
 
 

@@ -68,8 +68,12 @@ class Filters:
         return {SITE: self.site, LAB: self.lab}
 
     def matches(self, key: DeviceKey) -> bool:
-        wanted = self.tags.values()
-        return all(not want or want == have for want, have in zip(wanted, key, strict=True))
+        site, lab, device = key
+        return (
+            (not self.site or self.site == site)
+            and (not self.lab or self.lab == lab)
+            and (not self.device or self.device == device)
+        )
 
     def matches_lab(self, site: str, lab: str) -> bool:
         return (not self.site or self.site == site) and (not self.lab or self.lab == lab)

@@ -6,12 +6,15 @@ from __future__ import annotations
 import itertools
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from labmeter.api.plan import Filters, ReadPlan, make_plan
+from labmeter.api.recent import Recent
 from labmeter.api.usage import FactKey, Totals, UsageReader, View
 from labmeter.influx import InfluxV1
 from labmeter.inventory import Inventory, Tenure
@@ -19,6 +22,7 @@ from labmeter.opening import OpeningHours
 from labmeter.schema import DeviceKey
 
 QUERY_THREADS = 2  # a report's reads in parallel: InfluxDB answers each on one core
+T = TypeVar("T")
 
 
 class Every(StrEnum):
@@ -40,8 +44,14 @@ class Scope:
         default_factory=dict
     )
     _facts: dict[tuple[View, Every | None], list[PeriodFacts]] = field(default_factory=dict)
-    _assets: dict[Every | None, list[PeriodAssets]] = field(default_factory=dict)
     _members: dict[DeviceKey, list[Member]] | None = None  # by asset, made once
+    _once: Recent[str, Any] = field(default_factory=lambda: Recent(float("inf")))
+
+    def once(self, name: str, compute: Callable[[], T]) -> T:
+        """``compute()``'s value, computed once per scope however many threads ask (a scope
+        is shared by the requests for the same window: ``deps.get_scope``)."""
+        value: T = self._once.get(name, compute)
+        return value
 
     @property
     def start_ms(self) -> int:
@@ -64,13 +74,19 @@ class Scope:
         (a report asks for the same ones several times). Per lab, devices the inventory does
         not list are left out: they never enter a lab's, a site's or a category's figures."""
         key = (view, every)
-        if key not in self._facts and every is None and (view, Every.month) in self._facts:
+        if key not in self._facts:  # once, however many threads (or requests) ask
+            self.once(f"facts {view} {every}", lambda: self._read_facts(view, every))
+        return self._facts[key]
+
+    def _read_facts(self, view: View, every: Every | None) -> None:
+        key = (view, every)
+        if every is None and (view, Every.month) in self._facts:
             total: dict[FactKey, Totals] = defaultdict(Totals)  # the months' sum: no read
             for month in self._facts[(view, Every.month)]:
                 for fact, totals in month.facts.items():
                     total[fact].add(totals.seconds)
             self._facts[key] = [PeriodFacts(self.start_ms, self.end_ms, dict(total))]
-        if key not in self._facts:
+        else:
             spans = periods(self, every)
             exclude = self.unregistered() if view is View.lab else ()
             read = self.reader.facts(self.plan, spans, view, exclude)
@@ -78,14 +94,14 @@ class Scope:
             for (a, fact), totals in read.items():
                 per[a][fact] = totals
             self._facts[key] = [PeriodFacts(a, b, per[a]) for a, b in spans]
-        return self._facts[key]
 
     def asset_facts(self, every: Every | None = None) -> list[PeriodAssets]:
         """Usage per asset and period: each topic identity's seconds go to the asset that had
         the identity at the time (read in parts split where an identity changes hands), under
         the asset's current identity; an identity no asset had keeps its own key."""
-        if every in self._assets:
-            return self._assets[every]
+        return self.once(f"assets {every}", lambda: self._asset_facts(every))
+
+    def _asset_facts(self, every: Every | None) -> list[PeriodAssets]:
         inv = self.inventory
         spans = periods(self, every)
         cuts = inv.edges(self.start_ms, self.end_ms) if inv is not None else []
@@ -109,7 +125,6 @@ class Scope:
             period.kinds.setdefault(key, owner.kind if owner is not None else kind)
             if inv is not None and owner is not None and not inv.held((site, lab, device), at):
                 period.outside[key] += totals.observed_s
-        self._assets[every] = out
         return out
 
     def unregistered(self) -> list[DeviceKey]:

@@ -268,9 +268,9 @@ def test_a_period_closed_while_the_next_day_flows_in_verifies(
 
 def test_restored_data_altered_names_the_figure(closed: Closed, pinned: Trust) -> None:
     def tamper(influx: InfluxV1) -> None:
-        # An hour of pc-01 one hour longer in use: the package holds the device rollups, and
-        # verify sums the per-asset ones it reads again from them.
-        for measurement in ("rollup_device_hourly",):
+        # pc-01's day one hour longer in use: the package holds the device rollups, and
+        # verify sums the per-asset ones the report reads again from them.
+        for measurement in ("rollup_device_daily",):
             rows = influx.query(f"SELECT * FROM {measurement} WHERE device = 'pc-01' GROUP BY *")
             series = rows[0]
             record = series.records()[0]

@@ -133,7 +133,7 @@ def build(
         licences_future = pool.submit(software.licences, scope)
         versions_future = pool.submit(scope.reader.agent_versions, scope.plan)
         conflicts_future = pool.submit(scope.reader.crosscheck_conflicts, scope.plan)
-        sessions_future = pool.submit(session_counts.count, scope)
+        sessions_future = pool.submit(scope.once, "sessions", lambda: session_counts.count(scope))
         lab_months.result(), assets.result()
         devices = figures.device_rows(scope, None)
         labs = figures.group_rows(scope, GroupBy.lab, None)

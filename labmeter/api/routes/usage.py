@@ -49,5 +49,6 @@ def session_summary(scope: ScopeDep) -> WindowSessions:
     """Sessions begun and distinct users over any window, in all, per category and per lab,
     registered devices only: whole days from the collector's session rollups, the rest from
     raw points, by the same definition as ``/sessions``."""
-    summary = session_counts.summary(session_counts.count(scope))
+    counts = scope.once("sessions", lambda: session_counts.count(scope))
+    summary = session_counts.summary(counts)
     return WindowSessions(**summary, start=iso(scope.start_ms), end=iso(scope.end_ms))
