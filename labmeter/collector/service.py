@@ -150,6 +150,12 @@ class Collector:
         # bare subscriber. append/popleft are atomic; polling adds at most POLL_S of latency.
         self._raw: deque[Received] = deque()  # network thread -> converter thread
         self._inbox: deque[Chunk] = deque()  # converter thread -> worker
+        # Messages taken from the session and not yet acked: at most ``max_unacked`` (and one
+        # read), so a backlog of any size drains within a fixed memory budget. Mosquitto 2.0
+        # sent a resumed session's queued backlog past the Receive Maximum (80,000 of a
+        # 100,000 backlog held, +80 MB), so the session stops reading instead.
+        self._taken = 0
+        self._taken_lock = threading.Lock()
         self._stop = threading.Event()
         self._drain_deadline = float("inf")
         self._last_read = time.monotonic()  # when the session last handed messages over
@@ -170,6 +176,7 @@ class Collector:
             on_acked=self._on_acked,
             unsubscribe=self.other_filter,
             retire=retire,
+            ready=lambda: self._taken < self.cfg.max_unacked,
         )
 
     # --- MQTT side (the session's network thread) ------------------------------------------
@@ -203,6 +210,8 @@ class Collector:
             # Draining: what arrives now stays unacked in the broker for the next start.
             self._last_read = float("inf")  # and this session is not empty: keep it
             return
+        with self._taken_lock:
+            self._taken += len(deliveries)
         self._raw.append(Received(generation, time.time_ns() // 1_000_000, deliveries))
         self._last_read = time.monotonic()
 
@@ -439,6 +448,8 @@ class Collector:
         for chunk in batch:
             for generation, mids in chunk.acks:
                 self.subscriber.ack(generation, mids)
+        with self._taken_lock:
+            self._taken -= messages
         self.metrics.written_total.inc(len(lines))
         self.metrics.batch_lines.observe(len(lines))
         self.metrics.batch_seconds.observe(time.monotonic() - started)

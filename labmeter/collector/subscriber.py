@@ -71,6 +71,7 @@ class Subscriber:
         on_acked: Callable[[int, int], None] = lambda sent, settled: None,
         unsubscribe: str = "",
         retire: bool = False,
+        ready: Callable[[], bool] = lambda: True,
     ) -> None:
         self.config = config
         self.client_id = client_id
@@ -83,6 +84,9 @@ class Subscriber:
         self.receive_max = receive_max
         self.session_expiry_s = session_expiry_s
         self.on_messages = on_messages
+        # Whether to read more PUBLISHes now: not while the collector holds its budget of
+        # unacked messages (the broker keeps the rest; an ack wakes this thread).
+        self.ready = ready
         self.on_connect = on_connect
         self.on_disconnect = on_disconnect
         # (PUBACKs sent, messages settled: those plus QoS 0 ones and those of a connection
@@ -215,9 +219,13 @@ class Subscriber:
                 expiry = 0 if self.end_session else None  # None: the session stays
                 sock.sendall(mqtt5.DisconnectPacket(session_expiry_interval=expiry).write())
                 return
-            if not (pending and pending()):
+            taking = self.ready()
+            if not (taking and pending and pending()):
                 timeout = max(0.05, last_sent + keepalive - time.monotonic()) if keepalive else 1
-                readable, _, _ = select.select([sock, wake], [], [], min(timeout, 1.0))
+                watched = [sock, wake] if taking else [wake]
+                readable, _, _ = select.select(
+                    watched, [], [], min(timeout, 1.0 if taking else 0.25)
+                )
                 if wake in readable:
                     self._woken = False
                     with contextlib.suppress(BlockingIOError):
@@ -226,7 +234,9 @@ class Subscriber:
                 if keepalive and now - last_sent >= keepalive:
                     sock.sendall(mqtt5.PingReqPacket().write())
                     last_sent = now
-                if keepalive and now - last_read > 1.5 * keepalive:
+                if not taking:
+                    last_read = now  # not reading on purpose: the broker is not silent
+                elif keepalive and now - last_read > 1.5 * keepalive:
                     raise ProtocolError(f"nothing from the broker for {now - last_read:.0f} s")
                 if sock not in readable:
                     continue

@@ -10,11 +10,23 @@ capital, its own ``patron_day``.
 from __future__ import annotations
 
 from datetime import date
-from functools import lru_cache
+from functools import cache, lru_cache
+from typing import Any
 
-from holidays.countries.italy import Italy
+# ``holidays`` is imported when first needed: its countries package loads every country's
+# calendar (some 15 MB), which a collector worker that never asks for one should not hold.
 
-PROVINCES: frozenset[str] = frozenset(Italy.subdivisions)
+
+def _italy() -> Any:
+    from holidays.countries.italy import Italy
+
+    return Italy
+
+
+@cache
+def provinces() -> frozenset[str]:
+    """The provinces (and metropolitan cities) whose patron saint the package knows."""
+    return frozenset(_italy().subdivisions)
 
 
 @lru_cache(maxsize=256)
@@ -24,7 +36,7 @@ def public_holidays(
     """National holidays of ``year`` (Easter Sunday and Monday included), the province's
     patron saint when ``province`` is given, and the site's own ``patron`` day."""
     # holidays' country classes build their signature dynamically: untyped to mypy.
-    days = set(Italy(years=year, subdiv=province or None))  # type: ignore[no-untyped-call]
+    days = set(_italy()(years=year, subdiv=province or None))
     if patron is not None:
         days.add(date(year, *patron))
     return frozenset(days)

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 
 from labmeter.contract import SEGMENT, SEGMENT_PATTERN
-from labmeter.inventory.calendar import PROVINCES
+from labmeter.inventory.calendar import provinces
 from labmeter.inventory.model import (
     DAYS,
     FUNDS,
@@ -273,7 +273,7 @@ def _site(chk: _Checker, where: str, item: _Located) -> Site | None:
         if patron is None:
             chk.fail(chk.line_of(item, "patron_day"), f"{where}.patron_day: {text!r} is not MM-DD")
     province = chk.text(item, "province", where).upper()
-    if province and province not in PROVINCES:
+    if province and province not in provinces():
         chk.fail(
             chk.line_of(item, "province"),
             f"{where}.province: {province!r} is not an Italian province code (FI, PI, LU, ...)",
