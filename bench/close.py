@@ -124,6 +124,7 @@ def main() -> None:
                 f"(load {os.getloadavg()[0]:.1f})",
                 flush=True,
             )
+        (workdir / "closed").write_text(f"{start_ms} {end_ms}\n")  # bench/report.py times it
         typical = statistics.median(sizes)
         print(
             f"close of a year, {devices} devices: median {statistics.median(times):.1f} s "

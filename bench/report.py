@@ -33,6 +33,7 @@ import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -251,11 +252,15 @@ def app_client(url: str, workdir: Path) -> TestClient:
         influx=InfluxConfig(url=url, database="bench", timeout_s=120),
         api=ApiConfig(inventory=str(workdir / "inventory.yaml"), keys_path=str(workdir / "k.db")),
     )
+    if hasattr(config.api, "share_s"):  # each request reads for itself: no request shares
+        config = replace(config, api=replace(config.api, share_s=0.0, live_s=0.0))
     _, token = KeyStore(config.api.keys_path).create("bench", Role.evaluator)
     return TestClient(create_app(config), headers={"X-API-Key": token})
 
 
-def requests(start_ms: int, end_ms: int, only: str) -> list[tuple[str, str, dict[str, str | int]]]:
+def requests(
+    start_ms: int, end_ms: int, only: str, closed: tuple[int, int] | None = None
+) -> list[tuple[str, str, dict[str, str | int]]]:
     year = {"start": start_ms // 1000, "end": end_ms // 1000}
     cases: list[tuple[str, str, dict[str, str | int]]] = [
         ("yearly report, JSON", "/api/v1/report", {**year, "format": "json"}),
@@ -273,7 +278,22 @@ def requests(start_ms: int, end_ms: int, only: str) -> list[tuple[str, str, dict
         ("sessions, last day (raw)", "/api/v1/sessions",
          {"start": end_ms // 1000 - 86400, "end": end_ms // 1000}),
     ]  # fmt: skip
+    if closed is not None:  # bench/close.py closed the data's whole local days
+        period = {"start": closed[0] // 1000, "end": closed[1] // 1000}
+        cases += [
+            (f"closed year's report, {fmt.upper()}", "/api/v1/report", {**period, "format": fmt})
+            for fmt in ("json", "html", "xlsx", "pdf")
+        ]
     return [case for case in cases if only in case[0]]
+
+
+def closed_window(workdir: Path) -> tuple[int, int] | None:
+    """The period ``bench/close.py`` closed in this data dir, as ``closed`` records it."""
+    marker = workdir / "closed"
+    if not marker.exists():
+        return None
+    start_ms, end_ms = map(int, marker.read_text().split())
+    return start_ms, end_ms
 
 
 def time_one(client: TestClient, path: str, params: dict[str, str | int]) -> tuple[float, float]:
@@ -295,7 +315,8 @@ def serve_timings(url: str, workdir: Path, only: str) -> None:
     """--baseline's child: time the request named on each stdin line, print wall and CPU."""
     start_ms, end_ms = map(int, (workdir / "loaded").read_text().split())
     client = app_client(url, workdir)
-    cases = {name: (path, params) for name, path, params in requests(start_ms, end_ms, only)}
+    found = requests(start_ms, end_ms, only, closed_window(workdir))
+    cases = {name: (path, params) for name, path, params in found}
     print(f"baseline code: {Path(labmeter.api.__file__).parent}", flush=True)
     for name in sys.stdin:
         print(*time_one(client, *cases[name.strip()]), flush=True)
@@ -322,7 +343,7 @@ def compare(ref: str, client: TestClient, url: str, db_pid: int, workdir: Path, 
     also reports those of the API process and of influxd (the Python and the database cost).
     """
     start_ms, end_ms = map(int, (workdir / "loaded").read_text().split())
-    cases = requests(start_ms, end_ms, only)
+    cases = requests(start_ms, end_ms, only, closed_window(workdir))
     root = Path(__file__).resolve().parent.parent
     with tempfile.TemporaryDirectory(prefix="labmeter-baseline-") as tmp:
         listed = subprocess.run(
@@ -374,7 +395,53 @@ def compare(ref: str, client: TestClient, url: str, db_pid: int, workdir: Path, 
         print(f"{name:<30} {'  '.join(cols)}")
 
 
-def _fmt(timing: tuple[float, float, float]) -> str:
+def catch_up(
+    client: TestClient, influx: InfluxV1, workdir: Path, opening: OpeningHours, db_pid: int
+) -> None:
+    """Hourly rollups only (a deployment from before daily rollups, or just upgraded): the
+    yearly report, then the collector's own catch-up (``labmeter.collector.catchup``, here
+    without its rests), then the report again, which must hold the same figures."""
+    from labmeter.collector.catchup import REST, CatchUp
+    from labmeter.collector.metrics import Metrics
+    from labmeter.localstack import wait_compacted
+
+    start_ms, end_ms = map(int, (workdir / "loaded").read_text().split())
+    year = {"start": start_ms // 1000, "end": end_ms // 1000, "format": "json"}
+
+    def report() -> tuple[float, float, float, dict[str, object]]:
+        db0 = cpu_seconds(db_pid)
+        t0, c0 = time.perf_counter(), time.process_time()
+        response = client.get("/api/v1/report", params=year)
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        assert response.status_code == 200, response.text[:300]
+        figures = response.json()
+        del figures["meta"]["generated_ms"], figures["meta"]["rolled_until_ms"]
+        return wall, cpu, cpu_seconds(db_pid) - db0, figures
+
+    def timed(title: str) -> dict[str, object]:
+        runs = [report() for _ in range(3)]
+        print(f"{title}: yearly report, JSON, median of 3: "
+              f"{_fmt(tuple(statistics.median(r[i] for r in runs) for i in range(3)))} "
+              "(wall, API CPU, influxd CPU s)", flush=True)  # fmt: skip
+        return runs[-1][3]
+
+    before = timed("hourly rollups only")
+    catchup = CatchUp(influx, influx, Metrics(), site="+", opening=opening, rest=0.0)
+    t0, c0, db0 = time.perf_counter(), time.process_time(), cpu_seconds(db_pid)
+    days = 0
+    while catchup.step(end_ms):
+        days += 1
+    took = time.perf_counter() - t0
+    print(f"the collector's catch-up: {days} days in {took:.0f} s, "
+          f"{time.process_time() - c0:.0f} CPU-s here + {cpu_seconds(db_pid) - db0:.0f} influxd "
+          f"(resting {REST:g}x each step's time, a collector takes ~{took * (1 + REST):.0f} s)",
+          flush=True)  # fmt: skip
+    print(f"influxd compacted the shards in {wait_compacted(workdir / 'influxd'):.0f} s")
+    after = timed("after the catch-up")
+    print("same figures before and after:", before == after, flush=True)
+
+
+def _fmt(timing: tuple[float, ...]) -> str:
     return "  ".join(f"{v:8.3f}" for v in timing)
 
 
@@ -390,6 +457,12 @@ def main() -> None:
         "--only", default="", help="measure only the requests whose name contains this text"
     )
     parser.add_argument("--baseline", metavar="REF", help="also time the API code of this commit")
+    parser.add_argument(
+        "--catch-up",
+        action="store_true",
+        help="hourly rollups only: time the yearly report before and after the collector's "
+        "own catch-up of the days (a data dir of its own: no daily rollups are derived)",
+    )
     parser.add_argument("--influx-url", help=argparse.SUPPRESS)  # --baseline's child: time only
     args = parser.parse_args()
     if args.influx_url:
@@ -430,7 +503,7 @@ def main() -> None:
             (workdir / "loaded").write_text(f"{start_ms} {end_ms}\n")
             print(f"influxd compacted in {wait_compacted(workdir / 'influxd'):.0f} s", flush=True)
         client = app_client(url, workdir)
-        cases = requests(start_ms, end_ms, args.only)
+        cases = requests(start_ms, end_ms, args.only, closed_window(workdir))
         opening = OpeningHours(load_inventory(workdir / "inventory.yaml"))  # the collector's split
         stages: list[tuple[str, Callable[[], str] | None]] = [
             ("as loaded: hourly rollups, raw last 2 days", None),
@@ -443,6 +516,8 @@ def main() -> None:
                 ),
             ),
         ]
+        if args.catch_up:
+            stages = stages[:2]  # the collector's catch-up derives the days, not the bench
         measured: list[tuple[str, dict[str, float]]] = []
         for n, (stage, action) in enumerate(stages):
             marker = workdir / f"stage-{n}"
@@ -464,8 +539,10 @@ def main() -> None:
             for name, seconds in final.items():
                 ratio = base[name] / seconds
                 print(f"{name:<44} {base[name]:>8.3f} s -> {seconds:>7.3f} s  {ratio:>5.1f}x")
-        if args.baseline:
-            assert service.proc is not None
+        assert service.proc is not None
+        if args.catch_up:
+            catch_up(client, influx, workdir, opening, service.proc.pid)
+        elif args.baseline:
             compare(args.baseline, client, url, service.proc.pid, workdir, args.only)
         print(f"load average at the end: {os.getloadavg()[0]:.1f} (2 cores)")
         influx.close()

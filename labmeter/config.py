@@ -347,8 +347,15 @@ class ApiConfig:
     forwarded_allow_ips: str = "127.0.0.1,::1"
     # false: /docs and /openapi.json need a key, like every other route.
     public_docs: bool = True
+    # Requests for the same window and filters within this many seconds share its plan,
+    # facts and session counts; live occupancy is read at most once per this many seconds
+    # (labmeter/api/recent.py). 0: every request reads for itself (benchmarks).
+    share_s: float = 5.0
+    live_s: float = 1.0
 
     def check(self) -> None:
+        if self.share_s < 0 or self.live_s < 0:
+            raise ConfigError("api.share_s", "share_s and live_s must be >= 0")
         if self.session_idle_hours <= 0:
             raise ConfigError("api.session_idle_hours", "must be > 0")
         import ipaddress

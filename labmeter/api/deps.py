@@ -8,7 +8,6 @@ clients a live read made some ten such hops); whatever reads a file or InfluxDB 
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -31,7 +30,6 @@ from labmeter.timeparse import parse_time
 
 MAX_TIME_MS = 7258118400000  # 2200-01-01: beyond it InfluxDB's nanosecond times overflow
 MAX_WINDOW_MS = 10 * 366 * 24 * 3600_000
-SCOPE_S = 5.0  # how long the requests for one window share its scope
 
 
 @dataclass(frozen=True)
@@ -46,10 +44,9 @@ class Services:
     bookings: Bookings | None
     closed: ClosedReports  # closed periods' sealed reports
     # Scopes by window and filters, shared by the requests for the same window for a few
-    # seconds (``recent.py``): their plan, facts and session counts are read once.
-    scopes: Recent[tuple[int, int, Filters], Scope] = dataclasses.field(
-        default_factory=lambda: Recent(SCOPE_S)
-    )
+    # seconds (``api.share_s``, ``recent.py``): their plan, facts and session counts are read
+    # once.
+    scopes: Recent[tuple[int, int, Filters], Scope]
 
 
 async def get_services(request: Request) -> Services:
@@ -144,7 +141,7 @@ InventoryDep = Annotated[Inventory | None, Depends(get_inventory)]
 
 def get_scope(services: ServicesDep, window: WindowDep, filters: FiltersDep) -> Scope:
     """The window, filters, inventory and what was seen: what every figure needs; shared by
-    the requests for the same window and filters within ``SCOPE_S`` seconds."""
+    the requests for the same window and filters within ``api.share_s`` seconds."""
     import time
 
     return services.scopes.get(

@@ -15,6 +15,7 @@ from labmeter.api.closed import ClosedReports
 from labmeter.api.deps import KeysDep, Services
 from labmeter.api.health import Health, RollupHealth
 from labmeter.api.keys import KeyStore, Role
+from labmeter.api.recent import Recent
 from labmeter.api.routes import (
     admin,
     bookings,
@@ -73,12 +74,13 @@ def create_app(config: Config, routers: Sequence[APIRouter] = ()) -> FastAPI:
     influx = InfluxV1(config.influx)
     services = Services(
         config=config,
-        store=Store(influx),
+        store=Store(influx, config.api.live_s),
         inventory=inventory,
         opening=OpeningHours(inventory),  # caches the open half hours
         keys=KeyStore(config.api.keys_path, config.api.session_idle_hours * 3600),
         bookings=open_bookings(config.bookings, inventory) if config.bookings.sources else None,
         closed=ClosedReports(influx, config.evidence.archive_dir),
+        scopes=Recent(config.api.share_s),
     )
     app.state.services = services  # read through labmeter/api/deps.py only
     own = (occupancy, utilisation, equipment, usage, bookings, register, reports, admin, pages)

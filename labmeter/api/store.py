@@ -1,7 +1,8 @@
 """The live side of the API: each device's last sample and last status (occupancy).
 
-Read at most once a second per filter, however many boards poll it (``recent.py``): samples
-come once a minute, so a second's delay shows nothing a board would have shown.
+Read at most once a second per filter (``api.live_s``), however many boards poll it
+(``recent.py``): samples come once a minute, so a second's delay shows nothing a board would
+have shown.
 """
 
 from __future__ import annotations

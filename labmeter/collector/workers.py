@@ -1,14 +1,21 @@
-"""``labmeter collector --workers N``: N collector processes on one shared subscription.
+"""``labmeter collector --workers N``: N collector sessions on one shared subscription.
 
 One collector process drains as fast as one core lets it (its MQTT reads, parsing and writes
-share a GIL). With N > 1 this parent starts N worker processes, each a full ``Collector`` with
-its own MQTT session (client id ``<client_id>``, ``<client_id>-w1``, ...) on the shared
-subscription ``$share/<shared_group or "labmeter">/...`` and its own dead letter file. The
-parent is the one rollup owner: a worker hands it the hours each written batch touched and
-waits until they are on disk before it acks (as a lone collector does with its own state
-file), so a crash of either cannot forget an hour. The parent serves the one ``/metrics`` (the
-sum of its workers' and its own) and ``/healthz``, and restarts a worker that dies; a worker
-whose parent is gone stops (nobody would roll up its hours).
+share a GIL). With N > 1 the parent runs worker 0 itself and starts N - 1 worker processes,
+each a full ``Collector`` with its own MQTT session (client id ``<client_id>``,
+``<client_id>-w1``, ...) on the shared subscription ``$share/<shared_group or "labmeter">/...``
+and its own dead letter file. The parent is the one rollup owner: a worker hands it the hours
+each written batch touched and waits until they are on disk before it acks (as a lone
+collector does with its own state file), so a crash of either cannot forget an hour. The
+parent serves the one ``/metrics`` (the sum of its workers' and its own) and ``/healthz``, and
+restarts a worker that dies; a worker whose parent is gone stops (nobody would roll up its
+hours).
+
+Worker 0 in the parent, and the others started as plain ``python -c`` processes with a pipe
+(not ``multiprocessing``'s spawn, which adds a resource tracker process), so that N workers
+are N processes: each holds Python, its libraries and its budget of unacked messages, and
+with two workers the parent process and a third one had made the collector 1.5 times as
+large (bench/ingest.py's peak RSS).
 
 Fewer workers than last time: Mosquitto 2.0 keeps handing an offline member of a shared
 subscription its share, queued in its persistent session, until the session expires (then it
@@ -22,13 +29,14 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
-import multiprocessing as mp
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import replace
-from multiprocessing.connection import Connection
+from multiprocessing.connection import Connection, Pipe
 from pathlib import Path
 
 import httpx
@@ -37,7 +45,7 @@ from prometheus_client import generate_latest
 
 from labmeter.collector.metrics import HealthServer, Metrics, summed
 from labmeter.collector.rollups import Rollups
-from labmeter.collector.service import make_periods, make_rollups, start_periods
+from labmeter.collector.service import Collector, make_periods, make_rollups, start_periods
 from labmeter.config import Config
 
 log = logging.getLogger(__name__)
@@ -101,6 +109,19 @@ def worker_config(config: Config, index: int) -> Config:
     )
 
 
+class LocalLedger:
+    """Worker 0's side of the rollup owner, in the same process."""
+
+    def __init__(self, parent: Workers) -> None:
+        self.parent = parent
+
+    def touch(self, hours: set[int], behind: bool) -> None:
+        if behind:
+            self.parent._last_behind = time.monotonic()
+        if hours and self.parent.rollups is not None:
+            self.parent.rollups.touch(hours)
+
+
 class RemoteLedger:
     """A worker's side of the rollup owner: hours go over the pipe, the answer means saved."""
 
@@ -114,13 +135,22 @@ class RemoteLedger:
             self.conn.recv()
 
 
+WORKER = "from labmeter.collector.workers import worker_main; worker_main()"
+
+
+def worker_main() -> None:
+    """A worker process's start: its arguments come over the pipe whose descriptor is argv[1]."""
+    conn = Connection(int(sys.argv[1]))
+    config, index, verbose, retire = conn.recv()
+    _worker(config, index, conn, verbose, retire)
+
+
 def _worker(config: Config, index: int, conn: Connection, verbose: bool, retire: bool) -> None:
     """A worker process: a Collector whose rollups belong to the parent.
 
     A retiring one ends once its session is empty, and ends the session with it.
     """
-    from labmeter.collector.service import Collector
-    from labmeter.influx import make_writer
+    from labmeter.influx import InfluxV1, make_writer
 
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
@@ -130,8 +160,10 @@ def _worker(config: Config, index: int, conn: Connection, verbose: bool, retire:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     parent = os.getppid()
-    writer = make_writer(config.influx)
-    service = Collector(config, writer, ledger=RemoteLedger(conn), retire=retire)
+    # The reader: closed periods (refused, and the heartbeat a close waits for); its
+    # rollups are the parent's.
+    writer, reader = make_writer(config.influx), InfluxV1(config.influx)
+    service = Collector(config, writer, reader, ledger=RemoteLedger(conn), retire=retire)
     gc.freeze()  # startup objects live forever: full collections in a drain skip them
     service.start()
     if service.health is not None:
@@ -143,6 +175,7 @@ def _worker(config: Config, index: int, conn: Connection, verbose: bool, retire:
             break
     service.stop()
     writer.close()
+    reader.close()
 
 
 class Workers:
@@ -157,9 +190,11 @@ class Workers:
         # Sessions of workers the last run had beyond ``count``: retired by extra processes.
         self.in_use = max(count, workers_in_use(config))
         self.metrics = Metrics()  # the parent's own: rollups
-        self._ctx = mp.get_context("spawn")  # fork would copy threads' held locks
-        self._procs: list[mp.process.BaseProcess | None] = [None] * self.in_use
+        # Worker 0 runs here (``local``); the others are processes. Fork would copy threads'
+        # held locks, so they start a fresh interpreter.
+        self._procs: list[subprocess.Popen[bytes] | None] = [None] * self.in_use
         self._ports: list[int | None] = [None] * self.in_use
+        self.local: Collector | None = None
         self._last_behind = 0.0
         self._stopping = threading.Event()
         self.writer, self.reader = make_writer(config.influx), InfluxV1(config.influx)
@@ -198,26 +233,23 @@ class Workers:
             cfg = self.config.collector
             log.info("metrics on http://%s:%d/metrics", cfg.metrics_host, self.health.port)
         _save_workers(self.config, self.in_use)  # before any session of this run exists
-        for i in range(self.in_use):
+        first = worker_config(self.config, 0)
+        first = replace(first, collector=replace(first.collector, metrics_port=None))  # ours
+        self.local = Collector(first, self.writer, self.reader, ledger=LocalLedger(self))
+        self.local.start()
+        for i in range(1, self.in_use):
             if i >= self.count:
                 log.warning("retiring the session of worker %d (%d workers now)", i, self.count)
             self._spawn(i)
 
     def _spawn(self, index: int) -> None:
-        parent, child = self._ctx.Pipe()
-        proc = self._ctx.Process(
-            target=_worker,
-            args=(
-                worker_config(self.config, index),
-                index,
-                child,
-                self.verbose,
-                index >= self.count,
-            ),
-            name=f"labmeter-collector-w{index}",
+        parent, child = Pipe()
+        proc = subprocess.Popen(
+            [sys.executable, "-c", WORKER, str(child.fileno())], pass_fds=[child.fileno()]
         )
-        proc.start()
         child.close()
+        config = worker_config(self.config, index)
+        parent.send((config, index, self.verbose, index >= self.count))
         self._procs[index] = proc
         self._ports[index] = None
         threading.Thread(
@@ -246,9 +278,9 @@ class Workers:
         """Restart workers that die, until ``stop`` is set; then stop them all."""
         while not stop.wait(1.0):
             for i, proc in enumerate(self._procs):
-                if proc is None or proc.is_alive():
+                if proc is None or proc.poll() is None:
                     continue
-                if i >= self.count and proc.exitcode == 0:
+                if i >= self.count and proc.returncode == 0:
                     self._procs[i] = None  # retired: its session is gone
                     if all(p is None for p in self._procs[self.count :]):
                         self.in_use = self.count
@@ -256,7 +288,7 @@ class Workers:
                         log.warning("retired sessions ended: %d workers in use", self.count)
                     continue
                 log.error("collector worker %d exited (code %s); starting it again",
-                          i, proc.exitcode)  # fmt: skip
+                          i, proc.returncode)  # fmt: skip
                 self._spawn(i)
         self.stop()
 
@@ -265,16 +297,19 @@ class Workers:
         self._stopping.set()
         procs = [p for p in self._procs if p is not None]
         for proc in procs:
-            if proc.is_alive() and proc.pid is not None:
+            if proc.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
-                    os.kill(proc.pid, signal.SIGTERM)
+                    proc.send_signal(signal.SIGTERM)
+        if self.local is not None:
+            self.local.stop(drain_timeout)
         deadline = time.monotonic() + drain_timeout + 10
         for proc in procs:
-            proc.join(max(0.1, deadline - time.monotonic()))
-            if proc.is_alive():
-                log.error("collector worker %s did not stop; killing it", proc.name)
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                log.error("collector worker (pid %d) did not stop; killing it", proc.pid)
                 proc.kill()
-                proc.join()
+                proc.wait()
         self.periods.stop()
         if self.rollups is not None:
             self.rollups.stop()
@@ -297,6 +332,8 @@ class Workers:
 
     def exposition(self) -> bytes:
         texts = [generate_latest(self.metrics.registry).decode()]
+        if self.local is not None:
+            texts.append(generate_latest(self.local.metrics.registry).decode())
         for i in range(len(self._procs)):
             response = self._get(i, "/metrics")
             if response is not None and response.status_code == 200:
@@ -304,11 +341,11 @@ class Workers:
         return summed(texts)
 
     def problems(self) -> list[str]:
-        out = []
+        out = [f"worker 0: {p}" for p in self.local.problems()] if self.local is not None else []
         for i, proc in enumerate(self._procs):
-            if proc is None and i >= self.count:
-                continue  # retired
-            if proc is None or not proc.is_alive():
+            if i == 0 or (proc is None and i >= self.count):
+                continue  # worker 0 is this process; retired
+            if proc is None or proc.poll() is not None:
                 out.append(f"worker {i} not running")
                 continue
             response = self._get(i, "/healthz")
@@ -331,7 +368,6 @@ def run_collector(
         parent.supervise(stop)
         return
 
-    from labmeter.collector.service import Collector
     from labmeter.influx import InfluxV1, make_writer
 
     writer, reader = make_writer(config.influx), InfluxV1(config.influx)  # reads: InfluxQL

@@ -179,12 +179,12 @@ rollup_settle_s = 1
             return -9
 
     def worker_pids(self) -> list[int]:
-        """With ``workers`` > 1: the worker processes (each has a converter child of its own)."""
+        """With ``workers`` > 1: the worker processes (worker 0 runs in the collector's own)."""
         assert self.proc is not None
         return [
             c.pid
             for c in psutil.Process(self.proc.pid).children()
-            if "spawn_main" in " ".join(c.cmdline()) and c.status() != psutil.STATUS_ZOMBIE
+            if "worker_main" in " ".join(c.cmdline()) and c.status() != psutil.STATUS_ZOMBIE
         ]
 
     def dead_letters(self) -> list[str]:

@@ -184,7 +184,8 @@ def test_one_of_two_collectors_sigkilled_mid_stream_each_message_written_once(
 def test_workers_share_one_subscription_sum_their_metrics_and_roll_up_once(
     broker: Service, influx: InfluxV1, uid: str, tmp_path: Path
 ) -> None:
-    """``--workers 2``: one process, two sessions; a worker SIGKILLed is started again."""
+    """``--workers 2``: two sessions, worker 0 in the collector's process and worker 1 in its
+    own; worker 1 SIGKILLed is started again."""
     now = int(time.time() * 1000)
     messages = samples(uid, N, now - now % HOUR_MS - 3 * HOUR_MS)
     (proc,) = _collectors(broker, influx, uid, tmp_path, 1, workers=2)
@@ -201,13 +202,13 @@ def test_workers_share_one_subscription_sum_their_metrics_and_roll_up_once(
         rest = Publisher(broker.port, messages[FIRST_WAVE:], 3.0, f"pub2-{uid}")
         rest.start()
         time.sleep(1.0)
-        victim = proc.worker_pids()[1]
+        (victim,) = proc.worker_pids()
         psutil.Process(victim).kill()
         assert rest.done.wait(60) and rest.failures == []
         wait_for(lambda: count_points(influx) == N, timeout=60, interval=0.5)
         assert sum_in_use(influx) == pytest.approx(sum(m[2] for m in messages))
         wait_for(lambda: _close(_rollups(influx), _expected(messages)), timeout=30)
-        wait_for(lambda: len(proc.worker_pids()) == 2 and victim not in proc.worker_pids())
+        wait_for(lambda: len(proc.worker_pids()) == 1 and victim not in proc.worker_pids())
         wait_for(proc.healthy, timeout=20)
         assert proc.dead_letters() == []
     finally:
