@@ -277,8 +277,10 @@ class CollectorConfig:
     # A batch is written once its first message waited this long (or it is full): low latency
     # at a steady load, and big batches during a backlog because one write is in flight.
     batch_linger_s: float = 0.05
-    # MQTT 5 Receive Maximum: unacked messages the broker may hand us (<= 65535).
-    max_unacked: int = 10000
+    # MQTT 5 Receive Maximum: unacked messages the broker may hand us (<= 65535), and the
+    # most a collector (each worker) takes from its session before their acks: its memory
+    # budget (~1.5 kB a sample in flight), whatever the backlog.
+    max_unacked: int = 5000
     session_expiry_s: int = 7 * 24 * 3600
     dead_letter_path: str = "labmeter-deadletters.jsonl"
     # Prometheus /metrics and /healthz; None = off, 0 = any free port (tests).

@@ -198,3 +198,29 @@ def test_the_cli_and_the_agent_start_without_the_server_extra() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT
     ).stdout.strip()
     assert found == "[]"
+
+
+def test_the_agent_command_starts_without_typer_rich_or_pydantic(tmp_path: Path) -> None:
+    """``labmeter agent`` is what a lab PC runs for months: its entry parses its options
+    itself (``labmeter/cli/entry.py``), so the agent holds none of the CLI's libraries; a bad
+    config still exits 2 saying why."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, labmeter.cli.entry as e, labmeter.agent.runner; "
+        "assert e._agent_args(['-c', 'a.toml', '-v']) is not None; "
+        "assert e._agent_args(['check']) is None and e._agent_args(['--help']) is None; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        f"{(*SERVER_ONLY, 'typer', 'click', 'rich')!r}))"
+    )
+    found = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT
+    ).stdout.strip()
+    assert found == "[]"
+    bad = subprocess.run(
+        [sys.executable, "-c", "from labmeter.cli.entry import main; main()", "agent", "-c",
+         str(tmp_path / "missing.toml")],
+        capture_output=True, text=True, cwd=ROOT,
+    )  # fmt: skip
+    assert bad.returncode == 2 and "config error" in bad.stderr and "missing.toml" in bad.stderr

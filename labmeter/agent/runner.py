@@ -1,6 +1,6 @@
-"""The agent: APScheduler polls the source, feeds the meter, queues on disk, publishes.
+"""The agent: it polls the source, feeds the meter, queues on disk, publishes.
 
-Three jobs on one background scheduler: ``poll`` (every ``poll_s``: the cheap look at the
+Three interval jobs (``every.py``): ``poll`` (every ``poll_s``: the cheap look at the
 device), ``scan`` (every ``scan_s``, for sources with a costly look such as the PC's process
 scan) and ``pump`` (every second: hand queued rows to MQTT, delete acknowledged ones).
 Samples and events are written to the durable queue before anything is published, so a
@@ -14,12 +14,10 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from apscheduler.executors.pool import ThreadPoolExecutor
-from apscheduler.schedulers.background import BackgroundScheduler
-
 from labmeter import __version__
 from labmeter.agent.backfill import Filled, Outage, fill_samples
 from labmeter.agent.clock import GapDetector, mono_ms, wall_ms
+from labmeter.agent.every import Every
 from labmeter.agent.meter import UNKNOWN, Meter
 from labmeter.agent.publisher import Publisher
 from labmeter.agent.queue import DurableQueue
@@ -99,7 +97,7 @@ class Agent:
         if fill is not None and 0 < last_end < start:
             fill(Outage(last_end, start))
         self._lock = threading.Lock()  # the meter and the event seq belong to one job at a time
-        self._scheduler: BackgroundScheduler | None = None
+        self._scheduler: Every | None = None
         self._report_id: int | None = None  # the queued, not yet sent eviction report
         self.event(
             SourceEvent(
@@ -232,16 +230,13 @@ class Agent:
     def start(self) -> None:
         cfg = self.config.agent
         self.publisher.start()
-        scheduler = BackgroundScheduler(
-            executors={"default": ThreadPoolExecutor(3)},
-            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
-        )
+        scheduler = Every()
         jobs: list[tuple[Any, float]] = [(self._safe_tick, cfg.poll_s), (self.pump, PUMP_S)]
         if hasattr(self.source, "scan"):
             self.scan()  # the first poll should already know which apps run
             jobs.append((self.scan, cfg.scan_s))
         for func, every in jobs:
-            scheduler.add_job(func, "interval", seconds=every, id=func.__name__)
+            scheduler.add(func, every)
         scheduler.start()
         self._scheduler = scheduler
 

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-import signal
-import threading
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -13,6 +10,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from labmeter import config as config_mod
+from labmeter.cli.process import setup_logging as setup_logging
+from labmeter.cli.process import stop_on_signals as stop_on_signals
 from labmeter.errors import LabmeterError
 
 err = Console(stderr=True, soft_wrap=True)
@@ -37,20 +36,6 @@ def load_config(path: Path | None, **overrides: Any) -> config_mod.Config:
     except LabmeterError as exc:
         err.print(f"[red]config error:[/] {exc}")
         raise typer.Exit(2) from exc
-
-
-def stop_on_signals() -> threading.Event:
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    return stop
-
-
-def setup_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(name)s %(levelname)s %(message)s",
-    )
 
 
 def progress_bar() -> Progress:

@@ -199,23 +199,28 @@ def _table(pdf: FPDF, table: Table, lang: Lang) -> None:
     size, widths = _fit(pdf, table, texts, measured)
     k, line = size / SIZE, size * LINE / SIZE
 
-    def width_of(text: str) -> float:  # at the table's size
-        return known[text] * k if text in known else pdf.get_string_width(text)
+    def width_of(text: str) -> float:  # at the table's size, measured once at SIZE
+        found = known.get(text)
+        if found is None:
+            found = known[text] = pdf.get_string_width(text) * SIZE / pdf.font_size_pt
+        return found * k
 
     aligns = ["L" if unit == TEXT else "R" for _, unit in table.columns]
     pdf.set_draw_color(*RULE)
-    _header(pdf, table, widths, size)
+    head = _head_lines(pdf, table, widths, size)
+    pdf.set_font(FONT, size=size)
+    _header(pdf, head, widths, size)
     if not texts:
         pdf.cell(0, line, t("none", lang), border="B", new_x="LMARGIN", new_y="NEXT")
     for row, row_widths in zip(texts, measured, strict=True):
         lines = [
-            _lines(pdf, text, w, line) if tw * k > w - 2 * PAD else [text]
+            _wrap(text, w - 2 * PAD, width_of) if tw * k > w - 2 * PAD else [text]
             for text, tw, w in zip(row, row_widths, widths, strict=True)
         ]
         height = line * max(len(ls) for ls in lines)
         if pdf.will_page_break(height):
             pdf.add_page()
-            _header(pdf, table, widths, size)
+            _header(pdf, head, widths, size)
         _cells(pdf, lines, widths, aligns, line, width_of)
     pdf.ln(3)
 
@@ -243,19 +248,47 @@ def _cells(
     pdf.set_xy(pdf.l_margin, y + height)
 
 
-def _lines(pdf: FPDF, text: str, width: float, line: float) -> list[str]:
-    lines = pdf.multi_cell(width - 2 * PAD, line, text, dry_run=True, output="LINES", padding=0)
-    assert isinstance(lines, list)  # what output="LINES" returns
-    return lines
+def _wrap(text: str, width: float, width_of: Callable[[str], float]) -> list[str]:
+    """``text`` broken between words into lines of at most ``width`` (a word wider than that
+    keeps a line of its own: ``_fit`` makes text columns as wide as their widest word).
+    Greedy, with each word measured once: fpdf's ``multi_cell`` measured every character of
+    every cell again, a third of a region's PDF."""
+    space = width_of(" ")
+    lines: list[str] = []
+    current: list[str] = []
+    used = 0.0
+    for word in text.split():
+        w = width_of(word)
+        if current and used + space + w > width:
+            lines.append(" ".join(current))
+            current, used = [], 0.0
+        used += (space if current else 0.0) + w
+        current.append(word)
+    return [*lines, " ".join(current)] if current else [text]
 
 
-def _header(pdf: FPDF, table: Table, widths: list[float], size: float) -> None:
-    line = size * LINE / SIZE
+def _head_lines(pdf: FPDF, table: Table, widths: list[float], size: float) -> list[list[str]]:
+    """The header's cells broken into lines, once per table (every page repeats them)."""
     pdf.set_font(FONT, "B", size)
-    lines = [_lines(pdf, h, w, line) for (h, _), w in zip(table.columns, widths, strict=True)]
+    bold: dict[str, float] = {}
+
+    def width_of(text: str) -> float:
+        found = bold.get(text)
+        if found is None:
+            found = bold[text] = pdf.get_string_width(text)
+        return found
+
+    return [
+        _wrap(h, w - 2 * PAD, width_of) for (h, _), w in zip(table.columns, widths, strict=True)
+    ]
+
+
+def _header(pdf: FPDF, lines: list[list[str]], widths: list[float], size: float) -> None:
+    line = size * LINE / SIZE
     height = line * max(len(ls) for ls in lines)
     if pdf.will_page_break(height + 2 * line):  # the header keeps at least two rows with it
         pdf.add_page()
+    pdf.set_font(FONT, "B", size)
     pdf.set_fill_color(*HEAD_FILL)
     pdf.rect(pdf.l_margin, pdf.get_y(), pdf.epw, height, style="F")
     _cells(pdf, lines, widths, ["L"] * len(widths), line, pdf.get_string_width)
