@@ -638,3 +638,56 @@ def test_the_inventory_is_read_once_for_the_report_the_copy_and_its_hash(
     assert settings["inventory"]["sha256"] == digest
     assert report["evidence"]["fingerprint"]["inventory_sha256"] == digest
     assert verify(closed.folder, pinned)[0] == []
+
+
+def test_a_closed_periods_report_comes_from_its_package_and_a_changed_byte_is_not_served(
+    lab: tuple[Config, Collector], closed: Closed, tmp_path: Path
+) -> None:
+    """Exactly the closed period, in any format: the sealed report (not built again: its
+    generation time is the close's), with the closure as a build says it and the manifest's
+    hash in a header; utilisation per device and per lab too. A package whose report.json
+    changed is not served: the report is built from the rollups."""
+    from labmeter.api.closed import SEALED_HEADER
+    from labmeter.api.keys import Role
+    from tests.api.client import make_api
+
+    cfg, _ = lab
+    archived = orjson.loads((closed.folder / REPORT_JSON).read_bytes())
+    client = make_api(cfg, tmp_path / "api", Path(cfg.api.inventory)).client_as(Role.evaluator)
+    period = {"start": DAY // 1000, "end": NEXT // 1000}
+    answer = client.get("/api/v1/report", params={**period, "format": "json"})
+    assert answer.status_code == 200 and answer.headers[SEALED_HEADER] == closed.manifest_sha256
+    body = answer.json()
+    assert body["meta"]["generated_ms"] == archived["meta"]["generated_ms"]
+    assert body["evidence"]["fingerprint"]["closed"] == {
+        "start_ms": DAY, "end_ms": NEXT, "site": "", "state": "closed",
+        "manifest_sha256": closed.manifest_sha256,
+    }  # fmt: skip
+    assert differences(archived, body) == []
+    for fmt in ("csv", "xlsx", "html", "pdf"):
+        rendered = client.get("/api/v1/report", params={**period, "format": fmt})
+        assert rendered.status_code == 200 and rendered.headers[SEALED_HEADER]
+    rows = client.get("/api/v1/utilisation", params=period)
+    assert rows.headers[SEALED_HEADER] == closed.manifest_sha256
+    assert [(r["device"], r["in_use_s"]) for r in rows.json()] == [
+        (e["device"], e["in_use_s"]) for e in archived["equipment"]
+    ]
+    labs = client.get("/api/v1/utilisation", params={**period, "group_by": "lab"})
+    assert (
+        labs.headers[SEALED_HEADER]
+        and labs.json()[0]["in_use_s"] == archived["labs"][0]["in_use_s"]
+    )
+    weekly = client.get("/api/v1/utilisation", params={**period, "every": "week"})
+    assert weekly.status_code == 200 and SEALED_HEADER not in weekly.headers  # built
+    later = client.get("/api/v1/report", params={"start": period["start"], "end": NEXT // 1000 + 1})
+    assert SEALED_HEADER not in later.headers  # not exactly the period: built
+
+    target = closed.folder / REPORT_JSON
+    data = bytearray(target.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    target.write_bytes(bytes(data))
+    fresh = make_api(cfg, tmp_path / "api2", Path(cfg.api.inventory)).client_as(Role.evaluator)
+    built = fresh.get("/api/v1/report", params={**period, "format": "json"})
+    assert built.status_code == 200 and SEALED_HEADER not in built.headers
+    assert built.json()["meta"]["generated_ms"] != archived["meta"]["generated_ms"]
+    assert differences(archived, built.json()) == []  # the same figures, from the rollups
