@@ -13,9 +13,17 @@ own code (``collector.daily.backfill``); then the ratio of the first and the las
 in a child process taking turns with this tree request by request, so that a change is
 measured before and after in one run under the same load.
 
+With a data dir in which ``bench/close.py`` closed the whole local days of the year, it also
+times that closed year's report in each format (answered from its evidence package). With
+``--catch-up`` (a data dir of its own), it stops after the hourly rollups and times the yearly
+report before and after the collector's own catch-up of the days (``collector/catchup.py``),
+and says whether the figures are the same.
+
     .venv/bin/python bench/report.py             # starts its own influxd in a temp dir
     .venv/bin/python bench/report.py --keep-data /tmp/lm-bench   # reuse a loaded data dir
     .venv/bin/python bench/report.py --keep-data /tmp/lm-bench --only report --baseline main
+    .venv/bin/python bench/close.py --keep-data /tmp/lm-bench --runs 1   # then: the closed year
+    .venv/bin/python bench/report.py --keep-data /tmp/lm-hourly --only occupancy --catch-up
 """
 
 from __future__ import annotations
