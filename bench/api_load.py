@@ -100,6 +100,7 @@ def baseline_tree(ref: str, into: Path) -> Path:
         ["git", "-C", str(ROOT), "archive", ref, *roles, "labmeter"],
         check=True, capture_output=True,
     ).stdout  # fmt: skip
+    into.mkdir(parents=True, exist_ok=True)
     subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
     for role in roles:
         as_subpackage(into, role)
