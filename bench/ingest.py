@@ -471,14 +471,26 @@ def latency(
 
 
 def baseline_tree(ref: str, into: Path) -> Path:
-    """The collector's code at git ``ref`` (its packages), to run with the same venv."""
+    """The collector's code at git ``ref`` (its packages), to run with the same venv; a tree
+    from before the roles moved under ``labmeter`` has its top-level ``collector`` moved there
+    (``bench/report.py``'s ``as_subpackage``)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from report import as_subpackage
+
     root = Path(__file__).resolve().parent.parent
+    listed = subprocess.run(
+        ["git", "-C", str(root), "ls-tree", "--name-only", ref],
+        check=True, capture_output=True, text=True,
+    ).stdout.split()  # fmt: skip
+    roles = [p for p in ("collector",) if p in listed]
     archive = subprocess.run(
-        ["git", "-C", str(root), "archive", ref, "collector", "labmeter"],
+        ["git", "-C", str(root), "archive", ref, *roles, "labmeter"],
         check=True, capture_output=True,
     ).stdout  # fmt: skip
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         tar.extractall(into, filter="data")
+    for role in roles:
+        as_subpackage(into, role)
     return into
 
 
