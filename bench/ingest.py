@@ -142,6 +142,9 @@ def _publish_part(port: int, messages: list[tuple[str, bytes]]) -> None:
 
 def publish_backlog(port: int, messages: list[tuple[str, bytes]], connections: int = 4) -> float:
     started = time.monotonic()
+    # paho holds at most 65,535 unacknowledged QoS 1 publishes per client: a backlog of a
+    # million takes more connections.
+    connections = max(connections, -(-len(messages) // 60_000))
     parts = [messages[i::connections] for i in range(connections)]
     procs = [mp.Process(target=_publish_part, args=(port, part)) for part in parts]
     for p in procs:
