@@ -186,10 +186,14 @@ class AgentConfig:
     queue_max_rows: int = 200_000
     queue_max_mb: float = 128.0
     queue_max_age_days: float = 90.0
-    # Acknowledged rows kept this long and sent again on every connection: a broker killed
-    # before its next save (autosave_interval, 60 s shipped) loses what it acknowledged since
-    # its last one. Must exceed that interval plus a save's duration; 0 = off.
-    replay_s: float = 300.0
+    # A row stays queued until the collector confirms it is written. Sent again on every
+    # connection, and this long after a row sent later was confirmed and it was not (or, as
+    # a probe, after this long without any confirmation): longer than the collector's
+    # confirmation delay and than the lag between collectors sharing a subscription.
+    resend_s: float = 30.0
+    # Rows sent and awaiting confirmation at most: while the collector is away the rest wait
+    # on disk, not in the broker (which holds at most devices x send_window for it).
+    send_window: int = 60
     # Licensed software: [agent.apps.<title>] patterns = ["sldworks.exe"], seats = 10.
     apps: dict[str, Any] = field(default_factory=dict)
     scan_s: float = 15.0  # process scans: a full scan costs ~0.7% of a core if done every second
@@ -229,8 +233,10 @@ class AgentConfig:
         for key in ("queue_max_rows", "queue_max_mb", "queue_max_age_days", "scan_s"):
             if getattr(self, key) <= 0:
                 raise ConfigError(f"agent.{key}", "must be > 0")
-        if self.replay_s < 0:
-            raise ConfigError("agent.replay_s", "must be >= 0 (0: no replay tail)")
+        if self.resend_s <= 0:
+            raise ConfigError("agent.resend_s", "must be > 0")
+        if self.send_window < 1:
+            raise ConfigError("agent.send_window", "must be >= 1")
         if not self.queue_path:
             raise ConfigError("agent.queue_path", "must not be empty")
         if not 0 < self.busy_cpu_pct <= 100 * (os.cpu_count() or 1):
@@ -279,6 +285,10 @@ class CollectorConfig:
     batch_linger_s: float = 0.05
     # MQTT 5 Receive Maximum: unacked messages the broker may hand us (<= 65535).
     max_unacked: int = 10000
+    # Publish each agent's confirmations (the row ids written, retained, on its device's
+    # confirmation topic), gathered per device over confirm_interval_s.
+    confirm: bool = True
+    confirm_interval_s: float = 1.0
     session_expiry_s: int = 7 * 24 * 3600
     dead_letter_path: str = "labmeter-deadletters.jsonl"
     # Prometheus /metrics and /healthz; None = off, 0 = any free port (tests).
@@ -324,6 +334,8 @@ class CollectorConfig:
             raise ConfigError("collector.batch_interval_s", "must be > 0")
         if self.batch_linger_s <= 0:
             raise ConfigError("collector.batch_linger_s", "must be > 0")
+        if self.confirm_interval_s <= 0:
+            raise ConfigError("collector.confirm_interval_s", "must be > 0")
 
 
 @dataclass(frozen=True)

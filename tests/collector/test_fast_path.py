@@ -82,7 +82,7 @@ def _outcome(payload: bytes) -> tuple[str, list[str] | str]:
 
 
 def _converted(payload: bytes, admission: Admission | None = None) -> tuple[str, list[str] | str]:
-    chunk = [(1, 1, TOPIC.encode(), payload)]
+    chunk = [(1, 1, TOPIC.encode(), payload, b"")]
     out = convert(chunk, NOW_MS) if admission is None else convert(chunk, NOW_MS, admission)
     if out.rejected:
         (_, reason, detail), *_ = out.rejected

@@ -53,7 +53,7 @@ def test_reads_every_size_in_order_and_acked_messages_do_not_come_back(
         publish_raw(config.mqtt.host, config.mqtt.port, messages)
         publish_raw(config.mqtt.host, config.mqtt.port, [(f"test/{uid}/q0", b"zero")], qos=0)
         wait_for(lambda: len(inbox.got) == len(messages) + 1, timeout=20)
-        got = [(topic.decode(), payload) for _, (_, _, topic, payload) in inbox.got]
+        got = [(topic.decode(), payload) for _, (_, _, topic, payload, _) in inbox.got]
         assert got[:-1] == messages
         assert inbox.got[-1][1][:2] == (0, 0)  # QoS 0: no packet id, nothing to ack
         generation = inbox.got[0][0]
