@@ -286,9 +286,11 @@ class CollectorConfig:
     # MQTT 5 Receive Maximum: unacked messages the broker may hand us (<= 65535).
     max_unacked: int = 10000
     # Publish each agent's confirmations (the row ids written, retained, on its device's
-    # confirmation topic), gathered per device over confirm_interval_s.
+    # confirmation topic), gathered per device over confirm_interval_s: in a drain at most one
+    # per device and interval, in steady use one per sample. Keep it well below the agents'
+    # resend_s (30 s).
     confirm: bool = True
-    confirm_interval_s: float = 1.0
+    confirm_interval_s: float = 5.0
     session_expiry_s: int = 7 * 24 * 3600
     dead_letter_path: str = "labmeter-deadletters.jsonl"
     # Prometheus /metrics and /healthz; None = off, 0 = any free port (tests).

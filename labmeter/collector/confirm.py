@@ -23,6 +23,7 @@ from labmeter.collector.convert import Delivery
 from labmeter.collector.metrics import Metrics
 from labmeter.collector.subscriber import user_property
 from labmeter.contract import (
+    MAX_ROW_ID,
     ROW_PROPERTY,
     confirm_topic,
     confirm_writer,
@@ -31,6 +32,11 @@ from labmeter.contract import (
 )
 
 _ROW = ROW_PROPERTY.encode()
+# The properties of a labelled message as agents send them: that user property alone (its
+# id and name), then its value's two-byte length, then the value "<16 hex>:<digits>".
+_ONLY_ROW = b"\x26" + len(_ROW).to_bytes(2, "big") + _ROW
+_VALUE = len(_ONLY_ROW) + 2  # where the value starts
+_CACHE_LIMIT = 65536  # topics and queue ids kept: input full of distinct ones cannot grow them
 
 
 class Confirmer:
@@ -51,24 +57,61 @@ class Confirmer:
         self._clock = clock
         self._due = clock() + interval_s
         self._pending: dict[tuple[str, str], list[int]] = {}
+        self._places: dict[bytes, str] = {}  # raw topic -> its confirmation topic
+        self._queues: dict[bytes, str] = {}  # queue ids already checked, by their raw bytes
 
     def settled(self, deliveries: Iterable[Delivery]) -> None:
-        """Messages written (or dead-lettered, durably): their rows may be confirmed."""
-        pending, writer = self._pending, self.writer
+        """Messages written (or dead-lettered, durably): their rows may be confirmed.
+
+        Per message of a drain, so the labels agents send (that one user property, a value
+        of 18-36 bytes) are read with a few slices; anything else goes through
+        ``user_property`` and ``parse_row_label``.
+        """
+        pending, places = self._pending, self._places
         for _mid, _qos, topic, _payload, props in deliveries:
             if not props:
                 continue  # an agent that does not label its rows (or not a queued row)
-            value = user_property(props, _ROW)
-            label = parse_row_label(value) if value is not None else None
-            where = confirm_topic(topic, writer) if label is not None else None
-            if label is None or where is None:
-                continue
-            queue, row = label
-            rows = pending.get((where, queue))
+            if (
+                props[:_VALUE] == _ONLY_ROW + (len(props) - _VALUE).to_bytes(2, "big")
+                and len(props) > _VALUE + 17
+            ):
+                queue = self._queues.get(props[_VALUE : _VALUE + 16])
+                digits = props[_VALUE + 17 :]
+                if queue is None or props[_VALUE + 16] != 0x3A or not digits.isdigit():
+                    label = parse_row_label(props[_VALUE:])
+                    if label is None:
+                        continue
+                    queue, row = label
+                    self._remember(queue)
+                else:
+                    row = int(digits)
+                    if not 0 < row <= MAX_ROW_ID:
+                        continue
+            else:
+                value = user_property(props, _ROW)
+                label = parse_row_label(value) if value is not None else None
+                if label is None:
+                    continue
+                queue, row = label
+            place = places.get(topic)
+            if place is None:
+                place = confirm_topic(topic, self.writer)
+                if place is None:
+                    continue
+                if len(places) >= _CACHE_LIMIT:
+                    places.clear()
+                places[topic] = place
+            rows = pending.get((place, queue))
             if rows is None:
-                pending[(where, queue)] = [row]
+                pending[(place, queue)] = [row]
             else:
                 rows.append(row)
+
+    def _remember(self, queue: str) -> None:
+        """A queue id already checked: the fast path takes its raw bytes from now on."""
+        if len(self._queues) >= _CACHE_LIMIT:
+            self._queues.clear()
+        self._queues[queue.encode()] = queue
 
     def tick(self, *, force: bool = False) -> None:
         """Publish what was gathered, once per interval (``force``: now, as at shutdown)."""

@@ -12,11 +12,15 @@ import queue
 import threading
 import time
 
+import mqtt5
 import paho.mqtt.client as mqtt
+import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from labmeter.collector.confirm import Confirmer
+from labmeter.collector.metrics import Metrics
 from labmeter.collector.service import Collector
 from labmeter.config import Config
 from labmeter.contract import Sample, Topic, decode_confirmation, encode, row_label
@@ -193,3 +197,51 @@ def test_a_collector_told_not_to_confirm_publishes_nothing(
     finally:
         watcher.close()
         service.stop()
+
+
+def _props(*pairs: tuple[str, str], expiry: int | None = None) -> bytes:
+    """A PUBLISH's raw properties as a broker forwards them (what the session hands over)."""
+    props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+    if expiry is not None:
+        props.MessageExpiryInterval = expiry
+    props.UserProperty = list(pairs)
+    packed: bytes = props.pack()
+    return packed[1:]  # without the length that precedes them
+
+
+@pytest.mark.parametrize(
+    ("props", "expected"),
+    [
+        (_props(("row", f"{QUEUE}:7")), (QUEUE, 7)),  # as agents send it
+        (_props(("trace", "x"), ("row", f"{QUEUE}:7")), (QUEUE, 7)),
+        (_props(("row", f"{QUEUE}:7"), expiry=60), (QUEUE, 7)),
+        (_props(("row", f"{QUEUE}:18446744073709551615")), None),  # beyond SQLite's row ids
+        (_props(("row", f"{QUEUE}:0")), None),
+        (_props(("row", f"{QUEUE}:+7")), None),
+        (_props(("row", f"{QUEUE.upper()}:7")), None),
+        (_props(("row", f"{QUEUE}-7")), None),
+        (_props(("row", f"{QUEUE}:7"))[:-1], None),  # cut short
+        (_props(("label", f"{QUEUE}:7")), None),
+        (b"", None),
+    ],
+)
+def test_only_a_well_formed_row_label_is_ever_confirmed(
+    props: bytes, expected: tuple[str, int] | None
+) -> None:
+    """The collector's fast path for the labels agents send and the general one for any
+    other properties agree, and a label that is not exactly right confirms nothing."""
+    sent: list[bytes] = []
+    confirmer = Confirmer("collector-w1", 1.0, sent.append, Metrics())
+    topic = b"labmeter/v1/s/lab/pc-1/sample"
+    for _ in range(2):  # the second time, the queue id is known: the fast path's cache
+        confirmer.settled([(1, 1, topic, b"{}", props)])
+        confirmer.tick(force=True)
+    if expected is None:
+        assert sent == []
+        return
+    assert len(sent) == 2 and sent[0] == sent[1]
+    packet, _ = mqtt5.read(memoryview(sent[0]))
+    assert isinstance(packet, mqtt5.PublishPacket) and packet.retain
+    assert packet.topic == "labmeter/v1/s/lab/pc-1/confirm/collector-w1"
+    got = decode_confirmation(packet.payload)
+    assert (got.queue, got.rows) == (expected[0], ((expected[1], expected[1]),))

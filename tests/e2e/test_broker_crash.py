@@ -26,7 +26,7 @@ from tests.e2e.conftest import confirmed_fleet, default_collector, exactly_once,
 
 pytestmark = pytest.mark.e2e
 
-AGENTS, SAMPLES, STREAM_S = 6, 100, 12.0
+AGENTS, SAMPLES, STREAM_S = 6, 100, 20.0  # publishing on well after the broker is back
 
 
 @pytest.mark.parametrize("collector_away", [False, True], ids=["collector-running", "away"])
