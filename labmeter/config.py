@@ -7,6 +7,7 @@ module and must stay light; every error names the offending key (``mqtt.url``).
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import re
 import tomllib
@@ -18,6 +19,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from labmeter.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 
 class Secret(str):
@@ -481,11 +484,21 @@ def _coerce(key: str, value: Any, hint: Any, from_env: bool) -> Any:
     raise ConfigError(key, f"unsupported type {hint}")  # pragma: no cover - schema bug
 
 
+# Keys a shipped sample config once had, whose job the software does another way: skipped
+# with a warning rather than refused, so an upgraded agent does not stop measuring.
+RETIRED = {
+    "agent.replay_s": "rows stay queued until the collector confirms them written (resend_s)",
+}
+
+
 def _section(cls: type[Any], name: str, data: dict[str, Any], overrides: dict[str, Any]) -> Any:
     hints = typing.get_type_hints(cls)
     known = {f.name for f in dataclasses.fields(cls)}
-    for key in data:
-        if key not in known:
+    for key in list(data):
+        if f"{name}.{key}" in RETIRED:
+            log.warning("config: %s.%s is ignored: %s", name, key, RETIRED[f"{name}.{key}"])
+            data = {k: v for k, v in data.items() if k != key}
+        elif key not in known:
             raise ConfigError(f"{name}.{key}", f"unknown key (known: {', '.join(sorted(known))})")
     values: dict[str, Any] = {}
     for f in dataclasses.fields(cls):
