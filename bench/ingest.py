@@ -670,18 +670,19 @@ def report(
             f"{args.workers} workers / 1 worker: "
             f"{med['collector-N']['rate'] / med['collector-1']['rate']:.2f}x"
         )
-    if "collector-N" in med and "collector-N-unconfirmed" in med:
-        on, off = runs["collector-N"], runs["collector-N-unconfirmed"]
-        per_round = [a["rate"] / b["rate"] for a, b in zip(on, off, strict=True)]
+    off = "collector-N-unconfirmed"
+    for kind in [d for d in drains if d in med and d not in BARE and d != off]:
+        if off not in med or kind in ("collector-1", "baseline"):
+            continue
+        per_round = [a["rate"] / b["rate"] for a, b in zip(runs[kind], runs[off], strict=False)]
         print(
-            f"confirmations on / off ({args.workers} workers): "
-            f"{med['collector-N']['rate'] / med['collector-N-unconfirmed']['rate']:.2f}x "
-            f"(per round: {', '.join(f'{x:.2f}' for x in per_round)}); collector CPU "
-            f"{med['collector-N']['cpu_per_100k']:.2f} vs "
-            f"{med['collector-N-unconfirmed']['cpu_per_100k']:.2f} CPU-s/100k, mosquitto "
-            f"{med['collector-N']['broker_cpu_per_100k']:.2f} vs "
-            f"{med['collector-N-unconfirmed']['broker_cpu_per_100k']:.2f}; "
-            f"{med['collector-N']['confirmations']:,.0f} confirmation messages per drain"
+            f"{kind} / {off}: {med[kind]['rate'] / med[off]['rate']:.2f}x of medians, "
+            f"{statistics.median(per_round):.2f}x median of rounds "
+            f"(per round: {', '.join(f'{x:.2f}' for x in per_round)}); collector "
+            f"{med[kind]['cpu_per_100k']:.2f} vs {med[off]['cpu_per_100k']:.2f} CPU-s/100k, "
+            f"mosquitto {med[kind]['broker_cpu_per_100k']:.2f} vs "
+            f"{med[off]['broker_cpu_per_100k']:.2f}; {med[kind]['confirmations']:,.0f} "
+            "confirmation messages per drain"
         )
     if lat:
         lat.sort()

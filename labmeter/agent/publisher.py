@@ -265,11 +265,10 @@ class Publisher:
                     )
                 self._pumped_generation = generation
                 if confirmed:
-                    handed += self._send(
-                        queue, queue.get(self._unconfirmed_not_in_paho()), again=True
-                    )
+                    again = self._still_queued(queue, self._unconfirmed_not_in_paho())
+                    handed += self._send(queue, again, again=True)
             if confirmed:
-                handed += self._send(queue, queue.get(self._lost()), again=True)
+                handed += self._send(queue, self._still_queued(queue, self._lost()), again=True)
             while len(self._mids) < PUBACK_WINDOW and (
                 not confirmed or len(self._unconfirmed) < self.window
             ):
@@ -352,6 +351,14 @@ class Publisher:
             queue.acknowledge(rows)
             for row_id in rows:
                 self._unconfirmed.pop(row_id, None)
+
+    def _still_queued(self, queue: DurableQueue, ids: list[int]) -> list[Queued]:
+        """The rows of ``ids`` still in the queue; the others (evicted by its bounds, and
+        reported so) are no longer awaited."""
+        rows = queue.get(ids)
+        for gone in set(ids) - {row.id for row in rows}:
+            self._unconfirmed.pop(gone, None)
+        return rows
 
     def _unconfirmed_not_in_paho(self) -> list[int]:
         """Rows sent and not confirmed, but those paho still holds (it resends them itself)."""
