@@ -152,7 +152,11 @@ rollup_settle_s = 1
         )
         log.close()
         if wait:
-            wait_for(self.healthy, timeout=20)
+            try:
+                wait_for(self.healthy, timeout=20)
+            except AssertionError:
+                self.kill()  # not left running (its workers included) past a failed test
+                raise
 
     def healthy(self) -> bool:
         with contextlib.suppress(httpx.HTTPError):
