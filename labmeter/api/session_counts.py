@@ -11,6 +11,7 @@ are exact over any window; only counts leave this module.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
@@ -102,33 +103,70 @@ def summary(counts: SessionCounts, included: Callable[[SessionKey], bool]) -> Se
 
 def count(influx: InfluxV1, plan: ReadPlan) -> SessionCounts:
     """Sessions begun in the plan's window and their pseudonyms, per device and category."""
-    out = SessionCounts()
-    cal, a, b = plan.calendar, plan.start_ms, plan.end_ms
+    return count_per(influx, plan, [(plan.start_ms, plan.end_ms)])[0]
+
+
+def count_per(influx: InfluxV1, plan: ReadPlan, spans: list[Span]) -> list[SessionCounts]:
+    """Sessions begun in each of ``spans`` (sorted, disjoint, within the plan's window) and
+    their pseudonyms, per device and category: a month's rollup is read only when the month
+    lies within one span, so weekly spans read daily rollups and yearly spans monthly ones."""
+    outs = [SessionCounts() for _ in spans]
+    cal = plan.calendar
     days = _rolled_days(influx, plan)
-    months: dict[LabKey, set[int]] = {}
-    daily: dict[LabKey, set[int]] = {}
-    raw: dict[Span, list[LabKey]] = defaultdict(list)
+    months: dict[LabKey, dict[int, int]] = {}  # lab -> month -> the span it counts in
+    daily: dict[LabKey, dict[int, int]] = {}
+    raw: dict[tuple[int, Span], list[LabKey]] = defaultdict(list)
     for lab, found in days.items():
-        months[lab], daily[lab] = set(), set()
-        parts: list[Span] = []
-        for day in sorted(found):
-            if parts and day < parts[-1][1]:
-                continue  # inside a month already taken whole
-            month_end = cal.next_month(day)
-            if cal.month_of(day) == day and _whole(found, day, month_end, cal):
-                months[lab].add(day)
-                parts.append((day, month_end))
-            else:
-                daily[lab].add(day)
-                parts.append((day, cal.next_day(day)))
-        for span in _gaps(a, b, parts):
-            raw[span].append(lab)
-    _rolled(influx, plan, Period.monthly, months, out)
-    _rolled(influx, plan, Period.daily, daily, out)
-    for (x, y), labs in sorted(raw.items()):
-        _raw(influx, plan, x, y, partial(_only, labs), out)
+        months[lab], daily[lab] = {}, {}
+        for i, (a, b) in enumerate(spans):
+            parts: list[Span] = []
+            for day in sorted(d for d in found if a <= d and cal.next_day(d) <= b):
+                if parts and day < parts[-1][1]:
+                    continue  # inside a month already taken whole
+                month_end = cal.next_month(day)
+                if (
+                    cal.month_of(day) == day
+                    and month_end <= b
+                    and _whole(found, day, month_end, cal)
+                ):
+                    months[lab][day] = i
+                    parts.append((day, month_end))
+                else:
+                    daily[lab][day] = i
+                    parts.append((day, cal.next_day(day)))
+            for span in _gaps(a, b, parts):
+                raw[(i, span)].append(lab)
+    _rolled(influx, plan, Period.monthly, months, outs)
+    _rolled(influx, plan, Period.daily, daily, outs)
+    for (i, (x, y)), labs in sorted(raw.items()):
+        _raw(influx, plan, x, y, partial(_only, labs), _into(spans, outs[i : i + 1], i))
     # Labs with no rolled-up day in the window: all of it from raw points.
-    _raw(influx, plan, a, b, partial(_without, list(days)), out)
+    for x, y in _runs_of(spans):
+        _raw(influx, plan, x, y, partial(_without, list(days)), _into(spans, outs))
+    return outs
+
+
+def _into(
+    spans: list[Span], outs: list[SessionCounts], first: int = 0
+) -> Callable[[int], SessionCounts | None]:
+    """The counts of the span a session beginning at ``t`` falls in (None: none)."""
+    starts = [a for a, _ in spans[first : first + len(outs)]]
+
+    def find(t: int) -> SessionCounts | None:
+        i = bisect_right(starts, t) - 1
+        return outs[i] if i >= 0 and t < spans[first + i][1] else None
+
+    return find
+
+
+def _runs_of(spans: list[Span]) -> list[Span]:
+    """Spans that follow one another without a gap, joined."""
+    out: list[Span] = []
+    for a, b in spans:
+        if out and out[-1][1] == a:
+            out[-1] = (out[-1][0], b)
+        else:
+            out.append((a, b))
     return out
 
 
@@ -201,12 +239,12 @@ def _rolled(
     influx: InfluxV1,
     plan: ReadPlan,
     period: Period,
-    wanted: dict[LabKey, set[int]],
-    out: SessionCounts,
+    wanted: dict[LabKey, dict[int, int]],
+    outs: list[SessionCounts],
 ) -> None:
     cal = plan.calendar
     step = cal.next_month if period is Period.monthly else cal.next_day
-    starts = set().union(*wanted.values()) if wanted else set()
+    starts = set().union(*(w.keys() for w in wanted.values())) if wanted else set()
     queries = [
         select(col(SESSIONS), col(USERS), source=sessions_rollup(period))
         .between(x, y)
@@ -217,10 +255,10 @@ def _rolled(
     for found in influx.query_each(queries) if queries else []:
         for series in found:
             key: SessionKey = tuple(series.tags[t] for t in SESSION_TAGS)  # type: ignore[assignment]
-            taken = wanted.get((key[0], key[1]), set())
+            taken = wanted.get((key[0], key[1]), {})
             for t, n, users in series.values:
-                if int(t) in taken:
-                    out.add(key, int(n or 0), split_users(users))
+                if (i := taken.get(int(t))) is not None:
+                    outs[i].add(key, int(n or 0), split_users(users))
 
 
 def _raw(
@@ -229,13 +267,14 @@ def _raw(
     start_ms: int,
     end_ms: int,
     narrow: Callable[[Select], Select],
-    out: SessionCounts,
+    into: Callable[[int], SessionCounts | None],
 ) -> None:
     cal = plan.calendar
     samples = influx.query(narrow(samples_query(start_ms, end_ms).where_tags(plan.filters.tags)))
     events = influx.query(narrow(events_query(start_ms, end_ms, cal).where_tags(plan.filters.tags)))
     for s in sessions(_records(samples), _records(events), start_ms, end_ms, cal):
-        out.add((s.site, s.lab, s.device, s.category), 1, {s.user})
+        if (out := into(s.start_ms)) is not None:
+            out.add((s.site, s.lab, s.device, s.category), 1, {s.user})
 
 
 def _records(results: list[QueryResult]) -> list[dict[str, object]]:
