@@ -19,6 +19,7 @@ from labmeter.api.routes import (
     equipment,
     occupancy,
     pages,
+    region,
     register,
     reports,
     usage,
@@ -77,7 +78,9 @@ def create_app(config: Config, routers: Sequence[APIRouter] = ()) -> FastAPI:
         bookings=open_bookings(config.bookings, inventory) if config.bookings.sources else None,
     )
     app.state.services = services  # read through labmeter/api/deps.py only
-    own = (occupancy, utilisation, equipment, usage, bookings, register, reports, admin, pages)
+    own = (
+        occupancy, utilisation, equipment, usage, bookings, register, reports, region, admin, pages,
+    )  # fmt: skip
     for router in (*(module.router for module in own), *routers):
         app.include_router(router)
 

@@ -40,11 +40,14 @@ class Weekly:
 
     @staticmethod
     def pooled(found: Sequence[Weekly]) -> Weekly:
-        """Sites taken together: their seconds and counts summed unit by unit (pseudonyms
-        are per site, so a sum of users is their union)."""
+        """Sites taken together, unit by unit: their seconds summed (so ratios are pooled
+        ratios), their counts averaged (so a count compares with one site's)."""
 
         def add(arrays: list[tuple[float, ...]]) -> tuple[float, ...]:
             return tuple(map(sum, zip(*arrays, strict=True)))
+
+        def mean(arrays: list[tuple[float, ...]]) -> tuple[float, ...]:
+            return tuple(v / len(arrays) for v in add(arrays))
 
         orgs = [w.organisations for w in found if w.organisations is not None]
         return Weekly(
@@ -52,8 +55,8 @@ class Weekly:
             add([w.available for w in found]),
             add([w.external for w in found]),
             add([w.in_use for w in found]),
-            add([w.users for w in found]),
-            add(orgs) if orgs and len(orgs) == len(found) else None,
+            mean([w.users for w in found]),
+            mean(orgs) if orgs and len(orgs) == len(found) else None,
         )
 
 
