@@ -277,7 +277,12 @@ def _busy_month(reader: Reader, month_ms: int, end_ms: int, site: str) -> list[s
     q = select(col(STAR), source=busy_rollup(Period.daily))
     lines = []
     for series in reader.query(_scoped(q, month_ms, end_ms, site).group_by(*BUSY_TAGS)):
-        levels = [(i, c) for i, c in enumerate(series.columns) if busy_level(c) is not None]
+        # SELECT * names every level of the measurement: keep those this series has.
+        levels = [
+            (i, c)
+            for i, c in enumerate(series.columns)
+            if busy_level(c) is not None and any(row[i] is not None for row in series.values)
+        ]
         fields: dict[str, FieldValue] = {
             c: float(sum(row[i] or 0.0 for row in series.values)) for i, c in levels
         }

@@ -37,8 +37,32 @@ from zoneinfo import ZoneInfo
 
 from labmeter.agent.identity import pseudonym
 from labmeter.contract import EXTERNAL_CATEGORIES, Sample, Topic, encode
+from labmeter.influx import FieldValue, line
 from labmeter.inventory import Inventory, parse
-from labmeter.schema import HALF_HOUR_MS, HOUR_MS, Calendar
+from labmeter.schema import (
+    APP_TAGS,
+    FACT_TAGS,
+    HALF_HOUR_MS,
+    HOUR_MS,
+    IN_USE,
+    OBSERVED,
+    PEAK_SEATS,
+    RUNNING,
+    SAMPLES,
+    SEAT_HOURS,
+    SEAT_TAGS,
+    SESSION_TAGS,
+    SESSIONS,
+    STATE_FIELDS,
+    USERS,
+    Calendar,
+    Period,
+    app_rollup,
+    device_rollup,
+    h1_name,
+    seats_rollup,
+    sessions_rollup,
+)
 from labmeter.sessions import join_users
 
 # Share of a typical month's activity: quiet in August, lower in July and at Christmas.
@@ -339,13 +363,8 @@ def _clock(ms: int, zone: ZoneInfo) -> str:
     return datetime.fromtimestamp(ms / 1000, zone).strftime("%Y-%m-%d %H:%M")
 
 
-def _line(measurement: str, tags: dict[str, str], fields: str, t: int) -> str:
-    keys = ",".join(f"{k}={v}" for k, v in sorted(tags.items()))
-    return f"{measurement},{keys} {fields} {t}"
-
-
 def _day_lines(days: list[DeviceDay], interval: float, day_ms: int) -> list[str]:
-    """The collector's rollups of one local day's samples and sessions."""
+    """The collector's rollups of one local day's samples and sessions (its schema)."""
     hourly: dict[tuple[str, str, str, str, str, int], list[float]] = {}
     apps: dict[tuple[str, str, str, str, int], float] = defaultdict(float)
     seats: dict[tuple[str, int], set[str]] = defaultdict(set)  # (site, slot) -> devices
@@ -367,30 +386,29 @@ def _day_lines(days: list[DeviceDay], interval: float, day_ms: int) -> list[str]
         for session in found.sessions:
             begun[(d.site, d.lab, d.id, session.category)].append(session.user)
     out = []
-    for (site, lab, device, kind, category, hour), (used, seen, used1, seen1, n) in hourly.items():
-        tags = {"site": site, "lab": lab, "device": device, "kind": kind, "category": category}
-        out.append(_line(
-            "rollup_device_hourly", tags,
-            f"in_use_s={used},idle_s={seen - used},setup_s=0.0,paused_s=0.0,alarm_s=0.0,"
-            f"off_s=0.0,observed_s={seen},samples={n}i,in_use_h1_s={used1},observed_h1_s={seen1}",
-            hour,
-        ))  # fmt: skip
-    for (site, lab, device, category, hour), running in apps.items():
-        tags = {"site": site, "lab": lab, "device": device, "category": category, "app": APP}
-        out.append(_line("rollup_app_hourly", tags, f"running_s={running}", hour))
+    device = device_rollup(Period.hourly).name
+    for (site, lab, dev, kind, category, hour), (used, seen, used1, seen1, n) in hourly.items():
+        tags = dict(zip(FACT_TAGS, (site, lab, dev, kind, category), strict=True))
+        fields: dict[str, FieldValue] = dict.fromkeys(STATE_FIELDS, 0.0)
+        fields |= {IN_USE: used, "idle_s": seen - used, OBSERVED: seen, SAMPLES: int(n)}
+        fields |= {h1_name(IN_USE): used1, h1_name(OBSERVED): seen1}
+        out.append(line(device, tags, fields, hour))
+    for (site, lab, dev, category, hour), running in apps.items():
+        tags = dict(zip(APP_TAGS, (site, lab, dev, category, APP), strict=True))
+        out.append(line(app_rollup(Period.hourly).name, tags, {RUNNING: running}, hour))
     peaks: dict[tuple[str, int], tuple[int, float]] = {}
     for (site, slot), devices in seats.items():
         hour = slot - slot % HOUR_MS
         peak, hours = peaks.get((site, hour), (0, 0.0))
         peaks[(site, hour)] = (max(peak, len(devices)), hours + len(devices) * interval / 3600)
     for (site, hour), (peak, hours) in peaks.items():
-        fields = f"peak_seats={peak}i,seat_hours={hours}"
-        out.append(_line("rollup_app_concurrency_hourly", {"site": site, "app": APP}, fields, hour))
-    for (site, lab, device, category), users in begun.items():
-        tags = {"site": site, "lab": lab, "device": device, "category": category}
-        names = join_users(set(users))
-        fields = f'sessions={len(users)}i,users="{names}"'
-        out.append(_line("rollup_sessions_daily", tags, fields, day_ms))
+        seat: dict[str, FieldValue] = {PEAK_SEATS: peak, SEAT_HOURS: hours}
+        tags = dict(zip(SEAT_TAGS, (site, APP), strict=True))
+        out.append(line(seats_rollup(Period.hourly).name, tags, seat, hour))
+    for key, users in begun.items():
+        tags = dict(zip(SESSION_TAGS, key, strict=True))
+        counted: dict[str, FieldValue] = {SESSIONS: len(users), USERS: join_users(set(users))}
+        out.append(line(sessions_rollup(Period.daily).name, tags, counted, day_ms))
     return out
 
 
