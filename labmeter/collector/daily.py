@@ -206,9 +206,9 @@ def busy_lines(
     every k up to the most devices seen in one of its hours (zeros included, so that a
     recompute that finds fewer busy devices overwrites every field it wrote before)."""
     hours: dict[tuple[int, tuple[str, ...]], list[int]] = {}
-    for (hour, (site, lab, _device, kind)), fields in assets.items():
+    for (hour, (site, lab, _device, kind)), point in assets.items():
         acc = hours.setdefault((hour, (site, lab, kind)), [0, 0])
-        acc[0] += fields.get(IN_USE, 0.0) >= BUSY_HOUR_S
+        acc[0] += point.get(IN_USE, 0.0) >= BUSY_HOUR_S
         acc[1] += 1
     calendar = opening.calendar
     hourly, daily = busy_rollup(Period.hourly).name, busy_rollup(Period.daily).name
@@ -231,10 +231,10 @@ def busy_lines(
             acc_s[k] += opened
     for (day, key), devices in sorted(seen.items()):
         found = open_s.get((day, key), [])
-        fields: dict[str, FieldValue] = {
+        levels: dict[str, FieldValue] = {
             busy_field(k): found[k - 1] if k <= len(found) else 0.0 for k in range(1, devices + 1)
         }
-        lines.append(line(daily, dict(zip(BUSY_TAGS, key, strict=True)), fields, day))
+        lines.append(line(daily, dict(zip(BUSY_TAGS, key, strict=True)), levels, day))
     return lines
 
 

@@ -37,7 +37,7 @@ from zoneinfo import ZoneInfo
 
 from labmeter.agent.identity import pseudonym
 from labmeter.contract import EXTERNAL_CATEGORIES, Sample, Topic, encode
-from labmeter.influx import FieldValue, line
+from labmeter.influx import FieldValue, InfluxV1, line
 from labmeter.inventory import Inventory, parse
 from labmeter.schema import (
     APP_TAGS,
@@ -410,6 +410,44 @@ def _day_lines(days: list[DeviceDay], interval: float, day_ms: int) -> list[str]
         counted: dict[str, FieldValue] = {SESSIONS: len(users), USERS: join_users(set(users))}
         out.append(line(sessions_rollup(Period.daily).name, tags, counted, day_ms))
     return out
+
+
+def write_rollups(influx: InfluxV1, region: Region, batch: int = 50_000) -> int:
+    """The region's samples into ``influx`` as the collector would have rolled them up: the
+    hourly rollups (``Region.rollup_lines``), then the collector's own ``backfill`` for the
+    days and months (usage per device, asset and lab, busy devices), then the daily session
+    rollups and the collector's ``month_lines`` for the months (after the backfill, which
+    finds no raw sample to count sessions in); the points written."""
+    from labmeter.collector.daily import backfill
+    from labmeter.collector.sessions import month_lines
+    from labmeter.opening import OpeningHours
+
+    sessions: list[str] = []
+    pending: list[str] = []
+    written = 0
+    name = sessions_rollup(Period.daily).name
+    for lines in region.rollup_lines():
+        for text in lines:
+            (sessions if text.startswith(name) else pending).append(text)
+        if len(pending) >= batch:
+            influx.write_lines(pending)
+            written, pending = written + len(pending), []
+    influx.write_lines(pending)
+    written += len(pending)
+    written += backfill(
+        influx, influx, region.start_ms, region.end_ms, "+", OpeningHours(region.inventory)
+    )
+    for i in range(0, len(sessions), batch):
+        influx.write_lines(sessions[i : i + batch])
+    written += len(sessions)
+    cal = region.calendar
+    month = cal.month_of(region.start_ms)
+    while month < region.end_ms:
+        months = month_lines(influx, month, "+", cal)
+        influx.write_lines(months)
+        written += len(months)
+        month = cal.next_month(month)
+    return written
 
 
 def inventory_yaml(region: Region) -> str:

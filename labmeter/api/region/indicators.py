@@ -228,14 +228,15 @@ def durability(
     scope: Scope, months: list[PeriodAssets], assets: Mapping[DeviceKey, Equipment], years: int
 ) -> list[Durability]:
     """Each asset's months of the window within its durability period: from its *collaudo*
-    (or its purchase) until ``years`` after its final payment (without one: after the
-    *collaudo*)."""
+    (or its purchase) until ``years`` (or the asset's own ``durability_years``) after its final
+    payment (without one: after the *collaudo*)."""
     cal = scope.plan.calendar
     out = []
     for key, eq in sorted(assets.items()):
         since = eq.collaudo or eq.purchased
         start = eq.final_payment or eq.collaudo
-        until = _years_after(start, years) if start is not None else None
+        span = eq.durability_years or years  # the grant's own period, else the rule's
+        until = _years_after(start, span) if start is not None else None
         a = _ms(cal, since) if since is not None else None
         b = _ms(cal, until) if until is not None else None
         series = []
