@@ -11,7 +11,7 @@ are exact over any window; only counts leave this module.
 
 from __future__ import annotations
 
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
@@ -116,11 +116,14 @@ def count_per(influx: InfluxV1, plan: ReadPlan, spans: list[Span]) -> list[Sessi
     months: dict[LabKey, dict[int, int]] = {}  # lab -> month -> the span it counts in
     daily: dict[LabKey, dict[int, int]] = {}
     raw: dict[tuple[int, Span], list[LabKey]] = defaultdict(list)
+    after = {d: cal.next_day(d) for d in set().union(*days.values())} if days else {}
     for lab, found in days.items():
         months[lab], daily[lab] = {}, {}
+        ordered = sorted(found)
         for i, (a, b) in enumerate(spans):
             parts: list[Span] = []
-            for day in sorted(d for d in found if a <= d and cal.next_day(d) <= b):
+            within = ordered[bisect_left(ordered, a) : bisect_left(ordered, b)]
+            for day in (d for d in within if after[d] <= b):
                 if parts and day < parts[-1][1]:
                     continue  # inside a month already taken whole
                 month_end = cal.next_month(day)
@@ -133,7 +136,7 @@ def count_per(influx: InfluxV1, plan: ReadPlan, spans: list[Span]) -> list[Sessi
                     parts.append((day, month_end))
                 else:
                     daily[lab][day] = i
-                    parts.append((day, cal.next_day(day)))
+                    parts.append((day, after[day]))
             for span in _gaps(a, b, parts):
                 raw[(i, span)].append(lab)
     _rolled(influx, plan, Period.monthly, months, outs)

@@ -76,7 +76,12 @@ def report(
             from labmeter.api.region.formats import filename, produce
             from labmeter.api.region.make import region_for
 
-            region = region_for(cfg, start_ms, end_ms, args, min_coverage, progress)
+            try:
+                region = region_for(cfg, start_ms, end_ms, args, min_coverage, progress)
+            except ValueError as exc:  # e.g. a pilot site the inventory does not list
+                bar.stop()
+                err.print(f"[red]report:[/] {exc}")
+                raise typer.Exit(2) from exc
             bar.update(task, description=f"rendering {format_.value}")
             body = produce(region, format_, lang_)
             name = filename(region, format_, lang_)

@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import orjson
 import pytest
 import uvicorn
 from openpyxl import load_workbook
@@ -72,7 +73,12 @@ def test_the_pdf_shows_the_ranking_the_flagged_site_the_comparison_and_the_indic
     # Saturation and the funding indicators.
     assert "Saturazione per laboratorio e tipo" in text
     assert "Indicatori per fondo e Fondazione" in text
-    assert "Utenti distinti 2025" in text and "Utenti distinti 2026" in text
+    report = orjson.loads(_get(simulated, format="json"))
+    years = next(
+        f for f in report["indicators"]["funds"] if (f["fund"], f["site"]) == ("", "its-fi")
+    )
+    row = next(t.split() for t in lines if t.startswith("Tutti i fondi") and " its-fi " in t)
+    assert row[6:8] == [str(years["users_per_year"][y]) for y in ("2025", "2026")]
     assert "Indicatori per semestre" in text and "2025-S2" in text and "2026-S1" in text
     pages = text.split("\f")[:-1]
     for n, page in enumerate(pages, start=1):
@@ -180,8 +186,6 @@ def test_labmeter_report_scope_region_writes_the_report(
             "--format", "json", "--out", str(out)]  # fmt: skip
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
-    import orjson
-
     found = orjson.loads(out.read_bytes())
     assert found["comparison"]["site"] == "its-fi"
     assert [s["site"] for s in found["ranking"]["apart"]] == ["its-si"]

@@ -90,9 +90,14 @@ def _getters(
 def _resampled(
     weekly: Weekly, getters: list[Callable[..., tuple[float, ...]]], units: int
 ) -> list[list[float | None]]:
-    """Per resample, the four figures."""
-    per_array = [[sum(g(a)) for g in getters] for a in weekly.arrays]
-    return [_metrics(sums, units) for sums in zip(*per_array, strict=True)]
+    """Per figure (``METRICS``' order), its value in each resample: one pass over the
+    resamples per array, ratios taken column-wise."""
+    sums = [[sum(g(a)) for g in getters] for a in weekly.arrays]
+    ratios = [[x / y if y else None for x, y in zip(sums[n], sums[n + 1], strict=True)]
+              for n in (0, 2)]  # fmt: skip
+    counts = [[x / units if units else None for x in sums[n]] for n in range(4, len(sums))]
+    none: list[float | None] = [None] * len(getters)
+    return [*ratios, *counts, *([none] if len(sums) == 5 else [])]
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -145,7 +150,7 @@ def compare(
         draws_b = _resampled(baseline[key], getters_b, units_b)
         draws_p = _resampled(pilot[key], getters_p, units_p)
         per_metric: list[list[float | None]] = [
-            [_minus(p[m], b[m]) for b, p in zip(draws_b, draws_p, strict=True)]
+            [_minus(p, b) for b, p in zip(draws_b[m], draws_p[m], strict=True)]
             for m in range(len(METRICS))
         ]
         deltas[key] = per_metric

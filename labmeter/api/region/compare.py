@@ -29,6 +29,8 @@ from labmeter.schema import IN_USE, Calendar, open_name
 
 Span = tuple[int, int]
 FEW_UNITS = 8  # fewer weeks than this in a window: the interval says little
+MAX_WINDOW_MS = 3 * 366 * 24 * 3600_000  # a window's weeks, each read per lab and day
+MAX_TIME_MS = 7_258_118_400_000  # 2200-01-01: beyond it InfluxDB's nanosecond times overflow
 FIELDS = (IN_USE, open_name(IN_USE), open_name("observed_s"))
 EXTERNAL = frozenset(EXTERNAL_CATEGORIES)
 
@@ -49,6 +51,8 @@ class PilotSpec:
         for name, (a, b) in (("baseline", self.baseline), ("pilot", self.pilot)):
             if b <= a:
                 raise ValueError(f"{name}: the end must be after the start")
+            if b - a > MAX_WINDOW_MS or a < 0 or b > MAX_TIME_MS:
+                raise ValueError(f"{name}: at most three years, between 1970 and 2200")
         if self.baseline[0] < self.pilot[1] and self.pilot[0] < self.baseline[1]:
             raise ValueError("the baseline and the pilot windows overlap")
         if not 0.5 <= self.confidence < 1:
@@ -94,6 +98,8 @@ def comparison(
 ) -> Comparison:
     """Every site's change between the windows, the pilot's against the pooled controls (the
     other sites whose coverage over both windows passes ``min_coverage``)."""
+    if spec.site not in sites:
+        raise ValueError(f"pilot site {spec.site!r} is not among the sites: {', '.join(sites)}")
     cal = scope.plan.calendar
     spans = sorted(weeks(cal, *spec.baseline) + weeks(cal, *spec.pilot))
     units = _units(scope, spans, sites, bookings)

@@ -51,16 +51,17 @@ def _build(
 ) -> RegionReport:
     try:
         spec = pilot.spec(window.start_ms, window.end_ms)
-    except ValueError as exc:
+        options = RegionOptions(
+            min_coverage, spec, services.bookings, services.config.bookings.no_show_below
+        )
+        now_ms = int(time.time() * 1000)
+        scope = open_scope(
+            services.store.influx, services.opening, window.start_ms, window.end_ms, Filters(),
+            now_ms,
+        )  # fmt: skip
+        return build_region(scope, options)
+    except ValueError as exc:  # an unknown pilot site, a window the calendar cannot cut
         raise HTTPException(422, str(exc)) from exc
-    options = RegionOptions(
-        min_coverage, spec, services.bookings, services.config.bookings.no_show_below
-    )
-    now_ms = int(time.time() * 1000)
-    scope = open_scope(
-        services.store.influx, services.opening, window.start_ms, window.end_ms, Filters(), now_ms
-    )
-    return build_region(scope, options)
 
 
 @router.get(
