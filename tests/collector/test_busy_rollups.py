@@ -45,7 +45,8 @@ def _use(device: str, kind: str, local_hour: int, **by_category: float) -> list[
 
 def _points(influx: InfluxV1, period: Period) -> dict[tuple[str, int], dict[str, object]]:
     out = {}
-    for series in influx.query(f"SELECT * FROM {busy_rollup(period).name} GROUP BY site, lab, kind"):
+    query = f"SELECT * FROM {busy_rollup(period).name} GROUP BY site, lab, kind"
+    for series in influx.query(query):
         for row in series.values:
             fields = {
                 c: v for c, v in zip(series.columns[1:], row[1:], strict=True) if v is not None
