@@ -37,6 +37,7 @@ from labmeter.localstack import influxd, wait_compacted, wait_influx_ready
 from labmeter.simulators.region import Region, bench_region, inventory_yaml, write_rollups
 
 YEAR = 2025
+DAYS = 400  # the report covers 2025; January 2026 is rolled up too, as a year later it is
 
 
 def load_region(influx: InfluxV1, region: Region, workdir: Path) -> None:
@@ -77,7 +78,7 @@ def main() -> None:
     args = parser.parse_args()
     workdir = args.keep_data or Path(tempfile.mkdtemp(prefix="labmeter-region-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    region = bench_region(first=date(YEAR, 1, 1), days=365)
+    region = bench_region(first=date(YEAR, 1, 1), days=DAYS)
     (workdir / "inventory.yaml").write_text(inventory_yaml(region))
     service = influxd(workdir / "influxd", cold_s=5)
     service.start()

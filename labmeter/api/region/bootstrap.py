@@ -1,23 +1,27 @@
 """Before and after with a seeded bootstrap over weeks, and a difference in differences.
 
 Each site's figures are kept per week of the baseline and of the pilot window (its units). A
-resample draws as many weeks as each window has, with replacement, from a ``random.Random``
-seeded with the stated seed, and the *same* weeks for every site, so that a season or a
-holiday week drawn for the pilot site is drawn for its controls too. Ratios are ratios of the
-resampled sums (a short week weighs less), counts per week are means. The interval is the
-percentile interval of the resampled changes; the difference in differences is the pilot's
-change minus the pooled control sites' change, resampled the same way. The same seed and data
-give the same intervals.
+resample draws as many weeks as each window has, with replacement, from numpy's
+``default_rng(seed)`` (PCG64: the same draws on every platform), and the *same* weeks for every
+site, so that a season or a holiday week drawn for the pilot site is drawn for its controls
+too. Ratios are ratios of the resampled sums (a short week weighs less), counts per week are
+means. The interval is the percentile interval (linear interpolation) of the resampled
+changes, leaving out resamples in which a ratio is undefined (no hour in use, say) unless they
+are over a tenth; the difference in differences is the pilot's change minus the pooled control
+sites' change, resampled the same way. The same seed and data give the same intervals.
 """
 
 from __future__ import annotations
 
-import random
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from operator import itemgetter
+
+import numpy as np
+from numpy.typing import NDArray
 
 from labmeter.api.region.model import Change, Interval
+
+Draws = NDArray[np.float64]  # one value per resample; NaN where undefined
 
 METRICS = ("utilisation", "quota_esterna", "users_per_week", "organisations_per_week")
 
@@ -60,60 +64,43 @@ class Weekly:
         )
 
 
-def _ratio(num: float, den: float) -> float | None:
-    return num / den if den else None
+def _figures(sums: Sequence[Draws], units: int) -> list[Draws]:
+    """The four figures (``METRICS``' order) from a window's sums, in ``Weekly.arrays``
+    order: ratios of sums, counts per unit; NaN where undefined."""
+
+    def ratio(num: Draws, den: Draws) -> Draws:
+        out = np.full(num.shape, np.nan)
+        np.divide(num, den, out=out, where=den != 0)
+        return out
+
+    per_unit = [x / units if units else np.full(x.shape, np.nan) for x in sums[4:]]
+    if len(per_unit) == 1:
+        per_unit.append(np.full(sums[0].shape, np.nan))  # no bookings: no organisations
+    return [ratio(sums[0], sums[1]), ratio(sums[2], sums[3]), *per_unit]
 
 
-def _metrics(sums: Sequence[float], units: int) -> list[float | None]:
-    """The four figures from a window's sums (in ``Weekly.arrays`` order)."""
-    per_unit = (lambda v: v / units) if units else (lambda _v: None)
-    orgs = per_unit(sums[5]) if len(sums) > 5 else None
-    return [_ratio(sums[0], sums[1]), _ratio(sums[2], sums[3]), per_unit(sums[4]), orgs]
+def _window(
+    weekly: Weekly, picks: NDArray[np.int64], units: int
+) -> tuple[list[float | None], list[Draws]]:
+    """A window's figures over all its units, and in each resample (``picks``: resamples x
+    units indices)."""
+    arrays = [np.asarray(a, dtype=np.float64) for a in weekly.arrays]
+    point = [
+        float(v) for v in (f[0] for f in _figures([np.array([a.sum()]) for a in arrays], units))
+    ]
+    draws = _figures(
+        [a[picks].sum(axis=1) if units else np.zeros(len(picks)) for a in arrays], units
+    )
+    return [None if np.isnan(v) else v for v in point], draws
 
 
-def _getters(
-    rng: random.Random, units: int, resamples: int
-) -> list[Callable[..., tuple[float, ...]]]:
-    """One getter per resample, picking ``units`` indices with replacement."""
-    out: list[Callable[..., tuple[float, ...]]] = []
-    if units == 0:  # nothing to draw: every figure stays undefined
-        return [lambda _a: ()] * resamples
-    for _ in range(resamples):
-        idx = rng.choices(range(units), k=units)
-        if units == 1:
-            out.append(lambda a, i=idx[0]: (a[i],))
-        else:
-            out.append(itemgetter(*idx))
-    return out
-
-
-def _resampled(
-    weekly: Weekly, getters: list[Callable[..., tuple[float, ...]]], units: int
-) -> list[list[float | None]]:
-    """Per figure (``METRICS``' order), its value in each resample: one pass over the
-    resamples per array, ratios taken column-wise."""
-    sums = [[sum(g(a)) for g in getters] for a in weekly.arrays]
-    ratios = [[x / y if y else None for x, y in zip(sums[n], sums[n + 1], strict=True)]
-              for n in (0, 2)]  # fmt: skip
-    counts = [[x / units if units else None for x in sums[n]] for n in range(4, len(sums))]
-    none: list[float | None] = [None] * len(getters)
-    return [*ratios, *counts, *([none] if len(sums) == 5 else [])]
-
-
-def percentile(values: list[float], q: float) -> float:
-    """The ``q`` quantile of ``values`` (sorted), linearly interpolated."""
-    at = q * (len(values) - 1)
-    low = int(at)
-    high = min(low + 1, len(values) - 1)
-    return values[low] + (values[high] - values[low]) * (at - low)
-
-
-def interval(point: float | None, draws: list[float | None], confidence: float) -> Interval:
-    found = sorted(d for d in draws if d is not None)
-    if point is None or len(found) < 0.9 * len(draws) or not found:
+def interval(point: float | None, draws: Draws, confidence: float) -> Interval:
+    found = draws[~np.isnan(draws)]
+    if point is None or not len(found) or len(found) < 0.9 * len(draws):
         return Interval(value=point, low=None, high=None)  # too many resamples undefined
     tail = (1 - confidence) / 2
-    return Interval(value=point, low=percentile(found, tail), high=percentile(found, 1 - tail))
+    low, high = np.percentile(found, [tail * 100, (1 - tail) * 100])
+    return Interval(value=point, low=float(low), high=float(high))
 
 
 def _minus(a: float | None, b: float | None) -> float | None:
@@ -139,26 +126,20 @@ def compare(
     site's change minus the ``pooled`` series' (None: no control, no difference)."""
     units_b = len(next(iter(baseline.values())).in_use)
     units_p = len(next(iter(pilot.values())).in_use)
-    rng = random.Random(seed)
-    getters_b = _getters(rng, units_b, resamples)
-    getters_p = _getters(rng, units_p, resamples)
+    rng = np.random.default_rng(seed)
+    picks_b = rng.integers(0, max(units_b, 1), size=(resamples, units_b))
+    picks_p = rng.integers(0, max(units_p, 1), size=(resamples, units_p))
     changes: dict[str, dict[str, Change]] = {}
-    deltas: dict[str, list[list[float | None]]] = {}  # series -> metric -> per resample
+    deltas: dict[str, list[Draws]] = {}  # series -> per metric, the resampled changes
     for key in baseline:
-        point_b = _metrics([sum(a) for a in baseline[key].arrays], units_b)
-        point_p = _metrics([sum(a) for a in pilot[key].arrays], units_p)
-        draws_b = _resampled(baseline[key], getters_b, units_b)
-        draws_p = _resampled(pilot[key], getters_p, units_p)
-        per_metric: list[list[float | None]] = [
-            [_minus(p, b) for b, p in zip(draws_b[m], draws_p[m], strict=True)]
-            for m in range(len(METRICS))
-        ]
-        deltas[key] = per_metric
+        point_b, draws_b = _window(baseline[key], picks_b, units_b)
+        point_p, draws_p = _window(pilot[key], picks_p, units_p)
+        deltas[key] = [p - b for b, p in zip(draws_b, draws_p, strict=True)]
         changes[key] = {
             name: Change(
                 baseline=point_b[m],
                 pilot=point_p[m],
-                delta=interval(_minus(point_p[m], point_b[m]), per_metric[m], confidence),
+                delta=interval(_minus(point_p[m], point_b[m]), deltas[key][m], confidence),
             )
             for m, name in enumerate(METRICS)
         }
@@ -167,8 +148,5 @@ def compare(
         for m, name in enumerate(METRICS):
             point = _minus(changes[pilot_site][name]["delta"]["value"],
                            changes[pooled][name]["delta"]["value"])  # fmt: skip
-            draws = [
-                _minus(a, b) for a, b in zip(deltas[pilot_site][m], deltas[pooled][m], strict=True)
-            ]
-            did[name] = interval(point, draws, confidence)
+            did[name] = interval(point, deltas[pilot_site][m] - deltas[pooled][m], confidence)
     return Compared(changes, did)

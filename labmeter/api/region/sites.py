@@ -24,11 +24,16 @@ K = TypeVar("K", bound=Hashable)
 def registered_by(
     scope: Scope, group: Callable[[DeviceKey], K | None]
 ) -> Callable[[SessionKey], K | None]:
-    """A session grouping over registered devices only, by the asset a topic identity is."""
+    """A session grouping over registered devices only, by the asset a topic identity is
+    (looked up once per device: a year's counts hold thousands of keys per device)."""
+    assets: dict[tuple[str, str, str], DeviceKey | None] = {}
 
     def of(key: SessionKey) -> K | None:
         device = (key[0], key[1], key[2])
-        return group(scope.asset_key(device)) if scope.is_registered(device) else None
+        if device not in assets:
+            assets[device] = scope.asset_key(device) if scope.is_registered(device) else None
+        asset = assets[device]
+        return None if asset is None else group(asset)
 
     return of
 
