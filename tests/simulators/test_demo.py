@@ -109,6 +109,13 @@ def test_demo_shows_live_devices_and_stops_cleanly_on_ctrl_c() -> None:
     # The opening hours the figures divide by are the example inventory's, not "always open".
     assert re.search(r"inventory\s+\S*deploy/inventory\.example\.yaml", output), output
 
+    # The regional page: five simulated Foundations, the one with poor coverage not ranked,
+    # the pilot before and after with its interval.
+    assert "Region: 5 simulated Foundations" in output, output
+    assert re.search(r"not ranked, coverage below 80\.0 %: its-si \(\d+\.\d %\)", output), output
+    assert "Before and after at its-fi" in output
+    assert re.search(r"difference in differences, outside share: \d+\.\d %", output), output
+
     rows = _occupancy_rows(lines)
     assert len(rows) == DEVICES, output
     offline = [row for row in rows if row[3] == "offline"]

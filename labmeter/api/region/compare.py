@@ -180,7 +180,14 @@ def _units(
     members = scope.members()
     for a, b in spans:
         for m in members:
-            out[(a, m.key[0])].available += scope.member_available_s(m, a, b)
+            # A lab's hours once per week; an identity that changed hands within it clipped.
+            whole = m.tenure is not None and m.tenure.clip(a, b) == (a, b)
+            available = (
+                scope.lab_available_s(m.key[0], m.key[1], a, b)
+                if whole
+                else scope.member_available_s(m, a, b)
+            )
+            out[(a, m.key[0])].available += available
     counts = session_counts.count_per(scope.reader.influx, scope.plan, spans)
     for (a, _b), found in zip(spans, counts, strict=True):
         for site, (_n, users) in found.by(registered_by(scope, lambda k: k[0])).items():

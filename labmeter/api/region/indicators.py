@@ -27,7 +27,7 @@ from labmeter.api.session_counts import SessionCounts
 from labmeter.api.usage import Totals, View
 from labmeter.contract import EXTERNAL_CATEGORIES
 from labmeter.inventory import Equipment
-from labmeter.schema import Calendar, DeviceKey
+from labmeter.schema import IN_USE, Calendar, DeviceKey
 
 Span = tuple[int, int]
 FundKey = tuple[str, str]  # fund, site ("" for every site)
@@ -66,7 +66,7 @@ def external_seconds(scope: Scope) -> dict[tuple[int, DeviceKey], float]:
     parts = cut_spans(months, inv.edges(scope.start_ms, scope.end_ms))
     starts = [a for a, _ in months]
     found = scope.reader.facts(
-        scope.plan, parts, View.fact, scope.unregistered(), categories=EXTERNAL_CATEGORIES
+        scope.plan, parts, View.fact, scope.unregistered(), (IN_USE,), EXTERNAL_CATEGORIES
     )
     out: dict[tuple[int, DeviceKey], float] = defaultdict(float)
     for (at, (site, lab, device, _k, _c)), t in found.items():
@@ -103,14 +103,20 @@ def indicators(
             for site in (key[0], ""):
                 groups[(fund, site)].append(key)
 
+    # Per asset, its in-use and external seconds month by month, summed once per span below.
+    used: dict[DeviceKey, list[tuple[int, float, float]]] = defaultdict(list)
+    for month in months:
+        for key, t in month.facts.items():
+            used[key].append((month.start_ms, t.in_use_s, external.get((month.start_ms, key), 0.0)))
+
     def use_in(span: Span, keys: list[DeviceKey]) -> tuple[float, float]:
         """In-use and external seconds of ``keys`` over the months within ``span``."""
         in_use = external_s = 0.0
-        for month in months:
-            if span[0] <= month.start_ms < span[1]:
-                facts = month.facts
-                in_use += sum(facts[k].in_use_s for k in keys if k in facts)
-                external_s += sum(external.get((month.start_ms, k), 0.0) for k in keys)
+        for key in keys:
+            for at, seconds, outside in used.get(key, ()):
+                if span[0] <= at < span[1]:
+                    in_use += seconds
+                    external_s += outside
         return in_use, external_s
 
     def by_fund(found: SessionCounts) -> dict[FundKey, tuple[int, int]]:
