@@ -19,10 +19,9 @@ from labmeter.api import session_counts
 from labmeter.api.bookings import DEFAULT_NO_SHOW_BELOW, BookingRow, reconcile
 from labmeter.api.costs import AssetCost, costs
 from labmeter.api.region import saturation
-from labmeter.api.region.compare import PilotSpec, comparison
+from labmeter.api.region.compare import PilotSpec, comparison, read_weeks
 from labmeter.api.region.indicators import external_seconds, indicators, merged, semesters
 from labmeter.api.region.model import (
-    Comparison,
     RegionMeta,
     RegionReport,
     RegionThresholds,
@@ -75,6 +74,8 @@ def build_region(
         external = pool.submit(external_seconds, scope)
         busy = pool.submit(saturation.busy, scope, books is not None)
         licences = pool.submit(saturation.licence_loads, scope)
+        within = _comparison_scope(scope, opts.pilot)
+        weekly = pool.submit(read_weeks, within, opts.pilot) if opts.pilot else None
         lab_months.result()
         months = asset_months.result()
         step(1, "utilisation per site, kind and month")
@@ -94,8 +95,18 @@ def build_region(
         ranking = rank(sites, opts.min_coverage)
         kinds = kind_rows(scope, everyone, totals, spent)
         compared = None
-        if opts.pilot is not None:
-            compared = _compare(scope, opts, [r["site"] for r in sites], rows)
+        if opts.pilot is not None and weekly is not None:
+            books_then = rows
+            if within is not scope:  # the windows reach out of the report's: their bookings
+                books_then = _bookings(within, opts)
+            compared = comparison(
+                opts.pilot,
+                weekly.result(),
+                [r["site"] for r in sites],
+                opts.min_coverage,
+                books_then,
+                scope.plan.calendar,
+            )
         step(3, "before and after")
         loads = Saturation(
             labs=saturation.lab_loads(scope, busy.result(), rows),
@@ -167,21 +178,20 @@ def _reached(rows: list[BookingRow] | None) -> dict[str, set[str]] | None:
     return out
 
 
-def _compare(
-    scope: Scope, opts: RegionOptions, sites: list[str], rows: list[BookingRow] | None
-) -> Comparison:
-    """The comparison over its own windows: the report's scope when they lie within it."""
-    spec = opts.pilot
-    assert spec is not None
+def _comparison_scope(scope: Scope, spec: PilotSpec | None) -> Scope:
+    """The report's scope when the comparison's windows lie within it, else their own."""
+    if spec is None:
+        return scope
     a, b = min(spec.baseline[0], spec.pilot[0]), max(spec.baseline[1], spec.pilot[1])
-    within = scope if scope.start_ms <= a and b <= scope.end_ms else None
-    if within is None:
-        r = scope.reader
-        within = open_scope(r.influx, r.opening, a, b, scope.filters, scope.plan.now_ms)
-        books = opts.bookings
-        rows = (
-            reconcile(within, books.between(a, b), opts.no_show_below)["bookings"]
-            if books is not None
-            else None
-        )
-    return comparison(within, spec, sites, opts.min_coverage, rows)
+    if scope.start_ms <= a and b <= scope.end_ms:
+        return scope
+    r = scope.reader
+    return open_scope(r.influx, r.opening, a, b, scope.filters, scope.plan.now_ms)
+
+
+def _bookings(scope: Scope, opts: RegionOptions) -> list[BookingRow] | None:
+    books = opts.bookings
+    if books is None:
+        return None
+    found = books.between(scope.start_ms, scope.end_ms)
+    return reconcile(scope, found, opts.no_show_below)["bookings"]

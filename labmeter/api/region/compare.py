@@ -11,6 +11,7 @@ holidays, an August closure) are left out: a week is a unit of time the labs cou
 
 from __future__ import annotations
 
+import dataclasses
 from bisect import bisect_right
 from collections import defaultdict
 from dataclasses import dataclass
@@ -89,20 +90,36 @@ class _Unit:
     organisations: float = 0.0
 
 
+@dataclass(frozen=True)
+class Weeks:
+    """What the comparison reads: the weeks of both windows, and per (week, site) its figures
+    (organisations come later, from the bookings)."""
+
+    spans: list[Span]
+    units: dict[tuple[int, str], _Unit]
+
+
+def read_weeks(scope: Scope, spec: PilotSpec) -> Weeks:
+    """The weeks' figures, read side by side with the report's other reads."""
+    cal = scope.plan.calendar
+    spans = sorted(weeks(cal, *spec.baseline) + weeks(cal, *spec.pilot))
+    return Weeks(spans, _units(scope, spans))
+
+
 def comparison(
-    scope: Scope,
     spec: PilotSpec,
+    read: Weeks,
     sites: list[str],
     min_coverage: float,
     bookings: list[BookingRow] | None,
+    cal: Calendar,
 ) -> Comparison:
     """Every site's change between the windows, the pilot's against the pooled controls (the
     other sites whose coverage over both windows passes ``min_coverage``)."""
     if spec.site not in sites:
         raise ValueError(f"pilot site {spec.site!r} is not among the sites: {', '.join(sites)}")
-    cal = scope.plan.calendar
-    spans = sorted(weeks(cal, *spec.baseline) + weeks(cal, *spec.pilot))
-    units = _units(scope, spans, sites, bookings)
+    spans = read.spans
+    units = _with_organisations(read, sites, bookings)
     # A week in which no lab of the region was open is no unit of use.
     spans = [s for s in spans if sum(units[(s[0], site)].available for site in sites) > 0]
 
@@ -164,9 +181,7 @@ def comparison(
     )
 
 
-def _units(
-    scope: Scope, spans: list[Span], sites: list[str], bookings: list[BookingRow] | None
-) -> dict[tuple[int, str], _Unit]:
+def _units(scope: Scope, spans: list[Span]) -> dict[tuple[int, str], _Unit]:
     """Per (week's start, site): the week's figures (registered devices only)."""
     out: dict[tuple[int, str], _Unit] = defaultdict(_Unit)
     read = scope.reader.facts(scope.plan, spans, View.lab, scope.unregistered(), FIELDS)
@@ -192,6 +207,18 @@ def _units(
     for (a, _b), found in zip(spans, counts, strict=True):
         for site, (_n, users) in found.by(registered_by(scope, lambda k: k[0])).items():
             out[(a, site)].users = users
+    return out
+
+
+def _with_organisations(
+    read: Weeks, sites: list[str], bookings: list[BookingRow] | None
+) -> dict[tuple[int, str], _Unit]:
+    """The weeks' figures with the outside organisations that came, every site every week."""
+    spans = read.spans
+    out = defaultdict(_Unit, read.units)
+    for a, _ in spans:
+        for site in sites:
+            out[(a, site)] = dataclasses.replace(out[(a, site)])
     if bookings is not None:
         starts = [a for a, _ in spans]
         reached: dict[tuple[int, str], set[str]] = defaultdict(set)
@@ -202,9 +229,6 @@ def _units(
                 reached[(starts[i], r["site"])].add(r["organisation"])
         for key, names in reached.items():
             out[key].organisations = len(names)
-    for a, _ in spans:
-        for site in sites:
-            out.setdefault((a, site), _Unit())
     return out
 
 
