@@ -22,7 +22,7 @@ from labmeter.api.costs import AssetCost
 from labmeter.api.figures import ratio
 from labmeter.api.region.model import Durability, FundSite, Indicators, MonthUse, Semester
 from labmeter.api.region.sites import registered_by
-from labmeter.api.scope import Every, PeriodAssets, Scope, cut_spans, periods
+from labmeter.api.scope import Every, Member, PeriodAssets, Scope, cut_spans, periods
 from labmeter.api.session_counts import SessionCounts
 from labmeter.api.usage import Totals, View
 from labmeter.contract import EXTERNAL_CATEGORIES
@@ -119,26 +119,42 @@ def indicators(
                     external_s += outside
         return in_use, external_s
 
-    def by_fund(found: SessionCounts) -> dict[FundKey, tuple[int, int]]:
-        """Sessions and users per fund and site, per site of every fund, and the sites summed
-        (pseudonyms are per site: their sum is their union)."""
-        out = found.by(registered_by(scope, lambda k: (fund_of(k), k[0])))
-        out |= found.by(registered_by(scope, lambda k: ("", k[0])))
+    lookup = registered_by(scope, lambda k: k)  # a session's device -> its asset, or None
+
+    def per_group(found: SessionCounts) -> dict[FundKey, tuple[int, set[str]]]:
+        """Sessions and pseudonyms per fund and site, and per site of every fund: one pass."""
+        sessions: dict[FundKey, int] = defaultdict(int)
+        users: dict[FundKey, set[str]] = defaultdict(set)
+        for key, n in found.sessions.items():
+            asset = lookup(key)
+            if asset is None:
+                continue
+            for group in ((fund_of(asset), asset[0]), ("", asset[0])):
+                sessions[group] += n
+                users[group] |= found.users[key]
+        return {g: (n, users[g]) for g, n in sessions.items()}
+
+    def counted(parts: list[dict[FundKey, tuple[int, set[str]]]]) -> dict[FundKey, tuple[int, int]]:
+        """Parts of the window taken together (their pseudonyms united), and the sites summed
+        per fund (pseudonyms are per site: their sum is their union)."""
+        out: dict[FundKey, tuple[int, int]] = {}
+        for group in {g for part in parts for g in part}:
+            found = [part[group] for part in parts if group in part]
+            out[group] = (sum(n for n, _ in found), len(set().union(*(u for _, u in found))))
         for (fund, _site), (n, users) in list(out.items()):
             n0, users0 = out.get((fund, ""), (0, 0))
             out[(fund, "")] = (n0 + n, users0 + users)
         return out
 
-    years: dict[str, list[SessionCounts]] = defaultdict(list)
-    for (name, _span), found in zip(pieces, sessions, strict=True):
-        years[name[:4]].append(found)
-    per_year = {year: by_fund(merged(found)) for year, found in sorted(years.items())}
-    window = by_fund(merged(sessions))
+    grouped = [per_group(found) for found in sessions]
+    years: dict[str, list[dict[FundKey, tuple[int, set[str]]]]] = defaultdict(list)
+    for (name, _span), part in zip(pieces, grouped, strict=True):
+        years[name[:4]].append(part)
+    per_year = {year: counted(parts) for year, parts in sorted(years.items())}
+    window = counted(grouped)
     reached = _organisations(scope, bookings, fund_of) if bookings is not None else None
     funds = []
-    for (fund, site), keys in sorted(
-        groups.items(), key=lambda g: (g[0][0], g[0][1] == "", g[0][1])
-    ):
+    for (fund, site), keys in sorted(groups.items(), key=_fund_order):
         in_use, external_s = use_in((scope.start_ms, scope.end_ms), keys)
         cost = sum(assets[k].cost or 0.0 for k in keys)
         spent = sum(costs[k]["total_eur"] for k in keys if k in costs)
@@ -162,13 +178,13 @@ def indicators(
             )
         )
     halves = []
-    for ((name, span), found), spent_then in zip(
-        zip(pieces, sessions, strict=True), piece_costs, strict=True
+    for ((name, span), part), spent_then in zip(
+        zip(pieces, grouped, strict=True), piece_costs, strict=True
     ):
-        counted = by_fund(found)
+        in_piece = counted([part])
         for (fund, site), keys in sorted(groups.items(), key=_fund_order):
             in_use, external_s = use_in(span, keys)
-            n, users = counted.get((fund, site), (0, 0))
+            n, users = in_piece.get((fund, site), (0, 0))
             halves.append(
                 Semester(
                     fund=fund,
@@ -237,6 +253,9 @@ def durability(
     (or its purchase) until ``years`` (or the asset's own ``durability_years``) after its final
     payment (without one: after the *collaudo*)."""
     cal = scope.plan.calendar
+    members: dict[DeviceKey, list[Member]] = defaultdict(list)
+    for m in scope.members():
+        members[m.asset].append(m)
     out = []
     for key, eq in sorted(assets.items()):
         since = eq.collaudo or eq.purchased
@@ -246,11 +265,16 @@ def durability(
         a = _ms(cal, since) if since is not None else None
         b = _ms(cal, until) if until is not None else None
         series = []
+        tenures = [m.tenure for m in members.get(key, ())]
         for month in months:
             if (a is not None and month.end_ms <= a) or (b is not None and month.start_ms >= b):
                 continue
             t = month.facts.get(key, Totals())
-            available = scope.available_s(key, month.start_ms, month.end_ms)
+            whole = (month.start_ms, month.end_ms)
+            if len(tenures) == 1 and tenures[0] is not None and tenures[0].clip(*whole) == whole:
+                available = scope.lab_available_s(key[0], key[1], *whole)  # there all month
+            else:
+                available = scope.available_s(key, *whole) or 0.0
             series.append(
                 MonthUse(
                     start_ms=month.start_ms,
