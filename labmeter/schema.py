@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Final
 from zoneinfo import ZoneInfo
 
@@ -269,7 +269,7 @@ class Calendar:
         return ZoneInfo(self.tz)
 
     def _ms(self, day: date) -> int:
-        return int(datetime.combine(day, time(), self.zone).timestamp() * 1000)
+        return _midnight(self.tz, day)
 
     def date_of(self, ts_ms: int) -> date:
         return datetime.fromtimestamp(ts_ms / 1000, self.zone).date()
@@ -294,3 +294,10 @@ class Calendar:
     def next_month(self, month_ms: int) -> int:
         local = self.date_of(month_ms)
         return self._ms(date(local.year + local.month // 12, local.month % 12 + 1, 1))
+
+
+@lru_cache(maxsize=1 << 16)
+def _midnight(tz: str, day: date) -> int:
+    """Local midnight starting ``day`` in epoch ms, computed once per zone and day: a region's
+    year asks for its days' midnights tens of thousands of times (every lab's labels)."""
+    return int(datetime.combine(day, time(), ZoneInfo(tz)).timestamp() * 1000)

@@ -13,6 +13,7 @@ at two sites counts at each, and the region's users are the sites' summed.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime, time
@@ -69,9 +70,16 @@ def external_seconds(scope: Scope) -> dict[tuple[int, DeviceKey], float]:
         scope.plan, parts, View.fact, scope.unregistered(), (IN_USE,), EXTERNAL_CATEGORIES
     )
     out: dict[tuple[int, DeviceKey], float] = defaultdict(float)
+    steady: dict[DeviceKey, Equipment | None] = {}  # identities only ever one asset's
     for (at, (site, lab, device, _k, _c)), t in found.items():
-        owner = inv.owner((site, lab, device), at)
-        month = max(s for s in starts if s <= at)
+        key = (site, lab, device)
+        if key in steady:
+            owner = steady[key]
+        else:
+            owner = inv.owner(key, at)
+            if len(inv.tenures.get(key, ())) <= 1:
+                steady[key] = owner
+        month = starts[bisect_right(starts, at) - 1]
         if owner is not None:
             out[(month, owner.key)] += t.in_use_s
     return dict(out)
