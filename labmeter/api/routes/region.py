@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.responses import HTMLResponse
 
 from labmeter.api.auth import exchange_key, require_page
-from labmeter.api.deps import SEGMENT, ServicesDep, WindowDep
+from labmeter.api.deps import SEGMENT, KeysDep, ServicesDep, WindowDep
 from labmeter.api.keys import Role
 from labmeter.api.plan import Filters
 from labmeter.api.region.build import MIN_COVERAGE, RegionOptions, build_region
@@ -96,6 +96,7 @@ def region(
 @router.get("/region", response_class=HTMLResponse)
 def region_page(
     request: Request,
+    keys: KeysDep,
     services: ServicesDep,
     window: WindowDep,
     pilot: PilotDep,
@@ -103,7 +104,7 @@ def region_page(
     min_coverage: CoverageDep = MIN_COVERAGE,
 ) -> Response:
     """The regional report as a page, with links to download it in every format (by cookie)."""
-    moved = exchange_key(request)
+    moved = exchange_key(request, keys)
     if moved is not None:
         return moved
     html = to_html(_build(services, window, pilot, min_coverage), lang)
