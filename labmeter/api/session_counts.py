@@ -106,13 +106,16 @@ def count(influx: InfluxV1, plan: ReadPlan) -> SessionCounts:
     return count_per(influx, plan, [(plan.start_ms, plan.end_ms)])[0]
 
 
-def count_per(influx: InfluxV1, plan: ReadPlan, spans: list[Span]) -> list[SessionCounts]:
+def count_per(
+    influx: InfluxV1, plan: ReadPlan, spans: list[Span], labels: Labels | None = None
+) -> list[SessionCounts]:
     """Sessions begun in each of ``spans`` (sorted, disjoint, within the plan's window) and
     their pseudonyms, per device and category: a month's rollup is read only when the month
-    lies within one span, so weekly spans read daily rollups and yearly spans monthly ones."""
+    lies within one span, so weekly spans read daily rollups and yearly spans monthly ones.
+    ``labels``: the plan's ``labelled_days``, when the caller has read them already."""
     outs = [SessionCounts() for _ in spans]
     cal = plan.calendar
-    days = _rolled_days(influx, plan)
+    days = _rolled_days(labelled_days(influx, plan) if labels is None else labels)
     months: dict[LabKey, dict[int, int]] = {}  # lab -> month -> the span it counts in
     daily: dict[LabKey, dict[int, int]] = {}
     raw: dict[tuple[int, Span], list[LabKey]] = defaultdict(list)
@@ -181,8 +184,13 @@ def _without(labs: list[LabKey], q: Select) -> Select:
     return q.excluding(labs, (SITE, LAB))
 
 
-def _rolled_days(influx: InfluxV1, plan: ReadPlan) -> dict[LabKey, set[int]]:
-    """Per lab, the whole local days of the window with session rollups that are complete."""
+Labels = dict[LabKey, dict[int, int]]  # lab -> local day -> its rollup layout
+
+
+def labelled_days(influx: InfluxV1, plan: ReadPlan) -> Labels:
+    """Per lab, the whole local days of the window that are rolled up (every hour), cut in
+    the API's zone, and the rollup layout each was labelled with: read once, it serves every
+    count of a request (and any reader that needs a later layout)."""
     if plan.rolled_until is None:
         return {}
     cal = plan.calendar
@@ -191,19 +199,27 @@ def _rolled_days(influx: InfluxV1, plan: ReadPlan) -> dict[LabKey, set[int]]:
         return {}
     q = select(col(LAYOUT), col(HOURS_TZ), source=HOURS_DAILY).between(first, end)
     q = q.where_tags(plan.filters.without_device()).group_by(SITE, LAB)
-    out: dict[LabKey, set[int]] = {}
+    out: Labels = {}
     for series in influx.query(q):
         found = {
-            int(t)
+            int(t): int(layout)
             for t, layout, tz in series.values
             if layout is not None
-            and layout >= SESSIONS_LAYOUT
             and (tz or DEFAULT_TZ) == cal.tz  # days cut in another zone are not the API's
             and cal.next_day(int(t)) <= end
         }
         if found:
             out[(series.tags[SITE], series.tags[LAB])] = found
     return out
+
+
+def _rolled_days(labels: Labels) -> dict[LabKey, set[int]]:
+    """Per lab, the labelled days with session rollups."""
+    out = {
+        lab: {d for d, layout in days.items() if layout >= SESSIONS_LAYOUT}
+        for lab, days in labels.items()
+    }
+    return {lab: days for lab, days in out.items() if days}
 
 
 def _whole(days: set[int], month: int, month_end: int, cal: Calendar) -> bool:

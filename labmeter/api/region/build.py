@@ -65,17 +65,24 @@ def build_region(
     a, b = scope.start_ms, scope.end_ms
     pieces = semesters(scope.plan.calendar, a, b)
     books = opts.bookings
+    influx = scope.reader.influx
+    # Which days are rolled up, and how: one read for the sessions, the weeks and saturation.
+    labels = session_counts.labelled_days(influx, scope.plan)
+    within = _comparison_scope(scope, opts.pilot)
     with ThreadPoolExecutor(max_workers=QUERY_THREADS) as pool:
         lab_months = pool.submit(scope.facts, View.lab, Every.month)
         asset_months = pool.submit(scope.asset_facts, Every.month)
         counted = pool.submit(
-            session_counts.count_per, scope.reader.influx, scope.plan, [s for _, s in pieces]
+            session_counts.count_per, influx, scope.plan, [s for _, s in pieces], labels
+        )
+        weekly = (
+            pool.submit(read_weeks, within, opts.pilot, labels if within is scope else None)
+            if opts.pilot
+            else None
         )
         external = pool.submit(external_seconds, scope)
-        busy = pool.submit(saturation.busy, scope, books is not None)
+        busy = pool.submit(saturation.busy, scope, labels, books is not None)
         licences = pool.submit(saturation.licence_loads, scope)
-        within = _comparison_scope(scope, opts.pilot)
-        weekly = pool.submit(read_weeks, within, opts.pilot) if opts.pilot else None
         lab_months.result()
         months = asset_months.result()
         step(1, "utilisation per site, kind and month")

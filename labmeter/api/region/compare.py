@@ -24,6 +24,7 @@ from labmeter.api.region.bootstrap import METRICS, Compared, Weekly, compare
 from labmeter.api.region.model import Change, Comparison, SiteChange
 from labmeter.api.region.sites import registered_by
 from labmeter.api.scope import Scope
+from labmeter.api.session_counts import Labels
 from labmeter.api.usage import View
 from labmeter.contract import EXTERNAL_CATEGORIES
 from labmeter.schema import IN_USE, Calendar, open_name
@@ -99,11 +100,12 @@ class Weeks:
     units: dict[tuple[int, str], _Unit]
 
 
-def read_weeks(scope: Scope, spec: PilotSpec) -> Weeks:
-    """The weeks' figures, read side by side with the report's other reads."""
+def read_weeks(scope: Scope, spec: PilotSpec, labels: Labels | None) -> Weeks:
+    """The weeks' figures, read side by side with the report's other reads (``labels``: the
+    scope's ``labelled_days`` if read already)."""
     cal = scope.plan.calendar
     spans = sorted(weeks(cal, *spec.baseline) + weeks(cal, *spec.pilot))
-    return Weeks(spans, _units(scope, spans))
+    return Weeks(spans, _units(scope, spans, labels))
 
 
 def comparison(
@@ -181,7 +183,7 @@ def comparison(
     )
 
 
-def _units(scope: Scope, spans: list[Span]) -> dict[tuple[int, str], _Unit]:
+def _units(scope: Scope, spans: list[Span], labels: Labels | None) -> dict[tuple[int, str], _Unit]:
     """Per (week's start, site): the week's figures (registered devices only)."""
     out: dict[tuple[int, str], _Unit] = defaultdict(_Unit)
     read = scope.reader.facts(scope.plan, spans, View.lab, scope.unregistered(), FIELDS)
@@ -203,7 +205,7 @@ def _units(scope: Scope, spans: list[Span]) -> dict[tuple[int, str], _Unit]:
                 else scope.member_available_s(m, a, b)
             )
             out[(a, m.key[0])].available += available
-    counts = session_counts.count_per(scope.reader.influx, scope.plan, spans)
+    counts = session_counts.count_per(scope.reader.influx, scope.plan, spans, labels)
     for (a, _b), found in zip(spans, counts, strict=True):
         for site, (_n, users) in found.by(registered_by(scope, lambda k: k[0])).items():
             out[(a, site)].users = users

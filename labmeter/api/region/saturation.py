@@ -23,6 +23,7 @@ from labmeter.api.figures import ratio
 from labmeter.api.plan import Part, ReadPlan
 from labmeter.api.region.model import IdleAsset, LabKindLoad, LicenceLoad
 from labmeter.api.scope import Scope, overlaps
+from labmeter.api.session_counts import Labels
 from labmeter.api.usage import Totals
 from labmeter.influx import InfluxV1
 from labmeter.influxql import STAR, Select, agg, col, select
@@ -31,16 +32,12 @@ from labmeter.schema import (
     BUSY_HOUR_S,
     BUSY_LAYOUT,
     BUSY_TAGS,
-    DEFAULT_TZ,
     DEVICE,
     DEVICE_TAGS,
     HOUR_MS,
-    HOURS_DAILY,
-    HOURS_TZ,
     IN_USE,
     KIND,
     LAB,
-    LAYOUT,
     SAMPLE,
     SITE,
     DeviceKey,
@@ -75,12 +72,13 @@ class Busy:
             self.hours[key].append((hour, busy))
 
 
-def busy(scope: Scope, want_hours: bool) -> Busy:
-    """Every part of the window as the plan says where it lives; ``want_hours``: also read
-    the hours that a rollup of days or months sums (to find the bookings in full hours)."""
+def busy(scope: Scope, labels: Labels, want_hours: bool) -> Busy:
+    """Every part of the window as the plan says where it lives (``labels``: the days' rollup
+    layouts, ``session_counts.labelled_days``); ``want_hours``: also read the hours that a
+    rollup of days or months sums (to find the bookings in full hours)."""
     out = Busy()
     plan, influx = scope.plan, scope.reader.influx
-    rolled = _busy_days(influx, plan)
+    rolled = _busy_days(labels)
     exclude = scope.unregistered()
     for part in plan.parts(plan.start_ms, plan.end_ms):
         period = part.period
@@ -136,18 +134,10 @@ def _levels(influx: InfluxV1, out: Busy, q: Select) -> None:
         out.add_levels(key, {k: sum(row[i] or 0.0 for row in series.values) for i, k in levels})
 
 
-def _busy_days(influx: InfluxV1, plan: ReadPlan) -> set[int]:
-    """Local days of the window whose every lab label says the busy rollups were made."""
-    if plan.rolled_until is None:
-        return set()
-    q = select(col(LAYOUT), col(HOURS_TZ), source=HOURS_DAILY)
-    q = q.between(plan.calendar.day_of(plan.start_ms), plan.end_ms)
-    old, seen = set(), set()
-    for series in influx.query(q.where_tags(plan.filters.without_device()).group_by(SITE, LAB)):
-        for t, layout, tz in series.values:
-            seen.add(int(t))
-            if layout is None or layout < BUSY_LAYOUT or (tz or DEFAULT_TZ) != plan.calendar.tz:
-                old.add(int(t))
+def _busy_days(labels: Labels) -> set[int]:
+    """Local days whose every lab label says the busy rollups were made."""
+    seen = {day for days in labels.values() for day in days}
+    old = {day for days in labels.values() for day, layout in days.items() if layout < BUSY_LAYOUT}
     return seen - old
 
 
