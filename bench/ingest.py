@@ -10,15 +10,20 @@ turns from round to round:
   the handler (``gmqtt-v5``), and the collector's own session, ``collector/subscriber.py``
   (``labmeter-v5``): the best of them is the ceiling the ratios use;
 - ``labmeter collector`` as deployed (a child process) writing into InfluxDB, with one worker
-  (``collector-1``) and with ``--workers`` (``collector-N``, its default: one per core);
+  (``collector-1``) and with ``--workers`` (``collector-N``, its default: one per core), and
+  the same with its confirmations to agents off (``collector-N-unconfirmed``,
+  ``confirm = false``): what confirming costs the drain;
 - with ``--baseline REF``, the collector of that git commit (``baseline``: its packages
   extracted to a temp dir, first on the child's path; same venv, broker and database).
 
-It checks that InfluxDB holds exactly as many sample points as messages, and prints per round
-and as medians: messages/s, CPU seconds per 100k messages (the collector's process tree,
-workers included) and peak RSS, influxd's CPU during each collector drain, the ratios to the
-best bare subscriber and to the baseline, 1 vs N workers; then p50/p99 broker-to-queryable
-latency under a steady load with the default workers, and the load average.
+Every message carries an agent's row label (the ``row`` user property: a queue id per device,
+the row's id), as agents send them. It checks that InfluxDB holds exactly as many sample
+points as messages, and prints per round and as medians: messages/s, CPU seconds per 100k
+messages (the collector's process tree, workers included) and peak RSS, influxd's and
+mosquitto's CPU during each collector drain, the confirmation messages published, the ratios
+to the best bare subscriber and to the baseline, 1 vs N workers, confirmations on vs off; then
+p50/p99 broker-to-queryable latency under a steady load with the default workers, and the
+load average.
 
     .venv/bin/python bench/ingest.py --baseline 4485809     # 200,000 x 3 rounds, ~40 min here
     .venv/bin/python bench/ingest.py --only labmeter-v5,collector-1 --rounds 1 --messages 50000
@@ -49,17 +54,19 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from labmeter.collector.workers import default_workers, worker_client_id
 from labmeter.config import InfluxConfig, MqttConfig
-from labmeter.contract import Sample, Topic, encode, subscription
+from labmeter.contract import ROW_PROPERTY, Sample, Topic, encode, row_label, subscription
 from labmeter.influx import InfluxV1
 from labmeter.localstack import free_port, influxd, mosquitto, wait_influx_ready
 
 DEVICES = 500
+UNCONFIRMED = {"confirm": "false"}  # collector-N-unconfirmed: confirmations to agents off
 POLL_S = 0.2  # how often the drain is read on /metrics: <= 0.2 s of error (~1 % of a round)
 # (every 50 ms the scrapes cost the collector ~7 % of a core, more with workers to sum)
 
 
-def backlog(site: str, n: int, start_ms: int) -> list[tuple[str, bytes]]:
-    """``n`` distinct samples shaped like DESIGN.md's example (3 lines each once written)."""
+def backlog(site: str, n: int, start_ms: int) -> list[tuple[str, bytes, str]]:
+    """``n`` distinct samples shaped like DESIGN.md's example (3 lines each once written),
+    each with the row label its device's agent gives it (a queue id per device)."""
     out = []
     for i in range(n):
         device, minute = i % DEVICES, i // DEVICES
@@ -76,7 +83,8 @@ def backlog(site: str, n: int, start_ms: int) -> list[tuple[str, bytes]]:
             apps_s={"solidworks": in_use},
             metrics={"cpu_pct": 23.1, "mem_pct": 48.0, "gpu_pct": 0.0},
         )
-        out.append((str(Topic(site, "lab-cad", f"pc-{device:03d}", "sample")), encode(sample)))
+        topic = str(Topic(site, "lab-cad", f"pc-{device:03d}", "sample"))
+        out.append((topic, encode(sample), row_label(f"{device + 1:016x}", minute + 1)))
     return out
 
 
@@ -116,7 +124,7 @@ def create_session(port: int, client_id: str, topic_filter: str, *, v311: bool =
     client.loop_stop()
 
 
-def _publish_part(port: int, messages: list[tuple[str, bytes]]) -> None:
+def _publish_part(port: int, messages: list[tuple[str, bytes, str]]) -> None:
     client = _client()
     client.max_inflight_messages_set(1000)
     done = threading.Event()
@@ -130,8 +138,10 @@ def _publish_part(port: int, messages: list[tuple[str, bytes]]) -> None:
     client.on_publish = on_publish
     client.connect("127.0.0.1", port)
     client.loop_start()
-    for topic, payload in messages:
-        rc = client.publish(topic, payload, qos=1).rc
+    for topic, payload, label in messages:
+        props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+        props.UserProperty = [(ROW_PROPERTY, label)]
+        rc = client.publish(topic, payload, qos=1, properties=props).rc
         if rc != mqtt.MQTT_ERR_SUCCESS:
             raise RuntimeError(f"publish returned {rc}")
     if not done.wait(900):
@@ -140,7 +150,9 @@ def _publish_part(port: int, messages: list[tuple[str, bytes]]) -> None:
     client.loop_stop()
 
 
-def publish_backlog(port: int, messages: list[tuple[str, bytes]], connections: int = 4) -> float:
+def publish_backlog(
+    port: int, messages: list[tuple[str, bytes, str]], connections: int = 4
+) -> float:
     started = time.monotonic()
     # paho holds at most 65,535 unacknowledged QoS 1 publishes per client: a backlog of a
     # million takes more connections.
@@ -389,6 +401,7 @@ def drain_collector(
         db_cpu = _cpu(influxd_ps) - db0
         broker_cpu = _cpu(broker_ps) - broker0
         rss = proc.peak_rss_mb()
+        confirmations = proc.metric("labmeter_collector_confirmations_total")
     finally:
         proc.stop()
     return {
@@ -397,6 +410,7 @@ def drain_collector(
         "rss_mb": rss,
         "influxd_cpu_per_100k": db_cpu / n * 100_000,
         "broker_cpu_per_100k": broker_cpu / n * 100_000,
+        "confirmations": confirmations,
     }
 
 
@@ -531,7 +545,7 @@ def main() -> None:
     n = args.messages
     drains = [*BARE, "collector-1"]
     if args.workers != 1:
-        drains.append("collector-N")
+        drains += ["collector-N", "collector-N-unconfirmed"]
     if args.baseline:
         drains.append("baseline")
     variants = dict(_variant(v) for v in args.variant)
@@ -569,8 +583,10 @@ def main() -> None:
                 k = r % len(drains) if drains else 0
                 for i, kind in enumerate(drains[k:] + drains[:k]):
                     site = f"r{r}d{(i + k) % len(drains)}"  # same length: same bytes per message
-                    settings = variants.get(kind, {})
-                    workers = args.workers if kind == "collector-N" else 1
+                    settings = variants.get(
+                        kind, UNCONFIRMED if kind.endswith("unconfirmed") else {}
+                    )
+                    workers = args.workers if kind.startswith("collector-N") else 1
                     workers = int(settings.get("workers", workers))
                     if workers == 1:
                         create_session(broker.port, site, subscription(site), v311="v311" in kind)
@@ -624,7 +640,7 @@ def _row(kind: str, run: dict[str, float]) -> str:
         if "influxd_cpu_per_100k" in run else ""
     )  # fmt: skip
     return (
-        f"{kind:<12} {run['rate']:>8,.0f} msg/s {run['cpu_per_100k']:6.2f} CPU-s/100k "
+        f"{kind:<23} {run['rate']:>8,.0f} msg/s {run['cpu_per_100k']:6.2f} CPU-s/100k "
         f"peak RSS {run['rss_mb']:4.0f} MB{extra}"
     )
 
@@ -668,6 +684,20 @@ def report(
         print(
             f"{args.workers} workers / 1 worker: "
             f"{med['collector-N']['rate'] / med['collector-1']['rate']:.2f}x"
+        )
+    off = "collector-N-unconfirmed"
+    for kind in [d for d in drains if d in med and d not in BARE and d != off]:
+        if off not in med or kind in ("collector-1", "baseline"):
+            continue
+        per_round = [a["rate"] / b["rate"] for a, b in zip(runs[kind], runs[off], strict=False)]
+        print(
+            f"{kind} / {off}: {med[kind]['rate'] / med[off]['rate']:.2f}x of medians, "
+            f"{statistics.median(per_round):.2f}x median of rounds "
+            f"(per round: {', '.join(f'{x:.2f}' for x in per_round)}); collector "
+            f"{med[kind]['cpu_per_100k']:.2f} vs {med[off]['cpu_per_100k']:.2f} CPU-s/100k, "
+            f"mosquitto {med[kind]['broker_cpu_per_100k']:.2f} vs "
+            f"{med[off]['broker_cpu_per_100k']:.2f}; {med[kind]['confirmations']:,.0f} "
+            "confirmation messages per drain"
         )
     if lat:
         lat.sort()

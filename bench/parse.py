@@ -40,7 +40,12 @@ try:
 except ImportError:
     convert = None
 from labmeter.collector.convert import parse
-chunks = [[(i + 1, 1, t, p) for i, (t, p) in enumerate(messages[k:k + 500])]
+try:  # a delivery's raw properties, in trees that keep them
+    from labmeter.collector.convert import Delivery
+    extra = (b"",) * (len(Delivery.__args__) - 4)
+except ImportError:
+    extra = ()
+chunks = [[(i + 1, 1, t, p, *extra) for i, (t, p) in enumerate(messages[k:k + 500])]
           for k in range(0, len(messages), 500)]
 def run_convert():
     for chunk in chunks:

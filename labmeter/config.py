@@ -7,6 +7,7 @@ module and must stay light; every error names the offending key (``mqtt.url``).
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import re
 import tomllib
@@ -18,6 +19,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from labmeter.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 
 class Secret(str):
@@ -186,10 +189,14 @@ class AgentConfig:
     queue_max_rows: int = 200_000
     queue_max_mb: float = 128.0
     queue_max_age_days: float = 90.0
-    # Acknowledged rows kept this long and sent again on every connection: a broker killed
-    # before its next save (autosave_interval, 60 s shipped) loses what it acknowledged since
-    # its last one. Must exceed that interval plus a save's duration; 0 = off.
-    replay_s: float = 300.0
+    # A row stays queued until the collector confirms it is written. Sent again on every
+    # connection, and this long after a row sent later was confirmed and it was not (or, as
+    # a probe, after this long without any confirmation): longer than the collector's
+    # confirmation delay and than the lag between collectors sharing a subscription.
+    resend_s: float = 30.0
+    # Rows sent and awaiting confirmation at most: while the collector is away the rest wait
+    # on disk, not in the broker (which holds at most devices x send_window for it).
+    send_window: int = 60
     # Licensed software: [agent.apps.<title>] patterns = ["sldworks.exe"], seats = 10.
     apps: dict[str, Any] = field(default_factory=dict)
     scan_s: float = 15.0  # process scans: a full scan costs ~0.7% of a core if done every second
@@ -229,8 +236,10 @@ class AgentConfig:
         for key in ("queue_max_rows", "queue_max_mb", "queue_max_age_days", "scan_s"):
             if getattr(self, key) <= 0:
                 raise ConfigError(f"agent.{key}", "must be > 0")
-        if self.replay_s < 0:
-            raise ConfigError("agent.replay_s", "must be >= 0 (0: no replay tail)")
+        if self.resend_s <= 0:
+            raise ConfigError("agent.resend_s", "must be > 0")
+        if self.send_window < 1:
+            raise ConfigError("agent.send_window", "must be >= 1")
         if not self.queue_path:
             raise ConfigError("agent.queue_path", "must not be empty")
         if not 0 < self.busy_cpu_pct <= 100 * (os.cpu_count() or 1):
@@ -281,6 +290,12 @@ class CollectorConfig:
     # most a collector (each worker) takes from its session before their acks: its memory
     # budget (~1.5 kB a sample in flight), whatever the backlog.
     max_unacked: int = 5000
+    # Publish each agent's confirmations (the row ids written, retained, on its device's
+    # confirmation topic), gathered per device over confirm_interval_s: in a drain at most one
+    # per device and interval, in steady use one per sample. Keep it well below the agents'
+    # resend_s (30 s).
+    confirm: bool = True
+    confirm_interval_s: float = 5.0
     session_expiry_s: int = 7 * 24 * 3600
     dead_letter_path: str = "labmeter-deadletters.jsonl"
     # Prometheus /metrics and /healthz; None = off, 0 = any free port (tests).
@@ -329,6 +344,8 @@ class CollectorConfig:
             raise ConfigError("collector.batch_interval_s", "must be > 0")
         if self.batch_linger_s <= 0:
             raise ConfigError("collector.batch_linger_s", "must be > 0")
+        if self.confirm_interval_s <= 0:
+            raise ConfigError("collector.confirm_interval_s", "must be > 0")
 
 
 @dataclass(frozen=True)
@@ -479,11 +496,21 @@ def _coerce(key: str, value: Any, hint: Any, from_env: bool) -> Any:
     raise ConfigError(key, f"unsupported type {hint}")  # pragma: no cover - schema bug
 
 
+# Keys a shipped sample config once had, whose job the software does another way: skipped
+# with a warning rather than refused, so an upgraded agent does not stop measuring.
+RETIRED = {
+    "agent.replay_s": "rows stay queued until the collector confirms them written (resend_s)",
+}
+
+
 def _section(cls: type[Any], name: str, data: dict[str, Any], overrides: dict[str, Any]) -> Any:
     hints = typing.get_type_hints(cls)
     known = {f.name for f in dataclasses.fields(cls)}
-    for key in data:
-        if key not in known:
+    for key in list(data):
+        if f"{name}.{key}" in RETIRED:
+            log.warning("config: %s.%s is ignored: %s", name, key, RETIRED[f"{name}.{key}"])
+            data = {k: v for k, v in data.items() if k != key}
+        elif key not in known:
             raise ConfigError(f"{name}.{key}", f"unknown key (known: {', '.join(sorted(known))})")
     values: dict[str, Any] = {}
     for f in dataclasses.fields(cls):

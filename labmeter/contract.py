@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
@@ -96,6 +96,131 @@ class Topic:
 def subscription(site: str = "+") -> str:
     """Topic filter for everything labmeter publishes (optionally one site)."""
     return f"{ROOT}/v{VERSION}/{site}/+/+/+"
+
+
+# --- confirmations (collector -> agent) -----------------------------------------------------
+#
+# Added within v1, and additive: an agent labels each row it publishes from its durable queue
+# with an MQTT 5 user property (ROW_PROPERTY = "<queue>:<row>", the queue file's own id and the
+# row's id in it; the payload is unchanged, so a collector that does not know it writes the
+# message as before). Once the message is settled (written to InfluxDB, or in the collector's
+# dead letters with its reason), the collector publishes a ``Confirmation`` of those row ids,
+# retained, on ``labmeter/v1/<site>/<lab>/<device>/confirm/<collector>``, the device of the
+# message's own topic (the broker's ACL lets only that device read it and only the collector
+# write it). It lists row ids, never a "highest written": rows the broker dropped, or that
+# another collector of a shared subscription holds, are simply absent from it. Seven levels,
+# so no subscription to ``subscription()`` (six) ever receives a confirmation.
+
+CONFIRM: Final = "confirm"
+ROW_PROPERTY: Final = "row"
+QUEUE_ID_PATTERN: Final = "[0-9a-f]{16}"
+MAX_ROW_ID: Final = 2**63 - 1  # SQLite's largest row id
+MAX_CONFIRM_RANGES: Final = 1000  # per message: a bigger set is split over several
+_QUEUE_IDS = re.compile(QUEUE_ID_PATTERN)
+_NOT_SEGMENT = re.compile(r"[^a-z0-9_-]+")
+
+
+def confirm_filter(topic: Topic) -> str:
+    """What an agent subscribes to: every collector's confirmations for its device."""
+    return f"{ROOT}/v{VERSION}/{topic.site}/{topic.lab}/{topic.device}/{CONFIRM}/+"
+
+
+def confirm_writer(client_id: str) -> str:
+    """A collector session's name in its confirmation topics: its client id as a segment."""
+    return _NOT_SEGMENT.sub("-", client_id.lower())[:64].strip("-") or "collector"
+
+
+@functools.lru_cache(maxsize=8192)
+def confirm_topic(topic: bytes, writer: str) -> str | None:
+    """Where the collector ``writer`` confirms the rows of a message received on ``topic``
+    (raw bytes, as the collector's session hands it over); None if the topic is not valid."""
+    try:
+        parsed = Topic.parse(topic.decode("utf-8"))
+    except (UnicodeDecodeError, PayloadRejected):
+        return None
+    return f"{ROOT}/v{VERSION}/{parsed.site}/{parsed.lab}/{parsed.device}/{CONFIRM}/{writer}"
+
+
+def row_label(queue: str, row: int) -> str:
+    """The ROW_PROPERTY an agent gives the message of row ``row`` of queue ``queue``."""
+    return f"{queue}:{row}"
+
+
+def parse_row_label(value: bytes) -> tuple[str, int] | None:
+    """(queue, row) of a ROW_PROPERTY value; None for anything else (nothing is confirmed)."""
+    if len(value) < 18 or len(value) > 36 or value[16:17] != b":" or not value[17:].isdigit():
+        return None
+    queue = value[:16].decode("ascii", "replace")
+    if queue not in _QUEUE_LABELS.seen and not _QUEUE_LABELS.check(queue):
+        return None
+    row = int(value[17:])
+    return (queue, row) if 0 < row <= MAX_ROW_ID else None
+
+
+def row_ranges(rows: Iterable[int]) -> list[tuple[int, int]]:
+    """Row ids as sorted inclusive ranges: [3, 4, 5, 9] -> [(3, 5), (9, 9)]."""
+    out: list[tuple[int, int]] = []
+    for row in sorted(set(rows)):
+        if out and out[-1][1] == row - 1:
+            out[-1] = (out[-1][0], row)
+        else:
+            out.append((row, row))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Confirmation:
+    """Rows of one agent queue that a collector settled: written, or dead-lettered with a
+    reason. Inclusive ranges of the queue's own row ids; nothing outside them is implied."""
+
+    queue: str
+    rows: tuple[tuple[int, int], ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"v": VERSION, "queue": self.queue, "rows": [list(r) for r in self.rows]}
+
+
+def encode_confirmations(queue: str, rows: Iterable[int]) -> list[bytes]:
+    """The confirmation payloads for ``rows`` of ``queue``, MAX_CONFIRM_RANGES ranges each."""
+    ranges = row_ranges(rows)
+    return [
+        orjson.dumps(Confirmation(queue, tuple(ranges[i : i + MAX_CONFIRM_RANGES])).to_json())
+        for i in range(0, len(ranges), MAX_CONFIRM_RANGES)
+    ]
+
+
+def decode_confirmation(payload: bytes) -> Confirmation:
+    """A confirmation as the agent reads it, or ``PayloadRejected`` (the agent ignores it)."""
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise PayloadRejected("oversized", f"{len(payload)} bytes > {MAX_PAYLOAD_BYTES}")
+    try:
+        obj = orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        raise PayloadRejected("not_json", str(exc)[:200]) from exc
+    if not isinstance(obj, dict):
+        raise PayloadRejected("not_object", f"payload is a JSON {type(obj).__name__}")
+    if obj.get("v") != VERSION or not _is_int(obj.get("v")):
+        raise PayloadRejected("version_unknown", f"v={str(obj.get('v'))[:20]}")
+    if obj.keys() - {"v", "queue", "rows"}:
+        raise PayloadRejected("unknown_field", ", ".join(sorted(obj.keys() - {"v"}))[:200])
+    queue, rows = obj.get("queue"), obj.get("rows")
+    if not isinstance(queue, str) or not _QUEUE_IDS.fullmatch(queue):
+        raise PayloadRejected("field_type", f"queue must be {QUEUE_ID_PATTERN}")
+    if not isinstance(rows, list) or len(rows) > MAX_CONFIRM_RANGES:
+        raise PayloadRejected("field_type", f"rows must be a list of <= {MAX_CONFIRM_RANGES}")
+    ranges: list[tuple[int, int]] = []
+    for pair in rows:
+        if (
+            not isinstance(pair, list)
+            or len(pair) != 2
+            or not all(_is_int(x) for x in pair)
+            or not (ranges[-1][1] if ranges else 0) < pair[0] <= pair[1] <= MAX_ROW_ID
+        ):
+            raise PayloadRejected(
+                "field_type", "rows must be [first, last] row ids, ascending, not overlapping"
+            )
+        ranges.append((int(pair[0]), int(pair[1])))
+    return Confirmation(queue, tuple(ranges))
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,6 +386,7 @@ _NAMES: Final = _Known(_NAME.pattern)
 _KINDS: Final = _Known(SEGMENT.pattern)
 _USERS: Final = _Known(_PSEUDONYM.pattern)
 _SUBSTATES: Final = _Known(SUBSTATE_PATTERN)
+_QUEUE_LABELS: Final = _Known(QUEUE_ID_PATTERN)
 
 
 def _ts(obj: Mapping[str, Any], now_ms: int, *, required: bool = True) -> int | None:

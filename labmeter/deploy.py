@@ -119,7 +119,11 @@ def add_device(
         f"# with `{MAKE_A_SECRET}` and keep it off the data (agent.md)\n"
     )
     return (
-        f"# labmeter agent for {username}\n" + access.toml(username, password) + "\n[agent]\n"
+        f"# labmeter agent for {username}\n"
+        f"# The broker's ACL (deploy/mosquitto/acl) lets it publish labmeter/v1/{username}/+ and\n"
+        f"# read the collector's confirmations on labmeter/v1/{username}/confirm/+.\n"
+        + access.toml(username, password)
+        + "\n[agent]\n"
         f"site = {_toml_str(site)}\n"
         f"lab = {_toml_str(lab)}\n"
         f"device = {_toml_str(device)}\n"

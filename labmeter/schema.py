@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Final
 from zoneinfo import ZoneInfo
 
@@ -54,10 +54,12 @@ LAYOUT = "layout"  # rollup_hours_daily: which rollups the day has (LAYOUT_VERSI
 # 2: rollups per asset and per lab beside those per device and category.
 # 3: session rollups (sessions begun and their pseudonyms) per device, category and day.
 # 4: session rollups per asset and per lab and category beside them.
-LAYOUT_VERSION: Final = 4
+# 5: busy rollups (devices of a kind busy at once) per lab, kind and hour, day and month.
+LAYOUT_VERSION: Final = 5
 COARSE_LAYOUT: Final = 2  # the first layout whose days have rollups per asset and per lab
 SESSIONS_LAYOUT: Final = 3  # the first layout whose days have session rollups
 COARSE_SESSIONS_LAYOUT: Final = 4  # ... and session rollups per asset and per lab
+BUSY_LAYOUT: Final = 5  # the first layout whose days have busy rollups
 SESSIONS, USERS = "sessions", "users"  # session rollups: sessions begun, their pseudonyms
 # The seconds split at opening hours (``labmeter/opening.py``): their open part is
 # ``<name>_open_s`` (daily and monthly rollups), their first half hour ``<name>_h1_s`` (hourly).
@@ -199,6 +201,35 @@ def sessions_lab_rollup(period: Period) -> Measurement:
 
 SESSION_PERIODS: Final = (Period.daily, Period.monthly)
 
+# Busy devices: saturation per lab and kind of equipment. A device is busy in an hour it was
+# in use for at least BUSY_HOUR_S of it (the rollups keep hours, not minutes). Hourly points
+# count the devices of a kind that were busy and those with samples; daily and monthly
+# points hold, for each k, the open seconds of the hours in which at least k devices of the
+# kind were busy (``busy_field(k)``), so a lab with N devices was full for ``busy_N_open_s``
+# and its peak is the largest k with seconds. Computed by the collector from the hourly
+# rollups per asset, with its inventory's opening hours (the day's label says which).
+BUSY_HOUR_S: Final = 2700.0
+BUSY, BUSY_DEVICES = "busy", "devices"
+BUSY_TAGS: Final = (SITE, LAB, KIND)
+
+
+def busy_field(k: int) -> str:
+    """Open seconds of the hours with at least ``k`` devices busy."""
+    return f"busy_{k}_open_s"
+
+
+def busy_level(field: str) -> int | None:
+    """``k`` of a ``busy_field(k)``, None for any other field."""
+    middle = field.removeprefix("busy_").removesuffix("_open_s")
+    return int(middle) if field != middle and middle.isdigit() else None
+
+
+def busy_rollup(period: Period) -> Measurement:
+    """Busy devices per lab and kind: hourly ``busy`` and ``devices``; daily and monthly
+    ``busy_<k>_open_s`` for every k up to the devices seen (the fields vary: read them all)."""
+    fields = (BUSY, BUSY_DEVICES) if period is Period.hourly else ()
+    return Measurement(f"rollup_busy_{period}", BUSY_TAGS, fields)
+
 
 # One point per lab and local day: the opening hours its daily rollups were split at, the
 # calendar's zone and the rollup layout, so the API can tell days computed with other hours
@@ -238,6 +269,7 @@ ROLLUPS: Final = (
     *(m(p) for p in Period for m in (device_rollup, app_rollup, seats_rollup)),
     *DERIVED,
     *(sessions_rollup(p) for p in SESSION_PERIODS),
+    *(busy_rollup(p) for p in Period),
     HOURS_DAILY,
 )
 RAW: Final = (SAMPLE, APP_USAGE, DEVICE_METRICS, EVENT, STATUS)
@@ -267,7 +299,7 @@ class Calendar:
         return ZoneInfo(self.tz)
 
     def _ms(self, day: date) -> int:
-        return int(datetime.combine(day, time(), self.zone).timestamp() * 1000)
+        return _midnight(self.tz, day)
 
     def date_of(self, ts_ms: int) -> date:
         return datetime.fromtimestamp(ts_ms / 1000, self.zone).date()
@@ -292,3 +324,10 @@ class Calendar:
     def next_month(self, month_ms: int) -> int:
         local = self.date_of(month_ms)
         return self._ms(date(local.year + local.month // 12, local.month % 12 + 1, 1))
+
+
+@lru_cache(maxsize=1 << 16)
+def _midnight(tz: str, day: date) -> int:
+    """Local midnight starting ``day`` in epoch ms, computed once per zone and day: a region's
+    year asks for its days' midnights tens of thousands of times (every lab's labels)."""
+    return int(datetime.combine(day, time(), ZoneInfo(tz)).timestamp() * 1000)

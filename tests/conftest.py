@@ -55,6 +55,7 @@ def config(broker: Service, influx_server: Service, uid: str, tmp_path: Path) ->
             dead_letter_path=str(tmp_path / "deadletters.jsonl"),
             session_expiry_s=60,
             batch_interval_s=0.2,
+            confirm_interval_s=0.5,
         ),
     )
 

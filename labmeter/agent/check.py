@@ -296,7 +296,12 @@ def run_check(config: Config, console: Console, config_file: Path | None = None)
             console.print(f"queue {queue}: held by the running agent")
         else:
             waiting = f"{len(opened)} messages waiting, {opened.size_bytes} bytes"
-            console.print(f"queue {queue}: {waiting}")
+            until = (
+                "each until the collector confirms it is written"
+                if opened.confirmed_by_collector
+                else "each until the broker acknowledges it (no collector has confirmed a row yet)"
+            )
+            console.print(f"queue {queue}: {waiting}, {until}")
             opened.close()
     else:
         base = queue.resolve().parent

@@ -1,14 +1,18 @@
 """The agent's durable outbox: every sample and event is on disk before it is published.
 
-A row is deleted only when the broker acknowledged it (PUBACK), so a crash, a reboot or days
-offline lose nothing that fits the bounds; the backlog is replayed in insertion order with
-its original payload (same ``ts``), which the collector turns into the same InfluxDB point.
-A broker acknowledges before it has saved (Mosquitto saves its store every
-``autosave_interval``), so a broker killed before its next save loses messages the agent
-already deleted. With ``replay_s`` > 0, acknowledged rows move to a *replay tail* kept that
-long (counted while acknowledgements come, that is while connected), which the publisher sends
-again on every connection: the replays carry the same ``ts`` and land on the same InfluxDB
-points, so a replay the broker did not need costs bandwidth, never a double count.
+A row is deleted only when the collector confirms it: its message is written to InfluxDB (or
+kept in the collector's dead letters with its reason). Each row goes out labelled with the
+queue's own id and the row's id (``contract.ROW_PROPERTY``), and the collector's
+confirmations name the row ids it settled, so a crash, a reboot, days offline or a broker that
+loses what it acknowledged lose nothing that fits the bounds; the backlog is sent again in
+insertion order with its original payload (same ``ts``), which the collector turns into the
+same InfluxDB point. The queue id is random and made with the file: a queue file made again
+(a reinstall) never takes a confirmation meant for another.
+
+Until a collector has confirmed a row of this file (a collector that does not publish
+confirmations), a row is deleted when the broker acknowledges it (PUBACK), as before
+confirmations existed; the first confirmation switches the file for good
+(``confirmed_by_collector``).
 
 Each row keeps the full topic it was measured under, so a backlog queued before a device moved
 to another lab (or was renamed) is published under its old identity, not the new one.
@@ -22,10 +26,11 @@ cut; at one sample a minute the fsync per commit costs nothing measurable.
 
 from __future__ import annotations
 
+import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,17 +46,6 @@ CREATE TABLE {name} (
 )
 """
 _COUNTERS = "CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)"
-_TAIL = (
-    """
-CREATE TABLE IF NOT EXISTS replay_tail (
-    id INTEGER PRIMARY KEY,  -- the row's outbox id: replays go in the order rows were made
-    topic TEXT NOT NULL,
-    ts INTEGER NOT NULL,
-    payload BLOB NOT NULL,
-    acked_ms INTEGER NOT NULL  -- when a broker last acknowledged it
-)""",
-    "CREATE INDEX IF NOT EXISTS replay_tail_acked ON replay_tail (acked_ms)",
-)
 
 _EVICTION_COUNTERS = ("evicted_size", "evicted_age", "evicted_oldest_ts", "evicted_newest_ts")
 
@@ -109,15 +103,12 @@ class DurableQueue:
         max_age_s: float = 90 * 24 * 3600,
         clock_ms: Callable[[], int] = _now_ms,
         identity: Topic | None = None,
-        replay_s: float = 0.0,
     ) -> None:
         """``identity``: the device's topic now, needed only to migrate a queue file written
         before rows kept their topic (its rows were measured under the identity the agent has
-        when it is upgraded: an upgrade is not a move). ``replay_s``: how long acknowledged
-        rows stay in the replay tail (0: deleted at once)."""
-        if max_rows < 1 or max_bytes < 1 or max_age_s <= 0 or replay_s < 0:
+        when it is upgraded: an upgrade is not a move)."""
+        if max_rows < 1 or max_bytes < 1 or max_age_s <= 0:
             raise ValueError("queue bounds must be positive")
-        self.replay_ms = int(replay_s * 1000)
         self.max_rows = max_rows
         self.max_bytes = max_bytes
         self.max_age_ms = int(max_age_s * 1000)
@@ -140,9 +131,10 @@ class DurableQueue:
                 raise QueueBusy(f"{path} is in use by another agent ({exc})") from exc
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute(_COUNTERS)
-            for statement in _TAIL:
-                self._db.execute(statement)
             self._migrate(path, identity)
+            self._requeue_tail()
+            self.queue_id = f"{self._own_id():016x}"
+            self._confirmed = bool(self._get("confirmed_by_collector"))
             rows, size = self._db.execute(
                 "SELECT count(*), coalesce(sum(length(payload)), 0) FROM outbox"
             ).fetchone()
@@ -193,6 +185,31 @@ class DurableQueue:
         self._db.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('outbox', ?)", (last,))
         self._db.execute("COMMIT")
 
+    def _own_id(self) -> int:
+        """The file's random id (63 bits), made once: what confirmations are addressed to."""
+        found = self._get("queue_id")
+        if not found:
+            found = secrets.randbits(63) or 1
+            self._db.execute("BEGIN IMMEDIATE")
+            self._set("queue_id", found)
+            self._db.execute("COMMIT")
+        return found
+
+    def _requeue_tail(self) -> None:
+        """Rows of the replay tail an older agent kept (acknowledged by a broker, perhaps lost
+        by it) go back into the outbox under their ids, to be sent again until confirmed."""
+        if not self._db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'replay_tail'"
+        ).fetchone():
+            return
+        self._db.execute("BEGIN IMMEDIATE")
+        self._db.execute(
+            "INSERT OR IGNORE INTO outbox (id, topic, ts, payload) "
+            "SELECT id, topic, ts, payload FROM replay_tail ORDER BY id"
+        )
+        self._db.execute("DROP TABLE replay_tail")
+        self._db.execute("COMMIT")
+
     def put(
         self, topic: Topic, ts: int, payload: bytes, counters: dict[str, int] | None = None
     ) -> int:
@@ -234,58 +251,68 @@ class DurableQueue:
                 is not None
             )
 
-    def acknowledge(self, ids: Iterable[int]) -> int:
-        """Take acknowledged rows out of the queue, into the replay tail when it is on (a
-        replayed row acknowledged again stays there ``replay_s`` more); return how many left
-        the queue. Ids already evicted or pruned are ignored."""
+    def get(self, ids: Iterable[int]) -> list[Queued]:
+        """The rows still queued among ``ids``, oldest first (to send them again)."""
         wanted = list(ids)
-        if not wanted:
-            return 0
-        now = self._clock_ms()
+        out: list[Queued] = []
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            deleted = 0
             for start in range(0, len(wanted), 500):
                 chunk = wanted[start : start + 500]
-                marks = ",".join("?" * len(chunk))
-                if self.replay_ms:
-                    self._db.execute(
-                        f"UPDATE replay_tail SET acked_ms = ? WHERE id IN ({marks})", (now, *chunk)
+                out += [
+                    Queued(int(i), str(c), int(t), bytes(p))
+                    for i, c, t, p in self._db.execute(
+                        "SELECT id, topic, ts, payload FROM outbox "
+                        f"WHERE id IN ({','.join('?' * len(chunk))})",
+                        chunk,
                     )
-                    self._db.execute(
-                        "INSERT OR REPLACE INTO replay_tail (id, topic, ts, payload, acked_ms) "
-                        f"SELECT id, topic, ts, payload, ? FROM outbox WHERE id IN ({marks})",
-                        (now, *chunk),
-                    )
+                ]
+        return sorted(out, key=lambda row: row.id)
+
+    def topics(self) -> set[str]:
+        """Every topic rows are queued under (more than one after a move)."""
+        with self._lock:
+            return {str(t) for (t,) in self._db.execute("SELECT DISTINCT topic FROM outbox")}
+
+    def acknowledge(self, ids: Iterable[int]) -> int:
+        """Delete rows a broker acknowledged (while no collector has confirmed any row of
+        this file); return how many left the queue. Ids already gone are ignored."""
+        wanted = list(ids)
+        chunks = [tuple(wanted[i : i + 500]) for i in range(0, len(wanted), 500)]
+        return self._delete([f"id IN ({','.join('?' * len(c))})" for c in chunks], chunks)
+
+    def confirm(self, ranges: Iterable[tuple[int, int]]) -> int:
+        """Delete the rows a collector confirmed (inclusive id ranges); return how many left
+        the queue. From the first one on, PUBACKs delete nothing (``confirmed_by_collector``)."""
+        spans = list(ranges)
+        return self._delete(["id BETWEEN ? AND ?"] * len(spans), spans, confirmed=True)
+
+    @property
+    def confirmed_by_collector(self) -> bool:
+        """A collector has confirmed a row of this file: rows wait for confirmations."""
+        with self._lock:
+            return self._confirmed
+
+    def _delete(
+        self, wheres: list[str], params: Sequence[tuple[int, ...]], *, confirmed: bool = False
+    ) -> int:
+        deleted = 0
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            if confirmed and not self._confirmed:
+                self._set("confirmed_by_collector", 1)
+                self._confirmed = True
+            for where, values in zip(wheres, params, strict=True):
                 freed = self._db.execute(
-                    f"SELECT count(*), coalesce(sum(length(payload)), 0) FROM outbox "
-                    f"WHERE id IN ({marks})",
-                    chunk,
+                    f"SELECT count(*), coalesce(sum(length(payload)), 0) FROM outbox WHERE {where}",
+                    values,
                 ).fetchone()
-                self._db.execute(f"DELETE FROM outbox WHERE id IN ({marks})", chunk)
-                deleted += int(freed[0])
-                self._rows -= int(freed[0])
-                self._bytes -= int(freed[1])
-            if self.replay_ms:
-                self._prune_tail(now)
+                if int(freed[0]):
+                    self._db.execute(f"DELETE FROM outbox WHERE {where}", values)
+                    deleted += int(freed[0])
+                    self._rows -= int(freed[0])
+                    self._bytes -= int(freed[1])
             self._db.execute("COMMIT")
         return deleted
-
-    def tail(self, after_id: int, upto_id: int, limit: int) -> list[Queued]:
-        """Up to ``limit`` acknowledged rows of the replay tail with ids in (after, upto]."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT id, topic, ts, payload FROM replay_tail WHERE id > ? AND id <= ? "
-                "ORDER BY id LIMIT ?",
-                (after_id, upto_id, limit),
-            ).fetchall()
-        return [Queued(int(i), str(c), int(t), bytes(p)) for i, c, t, p in rows]
-
-    def tail_end(self) -> int:
-        """The last id in the replay tail (0 when it is empty)."""
-        with self._lock:
-            found = self._db.execute("SELECT coalesce(max(id), 0) FROM replay_tail").fetchone()
-        return int(found[0])
 
     def counter(self, name: str, default: int = 0) -> int:
         """A persisted integer (the meter's ``seq``, the event ``seq``, eviction totals)."""
@@ -357,22 +384,6 @@ class DurableQueue:
         oldest = self._get("evicted_oldest_ts")
         self._set("evicted_oldest_ts", min(oldest, int(found[2])) if oldest else int(found[2]))
         self._set("evicted_newest_ts", max(self._get("evicted_newest_ts"), int(found[3])))
-
-    def _prune_tail(self, now: int) -> None:
-        """Rows acknowledged longer than ``replay_s`` ago go, and the oldest beyond the queue's
-        own row and byte bounds (a drain after an outage acknowledges thousands a second)."""
-        self._db.execute("DELETE FROM replay_tail WHERE acked_ms < ?", (now - self.replay_ms,))
-        self._db.execute(
-            "DELETE FROM replay_tail WHERE id <= (SELECT id FROM replay_tail ORDER BY id DESC "
-            "LIMIT 1 OFFSET ?)",
-            (self.max_rows,),
-        )
-        self._db.execute(
-            "DELETE FROM replay_tail WHERE id <= (SELECT coalesce(max(id), 0) FROM (SELECT id, "
-            "sum(length(payload)) OVER (ORDER BY id DESC) AS above FROM replay_tail) "
-            "WHERE above > ?)",
-            (self.max_bytes,),
-        )
 
     def _evict(self) -> None:
         self._drop("ts < ?", (self._clock_ms() - self.max_age_ms,), "evicted_age")

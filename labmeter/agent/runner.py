@@ -2,9 +2,9 @@
 
 Three interval jobs (``every.py``): ``poll`` (every ``poll_s``: the cheap look at the
 device), ``scan`` (every ``scan_s``, for sources with a costly look such as the PC's process
-scan) and ``pump`` (every second: hand queued rows to MQTT, delete acknowledged ones).
-Samples and events are written to the durable queue before anything is published, so a
-crash, a reboot or a broker outage loses nothing that fits the queue's bounds.
+scan) and ``pump`` (every second: hand queued rows to MQTT, delete the ones the collector
+confirmed). Samples and events are written to the durable queue before anything is
+published, so a crash, a reboot or a broker outage loses nothing that fits the queue's bounds.
 """
 
 from __future__ import annotations
@@ -41,7 +41,6 @@ def open_queue(config: Config) -> DurableQueue:
         max_bytes=int(cfg.queue_max_mb * 1024 * 1024),
         max_age_s=cfg.queue_max_age_days * 86400,
         identity=identity(config),
-        replay_s=cfg.replay_s,
     )
 
 
@@ -79,6 +78,8 @@ class Agent:
             self.topic,
             kind=cfg.kind,
             interval_s=cfg.interval_s,
+            resend_s=cfg.resend_s,
+            window=cfg.send_window,
         )
         self._poll_ms = int(cfg.poll_s * 1000)
         start, start_mono = clocks or (wall_ms(), mono_ms())

@@ -22,6 +22,7 @@ from labmeter.api.routes import (
     equipment,
     occupancy,
     pages,
+    region,
     register,
     reports,
     usage,
@@ -83,7 +84,9 @@ def create_app(config: Config, routers: Sequence[APIRouter] = ()) -> FastAPI:
         scopes=Recent(config.api.share_s),
     )
     app.state.services = services  # read through labmeter/api/deps.py only
-    own = (occupancy, utilisation, equipment, usage, bookings, register, reports, admin, pages)
+    own = (
+        occupancy, utilisation, equipment, usage, bookings, register, reports, region, admin, pages,
+    )  # fmt: skip
     for router in (*(module.router for module in own), *routers):
         app.include_router(router)
 

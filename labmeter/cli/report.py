@@ -21,16 +21,31 @@ def report(
     out: Annotated[Path | None, typer.Option(help="output file (default: a dated name)")] = None,
     site: str | None = None,
     lab: str | None = None,
+    scope: Annotated[
+        str, typer.Option(help="site: the Rapporto di utilizzo; region: every site side by side")
+    ] = "site",
+    pilot_site: Annotated[
+        str | None, typer.Option(help="region: the site that piloted the open-lab method")
+    ] = None,
+    change: Annotated[
+        str | None, typer.Option(help="region: the method's start (baseline before, pilot after)")
+    ] = None,
+    baseline: Annotated[str | None, typer.Option(help="region: START..END before")] = None,
+    pilot: Annotated[str | None, typer.Option(help="region: START..END after")] = None,
+    min_coverage: Annotated[
+        float, typer.Option(help="region: the coverage a site needs to be ranked")
+    ] = 0.8,
+    seed: Annotated[int, typer.Option(help="region: the bootstrap's seed")] = 1,
+    resamples: Annotated[int, typer.Option(help="region: the bootstrap's resamples")] = 2000,
     config: ConfigOpt = None,
     influx_url: InfluxOpt = None,
 ) -> None:
-    """The evaluators' utilisation report (Rapporto di utilizzo) from InfluxDB and the inventory."""
+    """The evaluators' utilisation report (Rapporto di utilizzo) from InfluxDB and the inventory;
+    with --scope region, the region's view of every site."""
     from rich.progress import Progress
 
     from labmeter.api.plan import Filters
-    from labmeter.api.report.build import STEPS
-    from labmeter.api.report.formats import Format, filename, produce
-    from labmeter.api.report.make import report_for
+    from labmeter.api.report.formats import Format
     from labmeter.api.report.texts import Lang
 
     cfg = load_config(config, influx__url=influx_url)
@@ -38,20 +53,48 @@ def report(
         format_, lang_ = Format(format), Lang(lang)
         end_ms = parse_time(end) if end else int(time.time() * 1000)
         start_ms = parse_time(start)
+        if scope not in ("site", "region"):
+            raise ValueError(f"--scope {scope!r}: site or region")
+        if scope == "region" and (site or lab):
+            raise ValueError("--scope region covers every site: no --site or --lab")
+        if scope == "site" and (pilot_site or change or baseline or pilot):
+            raise ValueError("--pilot-site, --change, --baseline and --pilot need --scope region")
+        from labmeter.api.region.make import PilotArgs
+
+        args = PilotArgs(pilot_site, change, baseline, pilot, seed, resamples)
+        args.spec(start_ms, end_ms)  # its errors before any work
     except ValueError as exc:
         err.print(f"[red]report:[/] {exc}")
         raise typer.Exit(2) from exc
     with Progress(console=err) as bar:
-        task = bar.add_task("report", total=STEPS + 1)
+        task = bar.add_task("report", total=None)
 
         def progress(step: int, total: int, label: str) -> None:
-            bar.update(task, completed=step, description=label)
+            bar.update(task, total=total + 1, completed=step, description=label)
 
-        data = report_for(cfg, start_ms, end_ms, Filters(site, lab), progress)
-        bar.update(task, description=f"rendering {format_.value}")
-        body = produce(data, format_, lang_)
-        bar.update(task, completed=STEPS + 1)
-    path = out or Path(filename(data, format_, lang_))
+        if scope == "region":
+            from labmeter.api.region.formats import filename, produce
+            from labmeter.api.region.make import region_for
+
+            try:
+                region = region_for(cfg, start_ms, end_ms, args, min_coverage, progress)
+            except ValueError as exc:  # e.g. a pilot site the inventory does not list
+                bar.stop()
+                err.print(f"[red]report:[/] {exc}")
+                raise typer.Exit(2) from exc
+            bar.update(task, description=f"rendering {format_.value}")
+            body = produce(region, format_, lang_)
+            name = filename(region, format_, lang_)
+        else:
+            from labmeter.api.report import formats
+            from labmeter.api.report.make import report_for
+
+            data = report_for(cfg, start_ms, end_ms, Filters(site, lab), progress)
+            bar.update(task, description=f"rendering {format_.value}")
+            body = formats.produce(data, format_, lang_)
+            name = formats.filename(data, format_, lang_)
+        bar.update(task, completed=bar.tasks[0].total)
+    path = out or Path(name)
     path.write_bytes(body)
     err.print(f"{path} ({len(body):,} bytes)")
 

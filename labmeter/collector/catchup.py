@@ -15,8 +15,9 @@ hour due:
   keep every answer exact meanwhile, where days done oldest first would leave days not yet
   done between done ones, which the API cannot tell from days that had no sample at all;
 - one day per step, its month recomputed once its last owed day is done; a day of layout 3
-  only gets its session rollups per asset and per lab, summed from those per device (its
-  raw samples are not read again);
+  or 4 only gets what its layout lacks that its rollups can give: session rollups per asset
+  and per lab, summed from those per device, and busy rollups, from the hourly ones per asset
+  (its raw samples are not read again);
 - **throttled.** Never while a backlog drains, and after each step it rests ``rest`` times as
   long as the step took, so that live writes and live rollups keep their latency; a closed
   period's days are never touched (their rollups are evidence).
@@ -34,13 +35,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from labmeter.collector import sessions
-from labmeter.collector.daily import Reader, daily_lines, monthly_lines, write_sliced
+from labmeter.collector.daily import (
+    Reader,
+    busy_day_lines,
+    busy_month_lines,
+    daily_lines,
+    monthly_lines,
+    write_sliced,
+)
 from labmeter.collector.metrics import Metrics
 from labmeter.influx import FieldValue, LineWriter, line
 from labmeter.influxql import agg, col, select
 from labmeter.opening import OpeningHours
 from labmeter.schema import (
-    COARSE_SESSIONS_LAYOUT,
     DEFAULT_TZ,
     HOURS_DAILY,
     HOURS_LABEL,
@@ -50,6 +57,7 @@ from labmeter.schema import (
     LAYOUT_VERSION,
     ROLLUP_CATCHUP,
     SAMPLES,
+    SESSIONS_LAYOUT,
     SITE,
     Period,
     device_rollup,
@@ -64,10 +72,11 @@ IDLE_S = 60.0  # how often it looks again when nothing is owed, or after a failu
 
 @dataclass(frozen=True)
 class Owed:
-    """A day to bring up to date: whole, or only its session rollups per asset and per lab."""
+    """A day to bring up to date: whole, or only the rollups its layout lacks that need no
+    raw read (``partial``)."""
 
     day_ms: int
-    sessions_only: bool
+    partial: bool
 
 
 class CatchUp:
@@ -142,7 +151,7 @@ class CatchUp:
     def _verdict(
         self, day: int, labels: list[tuple[str, str, object, object, object]]
     ) -> bool | None:
-        """None: up to date; True: its session rollups per asset and lab only; False: whole."""
+        """None: up to date; True: the rollups its layout lacks only; False: whole."""
         if not labels:
             return False
         inventory = self.opening.inventory
@@ -157,7 +166,7 @@ class CatchUp:
         low = min(layouts)
         if low >= LAYOUT_VERSION:
             return None
-        return low == COARSE_SESSIONS_LAYOUT - 1
+        return low >= SESSIONS_LAYOUT
 
     def due(self, now: float) -> bool:
         return now >= self._next
@@ -199,7 +208,7 @@ class CatchUp:
         self._owed.pop(0)
         self._done.add(item.day_ms)
         self._month = month
-        self._month_full = self._month_full or not item.sessions_only
+        self._month_full = self._month_full or not item.partial
         self.metrics.catchup_total.inc()
         if not self._owed:
             self._finish_month()
@@ -210,10 +219,11 @@ class CatchUp:
     def _day(self, item: Owed) -> None:
         cal = self.opening.calendar
         day, after = item.day_ms, cal.next_day(item.day_ms)
-        if not item.sessions_only:
+        if not item.partial:
             write_sliced(self.writer, daily_lines(self.reader, day, after, self.site, self.opening))
             return
         write_sliced(self.writer, sessions.coarse_lines(self.reader, day, after, Period.daily))
+        write_sliced(self.writer, busy_day_lines(self.reader, day, after, self.site, self.opening))
         q = select(col(HOURS_LABEL), col(HOURS_TZ), col(SAMPLES), source=HOURS_DAILY)
         q = q.between(day, after).where(site=None if self.site == "+" else self.site)
         relabelled = []
@@ -239,6 +249,7 @@ class CatchUp:
         else:
             end = self.opening.calendar.next_month(month)
             lines = sessions.coarse_lines(self.reader, month, end, Period.monthly)
+            lines += busy_month_lines(self.reader, month, end, self.site)
         self._month_full = False
         write_sliced(self.writer, lines)
 

@@ -43,8 +43,9 @@ from labmeter.sessions import SESSION_EVENTS
 
 _SAMPLE, _APP_USAGE, _METRICS = SAMPLE.name, APP_USAGE.name, DEVICE_METRICS.name
 
-# mid (0 for QoS 0), qos, topic, payload: one PUBLISH as the MQTT session hands it over
-Delivery = tuple[int, int, bytes, bytes]
+# mid (0 for QoS 0), qos, topic, payload, properties (raw, b"" for none): one PUBLISH as the
+# MQTT session hands it over
+Delivery = tuple[int, int, bytes, bytes, bytes]
 
 
 def _tags(message: Message) -> dict[str, str]:
@@ -247,7 +248,7 @@ def convert(chunk: list[Delivery], received_ms: int, admission: Admission = NO_L
     hours: set[int] = set()
     rejected: list[tuple[int, str, str]] = []
     places = _PLACES
-    for i, (_mid, _qos, topic, payload) in enumerate(chunk):
+    for i, (_mid, _qos, topic, payload, _props) in enumerate(chunk):
         try:
             # The fast path: a well-formed sample (most of a backlog) goes from its payload
             # to its lines without a Message; anything else, or anything unusual in it,

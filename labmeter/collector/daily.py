@@ -11,7 +11,8 @@ day's highest hourly peak). Like those, a day is recomputed from InfluxDB, never
 collector's stream, so recomputing is idempotent and several collectors converge.
 
 Each day also gets its session rollups (``collector/sessions.py``), read from the raw samples
-and events, since the hourly rollups hold no pseudonym.
+and events, since the hourly rollups hold no pseudonym, and its busy rollups (``busy_lines``):
+per lab, kind and hour the devices busy at once, from the same hourly points per asset.
 
 After a day, its local month is recomputed from the month's daily rollups (stamped at the
 month's local midnight, open seconds included): a year then reads 12 points per series
@@ -27,17 +28,22 @@ from typing import Protocol
 
 from labmeter.collector import sessions
 from labmeter.influx import FieldValue, LineWriter, QueryResult, line
-from labmeter.influxql import Select, agg, col, select, sums
+from labmeter.influxql import STAR, Select, agg, col, select, sums
 from labmeter.opening import OpeningHours
 from labmeter.schema import (
     APP_ASSET_TAGS,
     APP_TAGS,
     ASSET_TAGS,
+    BUSY,
+    BUSY_DEVICES,
+    BUSY_HOUR_S,
+    BUSY_TAGS,
     FACT_TAGS,
     HOUR_MS,
     HOURS_DAILY,
     HOURS_LABEL,
     HOURS_TZ,
+    IN_USE,
     LAB,
     LAB_TAGS,
     LAYOUT,
@@ -56,6 +62,9 @@ from labmeter.schema import (
     app_asset_rollup,
     app_rollup,
     asset_rollup,
+    busy_field,
+    busy_level,
+    busy_rollup,
     device_rollup,
     h1_name,
     lab_rollup,
@@ -196,7 +205,64 @@ def daily_lines(
             }
             lines.append(line(seats_rollup(Period.daily).name, series.tags, seats, rec["time"]))
     begun = sessions.day_lines(reader, first_day_ms, end_ms, site, calendar)
-    return lines + totals.lines(Period.daily) + per_hour.lines(Period.hourly) + begun
+    busy = busy_lines(per_hour.assets, opening)
+    return lines + totals.lines(Period.daily) + per_hour.lines(Period.hourly) + begun + busy
+
+
+def busy_lines(
+    assets: dict[tuple[int, tuple[str, ...]], dict[str, float]], opening: OpeningHours
+) -> list[str]:
+    """The busy rollups of the hours in ``assets`` (hourly points per asset, keyed by hour
+    and ``ASSET_TAGS``) and of their local days: per lab and kind, each hour's busy devices
+    and devices with samples; each day's open seconds of the hours with at least k busy, for
+    every k up to the most devices seen in one of its hours (zeros included, so that a
+    recompute that finds fewer busy devices overwrites every field it wrote before)."""
+    hours: dict[tuple[int, tuple[str, ...]], list[int]] = {}
+    for (hour, (site, lab, _device, kind)), point in assets.items():
+        acc = hours.setdefault((hour, (site, lab, kind)), [0, 0])
+        acc[0] += point.get(IN_USE, 0.0) >= BUSY_HOUR_S
+        acc[1] += 1
+    calendar = opening.calendar
+    hourly, daily = busy_rollup(Period.hourly).name, busy_rollup(Period.daily).name
+    lines: list[str] = []
+    seen: dict[tuple[int, tuple[str, ...]], int] = {}  # (day, key) -> most devices in an hour
+    open_s: dict[tuple[int, tuple[str, ...]], list[float]] = {}  # (day, key) -> per k
+    day_of: dict[int, int] = {}
+    for (hour, key), (busy, devices) in sorted(hours.items()):
+        tags = dict(zip(BUSY_TAGS, key, strict=True))
+        lines.append(line(hourly, tags, {BUSY: busy, BUSY_DEVICES: devices}, hour))
+        day = day_of.get(hour)
+        if day is None:
+            day = day_of[hour] = calendar.day_of(hour)
+        seen[(day, key)] = max(seen.get((day, key), 0), devices)
+        acc_s = open_s.setdefault((day, key), [])
+        # An hour's open seconds: its halves within the lab's opening hours.
+        opened = opening.hour_open_s(key[0], key[1], hour, 3600.0, 1800.0)
+        acc_s.extend([0.0] * (busy - len(acc_s)))
+        for k in range(busy):
+            acc_s[k] += opened
+    for (day, key), devices in sorted(seen.items()):
+        found = open_s.get((day, key), [])
+        levels: dict[str, FieldValue] = {
+            busy_field(k): found[k - 1] if k <= len(found) else 0.0 for k in range(1, devices + 1)
+        }
+        lines.append(line(daily, dict(zip(BUSY_TAGS, key, strict=True)), levels, day))
+    return lines
+
+
+def busy_day_lines(
+    reader: Reader, first_day_ms: int, end_ms: int, site: str, opening: OpeningHours
+) -> list[str]:
+    """The busy rollups of the local days from ``first_day_ms`` to ``end_ms``, from their
+    hourly rollups per asset: for days rolled up before busy rollups existed, whose raw
+    samples need not be read again."""
+    q = select(col(IN_USE), source=asset_rollup(Period.hourly))
+    assets: dict[tuple[int, tuple[str, ...]], dict[str, float]] = {}
+    for series in reader.query(_scoped(q, first_day_ms, end_ms, site).group_by(*ASSET_TAGS)):
+        key = tuple(series.tags[t] for t in ASSET_TAGS)
+        for t, in_use in series.values:
+            assets[(int(t), key)] = {IN_USE: float(in_use or 0.0)}
+    return busy_lines(assets, opening)
 
 
 def monthly_lines(reader: Reader, month_ms: int, site: str, opening: OpeningHours) -> list[str]:
@@ -227,7 +293,28 @@ def monthly_lines(reader: Reader, month_ms: int, site: str, opening: OpeningHour
         }
         lines.append(line(seats_rollup(Period.monthly).name, series.tags, seats, month_ms))
     begun = sessions.month_lines(reader, month_ms, site, opening.calendar)
-    return lines + totals.lines(Period.monthly) + begun
+    busy = busy_month_lines(reader, month_ms, end_ms, site)
+    return lines + totals.lines(Period.monthly) + begun + busy
+
+
+def busy_month_lines(reader: Reader, month_ms: int, end_ms: int, site: str) -> list[str]:
+    """The month's busy rollups: its days' open seconds per level summed, every level any
+    day had (zeros included)."""
+    q = select(col(STAR), source=busy_rollup(Period.daily))
+    lines = []
+    for series in reader.query(_scoped(q, month_ms, end_ms, site).group_by(*BUSY_TAGS)):
+        # SELECT * names every level of the measurement: keep those this series has.
+        levels = [
+            (i, c)
+            for i, c in enumerate(series.columns)
+            if busy_level(c) is not None and any(row[i] is not None for row in series.values)
+        ]
+        fields: dict[str, FieldValue] = {
+            c: float(sum(row[i] or 0.0 for row in series.values)) for i, c in levels
+        }
+        if fields:
+            lines.append(line(busy_rollup(Period.monthly).name, series.tags, fields, month_ms))
+    return lines
 
 
 def _days(

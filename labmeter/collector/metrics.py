@@ -69,6 +69,16 @@ class Metrics:
         self.acked_total = Counter(
             f"{PREFIX}_acked", "messages acked to the broker after their write", registry=r
         )
+        self.confirmed_total = Counter(
+            f"{PREFIX}_confirmed_rows",
+            "agents' rows confirmed to them once written or dead-lettered",
+            registry=r,
+        )
+        self.confirmations_total = Counter(
+            f"{PREFIX}_confirmations",
+            "confirmation messages published to agents (one per device and interval)",
+            registry=r,
+        )
         self.written_total = Counter(
             f"{PREFIX}_written_lines", "line-protocol lines written to InfluxDB", registry=r
         )

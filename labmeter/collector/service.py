@@ -4,8 +4,10 @@ The MQTT session (``subscriber.py``) hands over each read's PUBLISHes as one lis
 callback only queues it (an HTTP write in the network thread stalls it, and made the broker
 drop messages, DESIGN.md). A converter thread validates the queued messages and builds their
 line protocol (``convert.py``); one worker thread batches the lines, writes, and only then
-acks, in arrival order. A crash before the write leaves the messages unacked in the broker's
-persistent session, which redelivers them; the rewrite lands on the same points.
+acks, in arrival order, and confirms the agents' rows to them (``confirm.py``). A crash
+before the write leaves the messages unacked in the broker's persistent session, which
+redelivers them, and unconfirmed on the agents, which send them again; the rewrite lands on
+the same points.
 
 Parsing is now most of the collector's Python per message; it used to run in a child process
 while paho's thread held the GIL, but with the session's bulk reads that process cost more
@@ -27,6 +29,7 @@ from pathlib import Path
 from typing import Protocol
 
 from labmeter.collector.admission import Admission, PeriodWatch
+from labmeter.collector.confirm import Confirmer
 from labmeter.collector.convert import Converted, Delivery, convert
 from labmeter.collector.deadletter import DeadLetters
 from labmeter.collector.metrics import HealthServer, Metrics
@@ -178,6 +181,14 @@ class Collector:
             retire=retire,
             ready=lambda: self._taken < self.cfg.max_unacked,
         )
+        self.confirmer: Confirmer | None = None
+        if self.cfg.confirm:
+            self.confirmer = Confirmer(
+                self.cfg.client_id,
+                self.cfg.confirm_interval_s,
+                self.subscriber.publish,
+                self.metrics,
+            )
 
     # --- MQTT side (the session's network thread) ------------------------------------------
 
@@ -271,6 +282,8 @@ class Collector:
         self._drain_deadline = time.monotonic() + drain_timeout
         self._stop.set()
         self._worker.join(drain_timeout + 5)
+        if self.confirmer is not None and not self._worker.is_alive():
+            self.confirmer.tick(force=True)  # what was written: before the DISCONNECT
         self.subscriber.end_session = self.subscriber.retire and self.drained(0.0)
         self.subscriber.stop()
         self._converting.join(5)
@@ -332,6 +345,8 @@ class Collector:
                     log.error("the rollup owner is gone: stopping, the rest stays unacked")
                     return
                 batch, messages, lines, hours = [], 0, [], set()
+            if self.confirmer is not None:
+                self.confirmer.tick()
             if not inbox:
                 # Only an inbox found empty *after* the converter finished is the end: its
                 # last chunk may land between two looks (then the next turn takes it).
@@ -389,7 +404,7 @@ class Collector:
         for i, reason, detail in converted.rejected:
             if i in known:
                 continue
-            _mid, _qos, topic, payload = deliveries[i]
+            _mid, _qos, topic, payload, _props = deliveries[i]
             self._dead_letter(
                 reason,
                 detail,
@@ -448,6 +463,8 @@ class Collector:
         for chunk in batch:
             for generation, mids in chunk.acks:
                 self.subscriber.ack(generation, mids)
+            if self.confirmer is not None:  # written, or refused and in dead letters
+                self.confirmer.settled(chunk.deliveries)
         with self._taken_lock:
             self._taken -= messages
         self.metrics.written_total.inc(len(lines))

@@ -8,7 +8,8 @@ needs, in bulk:
 
 - one ``recv()`` of up to 256 KiB yields every complete PUBLISH in it, handed over as one list
   (``on_messages``), so per-message work is a few slices;
-- the acks of a written batch go out as one ``send()`` of back-to-back PUBACKs;
+- the acks of a written batch go out as one ``send()`` of back-to-back PUBACKs, and the
+  confirmations to agents (``publish``: QoS 0, retained) as one ``send()`` each interval;
 - the control packets (CONNECT, SUBSCRIBE, CONNACK, SUBACK, DISCONNECT, PINGREQ) are written
   and read by ``mqtt5``, the aiomqtt maintainers' MQTT 5 codec; only PUBLISH is decoded here,
   because it keeps the topic as raw bytes (the contract says why a topic is not UTF-8, where
@@ -18,8 +19,11 @@ Guarantees kept from paho's use: clean start off with a session expiry (the brok
 while we are away), the Receive Maximum in CONNECT as the cap on unacked messages (Mosquitto
 honours it exactly), and generations: message ids restart with every connection, so each
 connection is a new generation and an ack for an older one is never sent (the broker
-redelivers those messages). Everything is sent from the network thread only: an SSL socket
-must not be written and read from two threads at once.
+redelivers those messages). The subscription is made again on every connection, whatever
+the broker says of the session: Mosquitto 2.0.11 restores a persistent session's plain
+subscriptions after a restart but not its shared ones (``$share/...``), and other brokers keep
+less. Everything is sent from the network thread only: an SSL socket must not be written and
+read from two threads at once.
 """
 
 from __future__ import annotations
@@ -54,7 +58,8 @@ class Subscriber:
     """Resume a persistent session, subscribe to one filter, hand PUBLISHes over, send acks.
 
     ``on_messages(generation, deliveries)`` runs on the network thread for each read: it must
-    only queue. ``ack(generation, mids)`` may be called from any thread.
+    only queue. ``ack(generation, mids)`` and ``publish(packets)`` may be called from any
+    thread.
     """
 
     def __init__(
@@ -94,6 +99,7 @@ class Subscriber:
         self.on_acked = on_acked
         self.generation = 0  # connections so far; only the network thread changes it
         self._acks: deque[tuple[int, list[int]]] = deque()
+        self._out: deque[bytes] = deque()  # QoS 0 PUBLISH packets, for whatever connection
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._woken = False
@@ -110,8 +116,14 @@ class Subscriber:
         self._acks.append((generation, mids))
         self._wake()
 
+    def publish(self, packets: bytes) -> None:
+        """Queue QoS 0 PUBLISH packets (written by ``mqtt5``); sent at once by the network
+        thread, on the next connection if there is none (lost if that one drops meanwhile)."""
+        self._out.append(packets)
+        self._wake()
+
     def stop(self, timeout: float = 5.0) -> None:
-        """Send what acks are queued, DISCONNECT (the session stays), and end the thread."""
+        """Send the acks and publishes queued, DISCONNECT (the session stays), end the thread."""
         self._stop.set()
         self._wake()
         if self._thread.is_alive():
@@ -214,6 +226,10 @@ class Subscriber:
         buf = self._feed(generation, self._buf) if self._buf else b""  # came with CONNACK
         while True:
             if self._acks and self._send_acks(sock, generation):
+                last_sent = time.monotonic()
+            if self._out:
+                out = self._out
+                sock.sendall(b"".join([out.popleft() for _ in range(len(out))]))
                 last_sent = time.monotonic()
             if self._stop.is_set():
                 expiry = 0 if self.end_session else None  # None: the session stays
@@ -319,7 +335,7 @@ class Subscriber:
 
 
 def _publish(header: int, buf: bytes, start: int, stop: int) -> Delivery:
-    """One PUBLISH's packet id, QoS, raw topic and payload (MQTT 5, section 3.3)."""
+    """One PUBLISH's packet id, QoS, raw topic, payload and raw properties (MQTT 5, 3.3)."""
     qos = (header >> 1) & 3
     topic_end = start + 2 + ((buf[start] << 8) | buf[start + 1])
     topic = buf[start + 2 : topic_end]
@@ -328,7 +344,8 @@ def _publish(header: int, buf: bytes, start: int, stop: int) -> Delivery:
     if qos:
         mid = (buf[pos] << 8) | buf[pos + 1]
         pos += 2
-    # Properties: their length (a variable byte integer), then skipped.
+    # Properties: their length (a variable byte integer), then kept raw (an agent's row
+    # label is a user property: ``user_property`` reads it once the message is written).
     length, shift = 0, 0
     while True:
         byte = buf[pos]
@@ -337,7 +354,46 @@ def _publish(header: int, buf: bytes, start: int, stop: int) -> Delivery:
         if byte < 0x80:
             break
         shift += 7
+    props = buf[pos : pos + length] if length else b""
     pos += length
     if pos > stop:
         raise ProtocolError("malformed PUBLISH")
-    return mid, qos, topic, buf[pos:stop]
+    return mid, qos, topic, buf[pos:stop], props
+
+
+# Fixed-size PUBLISH properties (MQTT 5, 2.2.2.2): payload format, message expiry, topic alias.
+_FIXED = {0x01: 1, 0x02: 4, 0x23: 2}
+_STRINGS = frozenset({0x03, 0x08, 0x09})  # content type, response topic, correlation data
+_USER = 0x26
+
+
+def user_property(props: bytes, name: bytes) -> bytes | None:
+    """The value of the first user property ``name`` in a PUBLISH's raw properties; None if
+    absent or if the properties cannot be read (then nothing is confirmed: resent later)."""
+    pos, end = 0, len(props)
+    try:
+        while pos < end:
+            ident = props[pos]
+            pos += 1
+            if ident == _USER:
+                size = (props[pos] << 8) | props[pos + 1]
+                key = props[pos + 2 : pos + 2 + size]
+                pos += 2 + size
+                size = (props[pos] << 8) | props[pos + 1]
+                if key == name:
+                    value = props[pos + 2 : pos + 2 + size]
+                    return value if len(value) == size else None
+                pos += 2 + size
+            elif ident in _FIXED:
+                pos += _FIXED[ident]
+            elif ident in _STRINGS:
+                pos += 2 + ((props[pos] << 8) | props[pos + 1])
+            elif ident == 0x0B:  # subscription identifier: a variable byte integer
+                while props[pos] & 0x80:
+                    pos += 1
+                pos += 1
+            else:
+                return None
+    except IndexError:
+        return None
+    return None

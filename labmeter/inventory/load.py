@@ -251,7 +251,8 @@ _SITE_KEYS = {"id", "name", "patron_day", "province"}
 _LAB_KEYS = {"id", "site", "name", "hours", "closures", "public_holidays"}
 _ASSET_KEYS = {"description", "fund", "call", "cup", "cost", "purchased", "pnrr", "running_cost"}
 _EQUIPMENT_KEYS = {
-    "id", "site", "lab", "kind", "collaudo", "final_payment", "history", "since"
+    "id", "site", "lab", "kind", "collaudo", "final_payment", "history", "since",
+    "durability_years",
 } | _ASSET_KEYS  # fmt: skip
 _HISTORY_KEYS = {"lab", "device", "since", "until"}
 _SOFTWARE_KEYS = {"id", "site", "seats", "licence_cost", "collaudo"} | _ASSET_KEYS
@@ -516,6 +517,17 @@ def parse(text: str, path: str = "<inventory>") -> Inventory:
         final = chk.day(item, "final_payment", where)
         _dates_in_order(chk, item, where, asset["purchased"], collaudo, final)
         history, since = _history(chk, item, where, site, inv.labs)
+        durability = item.get("durability_years")
+        if durability is not None and (
+            isinstance(durability, bool)
+            or not isinstance(durability, int)
+            or not 0 < durability <= 30
+        ):
+            chk.fail(
+                chk.line_of(item, "durability_years"),
+                f"{where}.durability_years: {durability!r} is not a number of years (1 to 30)",
+            )
+            durability = None
         funding = asset["funding"]
         if funding.pnrr and funding.fund and funding.fund != "PNRR":
             chk.fail(chk.line_of(item, "pnrr"), f"{where}.pnrr: true but fund is {funding.fund}")
@@ -539,6 +551,7 @@ def parse(text: str, path: str = "<inventory>") -> Inventory:
                 line=item.line,
                 history=history,
                 since=since,
+                durability_years=durability,
                 **asset,
             )
     for where, item in chk.items(doc, "software"):

@@ -117,6 +117,7 @@ class Equipment:
     # id) holds from ``since`` (default: the last former identity's ``until``).
     history: tuple[Identity, ...] = ()
     since: date | None = None
+    durability_years: int | None = None  # the grant's own durability period (default: 5)
 
     @property
     def key(self) -> DeviceKey:

@@ -10,6 +10,7 @@ moment as the demo; SIGTERM and SIGHUP (the terminal closed) stop the demo like 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import signal
 import tempfile
@@ -29,11 +30,18 @@ from labmeter.api.keys import KeyStore, Role
 from labmeter.api.plan import Filters
 from labmeter.api.store import Store
 from labmeter.collector.service import Collector
-from labmeter.config import ApiConfig, CollectorConfig, Config, InfluxConfig, MqttConfig
+from labmeter.config import (
+    ApiConfig,
+    BookingsConfig,
+    CollectorConfig,
+    Config,
+    InfluxConfig,
+    MqttConfig,
+)
 from labmeter.influx import InfluxV1
 from labmeter.localstack import free_port, stack
 from labmeter.server import create_app
-from labmeter.simulators import lab
+from labmeter.simulators import lab, region
 
 console = Console()
 # The example inventory matches the simulated lab (12 devices); a source checkout has it.
@@ -168,6 +176,106 @@ def _show_utilisation(api: str, hours: float, headers: dict[str, str]) -> None:
     )
 
 
+def _region_config(config: Config, workdir: Path) -> Config:
+    """A second API over a simulated region of five sites (``simulators/region.py``), in a
+    database of its own on the same influxd, with its inventory and bookings: the region's
+    view needs several sites and months, where the live lab is one site of a few hours."""
+    sim = region.small_region()
+    inventory = workdir / "region.yaml"
+    inventory.write_text(region.inventory_yaml(sim), encoding="utf-8")
+    (workdir / "region-bookings.csv").write_text(sim.bookings_csv(sim.truth()), encoding="utf-8")
+    sources = workdir / "region-bookings.yaml"
+    sources.write_text("version: 1\ncalendars:\n  - {file: region-bookings.csv}\n")
+    return dataclasses.replace(
+        config,
+        influx=dataclasses.replace(config.influx, database="region"),
+        api=dataclasses.replace(config.api, port=free_port(), inventory=str(inventory)),
+        bookings=BookingsConfig(sources=str(sources)),
+    )
+
+
+def _load_region(config: Config) -> threading.Thread:
+    """The simulated region's rollups written in the background, while the lab backfills."""
+
+    def load() -> None:
+        influx = InfluxV1(config.influx)
+        try:
+            influx.create_database()
+            region.write_rollups(influx, region.small_region())
+        finally:
+            influx.close()
+
+    thread = threading.Thread(target=load, name="simulated-region", daemon=True)
+    thread.start()
+    return thread
+
+
+def _show_region(api: str, headers: dict[str, str], token: str) -> None:
+    """The region's page: the sites side by side, the flagged ones, the pilot before and after."""
+    sim = region.small_region()
+    day = sim.first
+    params: dict[str, str | int] = {
+        "start": sim.start_ms // 1000,
+        "end": sim.end_ms // 1000,
+        "pilot_site": sim.pilot,
+        "change": sim.ms(sim.change) // 1000,
+        "lang": "en",
+    }
+    found = httpx.get(f"{api}/api/v1/region", params=params, headers=headers, timeout=120).json()
+    query = "&".join(f"{k}={v}" for k, v in params.items())
+    table = Table(
+        title=f"Region: {len(found['sites'])} simulated Foundations from {day:%d %b %Y}, "
+        f"{sim.days} days ({api}/region?key={token}&{query})"
+    )
+    for col in ("site", "util.", "cover.", "outside", "users", "orgs", "rank"):
+        table.add_column(col, justify="right")
+
+    def pct(value: float | None) -> str:
+        return "-" if value is None else f"{value * 100:.1f} %"
+
+    for row in found["sites"]:
+        table.add_row(
+            row["site"],
+            pct(row["utilisation"]),
+            pct(row["coverage"]),
+            pct(row["quota_esterna"]),
+            str(row["users"]),
+            str(row["organisations"]),
+            str(row["rank_utilisation"] or "not ranked"),
+        )
+    console.print(table)
+    apart = ", ".join(f"{a['site']} ({pct(a['coverage'])})" for a in found["ranking"]["apart"])
+    console.print(
+        f"not ranked, coverage below {pct(found['ranking']['min_coverage'])}: {apart or 'none'}"
+    )
+    c = found["comparison"]
+    compared = Table(
+        title=f"Before and after at {c['site']} (open lab from {sim.change:%d %b %Y}): "
+        f"bootstrap over weeks, seed {c['seed']}, {c['resamples']} resamples, "
+        f"{c['confidence'] * 100:.0f} % intervals"
+    )
+    for col in ("site", "role", "outside before", "after", "change", "interval"):
+        compared.add_column(col, justify="right")
+    for row in [*c["sites"], c["pooled"]]:
+        q = row["quota_esterna"]
+        d = q["delta"]
+        compared.add_row(
+            row["site"] or "controls",
+            row["role"],
+            pct(q["baseline"]),
+            pct(q["pilot"]),
+            pct(d["value"]),
+            f"{pct(d['low'])} .. {pct(d['high'])}",
+        )
+    console.print(compared)
+    did = c["did"]["quota_esterna"]
+    console.print(
+        f"difference in differences, outside share: {pct(did['value'])} "
+        f"({pct(did['low'])} .. {pct(did['high'])}); the simulator injected "
+        f"+{sim.effect * 100:.0f} % at {sim.pilot}"
+    )
+
+
 def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
@@ -204,6 +312,10 @@ def run_demo(devices: int, hours: float, speed: float, seed: int, duration: floa
                 headers = {"X-API-Key": token}
                 running.enter_context(_api(config))
                 collector = running.enter_context(_collector(config))
+                regional = _region_config(config, workdir)
+                loading = _load_region(regional)
+                running.enter_context(_api(regional))
+                region_api = f"http://{regional.api.host}:{regional.api.port}"
                 api = f"http://{config.api.host}:{config.api.port}"
                 console.print(f"  MQTT broker  mqtt://127.0.0.1:{broker.port}")
                 console.print(f"  InfluxDB     {config.influx.url} (database labmeter)")
@@ -236,6 +348,8 @@ def run_demo(devices: int, hours: float, speed: float, seed: int, duration: floa
                 _wait_live(config, devices, sim, 4 * backfill_s + 120)
                 _show_occupancy(api, headers)
                 _show_utilisation(api, hours, headers)
+                loading.join(300)
+                _show_region(region_api, headers, token)
                 console.print(
                     f"collector: {collector.metrics.received} messages received, "
                     f"{collector.metrics.written_lines} lines written, "

@@ -1,8 +1,9 @@
 """A fleet of agents streaming samples through the agent's own durable queue and publisher.
 
 For crash tests and benchmarks: every agent keeps its rows in a real ``DurableQueue`` and
-publishes them with the real ``Publisher`` (the replay tail included), at a steady rate, so
-what a broker or collector crash does to delivery is measured on the path agents really use.
+publishes them with the real ``Publisher`` (confirmations and resends included), at a steady
+rate, so what a broker or collector crash does to delivery is measured on the path agents
+really use.
 Each sample is distinct (its own device and minute), so InfluxDB must end with exactly
 ``agents x samples`` points.
 """
@@ -33,16 +34,16 @@ def shipped_persistence() -> str:
 
 class Fleet:
     def __init__(
-        self, mqtt: MqttConfig, site: str, agents: int, folder: Path, *, replay_s: float
+        self, mqtt: MqttConfig, site: str, agents: int, folder: Path, *, resend_s: float = 30.0
     ) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         now = time.time_ns() // 1_000_000
         self.base_ms = now - now % HOUR_MS - 6 * HOUR_MS  # recent, whole minutes, in the past
         self.topics = [Topic(site, "lab", f"pc-{i:03d}", "sample") for i in range(agents)]
-        self.queues = [
-            DurableQueue(folder / f"{t.device}.db", replay_s=replay_s) for t in self.topics
+        self.queues = [DurableQueue(folder / f"{t.device}.db") for t in self.topics]
+        self.publishers = [
+            Publisher(mqtt, t, kind="pc", interval_s=60, resend_s=resend_s) for t in self.topics
         ]
-        self.publishers = [Publisher(mqtt, t, kind="pc", interval_s=60) for t in self.topics]
         self.made = 0  # samples queued per agent so far
         for publisher in self.publishers:
             publisher.start()
@@ -52,9 +53,14 @@ class Fleet:
         return self.made * len(self.topics)
 
     @property
-    def replayed(self) -> int:
-        """Acknowledged rows sent again after (re)connections, over the whole fleet."""
-        return sum(p.replayed for p in self.publishers)
+    def resent(self) -> int:
+        """Rows sent again (on connections, after resend_s), over the whole fleet."""
+        return sum(p.resent for p in self.publishers)
+
+    @property
+    def confirmed(self) -> bool:
+        """Every agent has had a row confirmed by a collector (rows wait for confirmations)."""
+        return all(q.confirmed_by_collector for q in self.queues)
 
     def sample(self, seq: int) -> tuple[int, bytes]:
         in_use = float((seq * 7) % 61)

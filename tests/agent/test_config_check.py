@@ -54,6 +54,12 @@ def test_bounds_and_types_name_their_key(tmp_path: Path, monkeypatch: pytest.Mon
     path.write_text(BASE.format(queue=tmp_path / "q.db") + "quue_path = 'x'\n")
     with pytest.raises(ConfigError, match=r"^agent.quue_path: unknown key"):
         config_mod.load(path)
+    path.write_text(BASE.format(queue=tmp_path / "q.db") + "resend_s = 0\n")
+    with pytest.raises(ConfigError, match=r"^agent.resend_s: must be > 0"):
+        config_mod.load(path).agent.check()
+    path.write_text(BASE.format(queue=tmp_path / "q.db") + "send_window = 0\n")
+    with pytest.raises(ConfigError, match=r"^agent.send_window: must be >= 1"):
+        config_mod.load(path).agent.check()
 
 
 def test_check_command_reports_what_it_sees(tmp_path: Path) -> None:
@@ -68,6 +74,12 @@ def test_check_command_reports_what_it_sees(tmp_path: Path) -> None:
         assert expected in result.output
     # The test runs in python: the catalogue finds it.
     assert "catalogued apps running: python" in result.output
+    # Once the queue exists, check says what its rows wait for.
+    from labmeter.agent.runner import open_queue
+
+    open_queue(config_mod.load(path)).close()
+    result = CliRunner(env={"COLUMNS": "200"}).invoke(app, ["agent", "check", "-c", str(path)])
+    assert "0 messages waiting, 0 bytes, each until the broker acknowledges it" in result.output
 
 
 def test_check_command_fails_on_an_invalid_config(tmp_path: Path) -> None:
@@ -128,3 +140,13 @@ def test_check_without_a_config_lists_only_what_is_still_missing(
     assert "agent.site" not in missing
     assert "agent.pseudonym_secret" not in missing
     assert "mqtt.url" in missing
+
+
+def test_a_retired_key_of_the_shipped_sample_is_skipped_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An agent upgraded with its old config (the sample had ``replay_s``) keeps measuring."""
+    path = tmp_path / "agent.toml"
+    path.write_text(BASE.format(queue=tmp_path / "q.db") + "replay_s = 300\n")
+    config_mod.load(path).agent.check()
+    assert "agent.replay_s is ignored: rows stay queued until the collector confirms" in caplog.text

@@ -158,31 +158,57 @@ def test_an_old_queue_file_is_migrated_without_losing_a_row(tmp_path: Path) -> N
     again.close()
 
 
-def test_acknowledged_rows_stay_in_the_replay_tail_for_replay_s(tmp_path: Path) -> None:
-    now = [T0]
-    queue = DurableQueue(tmp_path / "q.db", clock_ms=lambda: now[0], replay_s=60, max_rows=3)
-    ids = [queue.put(SAMPLE, T0 + i, f"m{i}".encode()) for i in range(3)]
-    assert queue.acknowledge(ids[:2]) == 2 and len(queue) == 1
-    assert [(r.id, r.payload) for r in queue.tail(0, queue.tail_end(), 10)] == [
+def test_a_confirmation_deletes_exactly_the_rows_it_names(tmp_path: Path) -> None:
+    queue = DurableQueue(tmp_path / "q.db", clock_ms=at_t0)
+    ids = [queue.put(SAMPLE, T0 + i, f"m{i}".encode()) for i in range(8)]
+    assert not queue.confirmed_by_collector  # no collector has confirmed a row yet
+    # Rows 2-3 and 6 written, 4-5 not (dropped by a broker, or held by another collector).
+    assert queue.confirm([(ids[2], ids[3]), (ids[6], ids[6])]) == 3
+    assert [r.payload for r in queue.after(0, 10)] == [b"m0", b"m1", b"m4", b"m5", b"m7"]
+    assert (len(queue), queue.size_bytes) == (5, 10)
+    assert queue.confirmed_by_collector
+    assert queue.confirm([(ids[2], ids[6])]) == 2  # confirmed again: only what is left goes
+    assert [r.id for r in queue.get([ids[6], ids[1], ids[7], 999])] == [ids[1], ids[7]]
+    queue.close()
+    # Both the flag and the file's own id survive a restart; another file has another id.
+    again = DurableQueue(tmp_path / "q.db", clock_ms=at_t0)
+    other = DurableQueue(tmp_path / "other.db", clock_ms=at_t0)
+    assert again.confirmed_by_collector and not other.confirmed_by_collector
+    assert again.queue_id == queue.queue_id != other.queue_id
+    assert len(again.queue_id) == 16 and int(again.queue_id, 16) > 0
+    again.close()
+    other.close()
+
+
+def test_the_replay_tail_of_an_older_agent_is_sent_again(tmp_path: Path) -> None:
+    """An older agent kept rows a broker acknowledged in a replay tail: upgraded, it puts them
+    back in the queue under their ids, to be sent again until a collector confirms them."""
+    db = tmp_path / "q.db"
+    queue = DurableQueue(db, clock_ms=at_t0)
+    ids = [queue.put(SAMPLE, T0 + i, f"m{i}".encode()) for i in range(4)]
+    queue.close()
+    con = sqlite3.connect(db)
+    con.execute(
+        "CREATE TABLE replay_tail (id INTEGER PRIMARY KEY, topic TEXT NOT NULL, "
+        "ts INTEGER NOT NULL, payload BLOB NOT NULL, acked_ms INTEGER NOT NULL)"
+    )
+    con.execute(
+        "INSERT INTO replay_tail SELECT id, topic, ts, payload, ? FROM outbox WHERE id <= ?",
+        (T0, ids[1]),
+    )
+    con.execute("DELETE FROM outbox WHERE id <= ?", (ids[1],))
+    con.commit()
+    con.close()
+    upgraded = DurableQueue(db, clock_ms=at_t0)
+    assert [(r.id, r.payload) for r in upgraded.after(0, 10)] == [
         (ids[0], b"m0"),
         (ids[1], b"m1"),
+        (ids[2], b"m2"),
+        (ids[3], b"m3"),
     ]
-    now[0] += 40_000
-    assert queue.acknowledge([ids[0]]) == 0  # a replay acknowledged again: 60 s more
-    now[0] += 30_000
-    queue.acknowledge([ids[2]])  # m1 was acknowledged 70 s ago: gone from the tail
-    assert [r.payload for r in queue.tail(0, queue.tail_end(), 10)] == [b"m0", b"m2"]
-    assert [r.payload for r in queue.tail(ids[0], ids[1], 10)] == []  # (after, upto]
-    # The tail is bounded like the queue: the oldest go first.
-    more = [queue.put(SAMPLE, T0 + 10 + i, b"x") for i in range(3)]
-    queue.acknowledge(more)
-    assert [r.id for r in queue.tail(0, queue.tail_end(), 10)] == more
-    queue.close()
-    # It survives a restart: a crashed agent replays it when it connects again.
-    again = DurableQueue(tmp_path / "q.db", clock_ms=lambda: now[0], replay_s=60)
-    assert again.tail_end() == more[-1]
-    again.close()
-    off = DurableQueue(tmp_path / "off.db", clock_ms=at_t0)
-    off.acknowledge([off.put(SAMPLE, T0, b"y")])
-    assert off.tail_end() == 0  # replay_s = 0: acknowledged rows are gone at once
-    off.close()
+    assert len(upgraded) == 4 and upgraded.put(SAMPLE, T0 + 9, b"new") == ids[3] + 1
+    upgraded.close()
+    con = sqlite3.connect(db)
+    tables = {name for (name,) in con.execute("SELECT name FROM sqlite_master")}
+    con.close()
+    assert "replay_tail" not in tables

@@ -65,9 +65,7 @@ def test_hostile_values_straight_to_the_reads_give_nothing(lab_api: Api, value: 
             rows = figures.utilisation(scope, GroupBy.device, None)
             assert all(r["in_use_s"] == 0 for r in rows), (filters, rows)
             for group in (GroupBy.lab, GroupBy.category):
-                assert all(
-                    r["in_use_s"] == 0 for r in figures.utilisation(scope, group, Every.day)
-                )
+                assert all(r["in_use_s"] == 0 for r in figures.utilisation(scope, group, Every.day))
             assert openness.openness_of(scope)["in_use_s"] == 0
             assert all(r["hours"] == 0 for r in software.licences(scope))
             assert session_list.sessions(scope) == []

@@ -269,8 +269,7 @@ def test_daily_rollups_give_the_same_figures_as_raw_points(
             differ = {
                 at
                 for at in days
-                if api_opening.label(d.SITE, "lab-cad", at)
-                != opening.label(d.SITE, "lab-cad", at)
+                if api_opening.label(d.SITE, "lab-cad", at) != opening.label(d.SITE, "lab-cad", at)
             }
             weekdays = {day_of(d.T0 + by + 8 * d.HOUR) for by in shifts if by != 27 * day}
             stale = plan.stale_days

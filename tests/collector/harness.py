@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import subprocess
 import sys
@@ -107,8 +108,11 @@ class CollectorProcess:
         client_id: str,
         site: str,
         shared_group: str = "",
-        workers: int = 1,
+        workers: int | None = 1,
+        settings: str = "",
     ) -> None:
+        """``workers``: None for the collector's default (one per core, shared subscription);
+        ``settings``: more lines of its ``[collector]`` table."""
         workdir.mkdir(parents=True, exist_ok=True)
         self.workdir = workdir
         self.workers = workers
@@ -132,21 +136,27 @@ dead_letter_path = "{workdir}/deadletters.jsonl"
 metrics_port = {self.metrics_port}
 rollup_grace_s = 0
 rollup_settle_s = 1
-"""
+{settings}"""
         )
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> None:
+    def start(self, *, wait: bool = True) -> None:
+        """Start it; ``wait``: until it is healthy (connected), which needs the broker up."""
         cli = Path(sys.executable).parent / "labmeter"
         log = (self.workdir / "collector.log").open("ab")
-        workers = ["--workers", str(self.workers)]
+        workers = [] if self.workers is None else ["--workers", str(self.workers)]
         self.proc = subprocess.Popen(
             [str(cli), "collector", "-v", "-c", str(self.config_path), *workers],
             stdout=log,
             stderr=subprocess.STDOUT,
         )
         log.close()
-        wait_for(self.healthy, timeout=20)
+        if wait:
+            try:
+                wait_for(self.healthy, timeout=20)
+            except AssertionError:
+                self.kill()  # not left running (its workers included) past a failed test
+                raise
 
     def healthy(self) -> bool:
         with contextlib.suppress(httpx.HTTPError):
@@ -162,7 +172,12 @@ rollup_settle_s = 1
         return 0.0
 
     def kill(self) -> None:
+        """SIGKILL, workers first: the machine lost power (a worker whose parent is killed
+        alone stops by itself, writing and acking what it holds)."""
         assert self.proc is not None
+        for pid in self.worker_pids():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(10)
 

@@ -29,8 +29,8 @@ def _sample(site: str, end_ms: int, value: float = 60.0, device: str = "pc-1") -
     )
 
 
-def _raw(message: Message) -> tuple[int, int, bytes, bytes]:
-    return (1, 1, str(message.topic).encode(), encode(message.payload))
+def _raw(message: Message) -> tuple[int, int, bytes, bytes, bytes]:
+    return (1, 1, str(message.topic).encode(), encode(message.payload), b"")
 
 
 def _reason(admission: Admission, message: Message, received_ms: int) -> str | None:
@@ -166,7 +166,7 @@ def test_a_batch_converted_before_a_closure_is_converted_again_before_its_write(
         collector.periods.refresh()
         before = collector.periods.admission
         raw = [
-            (i, 1, t.encode(), p)
+            (i, 1, t.encode(), p, b"")
             for i, (t, p) in enumerate(
                 [_message(uid, window[0] + 60_000, 30.0), _message(uid, window[1] + 60_000, 30.0)]
             )

@@ -22,7 +22,7 @@ from labmeter.config import Config
 from labmeter.influx import InfluxV1, line
 from labmeter.inventory import load
 from labmeter.opening import OpeningHours
-from labmeter.schema import DERIVED, LAYOUT_VERSION, Calendar, hour_of
+from labmeter.schema import DERIVED, LAYOUT_VERSION, Calendar, Period, busy_rollup, hour_of
 from tests.api import lab_data as d
 from tests.api.client import make_api
 from tests.helpers import wait_for
@@ -89,7 +89,7 @@ def test_hourly_rollups_only_are_caught_up_newest_first_with_the_same_figures(
     days = [o.day_ms for o in owed]
     assert days == sorted(days, reverse=True)  # newest first
     assert days[0] == ROME.day_of(NOW) - DAY and days[-1] == ROME.day_of(d.T0)
-    assert not any(o.sessions_only for o in owed)
+    assert not any(o.partial for o in owed)
 
     assert catchup.step(NOW)
     assert set(_labelled(influx)) == {days[0]}
@@ -113,11 +113,12 @@ def test_hourly_rollups_only_are_caught_up_newest_first_with_the_same_figures(
     assert health == {"status": "ok", "rollups": {"days_to_catch_up": 0, "catching_up": None}}
 
 
-def test_a_day_of_layout_3_gets_its_session_rollups_per_lab_from_those_per_device(
+def test_a_day_of_layout_3_gets_its_session_rollups_per_lab_and_its_busy_rollups(
     influx: InfluxV1, tmp_path: Path
 ) -> None:
     """The days an older collector rolled up with sessions per device only: the catch-up sums
-    those per asset and per lab (their raw samples are not read again) and relabels them."""
+    those per asset and per lab, counts the busy devices from the hourly rollups per asset
+    (their raw samples are not read again), and relabels them."""
     opening = OpeningHours(load(d.inventory_file(tmp_path)))
     raw = _lab(influx)
     rollups = Rollups(
@@ -129,6 +130,7 @@ def test_a_day_of_layout_3_gets_its_session_rollups_per_lab_from_those_per_devic
     rollups.run_due(far)
     rollups.run_due(far)
     derived = [m.name for m in DERIVED if m.name.startswith("rollup_sessions_")]
+    derived += [busy_rollup(p).name for p in Period]
 
     def sessions() -> dict[str, Any]:
         return {
@@ -154,7 +156,7 @@ def test_a_day_of_layout_3_gets_its_session_rollups_per_lab_from_those_per_devic
     catchup = _catch_up(influx, opening)
     owed = catchup.scan(NOW)
     three = {ROME.day_of(d.T0 + shift) for shift in (0, DAY, DST)}
-    assert {o.day_ms for o in owed if o.sessions_only} == {t for s in labels for t, *_ in s.values}
+    assert {o.day_ms for o in owed if o.partial} == {t for s in labels for t, *_ in s.values}
     assert three <= {o.day_ms for o in owed}
     while catchup.step(NOW):
         pass

@@ -41,7 +41,7 @@ VALUES: list[Any] = [
     *[0, -0.0, -1, -1e-9, 0.0005, 1e308, -1e308, 2**53 + 1, 2**63, 2**64 - 1, -(2**63)],
     *[True, False, None, "", "x", "41.5", [], [1.0], {}, {"a": 1.0}, 60, 60.0, 60.0009, 60.002],
     *["in_use", "p_0123456789abcdef", "p_0123456789ABCDEF", "school", "visitor", "pc", "PC"],
-    *["PRINTING", "a\"b", "x\\y", " lead", "x" * 64, "x" * 65, "Maria Rossi\n"],
+    *["PRINTING", 'a"b', "x\\y", " lead", "x" * 64, "x" * 65, "Maria Rossi\n"],
     *[NOW_MS, NOW_MS + 300_000, NOW_MS + 300_001, 59, 59.999, 18.5, 41.5, 61],
 ]
 
@@ -82,7 +82,7 @@ def _outcome(payload: bytes) -> tuple[str, list[str] | str]:
 
 
 def _converted(payload: bytes, admission: Admission | None = None) -> tuple[str, list[str] | str]:
-    chunk = [(1, 1, TOPIC.encode(), payload)]
+    chunk = [(1, 1, TOPIC.encode(), payload, b"")]
     out = convert(chunk, NOW_MS) if admission is None else convert(chunk, NOW_MS, admission)
     if out.rejected:
         (_, reason, detail), *_ = out.rejected

@@ -154,7 +154,7 @@ def test_a_chunk_converts_to_what_its_messages_parse_to(
     messages: list[tuple[bytes, bytes]],
 ) -> None:
     """What the collector runs: each message is either in the lines or rejected."""
-    chunk = [(i, 1, topic, payload) for i, (topic, payload) in enumerate(messages)]
+    chunk = [(i, 1, topic, payload, b"") for i, (topic, payload) in enumerate(messages)]
     expected_lines: list[str] = []
     expected_rejected: list[tuple[int, str, str]] = []
     for i, (topic, payload) in enumerate(messages):

@@ -8,9 +8,13 @@ import time
 from pathlib import Path
 
 import mqtt5
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from labmeter.collector.convert import Delivery
-from labmeter.collector.subscriber import Subscriber
+from labmeter.collector.subscriber import Subscriber, user_property
 from labmeter.config import Config, MqttConfig
 from labmeter.localstack import mosquitto
 from tests.helpers import publish_raw, wait_for
@@ -53,7 +57,7 @@ def test_reads_every_size_in_order_and_acked_messages_do_not_come_back(
         publish_raw(config.mqtt.host, config.mqtt.port, messages)
         publish_raw(config.mqtt.host, config.mqtt.port, [(f"test/{uid}/q0", b"zero")], qos=0)
         wait_for(lambda: len(inbox.got) == len(messages) + 1, timeout=20)
-        got = [(topic.decode(), payload) for _, (_, _, topic, payload) in inbox.got]
+        got = [(topic.decode(), payload) for _, (_, _, topic, payload, _) in inbox.got]
         assert got[:-1] == messages
         assert inbox.got[-1][1][:2] == (0, 0)  # QoS 0: no packet id, nothing to ack
         generation = inbox.got[0][0]
@@ -171,3 +175,40 @@ def test_a_packet_split_right_after_the_connack_is_joined(uid: str) -> None:
     finally:
         sub.stop()
         server.close()
+
+
+def test_a_row_label_is_read_among_any_other_properties(config: Config, uid: str) -> None:
+    """The properties stay raw in the delivery; ``user_property`` finds the agent's label
+    whatever comes before it (properties a broker forwards: expiry, content type, response
+    topic, correlation data, other user properties), and a message without one has none."""
+    inbox = Inbox()
+    sub = _session(config.mqtt, f"sub-{uid}", f"test/{uid}/#", inbox)
+    client = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
+    try:
+        wait_for(lambda: sub.generation == 1)
+        time.sleep(0.2)
+        client.connect("127.0.0.1", config.mqtt.port)
+        client.loop_start()
+        busy = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+        busy.MessageExpiryInterval = 3600
+        busy.ContentType = "application/json"
+        busy.ResponseTopic = "somewhere/else"
+        busy.CorrelationData = b"\x00\x01"
+        busy.UserProperty = [("trace", "x" * 300), ("row", "3f9a0c1d2e4b5a69:812")]
+        plain = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+        plain.UserProperty = [("row", "3f9a0c1d2e4b5a69:813")]
+        for props in (busy, plain, None):
+            client.publish(f"test/{uid}/p", b"{}", qos=1, properties=props).wait_for_publish(10)
+        wait_for(lambda: len(inbox.got) == 3)
+        found = [user_property(d[4], b"row") for _, d in inbox.got]
+        assert found == [b"3f9a0c1d2e4b5a69:812", b"3f9a0c1d2e4b5a69:813", None]
+        assert inbox.got[2][1][4] == b""
+        assert user_property(inbox.got[0][1][4], b"trace") == b"x" * 300
+        # Cut short, or of an unknown kind: nothing is read, so nothing is confirmed.
+        whole = inbox.got[1][1][4]
+        assert [user_property(whole[:n], b"row") for n in (1, 5, len(whole) - 1)] == [None] * 3
+        assert user_property(b"\x7f" + whole, b"row") is None
+    finally:
+        client.disconnect()
+        client.loop_stop()
+        sub.stop()

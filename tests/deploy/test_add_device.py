@@ -41,6 +41,11 @@ def test_prints_an_agent_config_that_loads_and_matches_the_password_file(tmp_pat
     assert cfg.mqtt.username == "its-prime/lab-cad/pc-01"
     assert cfg.mqtt.tls and cfg.mqtt.ca_file == "/etc/labmeter/ca.crt"
     assert (cfg.agent.site, cfg.agent.lab, cfg.agent.device) == ("its-prime", "lab-cad", "pc-01")
+    # What the shipped ACL lets the device do, in the file the technician installs.
+    assert (
+        "read the collector's confirmations on labmeter/v1/its-prime/lab-cad/pc-01/confirm/+"
+        in toml
+    )
     assert cfg.mqtt.password is not None and len(cfg.mqtt.password) >= 24
     user, entry = (tmp_path / "passwd").read_text().strip().split(":", 1)
     assert user == "its-prime/lab-cad/pc-01"

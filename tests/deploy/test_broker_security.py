@@ -19,9 +19,10 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from labmeter.agent.publisher import Publisher
+from labmeter.agent.queue import DurableQueue
 from labmeter.collector.service import Collector
 from labmeter.config import Config, MqttConfig
-from labmeter.contract import Sample, Topic, encode
+from labmeter.contract import Sample, Topic, confirm_writer, encode
 from labmeter.deploy import COLLECTOR_USER, BrokerAccess, add_collector, add_device
 from labmeter.influx import InfluxV1
 from labmeter.localstack import Service, free_port, require_binary
@@ -135,6 +136,96 @@ def test_collector_gets_a_device_samples_over_tls_and_no_forged_ones(
     # The forged samples never reached the collector (they are not even dead letters).
     assert influx.query("SELECT * FROM sample WHERE device = 'pc-02'") == []
     assert sum(collector.dead_letters.counts.values()) == 0
+
+
+def _listen(
+    broker: SecureBroker, username: str, topic_filter: str
+) -> tuple[mqtt.Client, list[str], list[str]]:
+    """``username``'s client subscribed to ``topic_filter``: (client, SUBACK codes, topics got)."""
+    client = _client(broker, username)
+    reasons: list[str] = []
+    got: list[str] = []
+    subscribed = threading.Event()
+
+    def on_subscribe(*args: object) -> None:
+        reasons.extend(str(r) for r in args[3])  # type: ignore[attr-defined]
+        subscribed.set()
+
+    client.on_subscribe = on_subscribe
+    client.on_message = lambda _c, _u, msg: got.append(msg.topic)
+    client.connect("localhost", broker.service.port)
+    client.loop_start()
+    client.subscribe(topic_filter, qos=1)
+    assert subscribed.wait(10)
+    return client, reasons, got
+
+
+def test_a_device_reads_only_its_own_confirmations_and_no_device_can_forge_one(
+    secure_broker: SecureBroker, config: Config, influx: InfluxV1, tmp_path: Path
+) -> None:
+    """Over TLS with the shipped ACL: pc-01's real agent publisher and queue, and the
+    collector; the collector's confirmations reach pc-01 (its queue empties), none reaches
+    pc-02 subscribed to them (Mosquitto 2.0 grants the subscription and checks each message),
+    and neither pc-01 nor pc-02 can publish one."""
+    tls = MqttConfig(url=secure_broker.url, ca_file=str(secure_broker.ca_file))
+    collector = Collector(
+        dataclasses.replace(
+            config,
+            mqtt=dataclasses.replace(
+                tls, username=COLLECTOR_USER, password=secure_broker.passwords[COLLECTOR_USER]
+            ),
+            collector=dataclasses.replace(config.collector, site="site-a"),
+        ),
+        influx,
+    )
+    collector.start()
+    assert collector.connected.wait(10)
+    mine = "labmeter/v1/site-a/lab-1/pc-01/confirm/+"
+    spy, spy_reasons, spied = _listen(secure_broker, "site-a/lab-1/pc-02", mine)
+    own, own_reasons, owned = _listen(secure_broker, "site-a/lab-1/pc-01", mine)
+    user = "site-a/lab-1/pc-01"
+    topic = Topic("site-a", "lab-1", "pc-01", "sample")
+    queue = DurableQueue(tmp_path / "q.db")
+    device = Publisher(
+        dataclasses.replace(tls, username=user, password=secure_broker.passwords[user]),
+        topic,
+        client_id=f"agent-{tmp_path.name}",
+    )
+    try:
+        assert own_reasons == ["Granted QoS 1"] and len(spy_reasons) == 1
+        # Forgeries, by a device on its own confirmation topic and on another's.
+        for forger in ("site-a/lab-1/pc-01", "site-a/lab-1/pc-02"):
+            client = _client(secure_broker, forger)
+            client.connect("localhost", secure_broker.service.port)
+            client.loop_start()
+            client.publish(
+                "labmeter/v1/site-a/lab-1/pc-01/confirm/labmeter-collector",
+                b'{"v":1,"queue":"0000000000000001","rows":[[1,99]]}',
+                qos=1,
+            ).wait_for_publish(10)
+            client.disconnect()
+            client.loop_stop()
+        now = int(time.time() // 60 * 60_000)
+        for i in range(3):
+            ts = now - (10 - i) * 60_000
+            queue.put(topic, ts, encode(_sample(ts, 30.0)))
+        device.connect()
+        deadline = time.monotonic() + 20
+        while not (queue.confirmed_by_collector and len(queue) == 0):
+            assert time.monotonic() < deadline, "no confirmation reached the device"
+            device.pump(queue)
+            time.sleep(0.05)
+        time.sleep(0.5)
+        assert spied == []  # pc-02 saw nothing of pc-01's
+        writer = confirm_writer(config.collector.client_id)  # the forgeries never came
+        assert owned and set(owned) == {f"labmeter/v1/site-a/lab-1/pc-01/confirm/{writer}"}
+    finally:
+        device.close()
+        queue.close()
+        for client in (spy, own):
+            client.disconnect()
+            client.loop_stop()
+        collector.stop()
 
 
 def test_a_device_added_while_the_broker_runs_connects_after_a_reload(

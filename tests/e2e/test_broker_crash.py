@@ -1,95 +1,94 @@
-"""Mosquitto SIGKILLed mid-stream, with the persistence settings labmeter ships.
+"""Mosquitto SIGKILLed mid-stream, with the persistence labmeter ships and the default collector.
 
 The shipped broker saves its store every ``autosave_interval`` (60 s): what it acknowledged
-since its last save and had not yet handed to the collector dies with it. Agents keep a tail
-of acknowledged rows (``replay_s``) and send it again on every connection, so what the broker
-lost comes back; the replays land on the same InfluxDB points. Real agents' queue and
-publisher (``simulators/fleet.py``), real collector process, Mosquitto and InfluxDB.
+since its last save and had not yet handed to the collector dies with it, and its restart
+drops the collector's shared subscription (Mosquitto 2.0.11). Agents keep every row until the
+collector confirms it is written, and send again on every connection what is not confirmed,
+so what the broker lost comes back and lands on the same InfluxDB points. Real agents' queue
+and publisher (``simulators/fleet.py``), the real collector (its default: one worker per
+core on a shared subscription), Mosquitto and InfluxDB.
 """
 
 from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from labmeter.config import MqttConfig
 from labmeter.influx import InfluxV1
-from labmeter.localstack import Service, mosquitto
-from labmeter.simulators.fleet import Fleet, run_in_background, shipped_persistence
-from tests.collector.harness import CollectorProcess, count_points
-from tests.helpers import wait_for
+from labmeter.localstack import Service
+from labmeter.simulators.fleet import Fleet, run_in_background
+from tests.collector.harness import count_points
+from tests.e2e.conftest import confirmed_fleet, default_collector, exactly_once, saved
 
 pytestmark = pytest.mark.e2e
 
-AGENTS, SAMPLES, STREAM_S = 6, 150, 9.0
+AGENTS, SAMPLES, STREAM_S = 6, 100, 20.0  # publishing on well after the broker is back
 
 
-@pytest.fixture
-def shipped_broker(tmp_path: Path) -> Iterator[Service]:
-    shipped = shipped_persistence()
-    assert "autosave_interval 60" in shipped  # the setting whose consequence is tested here
-    service = mosquitto(tmp_path / "mosquitto", extra_conf=shipped)
-    service.start()
-    yield service
-    service.stop(signal.SIGKILL)
-
-
-@pytest.mark.parametrize(("replay_s", "loses"), [(300.0, False), (0.0, True)])
+@pytest.mark.parametrize("collector_away", [False, True], ids=["collector-running", "away"])
 def test_a_broker_killed_mid_stream_loses_no_sample(
-    replay_s: float,
-    loses: bool,
-    shipped_broker: Service,
-    influx: InfluxV1,
-    uid: str,
-    tmp_path: Path,
+    collector_away: bool, shipped_broker: Service, influx: InfluxV1, uid: str, tmp_path: Path
 ) -> None:
-    """With the tail every sample is in InfluxDB exactly once; without it (``replay_s = 0``)
-    the same crash loses what the broker held unsaved: the test can tell the two apart."""
-    collector = CollectorProcess(
-        tmp_path / "collector",
-        mqtt_port=shipped_broker.port,
-        influx_url=influx.config.url,
-        database=influx.config.database,
-        client_id=f"col-{uid}",
-        site=uid,
-    )
+    """Away: the collector stopped a while before the crash (restarting, or held back by a
+    slow InfluxDB), so the broker held the stream for it in memory, and lost it."""
+    collector = default_collector(tmp_path, shipped_broker, influx, uid)
     collector.start()
-    assert shipped_broker.proc is not None
-    # A broker that has run for a while has saved the collector's session (its subscription):
-    # SIGUSR1 makes mosquitto write its store now, as an autosave would have.
-    shipped_broker.proc.send_signal(signal.SIGUSR1)
-    wait_for(lambda: (shipped_broker.workdir / "mosquitto.db").exists(), timeout=10)
-    mqtt = MqttConfig(url=f"mqtt://127.0.0.1:{shipped_broker.port}")
-    fleet = Fleet(mqtt, uid, AGENTS, tmp_path / "agents", replay_s=replay_s)
+    saved(shipped_broker)
+    fleet = confirmed_fleet(shipped_broker, uid, AGENTS, tmp_path / "agents")
     try:
         stream = run_in_background(fleet, SAMPLES, STREAM_S)
         time.sleep(STREAM_S / 4)
-        collector.stop()  # restarting, or slow: the broker holds the stream for it, in memory
-        time.sleep(STREAM_S / 4)
+        if collector_away:
+            collector.stop()
+            time.sleep(STREAM_S / 4)
         held = fleet.published - count_points(influx)
         shipped_broker.stop(signal.SIGKILL)  # no save on the way out
         time.sleep(1.0)
         shipped_broker.start()
+        if collector_away:
+            collector.start()
+        stream.join(STREAM_S * 3)
+        assert fleet.made == SAMPLES + 1
+        assert held > 0 or not collector_away  # away, the broker held the stream when killed
+        # Queues empty means every row confirmed, and a row is confirmed once written.
+        assert fleet.drain(90)
+        exactly_once(influx, fleet)
+        assert fleet.resent > 0 or not collector_away  # what the broker lost came again
+        assert collector.dead_letters() == []
+    finally:
+        fleet.close()
+        collector.stop()
+
+
+def test_without_confirmations_the_same_crash_loses_samples(
+    shipped_broker: Service, influx: InfluxV1, uid: str, tmp_path: Path
+) -> None:
+    """The control: a collector that does not confirm (``confirm = false``, as one older than
+    confirmations) leaves agents with the broker's PUBACK alone, and the crash loses what
+    the broker held: the test above can tell the two apart."""
+    collector = default_collector(tmp_path, shipped_broker, influx, uid, "confirm = false\n")
+    collector.start()
+    saved(shipped_broker)
+    mqtt = MqttConfig(url=f"mqtt://127.0.0.1:{shipped_broker.port}")
+    fleet = Fleet(mqtt, uid, AGENTS, tmp_path / "agents")
+    try:
+        stream = run_in_background(fleet, SAMPLES, STREAM_S)
+        time.sleep(STREAM_S / 4)
+        collector.stop()
+        time.sleep(STREAM_S / 4)
+        shipped_broker.stop(signal.SIGKILL)
+        time.sleep(1.0)
+        shipped_broker.start()
         collector.start()
         stream.join(STREAM_S * 3)
-        assert fleet.drain(60)
-        expected = AGENTS * SAMPLES
-        assert fleet.published == expected and held > 0
-        if loses:
-            time.sleep(5)  # all that will come has come: the collector keeps pace again
-            assert count_points(influx) < expected
-            return
-        wait_for(lambda: count_points(influx) >= expected, timeout=60, interval=0.5)
-        assert fleet.replayed > 0
-        time.sleep(1.0)  # a duplicate would be a second point only if it landed elsewhere
-        assert count_points(influx) == expected
-        rows = influx.query("SELECT count(seq) FROM sample GROUP BY device")
-        assert sorted(r.values[0][1] for r in rows) == [SAMPLES] * AGENTS
-        assert collector.dead_letters() == []
+        assert fleet.drain(30)  # PUBACKs delete rows: the queues empty all the same
+        time.sleep(5)  # all that will come has come: the collector keeps pace again
+        assert count_points(influx) < AGENTS * fleet.made
+        assert not any(q.confirmed_by_collector for q in fleet.queues)
     finally:
         fleet.close()
         collector.stop()

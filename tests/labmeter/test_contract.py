@@ -6,8 +6,27 @@ from typing import Any
 
 import orjson
 import pytest
+from paho.mqtt.client import topic_matches_sub
 
-from labmeter.contract import MAX_PAYLOAD_BYTES, Event, Sample, Status, Topic, decode, encode
+from labmeter.contract import (
+    MAX_CONFIRM_RANGES,
+    MAX_PAYLOAD_BYTES,
+    Confirmation,
+    Event,
+    Sample,
+    Status,
+    Topic,
+    confirm_filter,
+    confirm_topic,
+    confirm_writer,
+    decode,
+    decode_confirmation,
+    encode,
+    encode_confirmations,
+    parse_row_label,
+    row_label,
+    subscription,
+)
 from labmeter.errors import PayloadRejected
 
 NOW = 1_764_147_600_000
@@ -169,3 +188,84 @@ def test_a_substate_is_a_short_name_not_a_text(substate: object) -> None:
     with pytest.raises(PayloadRejected) as info:
         decode("labmeter/v1/s/l/cnc-01/sample", payload, 2_000)
     assert info.value.reason == "field_type"
+
+
+# --- confirmations (collector -> agent) -----------------------------------------------------
+
+QUEUE = "3f9a0c1d2e4b5a69"
+
+
+def test_a_confirmation_names_rows_as_ranges_and_round_trips() -> None:
+    payloads = encode_confirmations(QUEUE, [9, 3, 4, 5, 12, 4])
+    assert [orjson.loads(p) for p in payloads] == [
+        {"v": 1, "queue": QUEUE, "rows": [[3, 5], [9, 9], [12, 12]]}
+    ]
+    assert decode_confirmation(payloads[0]) == Confirmation(QUEUE, ((3, 5), (9, 9), (12, 12)))
+    # Every other row (two collectors sharing a subscription): split, never merged across gaps.
+    many = encode_confirmations(QUEUE, range(1, 2 * MAX_CONFIRM_RANGES + 10, 2))
+    decoded = [decode_confirmation(p) for p in many]
+    assert [len(c.rows) for c in decoded] == [MAX_CONFIRM_RANGES, 5]
+    assert all(first == last for c in decoded for first, last in c.rows)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"v": 1, "queue": "3F9A0C1D2E4B5A69", "rows": [[1, 2]]},  # not lower-case hex
+        {"v": 1, "queue": QUEUE[:15], "rows": [[1, 2]]},
+        {"v": 1, "queue": QUEUE, "rows": [[2, 1]]},  # backwards
+        {"v": 1, "queue": QUEUE, "rows": [[1, 5], [5, 9]]},  # overlapping
+        {"v": 1, "queue": QUEUE, "rows": [[5, 9], [1, 2]]},  # not ascending
+        {"v": 1, "queue": QUEUE, "rows": [[0, 2]]},  # row ids start at 1
+        {"v": 1, "queue": QUEUE, "rows": [[1, True]]},
+        {"v": 1, "queue": QUEUE, "rows": [[1, 2.0]]},
+        {"v": 1, "queue": QUEUE, "rows": [[1, 2, 3]]},
+        {"v": 1, "queue": QUEUE, "rows": "1-2"},
+        {"v": 1, "queue": QUEUE, "rows": [[1, 2]], "upto": 99},  # no watermark, ever
+        {"v": 2, "queue": QUEUE, "rows": [[1, 2]]},
+    ],
+)
+def test_a_confirmation_that_could_cover_the_wrong_rows_is_refused(body: dict[str, Any]) -> None:
+    with pytest.raises(PayloadRejected):
+        decode_confirmation(orjson.dumps(body))
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (b"3f9a0c1d2e4b5a69:812", (QUEUE, 812)),
+        (b"3f9a0c1d2e4b5a69:0", None),
+        (b"3f9a0c1d2e4b5a69:+812", None),
+        (b"3f9a0c1d2e4b5a69:8_12", None),
+        (b"3f9a0c1d2e4b5a69: 812", None),
+        (b"3f9a0c1d2e4b5a69:99999999999999999999", None),  # beyond SQLite's row ids
+        (b"3F9A0C1D2E4B5A69:812", None),
+        (b"3f9a0c1d2e4b5a6:812", None),
+        (b"3f9a0c1d2e4b5a69-812", None),
+        (b"", None),
+    ],
+)
+def test_row_labels_parse_strictly(value: bytes, expected: tuple[str, int] | None) -> None:
+    assert parse_row_label(value) == expected
+    if expected is not None:
+        assert row_label(*expected).encode() == value
+
+
+def test_confirmations_go_to_the_device_of_the_message_and_no_collector_receives_them() -> None:
+    sample_topic = TOPIC.encode()
+    where = confirm_topic(sample_topic, confirm_writer("Labmeter Collector-w1"))
+    assert where == "labmeter/v1/its-prime/lab-cad/pc-01/confirm/labmeter-collector-w1"
+    assert confirm_topic(b"labmeter/v1/its-prime/lab-cad/pc-01/event", "c") == (
+        "labmeter/v1/its-prime/lab-cad/pc-01/confirm/c"
+    )
+    for bad in (b"labmeter/v1/a/b/c/bogus", b"labmeter/v1/a/b/sample", b"\xff/x"):
+        assert confirm_topic(bad, "c") is None
+    device = Topic.parse(TOPIC)
+    assert topic_matches_sub(confirm_filter(device), where)
+    assert not topic_matches_sub(
+        confirm_filter(Topic("its-prime", "lab-cad", "pc-02", "sample")), where
+    )
+    # Seven levels: the collector's own subscriptions (all sites, one site) never match.
+    for own in (subscription(), subscription("its-prime")):
+        assert not topic_matches_sub(own, where)
+    assert confirm_writer("???") == "collector"

@@ -197,3 +197,25 @@ def test_cli_check_and_csv_import(tmp_path: Path) -> None:
     result = runner.invoke(app, ["inventory", "import", str(sheet)])
     assert result.exit_code == 1
     assert f"{sheet}:2: 'ieri' is not a date" in result.output
+
+
+def test_a_grants_own_durability_period_is_a_number_of_years() -> None:
+    text = """version: 1
+sites: [{id: s}]
+labs: [{id: cad, site: s, hours: {mon: "09:00-13:00"}}]
+equipment:
+  - {id: pc-01, site: s, lab: cad, kind: pc, durability_years: 0}
+  - {id: pc-02, site: s, lab: cad, kind: pc, durability_years: five}
+  - {id: pc-03, site: s, lab: cad, kind: pc, durability_years: 3}
+"""
+    with pytest.raises(InventoryError) as info:
+        parse(text, "inv.yaml")
+    assert info.value.problems == [
+        "inv.yaml:5: equipment[0].durability_years: 0 is not a number of years (1 to 30)",
+        "inv.yaml:6: equipment[1].durability_years: 'five' is not a number of years (1 to 30)",
+    ]
+    fixed = parse(text.replace("durability_years: 0", "durability_years: 7").replace(
+        "durability_years: five", "final_payment: 2025-06-30"), "inv.yaml")  # fmt: skip
+    assert [
+        fixed.equipment[("s", "cad", d)].durability_years for d in ("pc-01", "pc-02", "pc-03")
+    ] == [7, None, 3]

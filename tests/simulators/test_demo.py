@@ -1,7 +1,9 @@
 """``labmeter demo`` as a newcomer runs it: in a terminal, stopped with Ctrl-C.
 
 A terminal sends SIGINT to its whole foreground process group, so the test starts the demo in
-a session of its own and signals the group, not the process.
+a session of its own and signals the group, not the process. The demo gets SIGINT's default
+disposition back: a suite started from a background job (which ignores SIGINT) would otherwise
+hand it an ignored SIGINT, and Python leaves an ignored SIGINT ignored.
 """
 
 from __future__ import annotations
@@ -24,6 +26,10 @@ DEVICES = 12  # as many as deploy/inventory.example.yaml registers
 LIVE = "The lab keeps running live"
 # What an error burst looks like: logging's levels, a traceback, paho's or uvicorn's complaints.
 BAD_LINE = re.compile(r"\b(WARNING|ERROR|CRITICAL)\b|Traceback|Exception|exited with code", re.I)
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _read_lines(stream: object, out: queue.Queue[str | None]) -> None:
@@ -72,6 +78,7 @@ def test_demo_shows_live_devices_and_stops_cleanly_on_ctrl_c() -> None:
         text=True,
         env=env,
         start_new_session=True,
+        preexec_fn=_default_sigint,
     )
     lines: list[str] = []
     received: queue.Queue[str | None] = queue.Queue()
@@ -101,6 +108,13 @@ def test_demo_shows_live_devices_and_stops_cleanly_on_ctrl_c() -> None:
     assert "stopping: agents, collector, API, then mosquitto and influxd" in output
     # The opening hours the figures divide by are the example inventory's, not "always open".
     assert re.search(r"inventory\s+\S*deploy/inventory\.example\.yaml", output), output
+
+    # The regional page: five simulated Foundations, the one with poor coverage not ranked,
+    # the pilot before and after with its interval.
+    assert "Region: 5 simulated Foundations" in output, output
+    assert re.search(r"not ranked, coverage below 80\.0 %: its-si \(\d+\.\d %\)", output), output
+    assert "Before and after at its-fi" in output
+    assert re.search(r"difference in differences, outside share: \d+\.\d %", output), output
 
     rows = _occupancy_rows(lines)
     assert len(rows) == DEVICES, output

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from labmeter.api.cells import FORMULA_START, inert
 from labmeter.api.report.model import Report
-from labmeter.api.report.tables import DATE, EUR, HOURS, INT, PCT, TEXT, cell, tables
+from labmeter.api.report.tables import DATE, EUR, HOURS, INT, PCT, TEXT, Table, cell, tables
 from labmeter.api.report.texts import Lang, moment, t
 
 if TYPE_CHECKING:
@@ -18,10 +18,15 @@ if TYPE_CHECKING:
 
 
 def to_csv(report: Report, lang: Lang) -> str:
+    """The report's tables as one CSV text."""
+    return tables_csv(tables(report, lang), lang)
+
+
+def tables_csv(found: list[Table], lang: Lang) -> str:
     """Every table one after the other, each row led by its section; ``;`` for Italian Excel."""
     buf = io.StringIO()
     writer = csv.writer(buf, delimiter=";" if lang is Lang.it else ",", lineterminator="\n")
-    for table in tables(report, lang):
+    for table in found:
         writer.writerow([inert(table.title)])
         writer.writerow([inert(h) for h, _ in table.columns])
         for row in table.rows:
@@ -87,8 +92,17 @@ def to_xlsx(report: Report, lang: Lang) -> bytes:
     sheet["B3"].number_format = _XLSX_FORMATS[PCT]
     sheet.append([t("coverage", lang), report["evidence"]["coverage"]])
     sheet["B4"].number_format = _XLSX_FORMATS[PCT]
-    used: set[str] = {sheet.title.casefold()}
-    for table in tables(report, lang):
+    add_sheets(book, tables(report, lang), {sheet.title.casefold()})
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def add_sheets(book: Any, found: list[Table], used: set[str]) -> None:
+    """A sheet per table of ``found`` in an openpyxl ``book``, named apart from ``used``."""
+    from openpyxl.styles import Font
+
+    for table in found:
         ws = book.create_sheet(sheet_name(table.title, used))
         ws.append([_as_text(ws, h) for h, _ in table.columns])
         for c in ws[1]:
@@ -105,6 +119,3 @@ def to_xlsx(report: Report, lang: Lang) -> bytes:
                 ws.cell(r, col).number_format = number_format
         for i, (header, _) in enumerate(table.columns):
             ws.column_dimensions[chr(65 + i)].width = max(10, min(40, len(header) + 4))
-    out = io.BytesIO()
-    book.save(out)
-    return out.getvalue()
