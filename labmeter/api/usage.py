@@ -317,11 +317,11 @@ class UsageReader:
         for part in plan.parts(plan.start_ms, plan.end_ms):
             period = part.period
             if period is not None and part.coarse:  # per device: a fifth of the series
-                source, column = app_asset_rollup(period), col(RUNNING)
+                source = app_asset_rollup(period)
             else:
                 source = APP_USAGE if period is None else app_rollup(period)
-                column = agg("sum", RUNNING)
-            q = select(column, source=source).group_by(*APP_ASSET_TAGS)
+            # Summed by InfluxDB: a partial month's daily points cost it 2.6x as much to send.
+            q = select(agg("sum", RUNNING), source=source).group_by(*APP_ASSET_TAGS)
             for series in self.influx.query(_within(q, plan, part.start_ms, part.end_ms)):
                 t = series.tags
                 i = series.columns.index(RUNNING)
