@@ -1,6 +1,6 @@
 """The API under load: 20 concurrent clients on the demo's data, against a baseline in the same run.
 
-Builds the demo's lab (``labmeter demo``: 12 devices in two labs, 72 hours of history, seed 1,
+Builds the demo's lab (``labmeter demo``: 12 devices in two labs, a week of history, seed 1,
 ``deploy/inventory.example.yaml``) through the real pipeline on its own Mosquitto and influxd:
 the simulated agents publish, a collector writes and rolls up, as the demo does. Then it serves
 the data with ``labmeter api`` as deployed (uvicorn, one process, the access log on), and with
@@ -8,9 +8,13 @@ the data with ``labmeter api`` as deployed (uvicorn, one process, the access log
 child's path; same venv, database, inventory and key). Per round, for each endpoint, each API
 in turn gets ``--clients`` concurrent keep-alive HTTP/1.1 connections, each sending its next
 request as soon as the previous answer is read, for ``--seconds`` after a one-second warm-up.
-It prints per endpoint and API: requests/s (rounds and median), p50 and p99 latency, errors
-(any status but 200, or a broken connection), and the CPU seconds per 1,000 requests of the API
-process and of influxd; then the ratios the targets name and the load average.
+The sessions summary asks for the 24 hours before the last weekday noon (Tuesday to Friday, the
+inventory's zone) of that week: whatever day the bench runs on, a window with the labs open on
+both days and no whole day in it, whose sessions are found in raw samples and events, the
+heavy case. It prints per endpoint and API: requests/s (rounds and median), p50 and p99
+latency, errors (any status but 200, or a broken connection), and the CPU seconds per 1,000
+requests of the API process and of influxd; then the ratios the targets name and the load
+average.
 
     .venv/bin/python bench/api_load.py --baseline bdffcf9     # 3 rounds x 10 s per endpoint
     .venv/bin/python bench/api_load.py --rounds 1 --seconds 5  # a quick look, this tree only
@@ -33,7 +37,9 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import psutil
 
@@ -41,6 +47,7 @@ from labmeter.api.keys import KeyStore, Role
 from labmeter.collector.service import Collector
 from labmeter.config import CollectorConfig, Config, InfluxConfig, MqttConfig
 from labmeter.influx import InfluxV1
+from labmeter.inventory import load
 from labmeter.localstack import free_port, stack
 from labmeter.simulators import lab
 
@@ -54,15 +61,25 @@ ENDPOINTS = {
 }
 
 
-def load_demo(config: Config, devices: int, hours: float, seed: int) -> int:
-    """The demo's lab up to the last whole minute, written and rolled up by a collector;
-    the messages published."""
+def busy_window(end_ms: int, zone: ZoneInfo) -> tuple[int, int]:
+    """The 24 hours before the last weekday noon, Tuesday to Friday, before ``end_ms``."""
+    noon = datetime.fromtimestamp(end_ms / 1000, zone).replace(
+        hour=12, minute=0, second=0, microsecond=0
+    )
+    while noon.timestamp() * 1000 > end_ms or noon.weekday() not in (1, 2, 3, 4):
+        noon -= timedelta(days=1)
+    end = int(noon.timestamp() * 1000)
+    return end - 86_400_000, end
+
+
+def load_demo(config: Config, devices: int, hours: float, seed: int, end_ms: int) -> int:
+    """The demo's lab up to ``end_ms``, written and rolled up by a collector; the messages
+    published."""
     influx = InfluxV1(config.influx)
     influx.create_database()
     collector = Collector(config, influx, influx)
     collector.start()
     try:
-        end_ms = int(time.time()) // 60 * 60_000
         truth = lab.run(
             config.mqtt, devices=devices, hours=hours, seed=seed, speed=0, end_ms=end_ms,
             opening=lab.inventory_opening(str(INVENTORY)),
@@ -245,7 +262,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="measured per phase")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--devices", type=int, default=12)
-    parser.add_argument("--hours", type=float, default=72.0)
+    parser.add_argument("--hours", type=float, default=168.0)
     parser.add_argument("--only", default="", help="endpoints whose name contains this")
     args = parser.parse_args()
     endpoints = {k: v for k, v in ENDPOINTS.items() if args.only in k}
@@ -264,7 +281,11 @@ def main() -> None:
                 ),
             )
             t0 = time.perf_counter()
-            sent = load_demo(config, args.devices, args.hours, seed=1)
+            end_ms = int(time.time()) // 60 * 60_000
+            sent = load_demo(config, args.devices, args.hours, 1, end_ms)
+            start, end = busy_window(end_ms, load(INVENTORY).tz)
+            if "sessions summary" in endpoints:
+                endpoints["sessions summary"] += f"?start={start // 1000}&end={end // 1000}"
             took = time.perf_counter() - t0
             print(f"demo's lab: {args.devices} devices, {args.hours:g} h, {sent:,} samples "
                   f"written and rolled up in {took:.0f} s", flush=True)  # fmt: skip
