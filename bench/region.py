@@ -92,7 +92,10 @@ def main() -> None:
         config = Config(
             influx=InfluxConfig(url=url, database="bench", timeout_s=300),
             api=ApiConfig(
-                inventory=str(workdir / "inventory.yaml"), keys_path=str(workdir / "k.db")
+                inventory=str(workdir / "inventory.yaml"),
+                keys_path=str(workdir / "k.db"),
+                share_s=0.0,  # each request reads for itself: none shares another's scope
+                live_s=0.0,
             ),
         )
         _, token = KeyStore(config.api.keys_path).create("bench", Role.evaluator)
