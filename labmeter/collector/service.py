@@ -458,15 +458,18 @@ class Collector:
                 self.ledger.touch(hours, behind)  # owed hours are on disk before the acks
             except (EOFError, OSError) as exc:
                 raise _LedgerLost() from exc
+        # The budget first: an ack wakes the session, which must find room to read again
+        # (woken before, it waited up to a quarter of a second: a fifth of a drain's rate).
+        with self._taken_lock:
+            self._taken -= messages
         # Acks in arrival order, with their connection; the session sends them as one write
         # and drops those of a connection that is gone (the broker redelivers those).
         for chunk in batch:
             for generation, mids in chunk.acks:
                 self.subscriber.ack(generation, mids)
-            if self.confirmer is not None:  # written, or refused and in dead letters
+        if self.confirmer is not None:  # written, or refused and in dead letters
+            for chunk in batch:
                 self.confirmer.settled(chunk.deliveries)
-        with self._taken_lock:
-            self._taken -= messages
         self.metrics.written_total.inc(len(lines))
         self.metrics.batch_lines.observe(len(lines))
         self.metrics.batch_seconds.observe(time.monotonic() - started)
