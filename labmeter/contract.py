@@ -189,16 +189,22 @@ def encode_confirmations(queue: str, rows: Iterable[int]) -> list[bytes]:
     ]
 
 
-def decode_confirmation(payload: bytes) -> Confirmation:
-    """A confirmation as the agent reads it, or ``PayloadRejected`` (the agent ignores it)."""
-    if len(payload) > MAX_PAYLOAD_BYTES:
-        raise PayloadRejected("oversized", f"{len(payload)} bytes > {MAX_PAYLOAD_BYTES}")
+def _json_object(payload: bytes) -> dict[str, Any]:
+    """The payload as a JSON object, or ``PayloadRejected`` saying why not."""
     try:
         obj = orjson.loads(payload)
     except orjson.JSONDecodeError as exc:
         raise PayloadRejected("not_json", str(exc)[:200]) from exc
     if not isinstance(obj, dict):
         raise PayloadRejected("not_object", f"payload is a JSON {type(obj).__name__}")
+    return obj
+
+
+def decode_confirmation(payload: bytes) -> Confirmation:
+    """A confirmation as the agent reads it, or ``PayloadRejected`` (the agent ignores it)."""
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise PayloadRejected("oversized", f"{len(payload)} bytes > {MAX_PAYLOAD_BYTES}")
+    obj = _json_object(payload)
     if obj.get("v") != VERSION or not _is_int(obj.get("v")):
         raise PayloadRejected("version_unknown", f"v={str(obj.get('v'))[:20]}")
     if obj.keys() - {"v", "queue", "rows"}:
@@ -655,12 +661,7 @@ def decode(topic: str, payload: bytes, now_ms: int) -> Message:
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise PayloadRejected("oversized", f"{len(payload)} bytes > {MAX_PAYLOAD_BYTES}")
     parsed = _parse_topic(topic)
-    try:
-        obj = orjson.loads(payload)
-    except orjson.JSONDecodeError as exc:
-        raise PayloadRejected("not_json", str(exc)[:200]) from exc
-    if not isinstance(obj, dict):
-        raise PayloadRejected("not_object", f"payload is a JSON {type(obj).__name__}")
+    obj = _json_object(payload)
     if "v" not in obj:
         raise PayloadRejected("version_missing", "no 'v' field")
     if not _is_int(obj["v"]) or obj["v"] != VERSION:

@@ -8,6 +8,7 @@ clients a live read made some ten such hops); whatever reads a file or InfluxDB 
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -99,8 +100,6 @@ async def get_window(
     end: Annotated[str | None, Query(description="RFC 3339 or epoch seconds; default now")] = None,
 ) -> Window:
     """``start``/``end`` as RFC 3339 or epoch seconds; default: the last 24 hours."""
-    import time
-
     try:
         # Whole seconds, as a window given in epoch seconds: the requests of one second
         # share their scope (``get_scope``).
@@ -142,8 +141,6 @@ InventoryDep = Annotated[Inventory | None, Depends(get_inventory)]
 def get_scope(services: ServicesDep, window: WindowDep, filters: FiltersDep) -> Scope:
     """The window, filters, inventory and what was seen: what every figure needs; shared by
     the requests for the same window and filters within ``api.share_s`` seconds."""
-    import time
-
     return services.scopes.get(
         (window.start_ms, window.end_ms, filters),
         lambda: open_scope(

@@ -23,7 +23,7 @@ from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
-from functools import partial
+from functools import cache, partial
 from typing import TypeVar
 
 from labmeter.api.plan import ReadPlan
@@ -242,7 +242,9 @@ def _plan_reads(
     fine: dict[Period, Wanted] = {p: {} for p in periods}
     coarse: dict[Period, Wanted] = {p: {} for p in periods}
     raw: dict[tuple[int, Span], list[LabKey]] = defaultdict(list)
-    months: dict[int, list[int]] = {}  # a month's days, once per request
+    # Once per request, not once per lab: a region's year asks for them thousands of times.
+    next_day = cache(cal.next_day)
+    month_days = cache(partial(_days, cal))
     for lab, layouts in days.items():
         allowed = coarse_ok(lab)
         per_lab = {d for d, n in layouts.items() if allowed and n >= COARSE_SESSIONS_LAYOUT}
@@ -252,20 +254,19 @@ def _plan_reads(
             for day in ordered[bisect_left(ordered, a) : bisect_left(ordered, b)]:
                 if parts and day < parts[-1][1]:
                     continue  # inside a month already taken whole
-                after = cal.next_day(day)
+                after = next_day(day)
                 if after > b:
                     break
-                month_end = cal.next_month(day)
                 mine = day in per_lab
-                whole = (
+                period, end = Period.daily, after
+                if (
                     cal.month_of(day) == day
-                    and month_end <= b
+                    and (month_end := cal.next_month(day)) <= b
                     and all(
-                        d in layouts and (d in per_lab) is mine
-                        for d in months.setdefault(day, _days(cal, day, month_end))
+                        d in layouts and (d in per_lab) is mine for d in month_days(day, month_end)
                     )
-                )
-                period, end = (Period.monthly, month_end) if whole else (Period.daily, after)
+                ):
+                    period, end = Period.monthly, month_end
                 (coarse if mine else fine)[period].setdefault(lab, {})[day] = i
                 parts.append((day, end))
             for span in _gaps(a, b, parts):

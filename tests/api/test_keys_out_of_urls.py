@@ -16,7 +16,7 @@ from labmeter.api.redact import redact
 from labmeter.localstack import free_port
 from tests.api import lab_data as d
 from tests.api.client import Api
-from tests.api.test_pages import CHROMIUM, _chromium
+from tests.browser import CHROMIUM, chromium
 from tests.helpers import wait_for
 
 
@@ -83,10 +83,10 @@ def test_labmeter_api_logs_no_key_and_pages_work_from_the_cookie(
     try:
         wait_for(lambda: _answers(f"{base}/healthz"), timeout=30)
         viewer, evaluator = lab_api.tokens[Role.viewer], lab_api.tokens[Role.evaluator]
-        board = _chromium(tmp_path, "--dump-dom", f"{base}/board?key={viewer}")
+        board = chromium(tmp_path, "--dump-dom", f"{base}/board?key={viewer}")
         assert 'data-device="pc-01"' in board and "aggiornato alle" in board  # fetched by cookie
         start, end = d.T0 // 1000, (d.T0 + 24 * d.HOUR) // 1000
-        report = _chromium(
+        report = chromium(
             tmp_path, "--dump-dom", f"{base}/report?key={evaluator}&start={start}&end={end}"
         )
         assert report.count("<svg") == 3 and "format=pdf" in report

@@ -2,67 +2,38 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 from PIL import Image
 
 from labmeter.api.keys import Role
-from labmeter.localstack import free_port
-from labmeter.server import create_app
 from tests.api import lab_data as d
 from tests.api.client import Api
+from tests.browser import CHROMIUM, chromium, serve
 
-CHROMIUM = shutil.which("chromium")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium")
 
 
 @pytest.fixture
 def server(lab_api: Api) -> Iterator[str]:
-    port = free_port()
-    srv = uvicorn.Server(
-        uvicorn.Config(create_app(lab_api.config), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not srv.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(10)
-
-
-def _chromium(tmp_path: Path, *args: str) -> str:
-    assert CHROMIUM is not None
-    profile = tmp_path / f"profile-{time.monotonic_ns()}"
-    result = subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--no-first-run", f"--user-data-dir={profile}", "--virtual-time-budget=4000", *args],
-        capture_output=True, text=True, timeout=90, check=True,
-    )  # fmt: skip
-    return result.stdout
+    with serve(lab_api.config) as url:
+        yield url
 
 
 def test_board_shows_a_tile_per_device_and_screenshots(
     server: str, lab_api: Api, tmp_path: Path
 ) -> None:
     url = f"{server}/board?key={lab_api.tokens[Role.viewer]}"
-    dom = _chromium(tmp_path, "--dump-dom", url)
+    dom = chromium(tmp_path, "--dump-dom", url)
     for device in ("pc-01", "pc-02", "pc-03", "pc-99"):
         assert f'data-device="{device}"' in dom, device
     assert "its-prime / lab-cad" in dom
     assert "aggiornato alle" in dom  # the fetch succeeded with the key from the URL
 
     shot = tmp_path / "board.png"
-    _chromium(tmp_path, f"--screenshot={shot}", "--window-size=1024,640", url)
+    chromium(tmp_path, f"--screenshot={shot}", "--window-size=1024,640", url)
     with Image.open(shot) as image:
         assert image.size == (1024, 640)
         colours = image.convert("RGB").getcolors(maxcolors=1 << 16)
@@ -70,7 +41,7 @@ def test_board_shows_a_tile_per_device_and_screenshots(
 
 
 def test_board_without_key_is_refused(server: str, tmp_path: Path) -> None:
-    dom = _chromium(tmp_path, "--dump-dom", f"{server}/board")
+    dom = chromium(tmp_path, "--dump-dom", f"{server}/board")
     assert "API key is required" in dom
 
 
@@ -79,12 +50,12 @@ def test_report_page_has_charts_and_download_links(
 ) -> None:
     start, end = d.T0 // 1000, (d.T0 + 24 * d.HOUR) // 1000
     url = f"{server}/report?key={lab_api.tokens[Role.evaluator]}&start={start}&end={end}"
-    dom = _chromium(tmp_path, "--dump-dom", url)
+    dom = chromium(tmp_path, "--dump-dom", url)
     assert dom.count("<svg") == 3
     assert "4. Utilizzo per attrezzatura" in dom
     assert "format=pdf" in dom and "format=xlsx" in dom
     shot = tmp_path / "report.png"
-    _chromium(tmp_path, f"--screenshot={shot}", "--window-size=1024,1400", url)
+    chromium(tmp_path, f"--screenshot={shot}", "--window-size=1024,1400", url)
     with Image.open(shot) as image:
         assert image.size == (1024, 1400)
         assert len(image.convert("RGB").getcolors(maxcolors=1 << 20) or []) > 20

@@ -9,26 +9,20 @@ import io
 import re
 import shutil
 import subprocess
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
 import pytest
-import uvicorn
 from openpyxl import load_workbook
 from PIL import Image
 from typer.testing import CliRunner
 
 from labmeter.api.keys import Role
 from labmeter.cli.main import app
-from labmeter.localstack import free_port
-from labmeter.server import create_app
+from tests.browser import CHROMIUM, chromium, serve
 from tests.region.conftest import Simulated
 from tests.region.test_region import _pilot, _window
-
-CHROMIUM = shutil.which("chromium")
 
 
 def _get(simulated: Simulated, **params: object) -> bytes:
@@ -117,32 +111,8 @@ def test_the_csv_reads_back_with_every_table(simulated: Simulated) -> None:
 
 @pytest.fixture
 def server(simulated: Simulated) -> Iterator[str]:
-    port = free_port()
-    srv = uvicorn.Server(
-        uvicorn.Config(
-            create_app(simulated.api.config), host="127.0.0.1", port=port, log_level="warning"
-        )
-    )
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not srv.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(10)
-
-
-def _chromium(tmp_path: Path, *args: str) -> str:
-    assert CHROMIUM is not None
-    profile = tmp_path / f"profile-{time.monotonic_ns()}"
-    result = subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--no-first-run", f"--user-data-dir={profile}", "--virtual-time-budget=8000", *args],
-        capture_output=True, text=True, timeout=120, check=True,
-    )  # fmt: skip
-    return result.stdout
+    with serve(simulated.api.config) as url:
+        yield url
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium")
@@ -154,7 +124,7 @@ def test_the_region_page_in_chromium_shows_ranking_flags_comparison_and_indicato
     region = simulated.region
     query = urlencode({**_window(region), **_pilot(region), "lang": "en"})
     url = f"{server}/region?key={simulated.api.tokens[Role.evaluator]}&{query}"
-    dom = _chromium(tmp_path, "--dump-dom", url)
+    dom = chromium(tmp_path, "--dump-dom", url, budget_ms=8000, timeout_s=120)
     assert dom.count("<svg") == 2  # sites, and the external share before and after
     for text in ("Ranking (Foundations with sufficient coverage only)",
                  "Not ranked: monitoring coverage below the threshold",
@@ -163,7 +133,8 @@ def test_the_region_page_in_chromium_shows_ranking_flags_comparison_and_indicato
                  "Indicators per fund and Foundation", "format=pdf"):  # fmt: skip
         assert text in dom, text
     shot = tmp_path / "region.png"
-    _chromium(tmp_path, f"--screenshot={shot}", "--window-size=1200,2400", url)
+    size = "--window-size=1200,2400"
+    chromium(tmp_path, f"--screenshot={shot}", size, url, budget_ms=8000, timeout_s=120)
     with Image.open(shot) as image:
         assert image.size == (1200, 2400)
         assert len(image.convert("RGB").getcolors(maxcolors=1 << 20) or []) > 20
