@@ -23,6 +23,10 @@ from labmeter.simulators.devices.base import Device, now_ms
 
 # Added to every detection latency: thread scheduling on a busy 2-core machine.
 SLACK_S = 0.2
+# The Meter's clock: the run replayed from one minute into an hour, so that its hourly cut
+# never falls inside a few seconds of test, whatever the wall clock says (a run across a
+# real hour boundary would cut a user's sample in two).
+METER_EPOCH_MS = 1_780_000_000_000 // 3_600_000 * 3_600_000 + 60_000
 
 Timeline = list[tuple[int, str | None]]  # (epoch ms, state or None = unknown)
 
@@ -102,7 +106,11 @@ def run_against(
     """Poll ``source`` every ``poll_s`` into a real Meter while ``device`` plays ``timeline``."""
     time.sleep(settle_s)  # let the source connect and see a first report
     start = now_ms()
-    meter = Meter(3600, start)
+    meter = Meter(3600, METER_EPOCH_MS)
+
+    def meter_ms(t: int) -> int:
+        return METER_EPOCH_MS + t - start
+
     player = threading.Thread(target=device.run, args=(timeline,), daemon=True)
     player.start()
     samples = []
@@ -112,12 +120,12 @@ def run_against(
     while player.is_alive():
         reading = source.poll()
         seen.append((t, reading.state))
-        samples += meter.observe(t, reading)
+        samples += meter.observe(meter_ms(t), reading)
         events += source.drain_events()
         time.sleep(poll_s)
         t = now_ms()
     end = t
-    samples += meter.flush(end)
+    samples += meter.flush(meter_ms(end))
     events += source.drain_events()
     measured: dict[str, float] = defaultdict(float)
     for sample in samples:
