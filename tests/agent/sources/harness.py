@@ -20,13 +20,14 @@ from typing import Any
 from labmeter.agent.meter import Meter
 from labmeter.agent.sources import SourceEvent
 from labmeter.simulators.devices.base import Device, now_ms
+from tests.helpers import utc_ms
 
 # Added to every detection latency: thread scheduling on a busy 2-core machine.
 SLACK_S = 0.2
 # The Meter's clock: the run replayed from one minute into an hour, so that its hourly cut
 # never falls inside a few seconds of test, whatever the wall clock says (a run across a
 # real hour boundary would cut a user's sample in two).
-METER_EPOCH_MS = 1_780_000_000_000 // 3_600_000 * 3_600_000 + 60_000
+METER_EPOCH_MS = utc_ms("2025-11-25T09:01+00:00")
 
 Timeline = list[tuple[int, str | None]]  # (epoch ms, state or None = unknown)
 
